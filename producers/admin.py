@@ -1,0 +1,109 @@
+"""Broker readiness and topic creation, called by ``alphafactory stack up`` and by tests."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from alphafactory.settings import KafkaSettings
+from producers.connection import client_options
+from producers.errors import BrokerUnavailableError, TopicSetupError
+
+logger = logging.getLogger(__name__)
+
+_RETRY_PAUSE_S = 0.2
+
+
+def _open_admin(settings: KafkaSettings, *, timeout_s: float) -> KafkaAdminClient:
+    """An admin client whose bootstrap and requests give up after ``timeout_s``."""
+    options = client_options(settings, role="admin")
+    timeout_ms = max(1, int(timeout_s * 1000))
+    options["bootstrap_timeout_ms"] = timeout_ms
+    options["request_timeout_ms"] = min(options["request_timeout_ms"], timeout_ms)
+    return KafkaAdminClient(**options)
+
+
+def wait_for_broker(settings: KafkaSettings, timeout_s: float = 30.0) -> None:
+    """Return once a broker at ``settings.bootstrap`` answers a metadata request.
+
+    A metadata round trip (``list_topics``), not just an open port, is the readiness test.
+    Raises BrokerUnavailableError naming the address and the last cause after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            with _open_admin(settings, timeout_s=remaining) as admin:
+                topics = admin.list_topics()
+            logger.info("Kafka broker at %s is up (%d topics)", settings.bootstrap, len(topics))
+            return
+        except (KafkaError, OSError) as error:
+            last_error = error
+            logger.debug("Kafka broker at %s not ready yet: %s", settings.bootstrap, error)
+            time.sleep(min(_RETRY_PAUSE_S, max(0.0, deadline - time.monotonic())))
+    raise BrokerUnavailableError(
+        f"no Kafka broker answered metadata at {settings.bootstrap} within {timeout_s:g} s "
+        f"(last error: {last_error}); start the local stack with `alphafactory stack up` "
+        f"or point ALPHAFACTORY_KAFKA__BOOTSTRAP at a running broker"
+    ) from last_error
+
+
+def ensure_topics(
+    settings: KafkaSettings,
+    topics: Iterable[str],
+    *,
+    partitions: int = 3,
+    replication: int = 1,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the topics that do not exist yet and wait until they are usable.
+
+    Idempotent: existing topics are left as they are (their partition count is not
+    changed). Returns the names this call created. Raises TopicSetupError when the broker
+    refuses a topic for any other reason, and BrokerUnavailableError when it cannot be reached.
+    """
+    if partitions < 1 or replication < 1:
+        raise ValueError(
+            f"partitions and replication must be >= 1, got {partitions} and {replication}"
+        )
+    names = list(dict.fromkeys(topics))
+    if not names:
+        return []
+    spec = {
+        name: {"num_partitions": partitions, "replication_factor": replication} for name in names
+    }
+    try:
+        admin = _open_admin(settings, timeout_s=timeout_s)
+    except (KafkaError, OSError) as error:
+        raise BrokerUnavailableError(
+            f"could not reach Kafka at {settings.bootstrap} to create topics {names}: {error}"
+        ) from error
+    with admin:
+        try:
+            created = _created_topics(admin.create_topics(spec, raise_errors=False))
+            admin.wait_for_topics(names, timeout_ms=int(timeout_s * 1000))
+        except KafkaError as error:
+            raise TopicSetupError(
+                f"creating topics {names} on {settings.bootstrap} failed: {error}"
+            ) from error
+    logger.info("Kafka topics ready: %s (created %s)", names, created or "none")
+    return created
+
+
+def _created_topics(response: dict) -> list[str]:
+    """Names created by a CreateTopics response; raises on errors other than 'exists'."""
+    created = []
+    for result in response["topics"]:
+        code = result["error_code"]
+        if code == 0:
+            created.append(result["name"])
+        elif code != TopicAlreadyExistsError.errno:
+            raise TopicSetupError(
+                f"broker refused to create topic {result['name']!r}: error code {code} "
+                f"({result.get('error_message')})"
+            )
+    return created

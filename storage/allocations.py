@@ -1,0 +1,148 @@
+"""Allocations (target positions) and their announcement, written in one transaction.
+
+Exactly one allocation exists per (strategy, triggering event): a redelivered or concurrently
+duplicated request finds the first one's row (the unique key makes the second INSERT wait for
+the first to commit) and writes nothing. Trading systems read the rows through the views of
+schema ``trading``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+import psycopg
+
+from storage.db import require_date, require_finite, require_text
+from storage.errors import ConflictError, InvalidRecordError
+from storage.outbox import OutboxEvent, enqueue
+
+VIEW_COLUMNS = [
+    "strategy_id",
+    "allocation_id",
+    "as_of",
+    "asset",
+    "weight",
+    "created_at",
+    "trigger_event_id",
+]
+
+
+@dataclass(frozen=True)
+class AllocationResult:
+    allocation_id: str
+    # False: an allocation for this (strategy, trigger) already existed and nothing was written.
+    created: bool
+
+
+def allocation_id_for(strategy_id: str, trigger_event_id: str) -> str:
+    """A deterministic id, so that every retry of one request proposes the same id."""
+    digest = hashlib.sha256(f"{strategy_id}\x1f{trigger_event_id}".encode()).hexdigest()
+    return f"alloc-{digest[:32]}"
+
+
+def write_allocation(
+    conn: psycopg.Connection,
+    *,
+    allocation_id: str,
+    strategy_id: str,
+    as_of: date,
+    trigger_event_id: str,
+    weights: Mapping[str, float],
+    event: OutboxEvent | None = None,
+) -> AllocationResult:
+    """Write an allocation, its positions and (optionally) its outbox event atomically.
+
+    On a connection with no transaction open this commits before returning; inside the
+    caller's transaction it uses a savepoint and commits with the caller. If the strategy
+    already has an allocation for ``trigger_event_id`` (committed, or committed by a
+    concurrent writer this call waited for) nothing is written and the existing id is
+    returned with ``created=False``.
+    """
+    as_of = require_date(as_of, "as_of")
+    positions = _positions(weights, allocation_id)
+    with conn.transaction():
+        row = conn.execute(
+            """
+            INSERT INTO core.allocations (allocation_id, strategy_id, as_of, trigger_event_id)
+            VALUES (%s, %s, %s, %s)
+            ON CONFLICT DO NOTHING
+            RETURNING allocation_id
+            """,
+            (
+                require_text(allocation_id, "allocation_id"),
+                require_text(strategy_id, "strategy_id"),
+                as_of,
+                require_text(trigger_event_id, "trigger_event_id"),
+            ),
+        ).fetchone()
+        if row is None:
+            existing = _existing(conn, allocation_id, strategy_id, trigger_event_id)
+            return AllocationResult(existing, created=False)
+        conn.execute(
+            """
+            INSERT INTO core.positions (allocation_id, asset, weight)
+            SELECT %s, * FROM unnest(%s::text[], %s::float8[])
+            """,
+            (allocation_id, [a for a, _ in positions], [w for _, w in positions]),
+        )
+        if event is not None:
+            enqueue(conn, event=event)
+    return AllocationResult(allocation_id, created=True)
+
+
+def _positions(weights: Mapping[str, float], allocation_id: str) -> list[tuple[str, float]]:
+    if not weights:
+        raise InvalidRecordError(
+            f"allocation {allocation_id!r} has no positions; list the assets with weight 0.0 "
+            f"to hold cash, so that the views show the allocation"
+        )
+    return [
+        (require_text(asset, "asset"), require_finite(w, f"weight of {asset!r}"))
+        for asset, w in weights.items()
+    ]
+
+
+def _existing(
+    conn: psycopg.Connection, allocation_id: str, strategy_id: str, trigger_event_id: str
+) -> str:
+    row = conn.execute(
+        "SELECT allocation_id FROM core.allocations "
+        "WHERE strategy_id = %s AND trigger_event_id = %s",
+        (strategy_id, trigger_event_id),
+    ).fetchone()
+    if row is None:
+        # The conflict was on the id alone: it belongs to another strategy or trigger.
+        raise ConflictError(
+            f"allocation_id {allocation_id!r} already names another strategy's or trigger's "
+            f"allocation, not ({strategy_id!r}, {trigger_event_id!r}); use allocation_id_for()"
+        )
+    return row[0]
+
+
+def target_positions(conn: psycopg.Connection, *, allocation_id: str) -> dict[str, float]:
+    """The weights of one allocation (empty if it does not exist)."""
+    rows = conn.execute(
+        "SELECT asset, weight FROM core.positions WHERE allocation_id = %s ORDER BY asset",
+        (allocation_id,),
+    ).fetchall()
+    return dict(rows)
+
+
+def latest_target_positions(
+    conn: psycopg.Connection, *, strategy_id: str | None = None
+) -> pd.DataFrame:
+    """Rows of ``trading.latest_target_positions``, as trading systems see them."""
+    rows = conn.execute(
+        """
+        SELECT strategy_id, allocation_id, as_of, asset, weight, created_at, trigger_event_id
+        FROM trading.latest_target_positions
+        WHERE %(strategy)s::text IS NULL OR strategy_id = %(strategy)s::text
+        ORDER BY strategy_id, asset
+        """,
+        {"strategy": strategy_id},
+    ).fetchall()
+    return pd.DataFrame(rows, columns=VIEW_COLUMNS)

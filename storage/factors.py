@@ -1,0 +1,179 @@
+"""Factors (keyed by the canonical formula's hash), their evaluations and alpha pools."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from storage.db import require_date, require_finite, require_text
+from storage.errors import ConflictError, InvalidRecordError
+
+# The metrics copied into their own columns (see migration 0001) for filtering and sorting.
+KEY_METRICS = (
+    "ic",
+    "rank_ic",
+    "ls_sharpe",
+    "ls_annual_return",
+    "ls_max_drawdown",
+    "hac_tstat",
+    "turnover",
+)
+
+
+def upsert_factor(
+    conn: psycopg.Connection, *, formula_hash: str, formula: str, origin: str
+) -> bool:
+    """Store a factor unless known; returns True if it was new.
+
+    The first origin wins (a generated formula later found in the library stays
+    'generator'). The same hash with a different formula raises :class:`ConflictError`.
+    """
+    require_text(formula_hash, "formula_hash")
+    require_text(formula, "formula")
+    row = conn.execute(
+        """
+        INSERT INTO core.factors (formula_hash, formula, origin) VALUES (%s, %s, %s)
+        ON CONFLICT (formula_hash) DO NOTHING
+        RETURNING formula_hash
+        """,
+        (formula_hash, formula, origin),
+    ).fetchone()
+    if row is not None:
+        return True
+    stored = factor_formula(conn, formula_hash=formula_hash)
+    if stored != formula:
+        raise ConflictError(
+            f"formula_hash {formula_hash!r} is stored for {stored!r}, not {formula!r}; "
+            f"the hash must be computed from the canonical formula"
+        )
+    return False
+
+
+def factor_formula(conn: psycopg.Connection, *, formula_hash: str) -> str | None:
+    row = conn.execute(
+        "SELECT formula FROM core.factors WHERE formula_hash = %s", (formula_hash,)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def known_factor_hashes(conn: psycopg.Connection, *, formula_hashes: Iterable[str]) -> set[str]:
+    """The subset of ``formula_hashes`` already stored (to skip re-evaluating them)."""
+    rows = conn.execute(
+        "SELECT formula_hash FROM core.factors WHERE formula_hash = ANY(%s)",
+        (list(formula_hashes),),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def upsert_evaluation(
+    conn: psycopg.Connection,
+    *,
+    formula_hash: str,
+    strategy_id: str,
+    as_of: date,
+    metrics: Mapping[str, Any],
+    is_alpha: bool | None = None,
+) -> bool:
+    """Store the evaluation of a factor for a strategy as of a date; True if it was new.
+
+    A retried task overwrites its earlier result for the same key. Non-finite floats in
+    ``metrics`` are stored as JSON null (JSON has no NaN).
+    """
+    document = _json_safe(metrics)
+    if not isinstance(document, dict):
+        raise InvalidRecordError(f"metrics must be a mapping, got {type(metrics).__name__}")
+    row = conn.execute(
+        """
+        INSERT INTO core.evaluations (formula_hash, strategy_id, as_of, metrics, is_alpha)
+        VALUES (%s, %s, %s, %s, %s)
+        ON CONFLICT (formula_hash, strategy_id, as_of) DO UPDATE
+            SET metrics = EXCLUDED.metrics, is_alpha = EXCLUDED.is_alpha, evaluated_at = now()
+        RETURNING (xmax = 0) AS inserted
+        """,
+        (
+            require_text(formula_hash, "formula_hash"),
+            require_text(strategy_id, "strategy_id"),
+            require_date(as_of, "as_of"),
+            Jsonb(document, dumps=_dumps),
+            is_alpha,
+        ),
+    ).fetchone()
+    return bool(row[0])
+
+
+def evaluations(
+    conn: psycopg.Connection, *, strategy_id: str, as_of: date, alphas_only: bool = False
+) -> pd.DataFrame:
+    """The evaluations of a strategy on a date: ``formula_hash, formula, is_alpha``, the key
+    metric columns, ``metrics`` (dict) and ``evaluated_at``; best HAC t-stat first."""
+    columns = ["formula_hash", "formula", "is_alpha", *KEY_METRICS, "metrics", "evaluated_at"]
+    query = sql.SQL(
+        """
+        SELECT e.formula_hash, f.formula, e.is_alpha, {metrics}, e.metrics, e.evaluated_at
+        FROM core.evaluations AS e JOIN core.factors AS f USING (formula_hash)
+        WHERE e.strategy_id = %s AND e.as_of = %s AND (NOT %s OR e.is_alpha)
+        ORDER BY e.hac_tstat DESC NULLS LAST, e.formula_hash
+        """
+    ).format(metrics=sql.SQL(", ").join(sql.Identifier("e", m) for m in KEY_METRICS))
+    rows = conn.execute(query, (strategy_id, require_date(as_of, "as_of"), alphas_only)).fetchall()
+    return pd.DataFrame(rows, columns=columns)
+
+
+def replace_alpha_pool(
+    conn: psycopg.Connection, *, strategy_id: str, as_of: date, weights: Mapping[str, float]
+) -> int:
+    """Make ``weights`` (formula_hash -> weight) the pool of a strategy on a date; a retry
+    with the same weights leaves the same pool. Returns the number of members."""
+    as_of = require_date(as_of, "as_of")
+    members = [(h, require_finite(w, f"weight of {h!r}")) for h, w in weights.items()]
+    with conn.transaction():
+        conn.execute(
+            "DELETE FROM core.alpha_pools WHERE strategy_id = %s AND as_of = %s",
+            (require_text(strategy_id, "strategy_id"), as_of),
+        )
+        if members:
+            conn.execute(
+                """
+                INSERT INTO core.alpha_pools (strategy_id, as_of, formula_hash, weight)
+                SELECT %s, %s, * FROM unnest(%s::text[], %s::float8[])
+                """,
+                (strategy_id, as_of, [m[0] for m in members], [m[1] for m in members]),
+            )
+    return len(members)
+
+
+def alpha_pool(conn: psycopg.Connection, *, strategy_id: str, as_of: date) -> dict[str, float]:
+    rows = conn.execute(
+        "SELECT formula_hash, weight FROM core.alpha_pools "
+        "WHERE strategy_id = %s AND as_of = %s ORDER BY formula_hash",
+        (strategy_id, require_date(as_of, "as_of")),
+    ).fetchall()
+    return dict(rows)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats (NaN, inf) replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_safe(value.item())
+    return value
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidRecordError(f"metrics are not JSON-serialisable: {e}") from e

@@ -1,0 +1,35 @@
+"""Processed-events ledger: the idempotency record of each consumer.
+
+Call :func:`mark_processed` first in the transaction that applies an event's effects. A
+concurrent duplicate then waits on the ledger row and, once the first commits, gets False
+and skips; if the first rolls back, its ledger row goes with it and the duplicate proceeds.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from storage.db import require_text
+
+
+def mark_processed(conn: psycopg.Connection, *, consumer: str, event_id: str) -> bool:
+    """Record that ``consumer`` processed ``event_id``; False if it already had.
+
+    Runs in the caller's transaction: the record commits or rolls back with the effects.
+    """
+    cur = conn.execute(
+        """
+        INSERT INTO core.processed_events (consumer, event_id) VALUES (%s, %s)
+        ON CONFLICT (consumer, event_id) DO NOTHING
+        """,
+        (require_text(consumer, "consumer"), require_text(event_id, "event_id")),
+    )
+    return cur.rowcount == 1
+
+
+def is_processed(conn: psycopg.Connection, *, consumer: str, event_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM core.processed_events WHERE consumer = %s AND event_id = %s",
+        (consumer, event_id),
+    ).fetchone()
+    return row is not None

@@ -1,0 +1,171 @@
+"""Point-in-time macro observations: every release and revision is a row, never an update.
+
+``released_at`` is the point-in-time key: a value exists for a reader at time ``t`` only if
+it was released at or before ``t``, to the microsecond (a Saturday release is not visible
+from Saturday 00:00, nor from its period's date). ``event_id`` is the idempotency key of the
+``macro.releases`` event that carried it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pandas as pd
+import psycopg
+
+from storage.db import require_aware, require_date, require_finite, require_text
+from storage.errors import ConflictError
+
+AS_OF_COLUMNS = ["series_id", "period", "value", "released_at", "event_id"]
+HISTORY_COLUMNS = [*AS_OF_COLUMNS, "ingested_at"]
+
+
+@dataclass(frozen=True)
+class MacroObservation:
+    series_id: str
+    period: date
+    value: float
+    released_at: datetime
+    event_id: str
+
+    def checked(self) -> MacroObservation:
+        """The same observation with every field validated (errors name the bad value)."""
+        return MacroObservation(
+            series_id=require_text(self.series_id, "series_id"),
+            period=require_date(self.period, "period"),
+            value=require_finite(self.value, f"value of event {self.event_id!r}"),
+            released_at=require_aware(self.released_at, "released_at"),
+            event_id=require_text(self.event_id, "event_id"),
+        )
+
+
+_INSERT = """
+INSERT INTO core.macro_observations (series_id, period, value, released_at, event_id)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+def record_macro_observation(
+    conn: psycopg.Connection,
+    *,
+    series_id: str,
+    period: date,
+    value: float,
+    released_at: datetime,
+    event_id: str,
+) -> bool:
+    """Store one release; returns False if ``event_id`` was already stored.
+
+    A redelivered event changes nothing. The same ``event_id`` with a different series,
+    period, value or release time raises :class:`ConflictError`: the producer reused a key.
+    """
+    obs = MacroObservation(series_id, period, value, released_at, event_id).checked()
+    cur = conn.execute(
+        _INSERT, (obs.series_id, obs.period, obs.value, obs.released_at, obs.event_id)
+    )
+    if cur.rowcount == 1:
+        return True
+    _check_duplicate(conn, obs)
+    return False
+
+
+def record_macro_observations(
+    conn: psycopg.Connection, *, observations: Iterable[MacroObservation]
+) -> int:
+    """Store many releases (a replay's seed); returns how many were new.
+
+    Rows whose ``event_id`` is already stored are skipped without comparison.
+    """
+    rows = [o.checked() for o in observations]
+    if not rows:
+        return 0
+    cur = conn.execute(
+        """
+        INSERT INTO core.macro_observations (series_id, period, value, released_at, event_id)
+        SELECT * FROM unnest(%s::text[], %s::date[], %s::float8[], %s::timestamptz[], %s::text[])
+        ON CONFLICT (event_id) DO NOTHING
+        """,
+        (
+            [o.series_id for o in rows],
+            [o.period for o in rows],
+            [o.value for o in rows],
+            [o.released_at for o in rows],
+            [o.event_id for o in rows],
+        ),
+    )
+    return cur.rowcount
+
+
+def _check_duplicate(conn: psycopg.Connection, obs: MacroObservation) -> None:
+    row = conn.execute(
+        "SELECT series_id, period, value, released_at FROM core.macro_observations "
+        "WHERE event_id = %s",
+        (obs.event_id,),
+    ).fetchone()
+    stored = tuple(row) if row else None
+    if stored != (obs.series_id, obs.period, obs.value, obs.released_at):
+        raise ConflictError(
+            f"event_id {obs.event_id!r} is already stored as {stored!r}, not "
+            f"{(obs.series_id, obs.period, obs.value, obs.released_at)!r}; "
+            f"a revision needs a new event_id"
+        )
+
+
+def macro_as_of(
+    conn: psycopg.Connection,
+    *,
+    series_ids: Sequence[str],
+    as_of: datetime,
+    start: date | None = None,
+    end: date | None = None,
+) -> pd.DataFrame:
+    """For each (series, period), the latest value released at or before ``as_of``.
+
+    Long frame with columns ``series_id, period, value, released_at, event_id`` sorted by
+    series and period; a period with no release yet has no row (never a zero). ``period``
+    is datetime64, ``released_at`` is UTC. ``start``/``end`` bound the periods, inclusive.
+    """
+    as_of = require_aware(as_of, "as_of")
+    rows = conn.execute(
+        """
+        SELECT DISTINCT ON (series_id, period)
+               series_id, period, value, released_at, event_id
+        FROM core.macro_observations
+        WHERE series_id = ANY(%(series)s)
+          AND released_at <= %(as_of)s
+          AND (%(start)s::date IS NULL OR period >= %(start)s::date)
+          AND (%(end)s::date IS NULL OR period <= %(end)s::date)
+        ORDER BY series_id, period, released_at DESC, observation_id DESC
+        """,
+        {"series": list(series_ids), "as_of": as_of, "start": start, "end": end},
+    ).fetchall()
+    return _frame(rows, AS_OF_COLUMNS)
+
+
+def macro_vintage_history(
+    conn: psycopg.Connection, *, series_id: str, period: date | None = None
+) -> pd.DataFrame:
+    """Every release of a series (or of one period), oldest period and release first."""
+    rows = conn.execute(
+        """
+        SELECT series_id, period, value, released_at, event_id, ingested_at
+        FROM core.macro_observations
+        WHERE series_id = %s AND (%s::date IS NULL OR period = %s::date)
+        ORDER BY period, released_at, observation_id
+        """,
+        (series_id, period, period),
+    ).fetchall()
+    return _frame(rows, HISTORY_COLUMNS)
+
+
+def _frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["period"] = pd.to_datetime(frame["period"])
+    frame["value"] = frame["value"].astype("float64")
+    for column in ("released_at", "ingested_at"):
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame

@@ -1,0 +1,135 @@
+"""Point-in-time market data: values per (asset, date, field) with the time each became
+available. A revision is a new row with a later ``available_at``; recording the same vintage
+twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from storage.db import require_aware
+from storage.errors import InvalidRecordError
+
+OBSERVATION_COLUMNS = ["asset", "date", "field", "value", "available_at"]
+# Rows per INSERT: large enough to amortise the round trip, small enough to keep the
+# parameter arrays of one statement well under the protocol's limits.
+CHUNK_ROWS = 50_000
+
+_INSERT = """
+INSERT INTO core.market_observations (asset, date, field, value, available_at)
+SELECT * FROM unnest(%s::text[], %s::date[], %s::text[], %s::float8[], %s::timestamptz[])
+ON CONFLICT ON CONSTRAINT market_observations_vintage_key DO NOTHING
+"""
+
+
+def record_market_observations(conn: psycopg.Connection, *, observations: pd.DataFrame) -> int:
+    """Store a long frame with columns ``asset, date, field, value, available_at``.
+
+    ``available_at`` must be time-zone aware; ``date`` must be calendar dates. A NaN value
+    is stored as NULL (the vintage says "no value"). Returns how many rows were new.
+    """
+    columns = _columns(observations)
+    inserted = 0
+    for start in range(0, len(observations), CHUNK_ROWS):
+        chunk = [column[start : start + CHUNK_ROWS] for column in columns]
+        inserted += conn.execute(_INSERT, chunk).rowcount
+    return inserted
+
+
+def panel_to_observations(
+    panel: pd.DataFrame, *, available_at: pd.Series | datetime
+) -> pd.DataFrame:
+    """Melt a panel (``date, asset, <fields>...``) into observations available at
+    ``available_at`` (one timestamp, or a Series aligned with the panel's rows)."""
+    missing = {"date", "asset"} - set(panel.columns)
+    if missing:
+        raise InvalidRecordError(f"panel lacks columns {sorted(missing)}; has {list(panel)}")
+    frame = panel.copy()
+    frame["available_at"] = available_at
+    return frame.melt(
+        id_vars=["asset", "date", "available_at"], var_name="field", value_name="value"
+    )[OBSERVATION_COLUMNS]
+
+
+def market_as_of(
+    conn: psycopg.Connection,
+    *,
+    as_of: datetime,
+    fields: Sequence[str] | None = None,
+    assets: Sequence[str] | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> pd.DataFrame:
+    """For each (asset, date, field), the latest value available at or before ``as_of``.
+
+    Long frame ``date, asset, field, value, available_at`` sorted by date, asset, field;
+    ``None`` filters select everything, ``start``/``end`` bound dates inclusively.
+    """
+    as_of = require_aware(as_of, "as_of")
+    rows = conn.execute(
+        """
+        SELECT DISTINCT ON (field, asset, date) date, asset, field, value, available_at
+        FROM core.market_observations
+        WHERE available_at <= %(as_of)s
+          AND (%(fields)s::text[] IS NULL OR field = ANY(%(fields)s::text[]))
+          AND (%(assets)s::text[] IS NULL OR asset = ANY(%(assets)s::text[]))
+          AND (%(start)s::date IS NULL OR date >= %(start)s::date)
+          AND (%(end)s::date IS NULL OR date <= %(end)s::date)
+        ORDER BY field, asset, date, available_at DESC
+        """,
+        {
+            "as_of": as_of,
+            "fields": None if fields is None else list(fields),
+            "assets": None if assets is None else list(assets),
+            "start": start,
+            "end": end,
+        },
+    ).fetchall()
+    frame = pd.DataFrame(rows, columns=["date", "asset", "field", "value", "available_at"])
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame["value"] = frame["value"].astype("float64")
+    frame["available_at"] = pd.to_datetime(frame["available_at"], utc=True)
+    return frame.sort_values(["date", "asset", "field"], ignore_index=True)
+
+
+def as_panel(observations: pd.DataFrame) -> pd.DataFrame:
+    """A long as-of frame pivoted to the panel layout: ``date, asset, <field>...``."""
+    wide = observations.pivot(index=["date", "asset"], columns="field", values="value")
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def _columns(frame: pd.DataFrame) -> list[list]:
+    """The frame as five Python lists, validated, in ``OBSERVATION_COLUMNS`` order."""
+    missing = set(OBSERVATION_COLUMNS) - set(frame.columns)
+    if missing:
+        raise InvalidRecordError(
+            f"market observations lack columns {sorted(missing)}; got {list(frame.columns)}"
+        )
+    available = pd.to_datetime(frame["available_at"])
+    if not isinstance(available.dtype, pd.DatetimeTZDtype):
+        raise InvalidRecordError(
+            f"available_at must be time-zone aware, got dtype {available.dtype}; "
+            f"localise it (e.g. .dt.tz_localize('UTC'))"
+        )
+    dates = pd.to_datetime(frame["date"])
+    if isinstance(dates.dtype, pd.DatetimeTZDtype) or (dates != dates.dt.normalize()).any():
+        bad = frame["date"][dates != dates.dt.normalize()].head(1).tolist()
+        raise InvalidRecordError(f"date must hold calendar dates, got timestamps such as {bad}")
+    values = frame["value"].astype("float64").to_numpy()
+    if np.isinf(values).any():
+        raise InvalidRecordError(
+            f"value must be finite or NaN, got {values[np.isinf(values)][:3].tolist()}"
+        )
+    return [
+        frame["asset"].astype(str).tolist(),
+        dates.dt.date.tolist(),
+        frame["field"].astype(str).tolist(),
+        [None if np.isnan(v) else float(v) for v in values],
+        available.tolist(),
+    ]

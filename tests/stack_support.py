@@ -1,0 +1,71 @@
+"""Helpers for tests that run the real local stack on free ports in a private state dir."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+from alphafactory.settings import Settings, load_settings
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel reports free now (held open together so they differ)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def make_state_dir(prefix: str = "alphafactory-test-") -> Path:
+    # mkdtemp makes the directory 0700; as root the stack runs Postgres as the postgres
+    # user, which must be able to enter it.
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+def isolated_settings(state_dir: Path) -> Settings:
+    kafka, postgres, redis, http, grpc, metrics = free_ports(6)
+    return load_settings(
+        state_dir=state_dir,
+        kafka={"bootstrap": f"127.0.0.1:{kafka}"},
+        postgres={"port": postgres},
+        redis={"url": f"redis://127.0.0.1:{redis}/0"},
+        triton={"http": f"127.0.0.1:{http}", "grpc": f"127.0.0.1:{grpc}",
+                "metrics_port": metrics},
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ALPHAFACTORY_* environment that reproduces ``settings`` in a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFACTORY_")}
+    env.update({
+        "ALPHAFACTORY_STATE_DIR": str(settings.state_dir),
+        "ALPHAFACTORY_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+        "ALPHAFACTORY_POSTGRES__PORT": str(settings.postgres.port),
+        "ALPHAFACTORY_REDIS__URL": settings.redis.url,
+        "ALPHAFACTORY_TRITON__HTTP": settings.triton.http,
+        "ALPHAFACTORY_TRITON__GRPC": settings.triton.grpc,
+        "ALPHAFACTORY_TRITON__METRICS_PORT": str(settings.triton.metrics_port),
+    })
+    return env
+
+
+@contextlib.contextmanager
+def running_stack(settings: Settings):
+    from deploy.local import stack
+
+    try:
+        stack.up(settings)
+        yield settings
+    finally:
+        stack.down(settings)

@@ -1,0 +1,171 @@
+"""Allocations: one per (strategy, trigger) under concurrent duplicates; views; outbox."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import psycopg
+import pytest
+
+from storage.allocations import (
+    AllocationResult,
+    allocation_id_for,
+    latest_target_positions,
+    target_positions,
+    write_allocation,
+)
+from storage.errors import ConflictError, InvalidRecordError, StorageError
+from storage.outbox import OutboxEvent, claim_unsent, enqueue, mark_sent
+
+
+def allocate(conn, strategy, trigger, *, allocation_id=None, as_of=date(2024, 3, 29), **kw):
+    return write_allocation(
+        conn,
+        allocation_id=allocation_id or allocation_id_for(strategy, trigger),
+        strategy_id=strategy,
+        as_of=as_of,
+        trigger_event_id=trigger,
+        weights=kw.pop("weights", {"EQ": 0.6, "BOND": -0.6}),
+        event=kw.pop("event", None),
+    )
+
+
+def count(conn, sql: str, *params) -> int:
+    return conn.execute(sql, params).fetchone()[0]
+
+
+def test_duplicate_waits_for_the_first_and_writes_nothing(connect_as, unique):
+    strategy, trigger = unique("macro-ls"), unique("cpi-2024-02")
+    topic = unique("portfolio.rebalances")
+    first, second = connect_as("app"), connect_as("app", autocommit=True)
+    event = OutboxEvent(topic=topic, key=strategy, payload={"strategy_id": strategy})
+
+    first.execute("SELECT 1")  # a caller's open transaction: the write joins it uncommitted
+    won = allocate(first, strategy, trigger, allocation_id=unique("a1"), event=event)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(
+            allocate,
+            second,
+            strategy,
+            trigger,
+            allocation_id=unique("a2"),
+            event=event,
+            weights={"EQ": 1.0},
+        )
+        time.sleep(0.3)
+        assert not pending.done(), "the duplicate must wait on the uncommitted unique key"
+        first.commit()
+        lost = pending.result(timeout=30)
+
+    assert won == AllocationResult(unique("a1"), created=True)
+    assert lost == AllocationResult(unique("a1"), created=False)
+    check = connect_as("owner")
+    assert (
+        count(check, "SELECT count(*) FROM core.allocations WHERE strategy_id = %s", strategy) == 1
+    )
+    assert target_positions(check, allocation_id=unique("a1")) == {"BOND": -0.6, "EQ": 0.6}
+    assert count(check, "SELECT count(*) FROM core.outbox WHERE topic = %s", topic) == 1
+
+
+def test_many_concurrent_duplicates_leave_exactly_one(connect_as, unique):
+    strategy, trigger = unique("s"), unique("t")
+    conns = [connect_as("app", autocommit=True) for _ in range(6)]
+    barrier = threading.Barrier(len(conns))
+
+    def run(i: int) -> AllocationResult:
+        barrier.wait()
+        return allocate(conns[i], strategy, trigger, allocation_id=unique(f"a{i}"))
+
+    with ThreadPoolExecutor(len(conns)) as pool:
+        results = list(pool.map(run, range(len(conns))))
+
+    assert sum(r.created for r in results) == 1
+    assert len({r.allocation_id for r in results}) == 1
+
+
+def test_rolled_back_first_writer_lets_the_duplicate_in(connect_as, unique):
+    strategy, trigger = unique("s"), unique("t")
+    first, second = connect_as("app"), connect_as("app", autocommit=True)
+    first.execute("SELECT 1")
+    allocate(first, strategy, trigger, allocation_id=unique("a1"))
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(allocate, second, strategy, trigger, allocation_id=unique("a2"))
+        time.sleep(0.3)
+        assert not pending.done()
+        first.rollback()
+        assert pending.result(timeout=30) == AllocationResult(unique("a2"), created=True)
+
+
+def test_allocation_id_of_another_strategy_is_a_conflict(app_conn, unique):
+    allocate(app_conn, unique("s1"), unique("t"), allocation_id=unique("a"))
+    with pytest.raises(ConflictError, match=unique("a")):
+        allocate(app_conn, unique("s2"), unique("t"), allocation_id=unique("a"))
+
+
+@pytest.mark.parametrize("weights", [{}, {"EQ": float("nan")}, {"EQ": float("inf")}])
+def test_unusable_weights_are_rejected(app_conn, unique, weights):
+    with pytest.raises(InvalidRecordError):
+        allocate(app_conn, unique("s"), unique("t"), weights=weights)
+
+
+def test_views_show_every_allocation_and_the_latest_per_strategy(app_conn, connect_as, unique):
+    strategy = unique("s")
+    allocate(app_conn, strategy, unique("jan"), as_of=date(2024, 1, 31), weights={"EQ": 1.0})
+    newest = allocate(
+        app_conn, strategy, unique("feb"), as_of=date(2024, 2, 29), weights={"EQ": 0.5, "GOLD": 0.5}
+    )
+    allocate(app_conn, strategy, unique("late-jan-revision"), as_of=date(2024, 1, 31))
+
+    latest = latest_target_positions(app_conn, strategy_id=strategy)
+    assert set(latest["allocation_id"]) == {newest.allocation_id}
+    assert latest["asset"].tolist() == ["EQ", "GOLD"]
+    assert latest["trigger_event_id"].tolist() == [unique("feb")] * 2
+
+    reader = connect_as("trading")
+    rows = reader.execute(
+        "SELECT count(*) FROM trading.target_positions WHERE strategy_id = %s", (strategy,)
+    ).fetchone()[0]
+    assert rows == 1 + 2 + 2
+
+
+def test_views_refuse_writes_even_from_the_owner(connect_as):
+    owner = connect_as("owner", autocommit=True)
+    with pytest.raises(psycopg.Error) as caught:
+        owner.execute(
+            "INSERT INTO trading.target_positions (strategy_id, asset, weight) "
+            "VALUES ('s', 'EQ', 1.0)"
+        )
+    assert caught.value.sqlstate == "42501"
+    assert "trading.target_positions is read-only" in str(caught.value)
+
+
+def test_outbox_claims_skip_rows_locked_by_another_relay(connect_as, unique):
+    topic = unique("topic")
+    writer = connect_as("app", autocommit=True)
+    ids = [enqueue(writer, event=OutboxEvent(topic, f"k{i}", {"i": i})) for i in range(3)]
+    relay_a, relay_b = connect_as("app"), connect_as("app")
+
+    claimed_a = claim_unsent(relay_a, limit=2, topic=topic)
+    claimed_b = claim_unsent(relay_b, limit=10, topic=topic)
+    assert [m.id for m in claimed_a] == ids[:2]
+    assert [m.id for m in claimed_b] == ids[2:]
+    assert claimed_a[0].payload == {"i": 0} and claimed_a[0].key == "k0"
+
+    assert mark_sent(relay_a, ids=[m.id for m in claimed_a]) == 2
+    relay_a.commit()
+    relay_b.rollback()  # relay b crashed before publishing: its message is still unsent
+    assert [m.id for m in claim_unsent(relay_b, limit=10, topic=topic)] == ids[2:]
+    relay_b.rollback()
+
+
+def test_outbox_claim_outside_a_transaction_is_refused(app_conn):
+    with pytest.raises(StorageError, match="transaction"):
+        claim_unsent(app_conn, limit=1)
+
+
+def test_outbox_rejects_payloads_json_cannot_hold(app_conn, unique):
+    with pytest.raises(InvalidRecordError, match="JSON"):
+        enqueue(app_conn, event=OutboxEvent(unique("t"), None, {"x": float("nan")}))

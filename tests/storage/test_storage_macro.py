@@ -1,0 +1,153 @@
+"""Point-in-time macro store: as-of reads with revisions, release-time precision, idempotency."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+
+from storage.errors import ConflictError, InvalidRecordError
+from storage.macro import (
+    MacroObservation,
+    macro_as_of,
+    macro_vintage_history,
+    record_macro_observation,
+    record_macro_observations,
+)
+
+FIRST = datetime(2024, 2, 15, 13, 30, tzinfo=UTC)
+REVISED = datetime(2024, 3, 14, 13, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def revised_series(app_conn, unique):
+    """January's value: 1.0 released on FIRST, revised to 1.5 on REVISED."""
+    series = unique("CPI")
+    for value, released_at, event in [(1.0, FIRST, "v1"), (1.5, REVISED, "v2")]:
+        assert record_macro_observation(
+            app_conn,
+            series_id=series,
+            period=date(2024, 1, 1),
+            value=value,
+            released_at=released_at,
+            event_id=unique(event),
+        )
+    return series
+
+
+def value_as_of(conn, series: str, as_of: datetime) -> list[float]:
+    return macro_as_of(conn, series_ids=[series], as_of=as_of)["value"].tolist()
+
+
+def test_before_first_release_there_is_no_row_not_zero(app_conn, revised_series):
+    frame = macro_as_of(app_conn, series_ids=[revised_series], as_of=FIRST - timedelta(seconds=1))
+    assert frame.empty
+    assert list(frame.columns) == ["series_id", "period", "value", "released_at", "event_id"]
+
+
+def test_revision_is_visible_only_from_its_release_time(app_conn, revised_series):
+    assert value_as_of(app_conn, revised_series, FIRST) == [1.0]
+    assert value_as_of(app_conn, revised_series, REVISED - timedelta(microseconds=1)) == [1.0]
+    assert value_as_of(app_conn, revised_series, REVISED) == [1.5]
+    assert value_as_of(app_conn, revised_series, REVISED + timedelta(days=400)) == [1.5]
+
+
+def test_as_of_honours_the_time_zone_of_the_query(app_conn, revised_series):
+    new_york = timezone(timedelta(hours=-5))
+    just_before = (FIRST - timedelta(seconds=1)).astimezone(new_york)
+    assert value_as_of(app_conn, revised_series, just_before) == []
+    assert value_as_of(app_conn, revised_series, FIRST.astimezone(new_york)) == [1.0]
+
+
+def test_weekend_release_is_visible_from_its_timestamp_only(app_conn, unique):
+    series = unique("PMI")
+    saturday = datetime(2024, 6, 8, 10, 30, tzinfo=UTC)
+    assert saturday.weekday() == 5
+    record_macro_observation(
+        app_conn,
+        series_id=series,
+        period=date(2024, 5, 1),
+        value=52.0,
+        released_at=saturday,
+        event_id=unique("pmi-may"),
+    )
+
+    start_of_day = datetime(2024, 6, 8, tzinfo=UTC)
+    period_date = datetime(2024, 5, 1, tzinfo=UTC)
+    assert value_as_of(app_conn, series, period_date) == []
+    assert value_as_of(app_conn, series, start_of_day) == []
+    assert value_as_of(app_conn, series, saturday - timedelta(microseconds=1)) == []
+    assert value_as_of(app_conn, series, saturday) == [52.0]
+
+
+def test_duplicate_event_id_changes_nothing(app_conn, revised_series, unique):
+    before = macro_vintage_history(app_conn, series_id=revised_series)
+    again = record_macro_observation(
+        app_conn,
+        series_id=revised_series,
+        period=date(2024, 1, 1),
+        value=1.0,
+        released_at=FIRST,
+        event_id=unique("v1"),
+    )
+    assert again is False
+    after = macro_vintage_history(app_conn, series_id=revised_series)
+    assert after.equals(before)
+    assert after["value"].tolist() == [1.0, 1.5]
+
+
+def test_reused_event_id_with_other_content_is_a_conflict(app_conn, revised_series, unique):
+    with pytest.raises(ConflictError, match=unique("v1")):
+        record_macro_observation(
+            app_conn,
+            series_id=revised_series,
+            period=date(2024, 1, 1),
+            value=9.9,
+            released_at=FIRST,
+            event_id=unique("v1"),
+        )
+
+
+def test_as_of_returns_latest_vintage_per_period_across_series(app_conn, unique):
+    cpi, gdp = unique("CPI"), unique("GDP")
+    rows = [
+        MacroObservation(cpi, date(2024, 1, 1), 1.0, FIRST, unique("c1")),
+        MacroObservation(cpi, date(2024, 2, 1), 2.0, REVISED, unique("c2")),
+        MacroObservation(gdp, date(2023, 10, 1), 0.5, FIRST, unique("g1")),
+        MacroObservation(gdp, date(2023, 10, 1), 0.7, REVISED, unique("g2")),
+    ]
+    assert record_macro_observations(app_conn, observations=rows) == 4
+    assert record_macro_observations(app_conn, observations=rows) == 0
+
+    frame = macro_as_of(app_conn, series_ids=[cpi, gdp], as_of=FIRST + timedelta(days=1))
+    assert list(zip(frame["series_id"], frame["value"], strict=True)) == [(cpi, 1.0), (gdp, 0.5)]
+    later = macro_as_of(app_conn, series_ids=[cpi, gdp], as_of=REVISED)
+    assert later["value"].tolist() == [1.0, 2.0, 0.7]
+    assert str(later["released_at"].dt.tz) == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("released_at", datetime(2024, 1, 1, 12, 0)),
+        ("value", float("nan")),
+        ("period", datetime(2024, 1, 1, 12, 0)),
+        ("event_id", ""),
+    ],
+)
+def test_unusable_values_are_rejected_naming_them(app_conn, unique, field, bad):
+    record = {
+        "series_id": unique("X"),
+        "period": date(2024, 1, 1),
+        "value": 1.0,
+        "released_at": FIRST,
+        "event_id": unique("x"),
+    }
+    record[field] = bad
+    with pytest.raises(InvalidRecordError, match=field):
+        record_macro_observation(app_conn, **record)
+
+
+def test_as_of_must_be_a_timestamp_with_a_zone(app_conn, revised_series):
+    with pytest.raises(InvalidRecordError, match="as_of"):
+        macro_as_of(app_conn, series_ids=[revised_series], as_of=datetime(2024, 6, 1))
