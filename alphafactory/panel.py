@@ -39,9 +39,15 @@ class Panel:
         for name, values in self.macro.items():
             if values.shape != (t,):
                 raise PanelError(f"macro series {name!r} has shape {values.shape}, expected {(t,)}")
-        overlap = set(self.fields) & set(self.macro)
+        overlap = (
+            (set(self.fields) & set(self.macro))
+            | (set(self.fields) & set(self.groups))
+            | (set(self.macro) & set(self.groups))
+        )
         if overlap:
-            raise PanelError(f"names used both as a field and a macro series: {sorted(overlap)}")
+            raise PanelError(
+                f"names used in more than one of fields, macro series and groups: {sorted(overlap)}"
+            )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -51,6 +57,14 @@ class Panel:
     def operands(self) -> set[str]:
         """Every name a formula may use as an operand."""
         return set(self.fields) | set(self.macro) | set(self.groups)
+
+    @property
+    def operand_kinds(self) -> dict[str, str]:
+        """Each operand name with its kind for the formula language: panel, macro or group."""
+        kinds = dict.fromkeys(self.fields, "panel")
+        kinds.update(dict.fromkeys(self.macro, "macro"))
+        kinds.update(dict.fromkeys(self.groups, "group"))
+        return kinds
 
     @property
     def returns(self) -> np.ndarray:
@@ -67,10 +81,14 @@ class Panel:
 
     def head(self, rows: int) -> Panel:
         """The first ``rows`` dates: what was known up to and including date ``rows - 1``."""
+        return self.rows(0, rows)
+
+    def rows(self, start: int, stop: int) -> Panel:
+        """Dates ``start .. stop - 1`` (views): e.g. the ``lookback + 1`` rows a formula needs."""
         return Panel(
-            dates=self.dates[:rows],
+            dates=self.dates[start:stop],
             assets=self.assets,
-            fields={k: v[:rows] for k, v in self.fields.items()},
-            macro={k: v[:rows] for k, v in self.macro.items()},
-            groups={k: v[:rows] for k, v in self.groups.items()},
+            fields={k: v[start:stop] for k, v in self.fields.items()},
+            macro={k: v[start:stop] for k, v in self.macro.items()},
+            groups={k: v[start:stop] for k, v in self.groups.items()},
         )

@@ -1,0 +1,65 @@
+"""Macro release tables and their point-in-time alignment to panel dates.
+
+A release table is a long DataFrame with the columns of the ``macro.releases`` event
+(DESIGN.md contract 3) and of ``storage.macro``: ``series_id`` (str), ``period``
+(datetime64, the first day of the observed period, FRED style), ``value`` (float),
+``released_at`` (UTC, timezone-aware) and ``event_id`` (str, unique). A revision is a
+second row for the same (series, period) with a later ``released_at``.
+
+Visibility rule: a panel date ``t`` stands for the end of that trading day in New York, so
+the panel's macro value at ``t`` uses only rows with ``released_at <= as_of_times(t)``
+(23:59:59.999999 America/New_York on ``t``). Among them it shows the latest period
+released so far, at its latest vintage; a revision of an older period does not replace a
+newer period's value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+RELEASE_COLUMNS = ["series_id", "period", "value", "released_at", "event_id"]
+RELEASE_ZONE = "America/New_York"
+
+
+def as_of_times(dates: np.ndarray) -> pd.DatetimeIndex:
+    """The UTC instant up to which releases are visible at each panel date (end of NY day)."""
+    days = pd.DatetimeIndex(dates).normalize() + pd.Timedelta(days=1)
+    return days.tz_localize(RELEASE_ZONE).tz_convert("UTC") - pd.Timedelta(microseconds=1)
+
+
+def release_times(release_days: pd.DatetimeIndex | np.ndarray, clock: str) -> pd.DatetimeIndex:
+    """Local New York wall-clock ``clock`` ('08:30') on each day, as UTC (DST-aware)."""
+    local = pd.DatetimeIndex(release_days).normalize() + pd.Timedelta(clock + ":00")
+    return local.tz_localize(RELEASE_ZONE).tz_convert("UTC")
+
+
+def event_ids(series_id: pd.Series, period: pd.Series, vintage: np.ndarray) -> np.ndarray:
+    """Deterministic idempotency keys: the same release always gets the same id."""
+    text = series_id.astype(str) + ":" + period.dt.strftime("%Y-%m-%d") + ":v"
+    return (text + pd.Series(vintage, index=series_id.index).astype(str)).to_numpy()
+
+
+def point_in_time_macro(releases: pd.DataFrame, dates: np.ndarray) -> dict[str, np.ndarray]:
+    """Each series as a ``(T,)`` array: at ``t``, the newest period's latest visible vintage.
+
+    Vectorised per series: order the rows by release time; a row changes what a reader sees
+    only if its period is the newest released so far (a running maximum); the value at
+    ``t`` is the last such row released at or before ``as_of_times(t)``; NaN before any.
+    """
+    cutoffs = as_of_times(dates).asi8
+    ordered = releases.sort_values(["series_id", "released_at", "period"], kind="stable")
+    times = ordered["released_at"].dt.tz_convert("UTC").array.asi8
+    periods = ordered["period"].to_numpy().astype(np.int64)
+    values = ordered["value"].to_numpy(np.float64)
+    ids = ordered["series_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    out: dict[str, np.ndarray] = {}
+    for lo, hi in zip(starts, ends, strict=True):
+        p = periods[lo:hi]
+        shown = p == np.maximum.accumulate(p)
+        t, v = times[lo:hi][shown], values[lo:hi][shown]
+        k = np.searchsorted(t, cutoffs, side="right") - 1
+        out[str(ids[lo])] = np.where(k >= 0, v[np.maximum(k, 0)], np.nan)
+    return out
