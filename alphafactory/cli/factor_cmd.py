@@ -3,6 +3,8 @@
 Output follows DESIGN.md contract 5: one JSON object per formula with the metric keys
 (NaN written as null), plus ``formula`` (canonical text) and ``formula_hash``. With
 ``--formulas FILE`` a bad line yields an error object for that line and the batch goes on.
+``--plot PATH`` also writes a PNG tear sheet per valid formula (see :mod:`.tearsheet`); the
+printed output is the same with or without it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ def register(commands) -> None:
     evaluate.add_argument("--macro-window", type=_positive_int, default=36,
                           help="rows in the trailing regressions that map macro factors to assets")
     evaluate.add_argument("--json", action="store_true", help="print JSON lines")
+    evaluate.add_argument(
+        "--plot", type=Path, metavar="PATH",
+        help="also write a PNG tear sheet (cumulative long-short return, drawdown, IC, "
+             "quantile returns) to PATH; with --formulas, one per valid formula, named "
+             "PATH's stem + '-<n>' + suffix, n the formula's 1-based position among the "
+             "file's formulas (e.g. sheet.png -> sheet-1.png, sheet-3.png)")
     evaluate.set_defaults(handler=run_eval)
 
 
@@ -62,10 +70,31 @@ def run_eval(args, settings: Settings) -> int:
         print(f"alphafactory: {error}", file=sys.stderr)
         return 2
     failures = 0
-    for result in evaluate_formulas(panel, formulas, args):
+    plotter = _Plotter(args.plot, single=args.expr is not None, dates=panel.dates)
+    for result in evaluate_formulas(panel, formulas, args,
+                                    on_scored=plotter if args.plot else None):
         failures += "error" in result
         print(json.dumps(result) if args.json else _human(result))
-    return 1 if failures else 0
+    return 1 if failures or plotter.failures else 0
+
+
+class _Plotter:
+    """``on_scored`` callback for ``--plot``: one tear sheet per valid formula."""
+
+    def __init__(self, path: Path | None, *, single: bool, dates) -> None:
+        self.path, self.single, self.dates, self.failures = path, single, dates, 0
+
+    def __call__(self, index: int, formula: str, series: dict, metrics: dict) -> None:
+        from alphafactory.cli.tearsheet import write_tearsheet
+
+        path = self.path
+        target = path if self.single else path.with_name(f"{path.stem}-{index + 1}{path.suffix}")
+        try:
+            write_tearsheet(target, formula=formula, dates=self.dates, series=series,
+                            metrics=metrics)
+        except (OSError, ValueError) as error:
+            self.failures += 1
+            print(f"alphafactory: cannot write tear sheet {target}: {error}", file=sys.stderr)
 
 
 def _read_formulas(path: Path) -> list[str]:
@@ -73,8 +102,12 @@ def _read_formulas(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def evaluate_formulas(panel, formulas: list[str], args):
-    """One result dict per formula: the metrics, or ``{"formula": text, "error": ...}``."""
+def evaluate_formulas(panel, formulas: list[str], args, *, on_scored=None):
+    """One result dict per formula: the metrics, or ``{"formula": text, "error": ...}``.
+
+    ``on_scored(index, formula, series, metrics)``, if given, is called for each valid
+    formula with its position in ``formulas``, its canonical text, the per-date
+    :meth:`FactorScorer.series` and the metrics dict (NaN as NaN, not None)."""
     from alphafactory.evaluate import Evaluator, asset_scores
     from alphafactory.formula import FormulaError, LanguageConfig, formula_hash
     from alphafactory.metrics import FactorScorer, infer_periods_per_year
@@ -84,7 +117,7 @@ def evaluate_formulas(panel, formulas: list[str], args):
     evaluator = Evaluator(panel, config=config)
     scorer = FactorScorer.for_panel(panel, horizon=args.horizon, quantiles=args.quantiles,
                                     periods_per_year=periods)
-    for text in formulas:
+    for index, text in enumerate(formulas):
         try:
             formula = evaluator.prepare(text)
         except FormulaError as error:
@@ -92,6 +125,8 @@ def evaluate_formulas(panel, formulas: list[str], args):
             continue
         values = asset_scores(formula, panel, window=args.macro_window, evaluator=evaluator)
         metrics = scorer.score(values).to_dict()
+        if on_scored is not None:
+            on_scored(index, str(formula), scorer.series(values), metrics)
         yield {"formula": str(formula), "formula_hash": formula_hash(formula),
                **{k: _json_number(v) for k, v in metrics.items()}}
 
