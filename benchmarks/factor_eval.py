@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from alphafactory.allocator import keep_freed_memory
 from alphafactory.data.synthetic import synthetic_market
 from alphafactory.evaluate import Evaluator, evaluate_batch, macro_scores
 from alphafactory.formula import Kind, LanguageConfig, Vocabulary, parse, random_formula
@@ -251,7 +252,14 @@ def main(argv=None) -> None:
     parser.add_argument("--macro-formulas", type=int, default=1000)
     parser.add_argument("--only", choices=("A", "B"), help="run one part only")
     parser.add_argument("--quick", action="store_true", help="small smoke-test sizes")
+    parser.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="leave glibc's mmap/trim thresholds alone (see alphafactory.allocator)",
+    )
     args = parser.parse_args(argv)
+    if not args.default_allocator:
+        keep_freed_memory()  # as the CLI does; applies to the pandas reference too
     if args.quick:
         args.assets, args.dates, args.formulas, args.repeats = 50, 300, 20, 1
         args.series, args.macro_formulas = 40, 100

@@ -57,9 +57,11 @@ def _positive_int(text: str) -> int:
 
 
 def run_eval(args, settings: Settings) -> int:
+    from alphafactory.allocator import keep_freed_memory
     from alphafactory.data.errors import DataError
     from alphafactory.data.panel_files import load_panel
 
+    keep_freed_memory()
     if (args.expr is None) == (args.formulas is None):
         print("alphafactory: give exactly one of EXPR or --formulas FILE", file=sys.stderr)
         return 2

@@ -1,92 +1,164 @@
 """Cross-sectional kernels: per date (row) across assets of a (T, N) panel.
 
-Missing values are skipped (pandas ``skipna``) and stay missing. Means and standard
-deviations are two-pass (mean first, then squared deviations) for accuracy.
+Missing values are skipped (pandas ``skipna``) and stay missing. Row kernels are compiled
+and run rows in parallel; means and standard deviations are two-pass (mean first, then
+squared deviations) in float64 for accuracy, and outputs keep the input's dtype.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+from numba import njit, prange
 
-from alphafactory.evaluate.elementwise import safe_div
-
-
-def _row_stats(x: np.ndarray, ddof: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row count, mean and standard deviation of the valid values, as (T, 1) columns."""
-    valid = ~np.isnan(x)
-    count = valid.sum(axis=1, keepdims=True)
-    total = np.where(valid, x, 0.0).sum(axis=1, keepdims=True, dtype=np.float64)
-    mean = total / np.where(count > 0, count, np.nan)
-    deviation = np.where(valid, x - mean, 0.0)
-    squares = np.einsum("ij,ij->i", deviation, deviation, dtype=np.float64)[:, None]
-    std = np.sqrt(squares / np.where(count > ddof, count - ddof, np.nan))
-    return count, mean, std
+_JIT = {"parallel": True, "cache": True, "nogil": True}
+_SORT_THREADS = max(1, min(8, os.cpu_count() or 1))
+_sorter = ThreadPoolExecutor(_SORT_THREADS, thread_name_prefix="alphafactory-rank")
 
 
 def rank(x: np.ndarray) -> np.ndarray:
     """pandas ``rank(axis=1, pct=True)``: average rank of ties divided by the valid count.
 
-    One ``argsort`` per row; missing values are sorted as +inf because numpy's sort is
-    several times slower with NaN present (they land after every valid value, so sorted
-    position + 1 is the rank). Ties are averaged only in the rows that hold them.
+    ``argsort`` per row, threaded over row blocks (numpy releases the GIL while sorting),
+    with missing values sorted as +inf: numpy sorts several times slower with NaN present,
+    and +inf lands after every valid value. Rows holding a real +inf keep their NaN, so a
+    NaN can never take a real +inf's place among the first ``count`` sorted positions.
     """
-    rows, columns = x.shape
-    missing = np.isnan(x)
-    if np.fmax.reduce(x, axis=None) == np.inf:  # a real +inf must sort before missing values
-        order = np.argsort(x, axis=1)
-    else:
-        order = np.argsort(np.where(missing, np.inf, x), axis=1)
-    order += (np.arange(rows) * columns)[:, None]  # now flat indices into x.ravel()
-    ordered = x.ravel()[order]
-    count = columns - missing.sum(axis=1, keepdims=True)
-    ranks = np.broadcast_to(np.arange(1.0, columns + 1.0), (rows, columns))
-    tied = ordered[:, 1:] == ordered[:, :-1]  # NaN never ties
-    tied_rows = np.flatnonzero(tied.any(axis=1))
-    if tied_rows.size:
-        ranks = ranks.copy()
-        ranks[tied_rows] = _average_tied(tied[tied_rows])
+    x = np.ascontiguousarray(x)
+    keys = np.empty(x.shape, dtype=x.dtype)
+    counts = np.empty(x.shape[0], dtype=np.int64)
+    _sort_keys(x, keys, counts)
+    order = np.empty(x.shape, dtype=np.int64)
+
+    def sort_rows(rows: slice) -> None:
+        order[rows] = np.argsort(keys[rows], axis=1)
+
+    bounds = np.linspace(0, x.shape[0], _SORT_THREADS + 1).astype(int)
+    list(
+        _sorter.map(
+            sort_rows, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+        )
+    )
     out = np.empty(x.shape, dtype=x.dtype)
-    out.ravel()[order.ravel()] = (ranks * (1.0 / np.maximum(count, 1))).ravel()
-    np.copyto(out, np.nan, where=missing)
+    _scatter_ranks(x, order, counts, out)
     return out
 
 
-def _average_tied(tied: np.ndarray) -> np.ndarray:
-    """1-based ranks in sorted order where ``tied[:, j]`` says sorted j+1 equals j."""
-    rows, columns = tied.shape[0], tied.shape[1] + 1
-    position = np.arange(columns)
-    starts = np.ones((rows, columns), dtype=bool)
-    starts[:, 1:] = ~tied
-    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
-    ends = np.ones((rows, columns), dtype=bool)
-    ends[:, :-1] = ~tied
-    last = np.minimum.accumulate(np.where(ends, position, columns)[:, ::-1], axis=1)[:, ::-1]
-    return (first + last) / 2.0 + 1.0
+@njit(**_JIT)
+def _sort_keys(x, keys, counts):
+    rows, columns = x.shape
+    for t in prange(rows):
+        real_inf = False
+        for j in range(columns):
+            real_inf |= x[t, j] == np.inf
+        valid = 0
+        for j in range(columns):
+            value = x[t, j]
+            missing = value != value
+            keys[t, j] = np.inf if missing and not real_inf else value
+            valid += not missing
+        counts[t] = valid
+
+
+@njit(**_JIT)
+def _scatter_ranks(x, order, counts, out):
+    """Walk each row in sorted order; a run of equal values shares its average rank."""
+    rows, columns = x.shape
+    for t in prange(rows):
+        row, sorted_index, valid = x[t], order[t], counts[t]
+        scale = 1.0 / max(valid, 1)
+        start = 0
+        while start < valid:
+            end = start
+            while end + 1 < valid and row[sorted_index[end + 1]] == row[sorted_index[start]]:
+                end += 1
+            value = ((start + end) * 0.5 + 1.0) * scale
+            for k in range(start, end + 1):
+                out[t, sorted_index[k]] = value
+            start = end + 1
+        for k in range(valid, columns):
+            out[t, sorted_index[k]] = np.nan
+
+
+@njit(cache=True, inline="always")
+def _row_mean_std(row, ddof):
+    """Mean and standard deviation (NaN with fewer than ddof + 1 values) of a row's values."""
+    count, total = 0, 0.0
+    for value in row:
+        if value == value:
+            count += 1
+            total += value
+    mean = total / count if count > 0 else np.nan
+    squares = 0.0
+    for value in row:
+        if value == value:
+            squares += (value - mean) * (value - mean)
+    std = np.sqrt(squares / (count - ddof)) if count > ddof else np.nan
+    return mean, std
+
+
+@njit(**_JIT)
+def _zscore(x, out):
+    for t in prange(x.shape[0]):
+        mean, std = _row_mean_std(x[t], 1)
+        usable = std >= 1e-12  # NaN std fails too: the row is missing
+        for j in range(x.shape[1]):
+            out[t, j] = (x[t, j] - mean) / std if usable else np.nan
+
+
+@njit(**_JIT)
+def _demean(x, out):
+    for t in prange(x.shape[0]):
+        mean, _std = _row_mean_std(x[t], 0)
+        for j in range(x.shape[1]):
+            out[t, j] = x[t, j] - mean
+
+
+@njit(**_JIT)
+def _scale(x, out):
+    for t in prange(x.shape[0]):
+        gross = 0.0
+        for value in x[t]:
+            if value == value:
+                gross += abs(value)
+        for j in range(x.shape[1]):
+            out[t, j] = x[t, j] / gross if gross >= 1e-12 else np.nan
+
+
+@njit(**_JIT)
+def _winsorize(x, k, out):
+    for t in prange(x.shape[0]):
+        mean, std = _row_mean_std(x[t], 1)
+        lower, upper = (mean - k * std, mean + k * std) if std == std else (-np.inf, np.inf)
+        for j in range(x.shape[1]):
+            out[t, j] = min(max(x[t, j], lower), upper) if x[t, j] == x[t, j] else np.nan
+
+
+def _rows(kernel, x: np.ndarray, *options) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    out = np.empty(x.shape, dtype=x.dtype)
+    kernel(x, *options, out)
+    return out
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
-    _count, mean, std = _row_stats(x)
-    return safe_div(x - mean, std).astype(x.dtype, copy=False)
+    return _rows(_zscore, x)
 
 
 def demean(x: np.ndarray) -> np.ndarray:
-    valid = ~np.isnan(x)
-    count = valid.sum(axis=1, keepdims=True)
-    total = np.where(valid, x, 0.0).sum(axis=1, keepdims=True, dtype=np.float64)
-    return (x - total / np.where(count > 0, count, np.nan)).astype(x.dtype, copy=False)
+    return _rows(_demean, x)
 
 
 def scale(x: np.ndarray) -> np.ndarray:
-    gross = np.where(np.isnan(x), 0.0, np.abs(x)).sum(axis=1, keepdims=True, dtype=np.float64)
-    return safe_div(x, gross).astype(x.dtype, copy=False)
+    """x divided by the row's sum of |x|: the row's absolute values sum to 1."""
+    return _rows(_scale, x)
 
 
 def winsorize(x: np.ndarray, k: float) -> np.ndarray:
     """Clip to mean +- k * std per row; rows with fewer than 2 values are left as they are."""
-    _count, mean, std = _row_stats(x)
-    lower = np.where(np.isnan(std), -np.inf, mean - k * std)
-    upper = np.where(np.isnan(std), np.inf, mean + k * std)
-    return np.minimum(np.maximum(x, lower), upper).astype(x.dtype, copy=False)
+    return _rows(_winsorize, x, float(k))
 
 
 def group_demean(x: np.ndarray, groups: np.ndarray) -> np.ndarray:

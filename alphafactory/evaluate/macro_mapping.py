@@ -18,21 +18,17 @@ factor's current direction: the cross-asset position most correlated with what t
 forecasts. As everywhere in the language, a window holding a missing return or factor
 value gives NaN (for that asset), and so does a factor that did not vary in the window.
 
-Vectorised over dates, assets and many factors at once (``factor`` of shape (T, K)): the
-window statistics (factor mean and M2, return means, co-moments) are merged with the exact,
-point-in-time binary decomposition of ``windows.py`` using Chan et al.'s stable pairwise
-update (a price index near 300 would lose digits in raw power sums). Factor statistics live
-on (T, K), return means on (T, N), and only the co-moment on (T, K, N), so the work per
-factor is a few passes over T x N.
+Many factors map at once (``factor`` of shape (T, K)) in one compiled pass, dates in
+parallel. Each window's statistics are two-pass (means first, then deviations), so a price
+index near 300 keeps its digits, and each score is a fixed sequence of operations on its
+own window: bit-identical however much history precedes it and whichever other factors
+share the call.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from alphafactory.evaluate.windows import rolling
-
-_FACTOR_CHUNK = 32  # factors per pass: keeps the (rows, K, N) blocks in cache
+from numba import njit, prange
 
 
 def macro_scores(factor: np.ndarray, returns: np.ndarray, window: int = 36) -> np.ndarray:
@@ -42,7 +38,7 @@ def macro_scores(factor: np.ndarray, returns: np.ndarray, window: int = 36) -> n
     earned from date t-1 to date t. Returns (T, N), or (T, K, N) for (T, K) factors.
     """
     factor = np.asarray(factor, dtype=np.float64)
-    returns = np.asarray(returns, dtype=np.float64)
+    returns = np.ascontiguousarray(returns, dtype=np.float64)
     if factor.ndim not in (1, 2) or returns.ndim != 2 or factor.shape[0] != returns.shape[0]:
         raise ValueError(
             f"factor must be (T,) or (T, K) and returns (T, N) with the same T, "
@@ -50,47 +46,50 @@ def macro_scores(factor: np.ndarray, returns: np.ndarray, window: int = 36) -> n
         )
     if window < 3:
         raise ValueError(f"window must be at least 3 rows, got {window}")
-    factors = factor.reshape(len(factor), -1)  # (T, K)
-    scores = np.empty((factors.shape[0], factors.shape[1], returns.shape[1]))
-    for start in range(0, factors.shape[1], _FACTOR_CHUNK):
-        chunk = factors[:, start : start + _FACTOR_CHUNK]
-        scores[:, start : start + _FACTOR_CHUNK] = _scores(chunk, returns, window)
-    return scores[:, 0, :] if factor.ndim == 1 else scores
-
-
-def _scores(factors: np.ndarray, returns: np.ndarray, window: int) -> np.ndarray:
-    current = factors[:, :, None]  # (T, K, 1)
+    current = np.ascontiguousarray(factor.reshape(len(factor), -1).T)  # (K, T): rows in cache
     lagged = np.full_like(current, np.nan)
-    lagged[1:] = current[:-1]
-
-    def finish(state, out, *_):
-        _mean_x, m2_x, _mean_y, co_moment = state
-        np.divide(co_moment, np.where(m2_x > 0, m2_x, np.nan), out=out)
-
-    beta = rolling((lagged, returns[:, None, :]), window, _leaf, _merge, finish, np.float64)
-    return beta * current
+    lagged[:, 1:] = current[:, :-1]
+    # (K, T, N) underneath, so a scorer's (K, T, N) stack is a free transpose of the result
+    scores = np.full((current.shape[0], current.shape[1], returns.shape[1]), np.nan)
+    _window_scores(lagged, current, returns, window, scores)
+    return scores[0] if factor.ndim == 1 else scores.transpose(1, 0, 2)
 
 
-def _leaf(x: np.ndarray, y: np.ndarray):
-    shape = np.broadcast_shapes(x.shape, y.shape)
-    zero = np.zeros((), dtype=np.float64)
-    # merges never write into their inputs, so the zeros can be read-only broadcasts
-    return (x, np.broadcast_to(zero, x.shape), y, np.broadcast_to(zero, shape))
+@njit(parallel=True, cache=True, nogil=True)
+def _window_scores(lagged, current, returns, window, out):
+    """out[k, t, i] = slope of returns[s, i] on lagged[k, s] over the window, * current[k, t]."""
+    factors, rows = lagged.shape
+    assets = returns.shape[1]
+    for t in prange(window - 1, rows):
+        start = t - window + 1
+        returns_window = returns[start : t + 1]
+        deviations = returns_window - _column_means(returns_window)  # (window, N)
+        x_deviation, co_moment = np.empty(window), np.empty(assets)
+        for k in range(factors):
+            x = lagged[k, start : t + 1]
+            mean, constant = 0.0, True
+            for s in range(window):
+                mean += x[s]
+                constant &= x[s] == x[0]
+            mean /= window
+            m2 = 0.0
+            for s in range(window):
+                x_deviation[s] = x[s] - mean
+                m2 += x_deviation[s] * x_deviation[s]
+            if constant or not m2 > 0:  # constant or missing: no slope
+                continue
+            co_moment[:] = 0.0
+            for s in range(window):
+                for i in range(assets):
+                    co_moment[i] += x_deviation[s] * deviations[s, i]
+            scale = current[k, t] / m2
+            for i in range(assets):
+                out[k, t, i] = co_moment[i] * scale
 
 
-def _merge(older, newer, len_older, len_newer):
-    mean_x_a, m2_x_a, mean_y_a, co_a = older
-    mean_x_b, m2_x_b, mean_y_b, co_b = newer
-    total = len_older + len_newer
-    share, weight = len_newer / total, len_older * len_newer / total
-    dx = mean_x_b - mean_x_a  # (m, K, 1)
-    dy = mean_y_b - mean_y_a  # (m, 1, N)
-    co = (dx * weight) * dy  # the one (m, K, N) product
-    co += co_a
-    co += co_b
-    return (
-        mean_x_a + dx * share,
-        m2_x_a + m2_x_b + dx * dx * weight,
-        mean_y_a + dy * share,
-        co,
-    )
+@njit(cache=True, inline="always")
+def _column_means(block):
+    total = block[0].copy()
+    for s in range(1, block.shape[0]):
+        total += block[s]
+    return total / block.shape[0]

@@ -38,20 +38,6 @@ def flat_index(order: np.ndarray) -> np.ndarray:
     return order + rows * n
 
 
-def ordinal_ranks(order: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """1-based rank among the valid entries of each row (ties by order of appearance).
-
-    ``order`` is :func:`stable_order` of the values and has ``mask``'s shape. Returns the
-    ranks in the original asset order (meaningless where ``mask`` is False) and the
-    number of valid entries per row.
-    """
-    flat = flat_index(order)
-    cum = np.cumsum(np.take(mask, flat), axis=-1, dtype=np.int64)
-    ranks = np.empty_like(cum)
-    np.put(ranks, flat, cum)
-    return ranks, cum[..., -1]
-
-
 def average_ranks(values: np.ndarray, order: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """1-based ranks among the valid entries of each row, ties sharing their mean rank.
 

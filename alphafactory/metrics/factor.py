@@ -24,10 +24,10 @@ Evaluation dates, precisely:
 Values that cannot be computed are NaN: no dates, or for a ratio (``icir``, Sharpe,
 t-statistic) fewer than two values or a spread within rounding (std <= 1e-12 |mean|).
 
-Speed: build one :class:`FactorScorer` per returns panel and score stacks of factors
-with ``score_batch``, which works in chunks of about 0.5 MB per temporary (cache-sized:
-larger chunks ran slower here); each call has a fixed cost of a few hundred numpy
-operations, so one factor at a time is about half as fast.
+Speed: build one :class:`FactorScorer` per returns panel (the returns side is tabulated
+once) and score stacks of factors with ``score_batch``: the per-date work is compiled and
+runs factors in parallel (:mod:`alphafactory.metrics.sections`), so a stack of factors uses
+every core where one factor at a time uses one.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from alphafactory.metrics._fast import ReturnTables, cross_sections
 from alphafactory.metrics.crosssection import mean_and_ir
 from alphafactory.metrics.errors import MetricsError
+from alphafactory.metrics.sections import ReturnTables, cross_sections
 from alphafactory.metrics.series import series_stats
 from alphafactory.panel import Panel
 
@@ -46,7 +46,6 @@ CONTRACT_KEYS = (
     "ic", "rank_ic", "icir", "rank_icir", "ls_sharpe", "ls_annual_return", "ls_max_drawdown",
     "turnover", "hac_tstat", "n_periods", "periods_per_year",
 )  # fmt: skip
-_CHUNK_ELEMENTS = 1 << 16  # 0.5 MB (F, T, N) temporaries stay in cache: 2-3x faster
 
 # Median spacing in days -> periods per year; the contract's four, plus annual.
 _SPACING_DAYS = ((4.5, 252), (11.0, 52), (50.0, 12), (135.0, 4), (float("inf"), 1))
@@ -131,13 +130,8 @@ class FactorScorer:
         return self.score_batch(np.asarray(factor)[None])[0]
 
     def score_batch(self, factors: np.ndarray) -> list[FactorMetrics]:
-        """Metrics of each factor in a ``(F, T, N)`` stack, in memory-bounded chunks."""
-        stack = self._check_stack(factors)
-        step = max(1, _CHUNK_ELEMENTS // self.returns.size)
-        out: list[FactorMetrics] = []
-        for start in range(0, len(stack), step):
-            out.extend(self._score_chunk(stack[start : start + step]))
-        return out
+        """Metrics of each factor in a ``(F, T, N)`` stack (factors in parallel)."""
+        return self._score_stack(self._check_stack(factors))
 
     def series(self, factor: np.ndarray) -> dict[str, np.ndarray]:
         """Per-date ``ic``, ``rank_ic``, ``ls``, ``turnover`` (T,) and ``quantile_returns``
@@ -157,7 +151,7 @@ class FactorScorer:
             )
         return stack
 
-    def _score_chunk(self, x: np.ndarray) -> list[FactorMetrics]:
+    def _score_stack(self, x: np.ndarray) -> list[FactorMetrics]:
         ls = cross_sections(x, self.tables)
         ic_mean, icir, n_ic = mean_and_ir(ls.ic)
         rank_mean, rank_icir, _ = mean_and_ir(ls.rank_ic)

@@ -16,7 +16,6 @@ from alphafactory.metrics import (
     factor_metrics_batch,
     infer_periods_per_year,
 )
-from alphafactory.metrics.crosssection import quantile_codes
 from alphafactory.metrics.series import newey_west_maxlags
 from alphafactory.panel import Panel
 from tests.metrics import _reference as ref
@@ -25,15 +24,17 @@ NAN = np.nan
 
 
 def test_quantiles_rank_ties_by_order_of_appearance():
-    values = np.array([[3.0, 1.0, 1.0, 2.0, 1.0, NAN]])
-    order = np.argsort(values, axis=-1, kind="stable")
-    codes = quantile_codes(order, np.isfinite(values), 3)
-    # ordinal ranks 5, 1, 2, 4, 3 among n = 5 -> floor(3 (rank - 1) / 5) + 1
-    assert codes.tolist() == [[3, 1, 1, 2, 2, 0]]
-    assert codes[0, :5].tolist() == ref.quantiles_of(values[0, :5], 3).tolist()
+    values = np.array([[3.0, 1.0, 1.0, 2.0, 1.0, NAN], [0.0] * 6])
+    returns = np.array([[0.0] * 6, [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]])
+    series = FactorScorer(returns, quantiles=3, periods_per_year=12).series(values)
+    # ordinal ranks 5, 1, 2, 4, 3 among n = 5 -> quantiles floor(3 (rank - 1) / 5) + 1
+    codes = ref.quantiles_of(values[0, :5], 3)
+    assert codes.tolist() == [3, 1, 1, 2, 2]
+    expected = [returns[1, :5][codes == q].mean() for q in (1, 2, 3)]
+    np.testing.assert_allclose(series["quantile_returns"][0], expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("missing", [False, True], ids=["fast-path", "general-path"])
+@pytest.mark.parametrize("missing", [False, True], ids=["all-valid", "one-missing"])
 def test_long_short_uses_those_quantiles(missing):
     factor = np.array([[3.0, 1.0, 1.0, 2.0, 1.0, NAN if missing else 9.0], [0.0] * 6])
     returns = np.array([[0.0] * 6, [0.05, 0.01, 0.02, 0.03, 0.04, 0.06]])
