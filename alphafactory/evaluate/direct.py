@@ -43,21 +43,6 @@ def _block_rows(block, per_block, rows, w):
 
 
 @njit(**_JIT)
-def window_sum(x, w, out):
-    rows, columns = x.shape
-    n_blocks, per_block = _blocks(rows, columns, w)
-    for block in prange(n_blocks):
-        total = np.empty(columns)
-        first, end = _block_rows(block, per_block, rows, w)
-        for t in range(first, end):
-            total[:] = x[t - w + 1]
-            for k in range(t - w + 2, t + 1):
-                for j in range(columns):
-                    total[j] += x[k, j]
-            out[t] = total
-
-
-@njit(**_JIT)
 def window_weighted(x, w, weights, out):
     """sum_k weights[k] * x[t - w + 1 + k]: ``w`` weights, oldest row first."""
     rows, columns = x.shape

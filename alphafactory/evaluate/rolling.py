@@ -24,7 +24,7 @@ def run_window(kernel, inputs: tuple[np.ndarray, ...], w: int, *options) -> np.n
 
 
 def ts_sum(x: np.ndarray, w: int) -> np.ndarray:
-    return run_window(direct.window_sum, (x,), w)
+    return run_window(direct.window_weighted, (x,), w, np.ones(w))
 
 
 def ts_mean(x: np.ndarray, w: int) -> np.ndarray:

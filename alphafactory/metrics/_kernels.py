@@ -118,11 +118,3 @@ def rank_pearson(rx: np.ndarray, ry: np.ndarray, mask: np.ndarray):
         corr = np.einsum("...i,...i->...", xc, yc) / (np.sqrt(sxx) * np.sqrt(syy))
     constant = (sxx == 0) | (syy == 0)
     return np.where((n < MIN_ASSETS) | constant, np.nan, corr), constant
-
-
-def masked_spearman(
-    x: np.ndarray, y: np.ndarray, mask: np.ndarray, x_order: np.ndarray, y_order: np.ndarray
-) -> np.ndarray:
-    """Per-row Spearman correlation: Pearson of the average ranks among valid entries."""
-    rx, ry = average_ranks(x, x_order, mask), average_ranks(y, y_order, mask)
-    return rank_pearson(rx, ry, mask)[0]
