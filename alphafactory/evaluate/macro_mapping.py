@@ -46,45 +46,60 @@ def macro_scores(factor: np.ndarray, returns: np.ndarray, window: int = 36) -> n
         )
     if window < 3:
         raise ValueError(f"window must be at least 3 rows, got {window}")
-    current = np.ascontiguousarray(factor.reshape(len(factor), -1).T)  # (K, T): rows in cache
+    current = np.ascontiguousarray(factor.reshape(len(factor), -1))  # (T, K)
     lagged = np.full_like(current, np.nan)
-    lagged[:, 1:] = current[:, :-1]
+    lagged[1:] = current[:-1]
     # (K, T, N) underneath, so a scorer's (K, T, N) stack is a free transpose of the result
-    scores = np.full((current.shape[0], current.shape[1], returns.shape[1]), np.nan)
+    scores = np.full((current.shape[1], current.shape[0], returns.shape[1]), np.nan)
     _window_scores(lagged, current, returns, window, scores)
     return scores[0] if factor.ndim == 1 else scores.transpose(1, 0, 2)
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _window_scores(lagged, current, returns, window, out):
-    """out[k, t, i] = slope of returns[s, i] on lagged[k, s] over the window, * current[k, t]."""
-    factors, rows = lagged.shape
+    """out[k, t, i] = slope of returns[s, i] on lagged[s, k] over the window, * current[t, k].
+
+    Dates in parallel; within a date every loop runs over the factors innermost, so the
+    work of many factors is contiguous vector arithmetic. Each value is still its own
+    fixed sequence of sums over its window (in window order)."""
+    rows, factors = lagged.shape
     assets = returns.shape[1]
     for t in prange(window - 1, rows):
         start = t - window + 1
-        returns_window = returns[start : t + 1]
-        deviations = returns_window - _column_means(returns_window)  # (window, N)
-        x_deviation, co_moment = np.empty(window), np.empty(assets)
+        deviations = returns[start : t + 1] - _column_means(returns[start : t + 1])  # (W, N)
+        x_deviation = np.empty((window, factors))
+        m2, constant = _factor_deviations(lagged, start, window, x_deviation)
+        co_moment = np.zeros((assets, factors))
+        for i in range(assets):
+            for s in range(window):
+                weight = deviations[s, i]
+                for k in range(factors):
+                    co_moment[i, k] += x_deviation[s, k] * weight
         for k in range(factors):
-            x = lagged[k, start : t + 1]
-            mean, constant = 0.0, True
-            for s in range(window):
-                mean += x[s]
-                constant &= x[s] == x[0]
-            mean /= window
-            m2 = 0.0
-            for s in range(window):
-                x_deviation[s] = x[s] - mean
-                m2 += x_deviation[s] * x_deviation[s]
-            if constant or not m2 > 0:  # constant or missing: no slope
+            if constant[k] or not m2[k] > 0:  # constant or missing: no slope
                 continue
-            co_moment[:] = 0.0
-            for s in range(window):
-                for i in range(assets):
-                    co_moment[i] += x_deviation[s] * deviations[s, i]
-            scale = current[k, t] / m2
+            scale = current[t, k] / m2[k]
             for i in range(assets):
-                out[k, t, i] = co_moment[i] * scale
+                out[k, t, i] = co_moment[i, k] * scale
+
+
+@njit(cache=True)
+def _factor_deviations(lagged, start, window, x_deviation):
+    """Each factor's deviations from its window mean into ``x_deviation`` (W, K); returns
+    their sums of squares and whether the factor is constant in the window."""
+    factors = lagged.shape[1]
+    mean, m2 = np.zeros(factors), np.zeros(factors)
+    constant = np.ones(factors, np.bool_)
+    for s in range(window):
+        for k in range(factors):
+            mean[k] += lagged[start + s, k]
+            constant[k] &= lagged[start + s, k] == lagged[start, k]
+    mean /= window
+    for s in range(window):
+        for k in range(factors):
+            x_deviation[s, k] = lagged[start + s, k] - mean[k]
+            m2[k] += x_deviation[s, k] * x_deviation[s, k]
+    return m2, constant
 
 
 @njit(cache=True, inline="always")

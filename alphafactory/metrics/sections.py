@@ -65,85 +65,95 @@ def _sections(
     x, forward, forward_ranks, forward_counts, next_returns, quantiles, shared_mask,
     ic, rank_ic, ls, quantile_returns, turnover, defined,
 ):  # fmt: skip
+    # Helpers take whole arrays plus indices, never row views: a view of an array shared
+    # by the threads bumps its reference count atomically, and at 20 assets a date that
+    # contention costs more than the arithmetic.
     factors, dates, assets = x.shape
     tables = (forward, forward_ranks, forward_counts)
     for f in prange(factors):
         # scratch, reused across dates: no allocation in the inner loop
         index, order = np.empty(assets, np.int64), np.empty(assets, np.int64)
+        other_order = np.empty(assets, np.int64)
         values, other = np.empty(assets), np.empty(assets)
         ranks, other_ranks = np.empty(assets), np.empty(assets)
-        weights, held = np.zeros(assets), np.zeros(assets)  # held: previous long-short date
-        have_held = False
+        scratch = (values, other, ranks, other_ranks, other_order)
+        weights = np.zeros((2, assets))  # this date's and the previous long-short date's
+        previous = -1  # which weights row holds the previous long-short portfolio
         for t in range(dates):
-            row = x[f, t]
-            n = _valid(row, forward[t], index, values)
-            _stable_order(values, n, order)
+            n = _valid(x, f, t, forward, index, values)
+            _order_and_ranks(values, n, order, ranks)
             if n >= MIN_ASSETS:
-                scratch = (values, other, ranks, other_ranks)
-                ic[f, t], rank_ic[f, t] = _date_ic(index, order, n, t, tables, scratch)
+                _date_ic(f, t, n, tables, index, scratch, ic, rank_ic)
             if not shared_mask:  # the portfolio's assets: a next-period return, not forward
-                n = _valid(row, next_returns[t], index, values)
-                _stable_order(values, n, order)
+                n = _valid(x, f, t, next_returns, index, values)
+                _order_and_ranks(values, n, order, ranks)
             if n < max(MIN_ASSETS, quantiles):
                 continue
-            means = quantile_returns[f, t]
-            _long_short(index, order, n, next_returns[t], quantiles, means, weights)
-            ls[f, t] = means[quantiles - 1] - means[0]
+            current = 1 if previous == 0 else 0
+            _long_short(index, order, n, t, next_returns, quantiles, f, quantile_returns)
+            _weights(index, order, n, quantiles, weights, current)
+            ls[f, t] = quantile_returns[f, t, quantiles - 1] - quantile_returns[f, t, 0]
             defined[f, t] = True
-            if have_held:
-                turnover[f, t] = _half_distance(weights, held)
-            held, weights = weights, held
-            have_held = True
+            if previous >= 0:
+                turnover[f, t] = _half_distance(weights, current, previous)
+            previous = current
 
 
 @njit(cache=True)
-def _date_ic(index, order, n, t, tables, scratch):
-    """Pearson and Spearman IC over the ``n`` valid assets; both NaN when either side is
-    constant. The forward returns' ranks come from the table when every asset with a
-    forward return is valid (the common case), else from their own sort."""
+def _date_ic(f, t, n, tables, index, scratch, ic, rank_ic):
+    """Pearson and Spearman IC of factor ``f`` at date ``t`` over its ``n`` valid assets;
+    both stay NaN when either side is constant. The forward returns' ranks come from the
+    table when every asset with a forward return is valid (the common case), else from
+    their own sort."""
     forward, forward_ranks, forward_counts = tables
-    values, other, ranks, other_ranks = scratch
+    values, other, ranks, other_ranks, other_order = scratch
     for k in range(n):
         other[k] = forward[t, index[k]]
     if n == forward_counts[t]:
         for k in range(n):
             other_ranks[k] = forward_ranks[t, index[k]]
     else:
-        _average_ranks(other, n, _stable_order(other, n, np.empty(n, np.int64)), other_ranks)
-    _average_ranks(values, n, order, ranks)
-    rank_ic, constant = _pearson(ranks, other_ranks, n)
-    if constant:
-        return np.nan, np.nan
-    return _pearson(values, other, n)[0], rank_ic
+        _order_and_ranks(other, n, other_order, other_ranks)
+    rank_value = _pearson(ranks, other_ranks, n)
+    if not np.isnan(rank_value):
+        ic[f, t], rank_ic[f, t] = _pearson(values, other, n), rank_value
 
 
 @njit(cache=True)
-def _valid(row, other, index, values):
-    """Fill ``index``/``values`` with the assets (in asset order) where both rows are
-    finite and the row's values there; returns how many."""
+def _valid(x, f, t, other, index, values):
+    """Fill ``index``/``values`` with the assets (in asset order) where both ``x[f, t]``
+    and ``other[t]`` are finite and the factor's values there; returns how many."""
     n = 0
-    for j in range(row.size):
-        if np.isfinite(row[j]) and np.isfinite(other[j]):
-            index[n], values[n] = j, row[j]
+    for j in range(x.shape[2]):
+        value = x[f, t, j]
+        if np.isfinite(value) and np.isfinite(other[t, j]):
+            index[n], values[n] = j, value
             n += 1
     return n
 
 
 @njit(cache=True)
-def _stable_order(values, n, order):
-    """Stable ascending order of ``values[:n]`` into ``order[:n]`` (ties by position):
-    insertion sort for the short rows of macro panels, merge sort otherwise."""
+def _order_and_ranks(values, n, order, ranks):
+    """The stable ascending order of ``values[:n]`` into ``order[:n]`` (ties by position)
+    and their 1-based ranks, runs of equal values averaged, into ``ranks[:n]``.
+
+    Short rows (macro panels map to tens of assets) count, for each value, the values
+    below it and the equal ones: n^2 comparisons, but without branches, so they run as
+    vector instructions and beat any sort at this size. Long rows merge-sort."""
     if n > 32:
         order[:n] = np.argsort(values[:n], kind="mergesort")
-        return order
-    for k in range(n):
-        order[k] = k
-        j = k
-        while j > 0 and values[order[j - 1]] > values[k]:
-            order[j] = order[j - 1]
-            j -= 1
-        order[j] = k
-    return order
+        _average_ranks(values, n, order, ranks)
+        return
+    for i in range(n):
+        value = values[i]
+        below = equal = equal_before = 0
+        for j in range(n):
+            below += values[j] < value
+            equal += values[j] == value
+        for j in range(i):
+            equal_before += values[j] == value
+        order[below + equal_before] = i
+        ranks[i] = below + (equal + 1) / 2.0
 
 
 @njit(cache=True)
@@ -161,9 +171,13 @@ def _average_ranks(values, n, order, ranks):
 
 @njit(cache=True)
 def _pearson(x, y, n):
-    """Correlation of ``x[:n]`` and ``y[:n]``, and whether either side is constant (then
-    NaN). For ranks, small integers or halves, a constant side centres to exactly zero."""
-    mean_x, mean_y = x[:n].mean(), y[:n].mean()
+    """Correlation of ``x[:n]`` and ``y[:n]``; NaN when either side is constant. For
+    ranks, small integers or halves, a constant side centres to exactly zero."""
+    mean_x = mean_y = 0.0
+    for k in range(n):
+        mean_x += x[k]
+        mean_y += y[k]
+    mean_x, mean_y = mean_x / n, mean_y / n
     sxx = syy = sxy = 0.0
     for k in range(n):
         dx, dy = x[k] - mean_x, y[k] - mean_y
@@ -171,28 +185,34 @@ def _pearson(x, y, n):
         syy += dy * dy
         sxy += dx * dy
     if sxx == 0.0 or syy == 0.0:
-        return np.nan, True
-    return sxy / (np.sqrt(sxx) * np.sqrt(syy)), False
+        return np.nan
+    return sxy / (np.sqrt(sxx) * np.sqrt(syy))
 
 
 @njit(cache=True)
-def _long_short(index, order, n, next_returns, quantiles, means, weights):
-    """Quantile mean next returns into ``means`` and the long-short weights into
-    ``weights``; the asset at 0-based sorted position p is in quantile ``floor(Q p / n)``,
-    so quantile q holds positions ``ceil(q n / Q) ..``."""
+def _long_short(index, order, n, t, next_returns, quantiles, f, means):
+    """Quantile mean next returns into ``means[f, t]``; the asset at 0-based sorted
+    position p is in quantile ``floor(Q p / n)``, so quantile q holds positions
+    ``ceil(q n / Q) ..``."""
     for quantile in range(quantiles):
         first, end = _quantile_bounds(quantile, n, quantiles)
         total = 0.0
         for position in range(first, end):
-            total += next_returns[index[order[position]]]
-        means[quantile] = total / (end - first)
-    weights[:] = 0.0
+            total += next_returns[t, index[order[position]]]
+        means[f, t, quantile] = total / (end - first)
+
+
+@njit(cache=True)
+def _weights(index, order, n, quantiles, weights, row):
+    """The long-short portfolio into ``weights[row]``: -1/n on the bottom quantile,
+    +1/n on the top one."""
+    weights[row, :] = 0.0
     first, end = _quantile_bounds(0, n, quantiles)
     for position in range(first, end):
-        weights[index[order[position]]] = -1.0 / (end - first)
+        weights[row, index[order[position]]] = -1.0 / (end - first)
     first, end = _quantile_bounds(quantiles - 1, n, quantiles)
     for position in range(first, end):
-        weights[index[order[position]]] = 1.0 / (end - first)
+        weights[row, index[order[position]]] = 1.0 / (end - first)
 
 
 @njit(cache=True, inline="always")
@@ -202,8 +222,8 @@ def _quantile_bounds(quantile, n, quantiles):
 
 
 @njit(cache=True)
-def _half_distance(weights, held):
+def _half_distance(weights, row, other_row):
     total = 0.0
-    for j in range(weights.size):
-        total += abs(weights[j] - held[j])
+    for j in range(weights.shape[1]):
+        total += abs(weights[row, j] - weights[other_row, j])
     return 0.5 * total
