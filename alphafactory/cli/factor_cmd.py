@@ -17,8 +17,6 @@ from pathlib import Path
 
 from alphafactory.settings import Settings
 
-DAILY_LIKE = {252, 52}
-
 
 def register(commands) -> None:
     parser = commands.add_parser("factor", help="factor research tools")
@@ -111,11 +109,12 @@ def evaluate_formulas(panel, formulas: list[str], args, *, on_scored=None):
     formula with its position in ``formulas``, its canonical text, the per-date
     :meth:`FactorScorer.series` and the metrics dict (NaN as NaN, not None)."""
     from alphafactory.evaluate import Evaluator, asset_scores
-    from alphafactory.formula import FormulaError, LanguageConfig, formula_hash
+    from alphafactory.formula import FormulaError, formula_hash
     from alphafactory.metrics import FactorScorer, infer_periods_per_year
+    from alphafactory.scoring import config_for_periods
 
     periods = args.periods_per_year or infer_periods_per_year(panel.dates)
-    config = LanguageConfig.daily() if periods in DAILY_LIKE else LanguageConfig.monthly()
+    config = config_for_periods(periods)
     evaluator = Evaluator(panel, config=config)
     scorer = FactorScorer.for_panel(panel, horizon=args.horizon, quantiles=args.quantiles,
                                     periods_per_year=periods)

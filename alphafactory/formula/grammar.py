@@ -38,6 +38,12 @@ from alphafactory.formula.operators import OPERATORS
 from alphafactory.formula.tokens import Vocabulary
 
 _CHILD_SLOTS = (Slot.VALUE, Slot.GROUP)
+# State features (``GrammarState.features``): slot codes 1.. in Slot order, 0 once done;
+# required kinds as a bit set in Kind order.
+SLOT_CODES = {slot: code for code, slot in enumerate(Slot, start=1)}
+KIND_BITS = {kind: 1 << bit for bit, kind in enumerate(Kind)}
+FEATURE_NAMES = ("slot", "kinds", "depth", "open_slots")
+FEATURE_SIZES = (len(SLOT_CODES) + 1, 1 << len(KIND_BITS))  # depth, open slots: by limits
 
 
 @dataclass
@@ -205,6 +211,16 @@ class GrammarState:
             done = tuple(a.kind for a in frame.args if isinstance(a, Node))
             required = _child_options(frame.op, frame.required, done, self._tables.kinds)
         return slot, required, frame.depth + 1
+
+    def features(self) -> tuple[int, int, int, int]:
+        """What the next token must be, as small integers (``FEATURE_NAMES``): the slot
+        type, the kinds it accepts as a bit set, its depth and the open slots. This is the
+        state the generator sees at each step, besides the tokens so far."""
+        if self.done:
+            return (0, 0, 0, 0)
+        slot, required, depth = self._slot()
+        kinds = sum(KIND_BITS[kind] for kind in required)
+        return (SLOT_CODES[slot], kinds, depth, self._pending)
 
     def valid_mask(self) -> np.ndarray:
         """Boolean mask over the vocabulary: the tokens allowed next (none once done)."""

@@ -13,6 +13,9 @@ as a window in one position and as a constant in another; the position decides.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -22,6 +25,9 @@ from alphafactory.formula.config import DEFAULT_CONFIG, LanguageConfig
 from alphafactory.formula.errors import FormulaError, FormulaLimitError, FormulaSyntaxError
 from alphafactory.formula.nodes import Constant, Kind, Node, Operand, Slot, format_number
 from alphafactory.formula.operators import OPERATORS
+
+# Bumped whenever the meaning of a token sequence changes (operators, typing rules, order).
+GRAMMAR_VERSION = 1
 
 
 class Vocabulary:
@@ -58,6 +64,17 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the token numbering and language rules: a model trained on one
+        vocabulary may only be used with a vocabulary of the same fingerprint."""
+        text = json.dumps(
+            {"grammar": GRAMMAR_VERSION, "tokens": self.tokens, "operands": self.operands,
+             "config": dataclasses.asdict(self.config)},
+            sort_keys=True, default=str,
+        )  # fmt: skip
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def __contains__(self, token: str) -> bool:
         return token in self.index

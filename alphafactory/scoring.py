@@ -1,0 +1,125 @@
+"""Many formulas in, their metrics out: the batched path behind rewards, search and workers.
+
+``FormulaScorer`` binds a panel (usually a training or test period), the language config
+and the metric options once, then scores lists of formulas at full speed: evaluation shares
+sub-expressions, macro formulas are mapped to assets together in one compiled pass, and the
+per-date metrics run over stacks of factors (see :mod:`alphafactory.metrics.sections`).
+A formula that does not parse or type-check gets ``None``, never an exception, so one bad
+formula never costs a batch.
+
+    >>> scorer = FormulaScorer(panel.rows(0, split))
+    >>> metrics = scorer.score(["ts_zscore(us_infl, 12)", "rank(close)"])
+    >>> rewards = scorer.rewards(metrics, "hac_tstat")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from alphafactory.evaluate import Evaluator, macro_scores
+from alphafactory.formula import FormulaError, LanguageConfig, Node
+from alphafactory.metrics import FactorMetrics, FactorScorer, infer_periods_per_year
+from alphafactory.panel import Panel
+
+# Daily and weekly panels use day windows; monthly, quarterly and annual ones month windows.
+_DAY_WINDOW_PERIODS = {252, 52}
+
+
+def config_for_periods(periods_per_year: float) -> LanguageConfig:
+    """Day windows for daily and weekly data, month windows otherwise."""
+    if periods_per_year in _DAY_WINDOW_PERIODS:
+        return LanguageConfig.daily()
+    return LanguageConfig.monthly()
+
+
+def config_for_panel(panel: Panel) -> LanguageConfig:
+    """The language config whose windows suit the panel's date spacing."""
+    return config_for_periods(infer_periods_per_year(panel.dates))
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    horizon: int = 1
+    quantiles: int = 5
+    macro_window: int = 36  # rows of the trailing regression mapping macro factors to assets
+    stack_bytes: int = 256 * 2**20  # memory for one stack of scored factors (T x N each)
+
+
+class FormulaScorer:
+    """Scores formulas (text or nodes) on one panel; construct once, call many times.
+
+    ``score_from`` is the first row whose date counts in the metrics: values are computed
+    on the whole panel (so windows have their history) and scored from that row on, which
+    is how a held-out period after a split is measured. Values are point-in-time, so rows
+    before ``score_from`` only supply history."""
+
+    def __init__(
+        self,
+        panel: Panel,
+        *,
+        config: LanguageConfig | None = None,
+        options: ScoringOptions = ScoringOptions(),
+        score_from: int = 0,
+    ) -> None:
+        if not 0 <= score_from < panel.shape[0] - 1:
+            raise ValueError(
+                f"score_from must leave at least 2 of the panel's {panel.shape[0]} rows, "
+                f"got {score_from}"
+            )
+        self.panel = panel
+        self.config = config or config_for_panel(panel)
+        self.options = options
+        self.score_from = score_from
+        self.evaluator = Evaluator(panel, config=self.config)
+        self.metrics = FactorScorer(
+            panel.returns[score_from:], dates=panel.dates[score_from:],
+            horizon=options.horizon, quantiles=options.quantiles,
+        )  # fmt: skip
+
+    def prepare(self, formula: Node | str) -> Node | None:
+        """The checked formula, or None where it does not parse or type-check here."""
+        try:
+            return self.evaluator.prepare(formula)
+        except FormulaError:
+            return None
+
+    def score(self, formulas: Sequence[Node | str]) -> list[FactorMetrics | None]:
+        """Metrics per formula, in order; None for a formula that is not valid here."""
+        out: list[FactorMetrics | None] = [None] * len(formulas)
+        rows, assets = self.panel.shape
+        chunk = max(1, self.options.stack_bytes // (8 * rows * assets))
+        for start in range(0, len(formulas), chunk):
+            prepared = [
+                (start + k, node)
+                for k, formula in enumerate(formulas[start : start + chunk])
+                if (node := self.prepare(formula)) is not None
+            ]
+            if prepared:
+                nodes = [node for _, node in prepared]
+                for (index, _), metrics in zip(prepared, self._score_nodes(nodes), strict=True):
+                    out[index] = metrics
+        return out
+
+    def _score_nodes(self, nodes: list[Node]) -> list[FactorMetrics]:
+        values = list(self.evaluator.evaluate_many(nodes))
+        macro = [k for k, v in enumerate(values) if v.ndim == 1]
+        scores: list[np.ndarray | None] = [v if v.ndim == 2 else None for v in values]
+        if macro:
+            mapped = macro_scores(
+                np.column_stack([values[k] for k in macro]),
+                self.panel.returns,
+                window=self.options.macro_window,
+            )  # (T, K, N)
+            for position, k in enumerate(macro):
+                scores[k] = mapped[:, position]
+        return self.metrics.score_batch(np.stack(scores)[:, self.score_from :])
+
+
+def metric_values(metrics: Sequence[FactorMetrics | None], name: str) -> np.ndarray:
+    """One metric across a batch as floats; NaN where a formula has no metrics."""
+    return np.array(
+        [np.nan if m is None else float(getattr(m, name)) for m in metrics], dtype=np.float64
+    )

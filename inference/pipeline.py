@@ -1,0 +1,184 @@
+"""The generator's jobs from files: what the CLI commands run (and tests call directly).
+
+Each job reads its inputs, runs the domain functions, writes its outputs and returns a
+JSON-ready summary; every failure a user can cause surfaces as a ``ValueError`` subclass
+with a message that names the bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from alphafactory.formula import Kind, Vocabulary
+from alphafactory.panel import Panel
+from alphafactory.scoring import FormulaScorer, config_for_panel, metric_values
+from inference.encoding import encode
+from inference.model import ModelConfig
+from inference.sampling import InProcessPolicy, SamplingOptions, Target, generate
+from inference.training import TrainConfig, load_checkpoint, save_checkpoint, train
+from inference.trajectories import (
+    BuildPlan,
+    RewardSpec,
+    TrajectoryError,
+    TrajectorySet,
+    build_trajectories,
+    load_trajectories,
+    save_trajectories,
+)
+
+
+def split_row(panel: Panel, split: str) -> int:
+    """Index of the first date on or after ``split``; both periods must be non-trivial."""
+    try:
+        when = np.datetime64(split, "ns")
+    except ValueError:
+        raise TrajectoryError(f"--split {split!r} is not a date (YYYY-MM-DD)") from None
+    row = int(np.searchsorted(panel.dates.astype("datetime64[ns]"), when))
+    if row < 3 or row > panel.shape[0] - 3:
+        first, last = str(panel.dates[0])[:10], str(panel.dates[-1])[:10]
+        raise TrajectoryError(
+            f"--split {split} leaves {row} rows before and {panel.shape[0] - row} after; "
+            f"the data runs {first} .. {last}: split inside it with room on both sides"
+        )
+    return row
+
+
+def load_split_panel(path: Path, macro: list[str], split: str) -> tuple[Panel, int]:
+    from alphafactory.data.panel_files import load_panel
+
+    try:
+        panel = load_panel(path, macro_columns=macro)
+    except OSError as error:
+        raise TrajectoryError(f"cannot read {path}: {error}") from None
+    return panel, split_row(panel, split)
+
+
+def panel_vocabulary(panel: Panel) -> Vocabulary:
+    return Vocabulary(panel.operand_kinds, config_for_panel(panel))
+
+
+def build_from_file(args) -> tuple[int, dict]:
+    panel, row = load_split_panel(args.data, args.macro, args.split)
+    vocab = panel_vocabulary(panel)
+    spec = RewardSpec(args.metric, gamma=args.gamma)
+    plan = BuildPlan(
+        random=args.random, mcmc_chains=args.chains, mcmc_steps=args.steps,
+        temperature=args.temperature, max_tokens=args.max_tokens,
+        root_kinds=_roots(args.roots), seed=args.seed,
+    )  # fmt: skip
+    trajectories = build_trajectories(
+        panel.head(row), vocab, spec, plan, workers=args.workers,
+        provenance={"data_file": str(args.data), "split": args.split},
+    )  # fmt: skip
+    save_trajectories(trajectories, args.out)
+    return len(trajectories), trajectories.provenance
+
+
+def train_from_file(args, *, progress: Callable[[dict], None] | None = None) -> dict:
+    trajectories = load_trajectories(args.trajectories)
+    panel, row = load_split_panel(args.data, args.macro, args.split)
+    vocab = panel_vocabulary(panel)
+    saved = trajectories.provenance.get("vocabulary")
+    if saved and saved != vocab.fingerprint:
+        raise TrajectoryError(
+            f"{args.trajectories} was built on another vocabulary ({saved}) than {args.data} "
+            f"gives ({vocab.fingerprint}): same data file and columns expected"
+        )
+    train_set, validation_set = holdout(trajectories, args.validation, args.seed)
+    if args.top is not None:
+        train_set = train_set.top(args.top)
+    gamma = float(trajectories.provenance.get("gamma", 1.0))
+    context = int(trajectories.provenance.get("plan", {}).get("max_tokens", 16))
+    metric = trajectories.provenance.get("metric", "hac_tstat")
+    data = encode(train_set.token_lists(), train_set.frame["reward"], vocab,
+                  context=context, gamma=gamma)  # fmt: skip
+    validation = None
+    if len(validation_set):
+        later = later_period_rewards(validation_set, panel, row, vocab, metric, trajectories)
+        validation = encode(validation_set.token_lists(), later, vocab,
+                            context=context, gamma=gamma)  # fmt: skip
+    model_config = ModelConfig(
+        vocab_size=len(vocab), context=context, max_depth=vocab.config.max_depth,
+        n_layer=args.layers, n_head=args.heads, d_model=args.d_model, dropout=args.dropout,
+        behaviour_cloning=args.top is not None,
+    )  # fmt: skip
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size,
+                         learning_rate=args.lr, min_learning_rate=args.lr / 10,
+                         warmup_steps=min(100, args.steps // 10), seed=args.seed,
+                         eval_every=max(1, args.steps // 10), device=args.device)  # fmt: skip
+    result = train(data, validation, model_config, config, progress=progress)
+    summary = {
+        "checkpoint": str(args.out), "trajectories": len(train_set),
+        "validation": len(validation_set), "best_loss": result.best_val_loss,
+        "seconds": round(result.seconds, 2), "rows_per_second": round(result.rows_per_second),
+        "history": result.history,
+    }  # fmt: skip
+    reward = {"metric": metric, "gamma": gamma,
+              "clip": trajectories.provenance.get("clip"), "split": args.split}  # fmt: skip
+    save_checkpoint(args.out, result.model, vocab, reward=reward,
+                    provenance=trajectories.provenance, training=summary)  # fmt: skip
+    return summary
+
+
+def holdout(trajectories: TrajectorySet, fraction: float, seed: int):
+    """Split by formula into (train, validation) sets; ``fraction`` in [0, 0.5]."""
+    if not 0.0 <= fraction <= 0.5:
+        raise TrajectoryError(f"--validation must be in [0, 0.5], got {fraction}")
+    rng = np.random.default_rng(seed)
+    held = rng.random(len(trajectories)) < fraction
+    frame = trajectories.frame
+    return (
+        TrajectorySet(frame[~held].reset_index(drop=True), trajectories.provenance),
+        TrajectorySet(frame[held].reset_index(drop=True), trajectories.provenance),
+    )
+
+
+def later_period_rewards(trajectories, panel, row, vocab, metric, source) -> np.ndarray:
+    """The trajectories' rewards measured after the split (history before it allowed)."""
+    spec = RewardSpec(metric, gamma=float(source.provenance.get("gamma", 1.0)),
+                      clip=float(source.provenance.get("clip", 10.0)))  # fmt: skip
+    scorer = FormulaScorer(panel, config=vocab.config, score_from=row)
+    return spec.rewards(metric_values(scorer.score(list(trajectories.frame["formula"])), metric))
+
+
+def generate_from_checkpoint(args) -> dict:
+    checkpoint = load_checkpoint(args.model)
+    target = Target.parse(args.target)
+    trained = checkpoint.reward.get("metric")
+    if target.metric != trained:
+        raise TrajectoryError(
+            f"--target {args.target!r}: this model was trained on {trained!r}; "
+            f"give a target such as {trained}=3"
+        )
+    options = SamplingOptions(temperature=args.temperature, top_k=args.top_k,
+                              gamma=float(checkpoint.reward.get("gamma", 1.0)))  # fmt: skip
+    trained_roots = checkpoint.provenance.get("plan", {}).get("root_kinds")
+    roots = _roots(args.roots) if args.roots else trained_roots
+    result = generate(
+        InProcessPolicy(checkpoint.model), checkpoint.vocab, target.value, args.n,
+        options=options, rng=np.random.default_rng(args.seed),
+        root_kinds={Kind(k) for k in roots} if roots else None,
+    )  # fmt: skip
+    return {
+        "target": {"metric": target.metric, "value": target.value},
+        "n_requested": args.n, "n_generated": len(result.formulas),
+        "attempts": result.attempts, "duplicates": result.duplicates,
+        "formulas": [str(f) for f in result.formulas],
+    }  # fmt: skip
+
+
+def _roots(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in kinds if k not in ("macro", "panel")]
+    if not kinds or bad:
+        raise TrajectoryError(f"--roots {text!r}: expected macro, panel or macro,panel")
+    return kinds
+
+
+def namespace(**values) -> SimpleNamespace:
+    """Arguments for the jobs above without a command line (tests, the demo)."""
+    return SimpleNamespace(**values)

@@ -1,0 +1,258 @@
+"""Offline training of the Decision Transformer, and checkpoints that stand alone.
+
+AdamW (no weight decay on biases, norms and embeddings), linear warm-up then cosine decay,
+gradient clipping, validation on held-out trajectories whose return-to-go is their reward
+on a later time period (so validation measures how well the conditioning generalises
+forward in time), and the best validation checkpoint kept. CUDA with bf16 autocast when a
+GPU is present, CPU otherwise.
+
+A checkpoint (``torch.save`` of a plain dict) carries everything inference needs: the model
+config and weights (with the return-to-go scale as a buffer), the vocabulary's operands and
+language config with its fingerprint and grammar version, the reward definition and the
+trajectories' provenance. ``load_checkpoint`` rebuilds the model and vocabulary from it
+alone and refuses a file whose vocabulary does not reproduce its fingerprint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alphafactory.formula import LanguageConfig, Vocabulary
+from alphafactory.formula.tokens import GRAMMAR_VERSION
+from inference.encoding import EncodedTrajectories
+from inference.model import DecisionTransformer, ModelConfig, action_loss
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "alphafactory-decision-transformer"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used (wrong format, vocabulary mismatch...)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2_000
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 200
+    seed: int = 0
+    device: str = "auto"  # auto: cuda when available, else cpu
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.batch_size, self.eval_every) < 1:
+            raise ValueError(f"steps, batch_size and eval_every must be >= 1: {self}")
+        if not 0 < self.min_learning_rate <= self.learning_rate:
+            raise ValueError("need 0 < min_learning_rate <= learning_rate")
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up to ``learning_rate``, then cosine decay to ``min_learning_rate``."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.min_learning_rate + cosine * (config.learning_rate - config.min_learning_rate)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+@dataclass
+class TrainResult:
+    model: DecisionTransformer
+    history: list[dict]  # one entry per evaluation: step, train_loss, val_loss, lr
+    best_val_loss: float
+    seconds: float
+    rows_per_second: float
+
+
+def train(
+    data: EncodedTrajectories,
+    validation: EncodedTrajectories | None,
+    model_config: ModelConfig,
+    config: TrainConfig = TrainConfig(),
+    *,
+    progress: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train a fresh model on ``data``; keeps the weights of the best validation loss."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device = resolve_device(config.device)
+    scale = float(np.abs(data.rtg[data.valid]).max(initial=0.0)) or 1.0
+    model = DecisionTransformer(model_config, rtg_scale=scale).to(device)
+    optimizer = _optimizer(model, config, device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    history: list[dict] = []
+    best, best_state = math.inf, None
+    started, running = time.perf_counter(), []
+    for step in range(config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, config)
+        model.train()
+        batch = _batch(data, rng.integers(len(data), size=config.batch_size), device)
+        with autocast:
+            loss = action_loss(model(*batch[:4]), batch[2], batch[4])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        running.append(loss.item())
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+            val = evaluate_loss(model, validation, device) if validation else float("nan")
+            entry = {"step": step + 1, "train_loss": float(np.mean(running)),
+                     "val_loss": val, "lr": learning_rate(step, config)}  # fmt: skip
+            history.append(entry)
+            running = []
+            if progress:
+                progress(entry)
+            score = val if math.isfinite(val) else entry["train_loss"]
+            if score < best:
+                best = score
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    seconds = time.perf_counter() - started
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    rows = config.steps * config.batch_size / max(seconds, 1e-9)
+    return TrainResult(model.cpu(), history, best, seconds, rows)
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig, device) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": other, "weight_decay": 0.0},
+    ]
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(0.9, 0.95), fused=fused)
+
+
+def _batch(data: EncodedTrajectories, rows: np.ndarray, device) -> tuple[torch.Tensor, ...]:
+    tensors = (
+        torch.from_numpy(data.rtg[rows]),
+        torch.from_numpy(data.features[rows]),
+        torch.from_numpy(data.actions[rows]),
+        torch.from_numpy(data.masks(rows)),
+        torch.from_numpy(data.valid[rows]),
+    )
+    return tuple(t.to(device, non_blocking=True) for t in tensors)
+
+
+@torch.no_grad()
+def evaluate_loss(model, data: EncodedTrajectories, device, batch_size: int = 1024) -> float:
+    """Mean action loss over every real step of ``data``."""
+    model.eval()
+    total, steps = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        rows = np.arange(start, min(start + batch_size, len(data)))
+        batch = _batch(data, rows, device)
+        count = int(batch[4].sum())
+        total += action_loss(model(*batch[:4]), batch[2], batch[4]).item() * count
+        steps += count
+    return total / max(steps, 1)
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: DecisionTransformer,
+    vocab: Vocabulary,
+    *,
+    reward: dict,
+    provenance: dict | None = None,
+    training: dict | None = None,
+) -> None:
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "vocabulary": {
+            "operands": {name: str(kind) for name, kind in vocab.operands.items()},
+            "config": dataclasses.asdict(vocab.config),
+            "specials": list(vocab.specials),
+            "fingerprint": vocab.fingerprint,
+            "grammar_version": GRAMMAR_VERSION,
+        },
+        # plain JSON types only: the file loads with torch's safe weights_only reader
+        "reward": _plain(reward),
+        "provenance": _plain(provenance or {}),
+        "training": _plain(training or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".partial")
+    torch.save(payload, temporary)
+    temporary.replace(path)  # a reader never sees half a checkpoint
+
+
+def _plain(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+@dataclass
+class Checkpoint:
+    model: DecisionTransformer
+    vocab: Vocabulary
+    reward: dict
+    provenance: dict
+    training: dict
+
+
+def load_checkpoint(path: str | Path, *, device: str = "cpu") -> Checkpoint:
+    try:
+        payload = torch.load(Path(path), map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        reason = str(error).splitlines()[0][:200]
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an alphafactory generator checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint version {payload.get('version')}, "
+            f"this alphafactory reads version {CHECKPOINT_VERSION}"
+        )
+    saved = payload["vocabulary"]
+    if saved["grammar_version"] != GRAMMAR_VERSION:
+        raise CheckpointError(
+            f"{path} was trained on grammar version {saved['grammar_version']}; "
+            f"this alphafactory has version {GRAMMAR_VERSION}: retrain the generator"
+        )
+    config = dict(saved["config"])
+    for name in ("windows", "lags", "constants", "winsorize_ks", "operators"):
+        if config.get(name) is not None:
+            config[name] = tuple(config[name])
+    vocab = Vocabulary(saved["operands"], LanguageConfig(**config), saved["specials"])
+    if vocab.fingerprint != saved["fingerprint"]:
+        raise CheckpointError(f"{path}: the vocabulary does not reproduce its fingerprint")
+    model = DecisionTransformer(ModelConfig(**payload["model_config"]))
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return Checkpoint(model, vocab, payload["reward"], payload["provenance"], payload["training"])

@@ -1,0 +1,104 @@
+"""The Decision Transformer: shapes, grammar masking, causality, loss on actions only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from alphafactory.formula import LanguageConfig, Vocabulary, parse, random_formula, to_tokens
+from inference.encoding import encode
+from inference.model import MASKED_LOGIT, DecisionTransformer, ModelConfig, action_loss
+from inference.sampling import sample
+
+VOCAB = Vocabulary({"close": "panel", "volume": "panel", "cpi": "macro"}, LanguageConfig.daily())
+CONTEXT = 10
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    formulas = [random_formula(VOCAB, rng, max_tokens=CONTEXT) for _ in range(6)]
+    encoded = encode([to_tokens(f) for f in formulas], rng.normal(size=6), VOCAB,
+                     context=CONTEXT, gamma=1.0)  # fmt: skip
+    rows = np.arange(6)
+    tensors = [torch.from_numpy(a) for a in (encoded.rtg, encoded.features, encoded.actions)]
+    return (*tensors, torch.from_numpy(encoded.masks(rows)), torch.from_numpy(encoded.valid))
+
+
+def model(**overrides) -> DecisionTransformer:
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=len(VOCAB), context=CONTEXT, d_model=32, n_head=4,
+                         dropout=0.0, **overrides)  # fmt: skip
+    return DecisionTransformer(config, rtg_scale=2.0).eval()
+
+
+def test_logits_have_the_vocabulary_width_and_invalid_tokens_masked(batch):
+    rtg, features, actions, masks, _ = batch
+    logits = model()(rtg, features, actions, masks)
+    assert logits.shape == (6, CONTEXT, len(VOCAB))
+    assert (logits[~masks] == MASKED_LOGIT).all()
+    assert (logits[masks] > MASKED_LOGIT / 2).all()
+
+
+def test_a_step_sees_the_past_and_its_return_to_go_but_not_its_own_action(batch):
+    rtg, features, actions, masks, _ = batch
+    masks = torch.ones_like(masks)  # raw logits: masked ones would swamp the tolerances
+    net = model()
+    base = net(rtg, features, actions, masks)
+    later = actions.clone()
+    later[:, 4] = (later[:, 4] + 1) % len(VOCAB)
+    changed = net(rtg, features, later, masks)
+    torch.testing.assert_close(changed[:, :5], base[:, :5])  # step 4 and before: unchanged
+    assert not torch.allclose(changed[:, 5:], base[:, 5:])
+    conditioned = net(rtg + 3.0, features, actions, masks)
+    assert not torch.allclose(conditioned[:, 0], base[:, 0])
+
+
+def test_behaviour_cloning_ignores_the_return_to_go(batch):
+    rtg, features, actions, masks, _ = batch
+    net = model(behaviour_cloning=True)
+    torch.testing.assert_close(net(rtg * 5 + 1, features, actions, masks),
+                               net(rtg, features, actions, masks))  # fmt: skip
+
+
+def test_next_action_logits_equal_the_full_forward_at_that_step(batch):
+    rtg, features, actions, masks, _ = batch
+    net = model()
+    full = net(rtg, features, actions, masks)
+    lengths = torch.tensor([1, 2, 3, 4, 5, 6])
+    step_masks = masks[torch.arange(6), lengths - 1]
+    # what comes after the step being chosen is padding the model must not read
+    padded = actions.clone()
+    for row, length in enumerate(lengths):
+        padded[row, length - 1 :] = len(VOCAB)
+    got = net.next_action_logits(rtg, features, padded, lengths, step_masks)
+    torch.testing.assert_close(got, full[torch.arange(6), lengths - 1], rtol=1e-5, atol=1e-5)
+
+
+def test_the_loss_counts_real_steps_only(batch):
+    rtg, features, actions, masks, valid = batch
+    logits = model()(rtg, features, actions, masks)
+    noisy = logits.clone()
+    noisy[~valid] = torch.randn_like(noisy[~valid])  # padding steps: anything
+    assert action_loss(noisy, actions, valid) == action_loss(logits, actions, valid)
+    # with the grammar's masks the loss is below a uniform guess over the whole vocabulary
+    assert action_loss(logits, actions, valid) < np.log(len(VOCAB))
+
+
+def test_config_errors_name_the_value():
+    with pytest.raises(ValueError, match="d_model 30 must be divisible by n_head 4"):
+        ModelConfig(vocab_size=10, d_model=30, n_head=4)
+
+
+def test_sampling_draws_only_valid_tokens_and_top_k_limits_them():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(200, 12))
+    masks = rng.random((200, 12)) < 0.4
+    masks[:, 0] = True
+    chosen = sample(logits, masks, 1.0, 0, rng)
+    assert masks[np.arange(200), chosen].all()
+    top = sample(logits, masks, 1.0, 1, rng)
+    best = np.argmax(np.where(masks, logits, -np.inf), axis=1)
+    np.testing.assert_array_equal(top, best)
+    parse("cpi", VOCAB.operands)  # the vocabulary is well formed
