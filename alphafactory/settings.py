@@ -123,7 +123,20 @@ class TritonSettings(BaseModel):
     generator_model: str = "alphafactory_generator"
     # The embedded server also hosts this tiny model, proving the python backend works.
     health_model: str = "alphafactory_health"
+    # Model repository `model export` writes and the embedded server serves (at start).
+    repository: Path = Path("deploy/triton/models")
     request_timeout_s: float = Field(10.0, gt=0)
+    # Client: attempts per call (with jittered exponential backoff), and what to do when
+    # Triton stays unreachable: "fail" raises; "in_process" logs and runs the model locally.
+    retries: int = Field(3, ge=1, le=20)
+    fallback: str = "in_process"
+
+    @field_validator("fallback")
+    @classmethod
+    def _check_fallback(cls, value: str) -> str:
+        if value not in ("fail", "in_process"):
+            raise ValueError(f"triton.fallback must be 'fail' or 'in_process', got {value!r}")
+        return value
 
     @field_validator("http", "grpc")
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from alphafactory.formula import FormulaError, Node, Vocabulary, parse, to_tokens
+from alphafactory.formula import FormulaError, GrammarState, Node, Vocabulary, parse, to_tokens
 
 
 @dataclass(frozen=True)
@@ -115,5 +115,15 @@ def known_factors(
 
 
 def _tokens_fit(node: Node, vocab: Vocabulary, max_tokens: int) -> bool:
+    """Whether the grammar could have written this formula within ``max_tokens``: text
+    allows any number as a constant, the token grammar only the configured ones."""
     tokens = to_tokens(node)
-    return len(tokens) <= max_tokens and all(token in vocab for token in tokens)
+    if len(tokens) > max_tokens or not all(token in vocab for token in tokens):
+        return False
+    state = GrammarState(vocab, max_tokens=max_tokens)
+    try:
+        for token in tokens:
+            state.step(token)
+    except FormulaError:
+        return False
+    return state.done

@@ -145,7 +145,10 @@ def later_period_rewards(trajectories, panel, row, vocab, metric, source) -> np.
     return spec.rewards(metric_values(scorer.score(list(trajectories.frame["formula"])), metric))
 
 
-def generate_from_checkpoint(args) -> dict:
+def generate_from_checkpoint(args, triton=None) -> dict:
+    """Generate with the checkpoint in process, or through Triton when ``triton`` (the
+    ``TritonSettings``) is given; the checkpoint then supplies the vocabulary and, per
+    ``triton.fallback``, the in-process answer when Triton is unavailable."""
     checkpoint = load_checkpoint(args.model)
     target = Target.parse(args.target)
     trained = checkpoint.reward.get("metric")
@@ -158,8 +161,11 @@ def generate_from_checkpoint(args) -> dict:
                               gamma=float(checkpoint.reward.get("gamma", 1.0)))  # fmt: skip
     trained_roots = checkpoint.provenance.get("plan", {}).get("root_kinds")
     roots = _roots(args.roots) if args.roots else trained_roots
+    policy = InProcessPolicy(checkpoint.model)
+    if triton is not None:
+        policy = triton_policy(triton, policy)
     result = generate(
-        InProcessPolicy(checkpoint.model), checkpoint.vocab, target.value, args.n,
+        policy, checkpoint.vocab, target.value, args.n,
         options=options, rng=np.random.default_rng(args.seed),
         root_kinds={Kind(k) for k in roots} if roots else None,
     )  # fmt: skip
@@ -169,6 +175,53 @@ def generate_from_checkpoint(args) -> dict:
         "attempts": result.attempts, "duplicates": result.duplicates,
         "formulas": [str(f) for f in result.formulas],
     }  # fmt: skip
+
+
+def search_from_file(args) -> dict:
+    from alphafactory.data.panel_files import load_panel
+    from alphafactory.metrics import parse_definition
+    from inference.search import SearchConfig, run_search, search_report
+
+    definition = parse_definition(args.definition)
+    try:
+        panel = load_panel(args.data, macro_columns=args.macro)
+    except OSError as error:
+        raise TrajectoryError(f"cannot read {args.data}: {error}") from None
+    split = args.split or str(panel.dates[int(0.7 * (panel.shape[0] - 1))])[:10]
+    row = split_row(panel, split)
+    vocab = panel_vocabulary(panel)
+    config = SearchConfig(
+        method=args.method, budget=args.budget, seed=args.seed,
+        reward=RewardSpec(args.metric), max_tokens=args.max_tokens,
+        root_kinds=_roots(args.roots), target=args.target,
+        train_steps=args.train_steps, workers=args.workers,
+    )  # fmt: skip
+    candidates = run_search(panel.head(row), vocab, config)
+    report = search_report(candidates, config, panel, row, definition, vocab, top=args.top)
+    return {**report, "split": split}
+
+
+def triton_policy(triton, local: InProcessPolicy):
+    """The Triton client of the settings, wrapped in the fallback when configured."""
+    from inference.triton_client import FallbackPolicy, TritonPolicy, TritonUnavailable
+
+    def connect() -> TritonPolicy:
+        remote = TritonPolicy(
+            triton.grpc, triton.generator_model,
+            timeout_s=triton.request_timeout_s, retries=triton.retries,
+        )  # fmt: skip
+        shapes = (remote.context, remote.vocab_size)
+        if shapes != (local.context, local.model.config.vocab_size):
+            raise TritonUnavailable(
+                f"Triton's {triton.generator_model!r} has context and vocabulary {shapes}; "
+                f"the checkpoint has {(local.context, local.model.config.vocab_size)}: "
+                "export this checkpoint and restart Triton"
+            )
+        return remote
+
+    if triton.fallback == "in_process":
+        return FallbackPolicy(connect, local)
+    return connect()
 
 
 def _roots(text: str) -> tuple[str, ...]:

@@ -15,7 +15,6 @@ alone and refuses a file whose vocabulary does not reproduce its fingerprint.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -28,8 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alphafactory.formula import LanguageConfig, Vocabulary
-from alphafactory.formula.tokens import GRAMMAR_VERSION
+from alphafactory.formula import FormulaError, Vocabulary
 from inference.encoding import EncodedTrajectories
 from inference.model import DecisionTransformer, ModelConfig, action_loss
 
@@ -194,13 +192,7 @@ def save_checkpoint(
         "version": CHECKPOINT_VERSION,
         "model_config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "vocabulary": {
-            "operands": {name: str(kind) for name, kind in vocab.operands.items()},
-            "config": dataclasses.asdict(vocab.config),
-            "specials": list(vocab.specials),
-            "fingerprint": vocab.fingerprint,
-            "grammar_version": GRAMMAR_VERSION,
-        },
+        "vocabulary": vocab.to_dict(),
         # plain JSON types only: the file loads with torch's safe weights_only reader
         "reward": _plain(reward),
         "provenance": _plain(provenance or {}),
@@ -239,19 +231,10 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> Checkpoint:
             f"{path}: checkpoint version {payload.get('version')}, "
             f"this alphafactory reads version {CHECKPOINT_VERSION}"
         )
-    saved = payload["vocabulary"]
-    if saved["grammar_version"] != GRAMMAR_VERSION:
-        raise CheckpointError(
-            f"{path} was trained on grammar version {saved['grammar_version']}; "
-            f"this alphafactory has version {GRAMMAR_VERSION}: retrain the generator"
-        )
-    config = dict(saved["config"])
-    for name in ("windows", "lags", "constants", "winsorize_ks", "operators"):
-        if config.get(name) is not None:
-            config[name] = tuple(config[name])
-    vocab = Vocabulary(saved["operands"], LanguageConfig(**config), saved["specials"])
-    if vocab.fingerprint != saved["fingerprint"]:
-        raise CheckpointError(f"{path}: the vocabulary does not reproduce its fingerprint")
+    try:
+        vocab = Vocabulary.from_dict(payload["vocabulary"])
+    except (FormulaError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: {error}") from None
     model = DecisionTransformer(ModelConfig(**payload["model_config"]))
     model.load_state_dict(payload["state_dict"])
     model.eval()

@@ -176,12 +176,13 @@ def _run_task(task: tuple) -> list[dict]:
     return _mcmc_chain(_WORKER, start, steps, temperature, max_tokens, rng)
 
 
-def _mcmc_chain(context: _Scoring, start: str, steps, temperature, max_tokens, rng):
-    """One Metropolis-Hastings chain; every proposal is a trajectory (scored anyway)."""
-    current = context.scorer.prepare(start)
+def _mcmc_chain(context: _Scoring, start, steps, temperature, max_tokens, rng):
+    """One Metropolis-Hastings chain from ``start`` = (formula, its reward); every
+    proposal is scored once and becomes a trajectory."""
+    text, current_reward = start
+    current = context.scorer.prepare(text)
     if current is None:
         return []
-    current_reward = context.rows([current], "mcmc")[0]["reward"]
     out = []
     for _ in range(steps):
         proposal = mutate(current, context.vocab, rng, max_tokens=max_tokens)
@@ -236,10 +237,11 @@ def build_trajectories(
     return TrajectorySet(frame, meta | (provenance or {}))
 
 
-def _chain_starts(rows: list[dict], chains: int) -> list[str]:
-    """The best distinct formulas so far, one per chain (cycling if there are fewer)."""
+def _chain_starts(rows: list[dict], chains: int) -> list[tuple[str, float]]:
+    """The best distinct formulas so far with their rewards, one per chain (cycling if
+    there are fewer)."""
     ranked = sorted(rows, key=lambda row: -row["reward"])
-    distinct = list(dict.fromkeys(row["formula"] for row in ranked))
+    distinct = list(dict.fromkeys((row["formula"], row["reward"]) for row in ranked))
     if not distinct or chains == 0:
         return []
     return [distinct[k % len(distinct)] for k in range(chains)]

@@ -61,7 +61,7 @@ install_python_environment() {
     echo "alphafactory setup: installing the Python environment into $VENV"
     # requirements.lock pins the whole dependency tree; torch==2.13.0 is the CPU wheel.
     "$VENV/bin/python" -m pip install -q -c requirements.lock -e ".[test]" 2>&1 | grep -v "is ignored" || true
-    "$VENV/bin/python" -c "import alphafactory, torch, pytriton, kafka, psycopg, celery" \
+    "$VENV/bin/python" -c "import alphafactory, torch, pytriton, kafka, psycopg, celery, onnxruntime, onnxscript" \
         || { echo "alphafactory setup: the Python environment is incomplete" >&2; exit 1; }
     echo "$want" >"$stamp"
 }

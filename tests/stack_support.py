@@ -41,7 +41,7 @@ def isolated_settings(state_dir: Path) -> Settings:
         postgres={"port": postgres},
         redis={"url": f"redis://127.0.0.1:{redis}/0"},
         triton={"http": f"127.0.0.1:{http}", "grpc": f"127.0.0.1:{grpc}",
-                "metrics_port": metrics},
+                "metrics_port": metrics, "repository": state_dir / "models"},
     )
 
 
@@ -56,6 +56,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ALPHAFACTORY_TRITON__HTTP": settings.triton.http,
         "ALPHAFACTORY_TRITON__GRPC": settings.triton.grpc,
         "ALPHAFACTORY_TRITON__METRICS_PORT": str(settings.triton.metrics_port),
+        "ALPHAFACTORY_TRITON__REPOSITORY": str(settings.triton.repository),
     })
     return env
 

@@ -64,6 +64,47 @@ def register(commands) -> None:
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(handler=run_train)
 
+    export = model_actions.add_parser("export", help="write a Triton model repository")
+    export.add_argument("--checkpoint", type=Path, required=True)
+    export.add_argument(
+        "--repository",
+        type=Path,
+        default=None,
+        help="model repository (default: settings triton.repository)",
+    )
+    export.add_argument(
+        "--name", default=None, help="model name (default: settings triton.generator_model)"
+    )
+    export.add_argument("--version", type=int, default=1)
+    export.add_argument("--max-batch-size", type=int, default=1024)
+    export.add_argument(
+        "--instances",
+        choices=("gpu", "cpu"),
+        default="gpu",
+        help="instance kind in config.pbtxt (gpu: production)",
+    )
+    export.set_defaults(handler=run_export)
+
+    search = commands.add_parser("search", help="search formulas under an evaluation budget")
+    search.add_argument("--data", type=Path, required=True, help="panel file (long format)")
+    search.add_argument("--macro", action="append", default=[], metavar="COLUMN")
+    search.add_argument("--split", default=None,
+                        help="first held-out date (default: the date 70%% into the data)")
+    search.add_argument("--method", choices=("dt", "random", "mcmc", "bc"), required=True)
+    search.add_argument("--budget", type=int, required=True, help="formula evaluations")
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--definition", default="hac_tstat >= 2",
+                        help='alpha definition, e.g. "ls_sharpe > 0.7 and ls_max_drawdown < 0.1"')
+    search.add_argument("--metric", default="hac_tstat", help="training reward metric")
+    search.add_argument("--roots", default="macro,panel", help="formula kinds")
+    search.add_argument("--max-tokens", type=int, default=16)
+    search.add_argument("--target", type=float, default=None, help="dt conditioning target")
+    search.add_argument("--train-steps", type=int, default=1000, help="dt/bc training steps")
+    search.add_argument("--workers", type=int, default=1)
+    search.add_argument("--top", type=int, default=10, help="formulas listed in best")
+    search.add_argument("--json", action="store_true", help="print one JSON object")
+    search.set_defaults(handler=run_search)
+
     generate = commands.add_parser("generate", help="write formulas with a trained model")
     generate.add_argument("--model", type=Path, required=True, help="checkpoint file")
     generate.add_argument("--target", required=True, help='e.g. "hac_tstat=3"')
@@ -72,6 +113,11 @@ def register(commands) -> None:
     generate.add_argument("--top-k", type=int, default=0)
     generate.add_argument("--roots", default=None, help="formula kinds, e.g. macro")
     generate.add_argument("--seed", type=int, default=None)
+    generate.add_argument(
+        "--via", choices=("local", "triton"), default="local",
+        help="local: the checkpoint in this process; triton: batched calls to the Triton "
+        "server of the settings (fallback per triton.fallback)",
+    )  # fmt: skip
     generate.add_argument("--json", action="store_true", help="print one JSON object")
     generate.set_defaults(handler=run_generate)
 
@@ -111,13 +157,54 @@ def run_train(args, settings: Settings) -> int:
     return 0
 
 
-def run_generate(args, settings: Settings) -> int:
-    from inference.pipeline import generate_from_checkpoint
+def run_export(args, settings: Settings) -> int:
+    from inference.export import export_repository
+    from inference.repository import ServingOptions
+    from inference.training import load_checkpoint
 
+    repository = args.repository or settings.triton.repository
     try:
-        result = generate_from_checkpoint(args)
+        options = ServingOptions(
+            model_name=args.name or settings.triton.generator_model, version=args.version,
+            max_batch_size=args.max_batch_size, instances=args.instances,
+        )  # fmt: skip
+        path = export_repository(load_checkpoint(args.checkpoint), repository, options)
     except ValueError as error:
         return _fail(str(error))
+    print(json.dumps({"model": options.model_name, "version": options.version,
+                      "onnx": str(path), "repository": str(repository)}))  # fmt: skip
+    print("serve it locally with: alphafactory stack restart triton", file=sys.stderr)
+    return 0
+
+
+def run_search(args, settings: Settings) -> int:
+    from inference.pipeline import search_from_file
+
+    try:
+        report = search_from_file(args)
+    except ValueError as error:
+        return _fail(str(error))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        keys = ("method", "n_evaluated", "n_valid", "n_unique", "n_qualified", "hit_rate")
+        print("  ".join(f"{k}={report[k]}" for k in keys))
+        for entry in report["best"]:
+            print(f"{entry['test'].get('ic')!s:>24}  {entry['formula']}")
+    return 0
+
+
+def run_generate(args, settings: Settings) -> int:
+    from inference.pipeline import generate_from_checkpoint
+    from inference.triton_client import TritonUnavailable
+
+    try:
+        result = generate_from_checkpoint(args, settings.triton if args.via == "triton" else None)
+    except ValueError as error:
+        return _fail(str(error))
+    except TritonUnavailable as error:
+        print(f"alphafactory: {error}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result))
     else:

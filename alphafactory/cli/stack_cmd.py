@@ -15,6 +15,10 @@ def register(commands) -> None:
     up.set_defaults(handler=run_up)
     down = actions.add_parser("down", help="stop every component the stack started")
     down.set_defaults(handler=run_down)
+    restart = actions.add_parser("restart", help="restart components, e.g. triton after "
+                                 "`model export`")  # fmt: skip
+    restart.add_argument("components", nargs="+", metavar="COMPONENT")
+    restart.set_defaults(handler=run_restart)
     status = actions.add_parser("status", help="probe every component's health")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=run_status)
@@ -45,6 +49,18 @@ def run_down(args, settings: Settings) -> int:
 
     stopped = stack.down(settings)
     print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+    return 0
+
+
+def run_restart(args, settings: Settings) -> int:
+    from deploy.local import stack
+
+    try:
+        restarted = stack.restart(settings, args.components)
+    except stack.StackError as error:
+        print(f"alphafactory: {error}", file=sys.stderr)
+        return 1
+    print(f"restarted: {', '.join(restarted) if restarted else 'nothing (external)'}")
     return 0
 
 

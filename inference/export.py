@@ -1,0 +1,99 @@
+"""Export a generator checkpoint as a versioned Triton model repository.
+
+    <repository>/<model>/config.pbtxt          ONNX Runtime backend, dynamic batching
+    <repository>/<model>/generator.json        vocabulary, context, reward: what clients need
+    <repository>/<model>/<version>/model.onnx  the next-action network, fixed context
+
+The network is ``DecisionTransformer.next_action_logits`` with every input padded to the
+model's context, so only the batch dimension varies (tensors: ``inference.repository``).
+``config.pbtxt`` is the production configuration (GPU instances; ``instances="cpu"`` for a
+CPU tritonserver); the local stack serves the same files through PyTriton with ONNX Runtime
+inside the bound function (``inference.triton_server``), under the same name and tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from inference.model import DecisionTransformer
+from inference.repository import (
+    CONFIG_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    ServingOptions,
+    config_text,
+    tensor_specs,
+)
+from inference.training import Checkpoint
+
+
+class _NextAction(torch.nn.Module):
+    """The exported graph: lengths arrive as (B, 1) so every tensor has a row dimension."""
+
+    def __init__(self, model: DecisionTransformer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, rtg, features, actions, lengths, mask):
+        return self.model.next_action_logits(rtg, features, actions, lengths[:, 0], mask)
+
+
+def export_repository(checkpoint: Checkpoint, repository: Path, options: ServingOptions) -> Path:
+    """Write the model's folder in ``repository``; returns the ONNX file's path."""
+    model = checkpoint.model.eval().float()
+    config = model.config
+    folder = Path(repository) / options.model_name
+    version_dir = folder / str(options.version)
+    staging = folder / f".{options.version}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    export_onnx(model, staging / MODEL_FILE)
+    (folder / CONFIG_FILE).write_text(config_text(config.context, config.vocab_size, options))
+    (folder / METADATA_FILE).write_text(json.dumps(generator_metadata(checkpoint), indent=1))
+    shutil.rmtree(version_dir, ignore_errors=True)
+    staging.rename(version_dir)  # a server polling the repository never sees half a model
+    return version_dir / MODEL_FILE
+
+
+def export_onnx(model: DecisionTransformer, path: Path) -> None:
+    config = model.config
+    batch = 2
+    example = (
+        torch.zeros(batch, config.context),
+        torch.zeros(batch, config.context, 4, dtype=torch.int64),
+        torch.full((batch, config.context), config.vocab_size, dtype=torch.int64),
+        torch.ones(batch, 1, dtype=torch.int64),
+        torch.ones(batch, config.vocab_size, dtype=torch.bool),
+    )
+    inputs, output = tensor_specs(config.context, config.vocab_size)
+    names = [spec.name for spec in inputs]
+    rows = torch.export.Dim("batch", min=1, max=1 << 20)
+    # the exporter reports progress on stdout, which belongs to the command's JSON output
+    with contextlib.redirect_stdout(sys.stderr):
+        torch.onnx.export(
+            _NextAction(model).eval(),
+            example,
+            str(path),
+            input_names=names,
+            output_names=[output.name],
+            dynamic_shapes={name: {0: rows} for name in names},
+            dynamo=True,
+            external_data=False,
+        )
+
+
+def generator_metadata(checkpoint: Checkpoint) -> dict:
+    """Everything a client needs besides the network: the vocabulary (to run the grammar),
+    the context and the reward the model was conditioned on."""
+    return {
+        "context": checkpoint.model.config.context,
+        "vocabulary": checkpoint.vocab.to_dict(),
+        "reward": checkpoint.reward,
+        "root_kinds": checkpoint.provenance.get("plan", {}).get("root_kinds"),
+    }

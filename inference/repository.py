@@ -1,0 +1,157 @@
+"""The generator's Triton model repository: its tensors, its config.pbtxt, and reading it back.
+
+``config.pbtxt`` is written and read through Triton's own protobuf schema
+(``tritonclient.grpc.model_config_pb2`` with protobuf's text format), so what we write is
+what tritonserver parses. Tensors (names, types and per-row shapes; the batch dimension is
+omitted, as Triton does when ``max_batch_size`` > 0):
+
+    rtg       FP32  [C]       return-to-go per step
+    features  INT64 [C, 4]    grammar state per step (GrammarState.features)
+    actions   INT64 [C]       tokens so far; padding = vocabulary size
+    lengths   INT64 [1]       the step being chosen (1-based)
+    mask      BOOL  [V]       the grammar's valid tokens at that step
+    logits    FP32  [V]       output; invalid tokens at MASKED_LOGIT
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as pb
+
+CONFIG_FILE = "config.pbtxt"
+MODEL_FILE = "model.onnx"
+METADATA_FILE = "generator.json"
+INPUT_NAMES = ("rtg", "features", "actions", "lengths", "mask")
+OUTPUT_NAME = "logits"
+_NUMPY = {pb.TYPE_FP32: np.float32, pb.TYPE_INT64: np.int64, pb.TYPE_BOOL: np.bool_}
+
+
+class RepositoryError(ValueError):
+    """A model folder that is not a usable exported generator."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    data_type: int  # model_config_pb2.DataType
+    dims: tuple[int, ...]  # per row
+
+    @property
+    def numpy_dtype(self) -> type:
+        return _NUMPY[self.data_type]
+
+    @property
+    def triton_dtype(self) -> str:
+        """The client library's spelling: FP32, INT64, BOOL."""
+        return pb.DataType.Name(self.data_type).removeprefix("TYPE_")
+
+
+def tensor_specs(context: int, vocab_size: int) -> tuple[list[TensorSpec], TensorSpec]:
+    inputs = [
+        TensorSpec("rtg", pb.TYPE_FP32, (context,)),
+        TensorSpec("features", pb.TYPE_INT64, (context, 4)),
+        TensorSpec("actions", pb.TYPE_INT64, (context,)),
+        TensorSpec("lengths", pb.TYPE_INT64, (1,)),
+        TensorSpec("mask", pb.TYPE_BOOL, (vocab_size,)),
+    ]
+    return inputs, TensorSpec(OUTPUT_NAME, pb.TYPE_FP32, (vocab_size,))
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    model_name: str = "alphafactory_generator"
+    version: int = 1
+    max_batch_size: int = 1024
+    instances: str = "gpu"  # gpu: production; cpu: a CPU-only tritonserver
+    instance_count: int = 1
+    queue_delay_us: int = 500  # how long Triton may hold a request to grow a batch
+
+    def __post_init__(self) -> None:
+        if self.instances not in ("gpu", "cpu"):
+            raise RepositoryError(f"instances must be gpu or cpu, got {self.instances!r}")
+        if min(self.version, self.max_batch_size, self.instance_count) < 1:
+            raise RepositoryError("version, max_batch_size and instance_count must be >= 1")
+        if not self.model_name.replace("_", "").replace("-", "").isalnum():
+            raise RepositoryError(f"model name {self.model_name!r}: letters, digits, _ and - only")
+
+
+def config_text(context: int, vocab_size: int, options: ServingOptions) -> str:
+    """The production ``config.pbtxt`` (ONNX Runtime backend, dynamic batching)."""
+    config = pb.ModelConfig(
+        name=options.model_name, platform="onnxruntime_onnx",
+        max_batch_size=options.max_batch_size,
+    )  # fmt: skip
+    inputs, output = tensor_specs(context, vocab_size)
+    for spec in inputs:
+        config.input.add(name=spec.name, data_type=spec.data_type, dims=spec.dims)
+    config.output.add(name=output.name, data_type=output.data_type, dims=output.dims)
+    largest = options.max_batch_size
+    preferred = sorted({size for size in (64, 256, largest) if size <= largest})
+    config.dynamic_batching.preferred_batch_size.extend(preferred)
+    config.dynamic_batching.max_queue_delay_microseconds = options.queue_delay_us
+    group = pb.ModelInstanceGroup
+    kind = group.KIND_GPU if options.instances == "gpu" else group.KIND_CPU
+    config.instance_group.add(count=options.instance_count, kind=kind)
+    config.version_policy.specific.versions.append(options.version)
+    return text_format.MessageToString(config)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One exported generator as found in a repository."""
+
+    name: str
+    version: int
+    onnx: Path
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    max_batch_size: int
+    queue_delay_us: int
+    metadata: dict
+
+
+def read_model(folder: Path) -> ServedModel:
+    """Read and check one model folder (config, metadata and the configured version)."""
+    try:
+        config = text_format.Parse((folder / CONFIG_FILE).read_text(), pb.ModelConfig())
+        metadata = json.loads((folder / METADATA_FILE).read_text())
+    except (OSError, ValueError, text_format.ParseError) as error:
+        raise RepositoryError(f"{folder} is not an exported generator: {error}") from None
+    versions = list(config.version_policy.specific.versions) or sorted(
+        int(p.name) for p in folder.iterdir() if p.name.isdigit()
+    )
+    if not versions:
+        raise RepositoryError(f"{folder} has no model version")
+    onnx = folder / str(versions[-1]) / MODEL_FILE
+    if not onnx.is_file():
+        raise RepositoryError(f"{folder}: version {versions[-1]} has no {MODEL_FILE}")
+    names = tuple(t.name for t in config.input)
+    if names != INPUT_NAMES or [t.name for t in config.output] != [OUTPUT_NAME]:
+        raise RepositoryError(f"{folder}: inputs {names}, expected {INPUT_NAMES} -> logits")
+
+    def specs(tensors) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec(t.name, t.data_type, tuple(t.dims)) for t in tensors)
+
+    return ServedModel(
+        name=config.name or folder.name, version=versions[-1], onnx=onnx,
+        inputs=specs(config.input), outputs=specs(config.output),
+        max_batch_size=config.max_batch_size,
+        queue_delay_us=config.dynamic_batching.max_queue_delay_microseconds,
+        metadata=metadata,
+    )  # fmt: skip
+
+
+def find_models(repository: Path) -> list[ServedModel]:
+    """Every exported generator in ``repository`` (folders without a config are skipped)."""
+    if not repository.is_dir():
+        return []
+    return [
+        read_model(folder)
+        for folder in sorted(repository.iterdir())
+        if folder.is_dir() and (folder / CONFIG_FILE).is_file()
+    ]

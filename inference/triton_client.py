@@ -1,0 +1,160 @@
+"""Batched next-action calls to Triton over gRPC, with retries and a logged fallback.
+
+``TritonPolicy`` is a ``NextActionPolicy`` (``inference.sampling``): the generation loop
+calls it once per step with every active episode. It checks readiness up front (server
+and model, and that the model's context matches), sends each call with a per-call timeout,
+splits batches above the model's ``max_batch_size``, and retries a failed call a bounded
+number of times with exponential backoff and full jitter (so many clients that lost the
+server together do not return in lockstep). When Triton stays unreachable it raises
+``TritonUnavailable``, which names the address, the model and the last cause.
+
+``FallbackPolicy`` wraps a Triton policy and an in-process one: with
+``triton.fallback = "in_process"`` (the default) a call that raises ``TritonUnavailable``
+is logged as a warning and answered by the in-process model (the checkpoint loaded
+locally), and later calls try Triton again first. With ``"fail"`` the error propagates and
+the caller (the generation service) decides: retry the request later, nothing lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from inference.repository import INPUT_NAMES, OUTPUT_NAME
+
+log = logging.getLogger(__name__)
+_DATATYPES = {"rtg": "FP32", "features": "INT64", "actions": "INT64", "lengths": "INT64",
+              "mask": "BOOL"}  # fmt: skip
+
+
+class TritonUnavailable(RuntimeError):
+    """Triton could not answer: down, not ready, model missing, or every retry failed."""
+
+
+class TritonPolicy:
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        *,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        backoff_s: float = 0.1,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self.url, self.model_name = url, model_name
+        self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
+        self._sleep = sleep
+        self._client = grpcclient.InferenceServerClient(url=url)
+        self._grpc = grpcclient
+        self.context, self.vocab_size, self.max_batch_size = self._describe()
+
+    def _describe(self) -> tuple[int, int, int]:
+        """Readiness check plus the model's shapes, from Triton's own model config."""
+
+        def ask():
+            if not self._client.is_server_ready(client_timeout=self.timeout_s):
+                raise TritonUnavailable(f"Triton at {self.url} is not ready")
+            if not self._client.is_model_ready(self.model_name, client_timeout=self.timeout_s):
+                raise TritonUnavailable(f"model {self.model_name!r} is not ready at {self.url}")
+            return self._client.get_model_config(
+                self.model_name, as_json=True, client_timeout=self.timeout_s
+            )["config"]
+
+        config = self._with_retries(ask, "readiness check")
+        dims = {t["name"]: [int(d) for d in t["dims"]] for t in config["input"]}
+        if tuple(dims) != INPUT_NAMES:
+            raise TritonUnavailable(
+                f"model {self.model_name!r} at {self.url} has inputs {tuple(dims)}, "
+                f"expected {INPUT_NAMES}: not an alphafactory generator"
+            )
+        return dims["rtg"][0], dims["mask"][0], int(config.get("max_batch_size", 0)) or 1
+
+    def __call__(self, rtg, features, actions, lengths, mask) -> np.ndarray:
+        arrays = {
+            "rtg": np.ascontiguousarray(rtg, dtype=np.float32),
+            "features": np.ascontiguousarray(features, dtype=np.int64),
+            "actions": np.ascontiguousarray(actions, dtype=np.int64),
+            "lengths": np.ascontiguousarray(lengths, dtype=np.int64).reshape(-1, 1),
+            "mask": np.ascontiguousarray(mask, dtype=np.bool_),
+        }
+        rows = len(arrays["rtg"])
+        parts = [
+            self._with_retries(
+                lambda s=start: self._infer(
+                    {k: v[s : s + self.max_batch_size] for k, v in arrays.items()}
+                ),
+                "inference",
+            )  # fmt: skip
+            for start in range(0, rows, self.max_batch_size)
+        ]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _infer(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        inputs = []
+        for name in INPUT_NAMES:
+            tensor = self._grpc.InferInput(name, list(arrays[name].shape), _DATATYPES[name])
+            tensor.set_data_from_numpy(arrays[name])
+            inputs.append(tensor)
+        result = self._client.infer(
+            self.model_name,
+            inputs,
+            outputs=[self._grpc.InferRequestedOutput(OUTPUT_NAME)],
+            client_timeout=self.timeout_s,
+        )
+        return result.as_numpy(OUTPUT_NAME)
+
+    def _with_retries(self, call, what: str):
+        from tritonclient.utils import InferenceServerException
+
+        last: Exception | None = None
+        for attempt in range(self.retries):
+            try:
+                return call()
+            except (InferenceServerException, TritonUnavailable, OSError) as error:
+                last = error
+                if attempt + 1 < self.retries:
+                    delay = random.uniform(0.0, self.backoff_s * 2**attempt)  # full jitter
+                    log.info("triton %s failed (%s); retry %d in %.2f s", what,
+                             _reason(error), attempt + 1, delay)  # fmt: skip
+                    self._sleep(delay)
+        raise TritonUnavailable(
+            f"Triton at {self.url} (model {self.model_name!r}) failed {what} "
+            f"{self.retries} times: {_reason(last)}"
+        ) from last
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _reason(error: Exception | None) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else type(error).__name__
+
+
+class FallbackPolicy:
+    """Triton first; the in-process model when Triton is unavailable (logged)."""
+
+    def __init__(self, connect: Callable[[], TritonPolicy], local) -> None:
+        self._connect, self.local = connect, local
+        self.context = local.context
+        self._remote: TritonPolicy | None = None
+        self.fallback_calls = 0
+
+    def __call__(self, rtg, features, actions, lengths, mask) -> np.ndarray:
+        try:
+            if self._remote is None:
+                self._remote = self._connect()
+            return self._remote(rtg, features, actions, lengths, mask)
+        except TritonUnavailable as error:
+            self._remote = None  # reconnect next call: the server may be back
+            self.fallback_calls += 1
+            log.warning("Triton unavailable, answering %d rows in process: %s",
+                        len(rtg), error)  # fmt: skip
+            return self.local(rtg, features, actions, lengths, mask)

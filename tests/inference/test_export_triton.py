@@ -1,0 +1,198 @@
+"""Export to a Triton model repository; serving on the real local Triton; the client."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as pb
+
+from alphafactory.formula import LanguageConfig, Vocabulary, parse, random_formula, to_tokens
+from inference.encoding import encode
+from inference.export import export_repository
+from inference.model import ModelConfig
+from inference.repository import INPUT_NAMES, ServingOptions, read_model
+from inference.sampling import InProcessPolicy, generate
+from inference.training import TrainConfig, load_checkpoint, save_checkpoint, train
+from inference.triton_client import FallbackPolicy, TritonPolicy, TritonUnavailable
+
+CONTEXT = 10
+# Triton computes in ONNX Runtime, the reference in torch: same float32 graph, different
+# kernels, so logits agree to rounding (observed 2.4e-7), not bit for bit.
+TOLERANCE = 1e-5
+VOCAB = Vocabulary({"close": "panel", "volume": "panel", "cpi": "macro", "gdp": "macro"},
+                   LanguageConfig.monthly())  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    formulas = [random_formula(VOCAB, rng, max_tokens=CONTEXT) for _ in range(64)]
+    data = encode([to_tokens(f) for f in formulas], rng.normal(size=64), VOCAB,
+                  context=CONTEXT, gamma=1.0)  # fmt: skip
+    config = ModelConfig(vocab_size=len(VOCAB), context=CONTEXT, d_model=32, n_head=2)
+    result = train(data, None, config, TrainConfig(steps=20, batch_size=32, warmup_steps=2,
+                                                   eval_every=20, device="cpu"))  # fmt: skip
+    path = tmp_path_factory.mktemp("ckpt") / "m.pt"
+    save_checkpoint(path, result.model, VOCAB, reward={"metric": "ic", "gamma": 1.0})
+    return load_checkpoint(path)
+
+
+def inputs(rows: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((rows, len(VOCAB))) < 0.5
+    mask[:, 0] = True
+    return (rng.normal(size=(rows, CONTEXT)).astype(np.float32),
+            rng.integers(0, 4, size=(rows, CONTEXT, 4)),
+            rng.integers(0, len(VOCAB) + 1, size=(rows, CONTEXT)),
+            rng.integers(1, CONTEXT + 1, size=rows), mask)  # fmt: skip
+
+
+def reference(checkpoint, arrays) -> np.ndarray:
+    with torch.no_grad():
+        tensors = [torch.from_numpy(np.asarray(a)) for a in arrays]
+        return checkpoint.model.next_action_logits(*tensors).numpy()
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint, tmp_path_factory):
+    repository = tmp_path_factory.mktemp("repo")
+    export_repository(checkpoint, repository, ServingOptions(model_name="gen", version=2))
+    return repository
+
+
+def test_the_repository_layout_and_config_match_the_onnx_graph(exported):
+    folder = exported / "gen"
+    assert sorted(p.name for p in folder.iterdir()) == ["2", "config.pbtxt", "generator.json"]
+    config = text_format.Parse((folder / "config.pbtxt").read_text(), pb.ModelConfig())
+    graph = onnx.load(str(folder / "2" / "model.onnx")).graph
+    onnx_types = {onnx.TensorProto.FLOAT: pb.TYPE_FP32, onnx.TensorProto.INT64: pb.TYPE_INT64,
+                  onnx.TensorProto.BOOL: pb.TYPE_BOOL}  # fmt: skip
+    for declared, actual in zip((*config.input, *config.output), (*graph.input, *graph.output),
+                                strict=True):  # fmt: skip
+        shape = actual.type.tensor_type.shape.dim
+        assert declared.name == actual.name
+        assert declared.data_type == onnx_types[actual.type.tensor_type.elem_type]
+        assert shape[0].dim_param  # the batch dimension is dynamic
+        assert list(declared.dims) == [d.dim_value for d in shape[1:]]
+    assert tuple(t.name for t in config.input) == INPUT_NAMES
+    assert config.platform == "onnxruntime_onnx" and config.max_batch_size == 1024
+    assert config.dynamic_batching.max_queue_delay_microseconds > 0
+    assert config.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU  # production
+    served = read_model(folder)
+    assert served.version == 2 and served.metadata["context"] == CONTEXT
+    assert Vocabulary.from_dict(served.metadata["vocabulary"]).fingerprint == VOCAB.fingerprint
+
+
+def test_onnx_runtime_computes_the_same_logits_as_torch(checkpoint, exported):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(exported / "gen" / "2" / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])  # fmt: skip
+    arrays = inputs(33)
+    feeds = dict(zip(INPUT_NAMES, arrays, strict=True))
+    feeds["lengths"] = feeds["lengths"].reshape(-1, 1)
+    got = session.run(None, feeds)[0]
+    np.testing.assert_allclose(got, reference(checkpoint, arrays), rtol=0, atol=TOLERANCE)
+
+
+def dead_address() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"  # closed again: nothing listens
+
+
+def test_triton_down_is_a_clear_error_after_bounded_jittered_retries():
+    slept: list[float] = []
+    address = dead_address()
+    with pytest.raises(TritonUnavailable, match=f"{address}.*'gen'.*3 times"):
+        TritonPolicy(address, "gen", timeout_s=1.0, retries=3, backoff_s=0.2,
+                     sleep=slept.append)  # fmt: skip
+    assert len(slept) == 2 and 0 <= slept[0] <= 0.2 and 0 <= slept[1] <= 0.4
+
+
+def test_the_fallback_answers_in_process_and_says_so(checkpoint, caplog):
+    local = InProcessPolicy(checkpoint.model)
+
+    def connect():
+        return TritonPolicy(dead_address(), "gen", timeout_s=1.0, retries=1)
+
+    policy = FallbackPolicy(connect, local)
+    arrays = inputs(4)
+    with caplog.at_level(logging.WARNING, logger="inference.triton_client"):
+        got = policy(*arrays)
+    np.testing.assert_array_equal(got, local(*arrays))
+    assert policy.fallback_calls == 1
+    assert "Triton unavailable, answering 4 rows in process" in caplog.text
+
+
+@pytest.mark.stack
+class TestOnTheLocalTriton:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def served(cls, checkpoint, stack_settings):
+        from deploy.local import stack
+
+        name = stack_settings.triton.generator_model
+        export_repository(checkpoint, stack_settings.triton.repository,
+                          ServingOptions(model_name=name, instances="cpu"))  # fmt: skip
+        try:
+            assert stack.restart(stack_settings, ["triton"]) == ["triton"]
+        except stack.StackError as error:
+            log = stack.stack_paths(stack_settings).log("triton")
+            pytest.fail(f"{error}\n{log.read_text()[-3000:] if log.exists() else ''}")
+        policy = TritonPolicy(stack_settings.triton.grpc, name, retries=5)
+        yield policy
+        policy.close()
+
+    def test_triton_logits_equal_the_in_process_model(self, served, checkpoint):
+        assert (served.context, served.vocab_size) == (CONTEXT, len(VOCAB))
+        for rows in (1, 7, 64):
+            arrays = inputs(rows, seed=rows)
+            got = served(*arrays)
+            np.testing.assert_allclose(got, reference(checkpoint, arrays), rtol=0,
+                                       atol=TOLERANCE)  # fmt: skip
+
+    def test_batches_above_the_model_limit_are_split(self, served, checkpoint):
+        arrays = inputs(10, seed=5)
+        whole = served(*arrays)
+        limit, served.max_batch_size = served.max_batch_size, 3
+        try:
+            np.testing.assert_array_equal(served(*arrays), whole)
+        finally:
+            served.max_batch_size = limit
+
+    def test_generation_through_triton_writes_valid_formulas(self, served, checkpoint):
+        result = generate(served, checkpoint.vocab, 0.1, 30, rng=np.random.default_rng(3))
+        assert result.formulas
+        for node in result.formulas:
+            assert parse(str(node), VOCAB.operands, VOCAB.config) == node
+
+
+def test_generate_via_triton_falls_back_or_fails_per_the_settings(checkpoint, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, checkpoint.model, checkpoint.vocab, reward=checkpoint.reward)
+    script = Path(sys.executable).parent / "alphafactory"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFACTORY_")}
+    env |= {"ALPHAFACTORY_TRITON__GRPC": dead_address(), "ALPHAFACTORY_TRITON__RETRIES": "1"}
+    argv = [str(script), "generate", "--model", str(path), "--target", "ic=0.1", "-n", "5",
+            "--via", "triton", "--json"]  # fmt: skip
+    fallback = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert fallback.returncode == 0, fallback.stderr
+    assert "answering" in fallback.stderr and "in process" in fallback.stderr
+    assert 0 < len(json.loads(fallback.stdout)["formulas"]) <= 5
+    env["ALPHAFACTORY_TRITON__FALLBACK"] = "fail"
+    failed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1
+    assert env["ALPHAFACTORY_TRITON__GRPC"] in failed.stderr and "failed" in failed.stderr
