@@ -125,6 +125,8 @@ def train(
                      "val_loss": val, "lr": learning_rate(step, config)}  # fmt: skip
             history.append(entry)
             running = []
+            log.info("step %d: train loss %.4f, validation loss %.4f, lr %.2e",
+                     entry["step"], entry["train_loss"], val, entry["lr"])  # fmt: skip
             if progress:
                 progress(entry)
             score = val if math.isfinite(val) else entry["train_loss"]

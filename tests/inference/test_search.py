@@ -79,13 +79,15 @@ def test_bad_settings_are_named():
         SearchConfig(method="random", budget=5)
 
 
-def test_the_search_command_prints_one_json_object(panel, tmp_path):
+@pytest.mark.parametrize("method", ["random", "mcmc", "dt", "bc"])
+def test_the_search_command_prints_one_json_object(panel, tmp_path, method):
     data = save_panel(panel, tmp_path / "macro.parquet")
     macro = [arg for name in sorted(panel.macro) for arg in ("--macro", name)]
     script = Path(sys.executable).parent / "alphafactory"
     result = subprocess.run(
-        [str(script), "search", "--data", str(data), *macro, "--method", "random",
+        [str(script), "search", "--data", str(data), *macro, "--method", method,
          "--budget", "40", "--seed", "1", "--roots", "macro", "--metric", "ic",
+         "--train-steps", "20",
          "--definition", "ic > 0 and n_periods >= 10", "--json"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
