@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -231,7 +230,3 @@ def _roots(text: str) -> tuple[str, ...]:
         raise TrajectoryError(f"--roots {text!r}: expected macro, panel or macro,panel")
     return kinds
 
-
-def namespace(**values) -> SimpleNamespace:
-    """Arguments for the jobs above without a command line (tests, the demo)."""
-    return SimpleNamespace(**values)

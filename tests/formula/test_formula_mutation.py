@@ -11,6 +11,7 @@ from alphafactory.formula import (
     LanguageConfig,
     Vocabulary,
     check,
+    mutation,
     parse,
     random_formula,
     to_tokens,
@@ -55,15 +56,21 @@ def test_mutations_are_valid_distinct_and_fit_the_token_budget(seed):
     assert moved == 60
 
 
-def test_all_three_moves_happen():
+def _differences(a, b) -> list[tuple[str, str]]:
+    return [(x, y) for x, y in zip(to_tokens(a), to_tokens(b), strict=True) if x != y]
+
+
+def test_each_move_does_what_it_says():
     rng = np.random.default_rng(3)
     formula = parse("ts_mean(close, 20) - ts_std(volume, 10)", OPERANDS)
-    seen = set()
-    for _ in range(200):
-        text = str(mutate(formula, VOCAB, rng, max_tokens=16))
-        if "ts_mean(close, 20)" in text and "volume, 10" not in text and "volume" in text:
-            seen.add("operator-or-subtree")
-        if "ts_mean(close, 20)" in text and "ts_std(volume" in text:
-            seen.add("literal")
-        seen.add(text)
-    assert "literal" in seen and len(seen) > 50
+    literals = {str(w) for w in VOCAB.config.windows}
+    for _ in range(30):
+        moved = mutation._literal_move(formula, VOCAB, rng, 16)
+        changed = _differences(formula, moved)  # one window, nothing else
+        assert len(changed) == 1 and changed[0][0] in {"20", "10"} and changed[0][1] in literals
+        swapped = mutation._operator_move(formula, VOCAB, rng, 16)
+        changed = _differences(formula, swapped)  # one operator for a peer, same arguments
+        assert len(changed) == 1 and changed[0][1] in VOCAB.operators
+        replaced = mutation._subtree_move(formula, VOCAB, rng, 16)
+        assert check(replaced, VOCAB.operands, VOCAB.config) == replaced
+        assert len(to_tokens(replaced)) <= 16

@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 
 from alphafactory.data.panel_files import save_panel
-from alphafactory.data.synthetic import synthetic_market
-from alphafactory.formula import LanguageConfig, Vocabulary
 from alphafactory.metrics import parse_definition
 from inference.model import ModelConfig
 from inference.search import SearchConfig, SearchError, run_search, search_report
@@ -22,16 +20,6 @@ from inference.trajectories import RewardSpec
 pytestmark = pytest.mark.slow
 SPLIT_ROW = 90
 REPORT_KEYS = {"method", "n_evaluated", "n_valid", "n_unique", "n_qualified", "hit_rate", "best"}
-
-
-@pytest.fixture(scope="module")
-def panel():
-    return synthetic_market(n_assets=8, n_dates=130, n_macro=5, seed=9, frequency="M").panel
-
-
-@pytest.fixture(scope="module")
-def vocab(panel):
-    return Vocabulary(panel.operand_kinds, LanguageConfig.monthly())
 
 
 def config(method: str, **overrides) -> SearchConfig:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alphafactory.data import synthetic_market
 from alphafactory.formula import LanguageConfig, Vocabulary, from_tokens, parse, to_tokens
 from alphafactory.scoring import FormulaScorer, metric_values
 from inference.encoding import encode
@@ -19,16 +18,6 @@ from inference.trajectories import (
     returns_to_go,
     save_trajectories,
 )
-
-
-@pytest.fixture(scope="module")
-def panel():
-    return synthetic_market(n_assets=10, n_dates=120, n_macro=5, seed=4, frequency="M").panel
-
-
-@pytest.fixture(scope="module")
-def vocab(panel):
-    return Vocabulary(panel.operand_kinds, LanguageConfig.monthly())
 
 
 def test_returns_to_go_discount_the_terminal_reward():
