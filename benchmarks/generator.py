@@ -41,17 +41,18 @@ def next_action_inputs(vocab: Vocabulary, batch: int, rng) -> tuple[np.ndarray, 
     return encoded.rtg, encoded.features, encoded.actions, lengths, masks, encoded
 
 
-def bench_next_action(policy, vocab, sizes, calls: int, rng, label: str) -> None:
+def bench_next_action(policy, vocab, sizes, calls: int, rng, label: str, inputs=None) -> None:
+    """``inputs(batch)`` builds the call's arrays; by default fresh grammar states."""
     print(f"next-action calls {label}, context {CONTEXT}, V={len(vocab)}")
     print("   batch   p50 ms   p99 ms        rows/s")
     for batch in sizes:
-        inputs = next_action_inputs(vocab, batch, rng)[:5]
+        inputs_now = inputs(batch) if inputs else next_action_inputs(vocab, batch, rng)[:5]
         for _ in range(3):
-            policy(*inputs)
+            policy(*inputs_now)
         times = []
         for _ in range(calls):
             start = time.perf_counter()
-            policy(*inputs)
+            policy(*inputs_now)
             times.append(time.perf_counter() - start)
         p50, p99 = np.percentile(times, [50, 99])
         print(f"  {batch:6d} {1e3 * p50:8.2f} {1e3 * p99:8.2f} {batch / p50:13,.0f}")
@@ -124,8 +125,12 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--trajectories", type=int, default=0,
-                        help="also time building this many trajectories (1 and 2 workers)")
+    parser.add_argument(
+        "--trajectories",
+        type=int,
+        default=0,
+        help="also time building this many trajectories (1 and 2 workers)",
+    )
     parser.add_argument("--triton", action="store_true",
                         help="also through a local Triton server (exported model)")  # fmt: skip
     args = parser.parse_args(argv)

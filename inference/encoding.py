@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from alphafactory.formula import GrammarState, Kind, Vocabulary
-from inference.trajectories import returns_to_go
 
 
 @dataclass
@@ -32,6 +31,11 @@ class EncodedTrajectories:
     def masks(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows), C, V) bool masks of the given trajectories."""
         return np.unpackbits(self.packed_masks[rows], axis=-1, count=self.vocab_size).astype(bool)
+
+
+def returns_to_go(reward: float, length: int, gamma: float) -> np.ndarray:
+    """``R * gamma ** (T - t)`` for steps ``t = 1..T``."""
+    return reward * gamma ** np.arange(length - 1, -1, -1, dtype=np.float64)
 
 
 def encode(

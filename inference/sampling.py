@@ -39,18 +39,25 @@ class NextActionPolicy(Protocol):
 
 
 class InProcessPolicy:
-    """The model in this process (CPU or a local GPU), no gradient."""
+    """The model in this process (CPU or a local GPU), no gradient. ``bf16`` runs the
+    forward pass under bfloat16 autocast (CUDA only: about twice the rows/s on a GPU;
+    logits are returned as float32 either way)."""
 
-    def __init__(self, model: DecisionTransformer, device: str = "cpu") -> None:
+    def __init__(self, model: DecisionTransformer, device: str = "cpu", *, bf16: bool = False):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.context = model.config.context
+        if bf16 and self.device.type != "cuda":
+            raise ValueError(f"bf16 inference needs a CUDA device, got {device!r}")
+        self._autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
 
     @torch.no_grad()
     def __call__(self, rtg, features, actions, lengths, mask) -> np.ndarray:
         tensors = [torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
                    for a in (rtg, features, actions, lengths, mask)]  # fmt: skip
-        return self.model.next_action_logits(*tensors).float().cpu().numpy()
+        with self._autocast:
+            logits = self.model.next_action_logits(*tensors)
+        return logits.float().cpu().numpy()
 
 
 @dataclass(frozen=True)

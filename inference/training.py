@@ -98,12 +98,14 @@ def train(
 ) -> TrainResult:
     """Train a fresh model on ``data``; keeps the weights of the best validation loss."""
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     device = resolve_device(config.device)
     scale = float(np.abs(data.rtg[data.valid]).max(initial=0.0)) or 1.0
     model = DecisionTransformer(model_config, rtg_scale=scale).to(device)
     optimizer = _optimizer(model, config, device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    on_device = _OnDevice(data, device)
+    held_out = _OnDevice(validation, device) if validation else None
+    generator = torch.Generator(device=device).manual_seed(config.seed)
     history: list[dict] = []
     best, best_state = math.inf, None
     started, running = time.perf_counter(), []
@@ -111,17 +113,18 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
         model.train()
-        batch = _batch(data, rng.integers(len(data), size=config.batch_size), device)
+        rows = torch.randint(len(data), (config.batch_size,), device=device, generator=generator)
+        batch = on_device.batch(rows)
         with autocast:
             loss = action_loss(model(*batch[:4]), batch[2], batch[4])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
-        running.append(loss.item())
+        running.append(loss.detach())  # no .item(): a GPU step would wait for the host
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            val = evaluate_loss(model, validation, device) if validation else float("nan")
-            entry = {"step": step + 1, "train_loss": float(np.mean(running)),
+            val = evaluate_loss(model, held_out, device) if held_out else float("nan")
+            entry = {"step": step + 1, "train_loss": float(torch.stack(running).mean()),
                      "val_loss": val, "lr": learning_rate(step, config)}  # fmt: skip
             history.append(entry)
             running = []
@@ -152,29 +155,41 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig, device) -> torch.opt
     return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(0.9, 0.95), fused=fused)
 
 
-def _batch(data: EncodedTrajectories, rows: np.ndarray, device) -> tuple[torch.Tensor, ...]:
-    tensors = (
-        torch.from_numpy(data.rtg[rows]),
-        torch.from_numpy(data.features[rows]),
-        torch.from_numpy(data.actions[rows]),
-        torch.from_numpy(data.masks(rows)),
-        torch.from_numpy(data.valid[rows]),
-    )
-    return tuple(t.to(device, non_blocking=True) for t in tensors)
+class _OnDevice:
+    """The trajectories as tensors on the training device, copied once. Masks stay packed
+    (one bit per token) and are unpacked per batch on the device: on a GPU this keeps the
+    host out of the step loop; on the CPU ``from_numpy`` shares the arrays, no copy."""
+
+    def __init__(self, data: EncodedTrajectories, device: torch.device) -> None:
+        self.device, self.vocab_size, self.size = device, data.vocab_size, len(data)
+        self.rtg, self.features, self.actions, self.valid, self.packed = (
+            torch.from_numpy(a).to(device)
+            for a in (data.rtg, data.features, data.actions, data.valid, data.packed_masks)
+        )
+        # np.packbits is big-endian within a byte: bit 7 first
+        self.shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=device)
+
+    def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        bits = (self.packed[rows].unsqueeze(-1) >> self.shifts) & 1
+        masks = bits.flatten(-2)[..., : self.vocab_size].bool()
+        return self.rtg[rows], self.features[rows], self.actions[rows], masks, self.valid[rows]
 
 
 @torch.no_grad()
-def evaluate_loss(model, data: EncodedTrajectories, device, batch_size: int = 1024) -> float:
+def evaluate_loss(
+    model, data: EncodedTrajectories | _OnDevice, device, batch_size: int = 1024
+) -> float:
     """Mean action loss over every real step of ``data``."""
     model.eval()
-    total, steps = 0.0, 0
-    for start in range(0, len(data), batch_size):
-        rows = np.arange(start, min(start + batch_size, len(data)))
-        batch = _batch(data, rows, device)
-        count = int(batch[4].sum())
-        total += action_loss(model(*batch[:4]), batch[2], batch[4]).item() * count
-        steps += count
-    return total / max(steps, 1)
+    data = data if isinstance(data, _OnDevice) else _OnDevice(data, torch.device(device))
+    total, steps = torch.zeros((), device=data.device), 0
+    for start in range(0, data.size, batch_size):
+        rows = torch.arange(start, min(start + batch_size, data.size), device=data.device)
+        batch = data.batch(rows)
+        count = batch[4].sum()
+        total += action_loss(model(*batch[:4]), batch[2], batch[4]).float() * count
+        steps += int(count)
+    return float(total) / max(steps, 1)
 
 
 # -- checkpoints ---------------------------------------------------------------------------

@@ -83,11 +83,6 @@ class RewardSpec:
         return np.where(np.isfinite(out), out, self.nan_reward)
 
 
-def returns_to_go(reward: float, length: int, gamma: float) -> np.ndarray:
-    """``R * gamma ** (T - t)`` for steps ``t = 1..T``."""
-    return reward * gamma ** np.arange(length - 1, -1, -1, dtype=np.float64)
-
-
 @dataclass(frozen=True)
 class BuildPlan:
     """How many trajectories of each source to build (see the module doc)."""

@@ -102,3 +102,40 @@ def test_sampling_draws_only_valid_tokens_and_top_k_limits_them():
     best = np.argmax(np.where(masks, logits, -np.inf), axis=1)
     np.testing.assert_array_equal(top, best)
     parse("cpi", VOCAB.operands)  # the vocabulary is well formed
+
+
+def test_masks_unpacked_on_the_training_device_equal_the_encoded_ones():
+    from inference.training import _OnDevice
+
+    rng = np.random.default_rng(3)
+    formulas = [random_formula(VOCAB, rng, max_tokens=CONTEXT) for _ in range(5)]
+    encoded = encode([to_tokens(f) for f in formulas], rng.normal(size=5), VOCAB,
+                     context=CONTEXT, gamma=0.9)  # fmt: skip
+    rows = np.array([4, 0, 2])
+    got = _OnDevice(encoded, torch.device("cpu")).batch(torch.from_numpy(rows))
+    want = (encoded.rtg[rows], encoded.features[rows], encoded.actions[rows],
+            encoded.masks(rows), encoded.valid[rows])  # fmt: skip
+    for tensor, array in zip(got, want, strict=True):
+        np.testing.assert_array_equal(tensor.numpy(), array)
+
+
+def test_bf16_inference_needs_a_gpu():
+    from inference.sampling import InProcessPolicy
+
+    with pytest.raises(ValueError, match="bf16 inference needs a CUDA device, got 'cpu'"):
+        InProcessPolicy(model(), "cpu", bf16=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
+def test_bf16_logits_on_the_gpu_pick_the_fp32_tokens(batch):
+    from inference.sampling import InProcessPolicy
+
+    net = model()
+    rtg, features, actions, masks, valid = (t.numpy() for t in batch)
+    lengths = valid.sum(axis=1)
+    step_masks = masks[np.arange(len(lengths)), lengths - 1]
+    fp32 = InProcessPolicy(net, "cuda")(rtg, features, actions, lengths, step_masks)
+    bf16 = InProcessPolicy(net, "cuda", bf16=True)(rtg, features, actions, lengths, step_masks)
+    assert bf16.dtype == np.float32
+    np.testing.assert_allclose(bf16[step_masks], fp32[step_masks], atol=0.05)

@@ -7,7 +7,7 @@ import pytest
 
 from alphafactory.formula import LanguageConfig, Vocabulary, from_tokens, parse, to_tokens
 from alphafactory.scoring import FormulaScorer, metric_values
-from inference.encoding import encode
+from inference.encoding import encode, returns_to_go
 from inference.library import LIBRARY, known_factors
 from inference.trajectories import (
     BuildPlan,
@@ -15,7 +15,6 @@ from inference.trajectories import (
     TrajectoryError,
     build_trajectories,
     load_trajectories,
-    returns_to_go,
     save_trajectories,
 )
 
