@@ -1,0 +1,173 @@
+"""Every event the system sends or receives: one frozen, typed model per topic.
+
+JSON on the wire (UTF-8), one schema version per model. ``decode`` validates a received
+message and raises ``EventError`` naming what is wrong (not JSON, a missing or mistyped
+field, NaN or infinity, an unknown schema version, too large); the consume loop sends such
+a message to the dead-letter topic and goes on. Unknown extra fields are ignored, so a
+producer may add a field without breaking older consumers; removing or retyping one needs
+a new schema version.
+
+``MacroRelease`` is the contract of ``macro.releases`` (DESIGN.md): outside clients publish
+it. The other three are internal: a generation request per strategy and trigger, one
+result per evaluated formula, one rebalance per allocation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from typing import Annotated, ClassVar, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from alphafactory import topics
+
+MAX_EVENT_BYTES = 1 << 20  # 1 MiB: the broker's default message size limit
+
+
+class EventError(ValueError):
+    """A message that is not a valid event of its topic."""
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must carry a time zone, e.g. 2024-05-10T12:30:00+00:00")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Event(BaseModel):
+    """Base of every event: frozen, strict types, finite numbers only."""
+
+    model_config = ConfigDict(frozen=True, strict=True, allow_inf_nan=False, extra="ignore")
+    topic: ClassVar[str]
+
+    def key(self) -> str:
+        """The Kafka key: events with the same key stay in order on one partition."""
+        raise NotImplementedError
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+
+class MacroRelease(Event):
+    """A new observation (or revision) of a macro series, released at ``released_at``."""
+
+    topic: ClassVar[str] = topics.MACRO_RELEASES
+    event_id: Text
+    series_id: Text
+    period: date
+    value: float
+    released_at: AwareDatetime
+    schema_version: Literal[1] = 1
+
+    def key(self) -> str:
+        return self.series_id
+
+
+class GenerationRequest(Event):
+    """Generate, evaluate and allocate for ``strategy_id`` as of ``as_of``, with data
+    released by ``decision_time`` only."""
+
+    topic: ClassVar[str] = topics.GENERATION_REQUESTS
+    request_id: Text
+    strategy_id: Text
+    as_of: date
+    decision_time: AwareDatetime
+    trigger_event_id: Text  # the release's event_id, or the schedule's tick id
+    trigger: Literal["release", "schedule", "manual"]
+    candidates: int = Field(ge=1, le=1_000_000)
+    requested_at: AwareDatetime
+    schema_version: Literal[1] = 1
+
+    def key(self) -> str:
+        return self.strategy_id
+
+
+class BacktestResult(Event):
+    """One formula evaluated point-in-time for a request; metrics that could not be
+    computed are null."""
+
+    topic: ClassVar[str] = topics.BACKTEST_RESULTS
+    request_id: Text
+    strategy_id: Text
+    as_of: date
+    formula_hash: Text
+    formula: Annotated[str, Field(min_length=1, max_length=10_000)]
+    qualified: bool
+    metrics: dict[str, float | None]
+    evaluated_at: AwareDatetime
+    schema_version: Literal[1] = 1
+
+    def key(self) -> str:
+        return self.strategy_id
+
+
+class Rebalance(Event):
+    """New target weights for a strategy, announced after they are committed."""
+
+    topic: ClassVar[str] = topics.PORTFOLIO_REBALANCES
+    allocation_id: Text
+    strategy_id: Text
+    as_of: date
+    trigger_event_id: Text
+    weights: dict[str, float]
+    n_alphas: int = Field(ge=0)
+    created_at: AwareDatetime
+    schema_version: Literal[1] = 1
+
+    def key(self) -> str:
+        return self.strategy_id
+
+
+EVENTS: dict[str, type[Event]] = {
+    cls.topic: cls for cls in (MacroRelease, GenerationRequest, BacktestResult, Rebalance)
+}
+E = TypeVar("E", bound=Event)
+
+
+def decode(kind: type[E], raw: bytes | None) -> E:
+    """Parse and validate one message of ``kind``; ``EventError`` names the problem."""
+    where = f"{kind.__name__} on {kind.topic!r}"
+    if raw is None:
+        raise EventError(f"{where}: empty message (no value)")
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EventError(f"{where}: {len(raw):,} bytes, more than the {MAX_EVENT_BYTES:,} allowed")
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EventError(f"{where}: not UTF-8 JSON ({e})") from e
+    except ValueError as e:
+        raise EventError(f"{where}: {e}") from e
+    if not isinstance(data, dict):
+        raise EventError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    version = data.get("schema_version", 1)
+    expected = kind.model_fields["schema_version"].default
+    if version != expected:
+        raise EventError(f"{where}: schema_version {version!r} is unknown; expected {expected}")
+    try:
+        # strict types; JSON has no date type, so dates and timestamps come as ISO strings,
+        # which strict validation accepts on the JSON path only
+        return kind.model_validate_json(raw)
+    except ValidationError as e:
+        raise EventError(f"{where}: {_explain(e)}") from e
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows (NaN and infinity are rejected)")
+
+
+def _explain(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(p) for p in item["loc"]) or "message"
+        value = item.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        if isinstance(value, float) and not math.isfinite(value):
+            shown = str(value)
+        parts.append(f"{field}: {item['msg']} (got {shown})")
+    return "; ".join(parts)

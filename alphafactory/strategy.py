@@ -1,0 +1,171 @@
+"""Strategies: what to search, what counts as an alpha, how to combine and allocate, and
+which releases trigger it. One TOML file per strategy; ``load_strategy`` validates it and
+names the bad key and value. The bundled default is ``strategies/macro_allocation.toml``.
+
+A strategy's sections (every key has a default except ``id``)::
+
+    id = "macro_allocation"          # letters, digits, _ and -
+    active = true
+    [universe]    data = "bundled"   # or a panel file; assets = [] (all)
+    [formulas]    root_kinds = ["macro"], max_tokens = 12, operands = [] (all)
+    [alpha]       definition = "hac_tstat >= 2", target = "hac_tstat=3",
+                  training_months = 120 (the look-back scored at each decision)
+    [generation]  candidates = 1000, chunk_size = 100, temperature = 1.0
+    [pool]        size = 25, max_correlation = 0.7
+    [combination] method = "ic_weighted" (equal | ic_weighted | ridge), ridge_alpha = 1.0
+    [portfolio]   kind = "long_short" (long_short | long_only | tilt), gross = 1.0,
+                  tilt_limit = 0.1, volatility_months = 36
+    [triggers]    series = ["us_core_cpi", ...] (a release of any triggers a rebalance),
+                  schedule = "" (or "monthly": a request at each month end)
+    [rebalance]   min_days_between = 20 (later releases in that window are skipped)
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from alphafactory.metrics import parse_definition
+from alphafactory.metrics.errors import DefinitionError
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "strategies"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class StrategyError(ValueError):
+    """A strategy file that cannot be used; the message names the file, key and value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Universe(_Section):
+    data: str = "bundled"
+    assets: tuple[str, ...] = ()
+
+
+class Formulas(_Section):
+    root_kinds: tuple[Literal["macro", "panel"], ...] = ("macro",)
+    max_tokens: int = Field(12, ge=3, le=64)
+    operands: tuple[str, ...] = ()
+
+
+class Alpha(_Section):
+    definition: str = "hac_tstat >= 2"
+    target: str = "hac_tstat=3"
+    training_months: int = Field(120, ge=12, le=1200)
+
+    @field_validator("definition")
+    @classmethod
+    def _parses(cls, text: str) -> str:
+        try:
+            parse_definition(text)
+        except DefinitionError as e:
+            raise ValueError(str(e)) from e
+        return text
+
+    @field_validator("target")
+    @classmethod
+    def _metric_equals_number(cls, text: str) -> str:
+        name, sep, number = text.partition("=")
+        try:
+            float(number)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ValueError("target must look like METRIC=NUMBER, e.g. hac_tstat=3")
+        return text
+
+
+class Generation(_Section):
+    candidates: int = Field(1000, ge=1, le=1_000_000)
+    chunk_size: int = Field(100, ge=1, le=10_000)
+    temperature: float = Field(1.0, gt=0, le=10)
+
+
+class Pool(_Section):
+    size: int = Field(25, ge=1, le=10_000)
+    max_correlation: float = Field(0.7, gt=0, le=1)
+
+
+class Combination(_Section):
+    method: Literal["equal", "ic_weighted", "ridge"] = "ic_weighted"
+    ridge_alpha: float = Field(1.0, gt=0)
+
+
+class Portfolio(_Section):
+    kind: Literal["long_short", "long_only", "tilt"] = "long_short"
+    gross: float = Field(1.0, gt=0, le=10)
+    tilt_limit: float = Field(0.1, ge=0, le=1)
+    volatility_months: int = Field(36, ge=3, le=600)
+
+
+class Triggers(_Section):
+    series: tuple[str, ...] = ()
+    schedule: Literal["", "monthly"] = ""
+
+
+class Rebalance(_Section):
+    min_days_between: int = Field(20, ge=0, le=366)
+
+
+class Strategy(_Section):
+    id: str
+    active: bool = True
+    description: str = ""
+    universe: Universe = Universe()
+    formulas: Formulas = Formulas()
+    alpha: Alpha = Alpha()
+    generation: Generation = Generation()
+    pool: Pool = Pool()
+    combination: Combination = Combination()
+    portfolio: Portfolio = Portfolio()
+    triggers: Triggers = Triggers()
+    rebalance: Rebalance = Rebalance()
+
+    @field_validator("id")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("id must be 1-64 letters, digits, _ or -, starting alphanumeric")
+        return value
+
+    def triggered_by(self, series_id: str) -> bool:
+        return series_id in self.triggers.series
+
+
+def load_strategy(path: str | Path) -> Strategy:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise StrategyError(f"strategy file {path} does not exist") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise StrategyError(f"strategy file {path} is not valid TOML: {e}") from e
+    try:
+        return Strategy.model_validate(data)
+    except ValidationError as e:
+        raise StrategyError(f"strategy file {path}: {_explain(e)}") from e
+
+
+def load_strategies(directory: str | Path) -> list[Strategy]:
+    """Every ``*.toml`` in ``directory``, sorted by id; two files with one id is an error."""
+    strategies = [load_strategy(p) for p in sorted(Path(directory).glob("*.toml"))]
+    ids = [s.id for s in strategies]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise StrategyError(f"strategy ids defined twice in {directory}: {duplicated}")
+    return sorted(strategies, key=lambda s: s.id)
+
+
+def _explain(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        key = ".".join(str(p) for p in item["loc"])
+        parts.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(parts)

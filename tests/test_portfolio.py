@@ -1,0 +1,107 @@
+"""Pruning, combination and weights (alphafactory.portfolio), against direct formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from alphafactory.portfolio import (
+    PortfolioError,
+    combination_weights,
+    combined_signal,
+    prune,
+    risk_parity,
+    standardize,
+    target_weights,
+)
+
+RNG = np.random.default_rng(7)
+
+
+def test_standardize_is_a_per_date_z_score_with_missing_values_neutral():
+    values = np.array(
+        [[1.0, 2.0, np.nan, 5.0], [3.0, 3.0, 3.0, 3.0], [np.nan, 1.0, np.nan, np.nan]]
+    )
+    z = standardize(values)
+    np.testing.assert_allclose(z[0, [0, 1, 3]], stats.zscore([1.0, 2.0, 5.0], ddof=1))
+    assert z[0, 2] == 0.0
+    assert not z[1].any() and not z[2].any()  # constant row, single value
+
+
+def test_prune_keeps_the_best_of_correlated_alphas_and_stops_at_the_pool_size():
+    base = RNG.normal(size=(40, 8))
+    near_copy = base + 0.05 * RNG.normal(size=base.shape)
+    others = [RNG.normal(size=base.shape) for _ in range(3)]
+    signals = np.stack([base, near_copy, *others])
+    scores = np.array([1.0, 2.0, 0.5, 0.4, 0.3])
+    assert prune(scores, signals, max_correlation=0.7, size=10) == [1, 2, 3, 4]
+    assert prune(scores, signals, max_correlation=0.7, size=2) == [1, 2]
+    assert prune(scores, signals, max_correlation=1.0, size=10) == [1, 0, 2, 3, 4]
+    flat = np.stack([np.zeros_like(base), base])
+    assert prune(np.array([9.0, 1.0]), flat, max_correlation=0.7, size=5) == [1]
+
+
+def test_ic_weights_are_each_alphas_mean_ic_normalised_and_flip_backward_alphas():
+    returns = RNG.normal(size=(60, 10))
+    forward = np.vstack([returns[1:], np.full((1, 10), np.nan)])  # last row: decision date
+    good = forward + RNG.normal(size=forward.shape)
+    backward = -forward + 2 * RNG.normal(size=forward.shape)
+    good[-1], backward[-1] = RNG.normal(size=10), RNG.normal(size=10)
+    weights = combination_weights(np.stack([good, backward]), forward, "ic_weighted")
+    ics = [
+        np.mean([stats.pearsonr(s[t], forward[t])[0] for t in range(59)]) for s in (good, backward)
+    ]
+    np.testing.assert_allclose(weights, np.array(ics) / np.abs(ics).sum(), rtol=1e-10)
+    assert weights[0] > 0 > weights[1]
+
+
+def test_ridge_weights_solve_the_penalised_least_squares():
+    k, dates, assets = 3, 50, 12
+    signals = RNG.normal(size=(k, dates, assets))
+    forward = 0.5 * signals[0] - 0.2 * signals[2] + RNG.normal(size=(dates, assets))
+    forward[-1] = np.nan
+    weights = combination_weights(signals, forward, "ridge", ridge_alpha=0.5)
+    x = standardize(signals)[:, :-1].reshape(k, -1).T
+    y = standardize(forward[:-1]).reshape(-1)
+    lam = 0.5 * np.trace(x.T @ x) / k
+    augmented_x = np.vstack([x, np.sqrt(lam) * np.eye(k)])  # ridge as ordinary least squares
+    beta = np.linalg.lstsq(augmented_x, np.concatenate([y, np.zeros(k)]), rcond=None)[0]
+    np.testing.assert_allclose(weights, beta / np.abs(beta).sum(), rtol=1e-8)
+    assert weights[0] > 0 > weights[2]
+
+
+def test_equal_weights_and_the_combined_signal_use_the_decision_date():
+    signals = RNG.normal(size=(4, 5, 6))
+    weights = combination_weights(signals, np.full((5, 6), np.nan), "equal")
+    np.testing.assert_allclose(weights, 0.25)
+    want = sum(0.25 * stats.zscore(signals[j, -1], ddof=1) for j in range(4))
+    np.testing.assert_allclose(combined_signal(signals, weights), want)
+    with pytest.raises(PortfolioError, match="'best' is not one of"):
+        combination_weights(signals, signals[0], "best")
+
+
+def test_long_short_is_dollar_neutral_with_the_given_gross():
+    w = target_weights(np.array([3.0, 1.0, -2.0, 0.5]), "long_short", gross=2.0)
+    assert abs(w.sum()) < 1e-12 and np.isclose(np.abs(w).sum(), 2.0)
+    assert np.argmax(w) == 0 and np.argmin(w) == 2
+
+
+def test_long_only_truncates_the_shorts():
+    w = target_weights(np.array([3.0, 1.0, -2.0, 0.5]), "long_only")
+    assert np.isclose(w.sum(), 1.0) and (w >= 0).all() and w[2] == 0.0
+    ls = target_weights(np.array([3.0, 1.0, -2.0, 0.5]), "long_short")
+    np.testing.assert_allclose(w, np.maximum(ls, 0) / np.maximum(ls, 0).sum())
+
+
+def test_tilt_moves_the_benchmark_by_at_most_the_limit():
+    returns = RNG.normal(scale=[0.01, 0.02, 0.04, 0.08], size=(120, 4))
+    bench = risk_parity(returns)
+    vol = returns.std(axis=0, ddof=1)
+    np.testing.assert_allclose(bench, (1 / vol) / (1 / vol).sum())
+    w = target_weights(np.array([1.0, -1.0, 0.5, 0.0]), "tilt", benchmark=bench, tilt_limit=0.05)
+    assert np.isclose(w.sum(), 1.0) and (w >= 0).all()
+    assert np.abs(w - bench).max() <= 0.05 + 1e-12
+    assert w[0] > bench[0] and w[1] < bench[1]
+    with pytest.raises(PortfolioError, match="a tilt needs a benchmark of 4 weights"):
+        target_weights(np.ones(4), "tilt")
