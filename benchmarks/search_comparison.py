@@ -50,7 +50,8 @@ def compare(label, panel, split_row, roots, args, planted=()) -> None:
             config = SearchConfig(
                 method=method, budget=args.budget, seed=seed, reward=RewardSpec("hac_tstat"),
                 max_tokens=args.max_tokens, root_kinds=roots, train_steps=args.train_steps,
-                target=args.target,
+                target=args.target, target_quantile=args.target_quantile,
+                top_weight=args.top_weight,
                 model=ModelConfig(vocab_size=1, d_model=64, n_head=4, n_layer=2),
             )  # fmt: skip
             start = time.perf_counter()
@@ -89,8 +90,19 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--only", choices=("synthetic", "real"), default=None)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--target", type=float, default=None,
-                        help="dt conditioning target (default: the trajectories' 99th pct)")
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="dt conditioning target (default: --target-quantile of the data)",
+    )
+    parser.add_argument("--target-quantile", type=float, default=0.99)
+    parser.add_argument(
+        "--top-weight",
+        type=float,
+        default=1.0,
+        help="dt: best trajectory drawn this many times as often as the worst",
+    )
     args = parser.parse_args(argv)
     assets, dates = (30, 300) if args.quick else (100, 1000)
     if args.quick:

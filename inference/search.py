@@ -51,7 +51,9 @@ class SearchConfig:
     reward: RewardSpec = field(default_factory=RewardSpec)
     max_tokens: int = 16
     root_kinds: tuple[str, ...] = ("macro", "panel")
-    target: float | None = None  # dt: conditioning target; None: 99th pct of the data
+    target: float | None = None  # dt: conditioning target; None: target_quantile of the data
+    target_quantile: float = 0.99
+    top_weight: float = 1.0  # dt: how much more often the best trajectory is drawn than the worst
     train_steps: int = 1_000
     model: ModelConfig | None = None  # dt/bc network size (vocab_size filled in)
     workers: int = 1
@@ -61,6 +63,10 @@ class SearchConfig:
             raise SearchError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
         if self.budget < 20:
             raise SearchError(f"budget must be at least 20 evaluations, got {self.budget}")
+        if not 0.0 < self.target_quantile <= 1.0:
+            raise SearchError(f"target_quantile must be in (0, 1], got {self.target_quantile}")
+        if not self.top_weight >= 1.0:
+            raise SearchError(f"top_weight must be >= 1 (1: uniform), got {self.top_weight}")
 
 
 @dataclass
@@ -131,12 +137,16 @@ def _generate(panel, vocab, config, trajectories: TrajectorySet, count: int) -> 
            "behaviour_cloning": cloning},
     )  # fmt: skip
     steps = config.train_steps
+    rewards = data_set.frame["reward"].to_numpy()
+    weights = None if cloning else _rank_weights(rewards, config.top_weight)
     result = train(data, None, model_config,
                    TrainConfig(steps=steps, batch_size=min(256, max(16, len(data))),
                                warmup_steps=max(1, steps // 10), eval_every=steps,
-                               seed=config.seed))  # fmt: skip
-    rewards = trajectories.frame["reward"].to_numpy()
-    target = config.target if config.target is not None else float(np.quantile(rewards, 0.99))
+                               seed=config.seed),
+                   row_weights=weights)  # fmt: skip
+    target = config.target
+    if target is None:
+        target = float(np.quantile(rewards, config.target_quantile))
     seen = set(trajectories.frame["formula_hash"])
     roots = {Kind(kind) for kind in config.root_kinds}
     found = generate(
@@ -147,6 +157,16 @@ def _generate(panel, vocab, config, trajectories: TrajectorySet, count: int) -> 
     # every episode sampled costs an evaluation in a live system only if new: duplicates
     # are dropped before evaluation, so the budget counts distinct new formulas
     return _scored(panel, vocab, config, found.formulas, evaluated=len(found.formulas))
+
+
+def _rank_weights(rewards: np.ndarray, top_weight: float) -> np.ndarray | None:
+    """Weights rising geometrically with the reward's rank, from 1 (worst) to
+    ``top_weight`` (best): the Decision Transformer still sees every return, but the good
+    trajectories, which it is asked to reproduce, more often."""
+    if top_weight == 1.0 or len(rewards) < 2:
+        return None
+    ranks = np.argsort(np.argsort(rewards, kind="stable"), kind="stable") / (len(rewards) - 1)
+    return top_weight**ranks
 
 
 def _scored(panel, vocab, config, formulas: list[Node], *, evaluated: int) -> Candidates:

@@ -95,8 +95,11 @@ def train(
     config: TrainConfig = TrainConfig(),
     *,
     progress: Callable[[dict], None] | None = None,
+    row_weights: np.ndarray | None = None,
 ) -> TrainResult:
-    """Train a fresh model on ``data``; keeps the weights of the best validation loss."""
+    """Train a fresh model on ``data``; keeps the weights of the best validation loss.
+    ``row_weights`` (one per trajectory, >= 0) draws batches in proportion to them instead
+    of uniformly."""
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     scale = float(np.abs(data.rtg[data.valid]).max(initial=0.0)) or 1.0
@@ -106,6 +109,7 @@ def train(
     on_device = _OnDevice(data, device)
     held_out = _OnDevice(validation, device) if validation else None
     generator = torch.Generator(device=device).manual_seed(config.seed)
+    weights = _row_weights(row_weights, len(data), device)
     history: list[dict] = []
     best, best_state = math.inf, None
     started, running = time.perf_counter(), []
@@ -113,7 +117,13 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
         model.train()
-        rows = torch.randint(len(data), (config.batch_size,), device=device, generator=generator)
+        if weights is None:
+            rows = torch.randint(
+                len(data), (config.batch_size,), device=device, generator=generator
+            )
+        else:
+            rows = torch.multinomial(weights, config.batch_size, replacement=True,
+                                     generator=generator)  # fmt: skip
         batch = on_device.batch(rows)
         with autocast:
             loss = action_loss(model(*batch[:4]), batch[2], batch[4])
@@ -153,6 +163,18 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig, device) -> torch.opt
     ]
     fused = device.type == "cuda"
     return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(0.9, 0.95), fused=fused)
+
+
+def _row_weights(weights, rows: int, device) -> torch.Tensor | None:
+    if weights is None:
+        return None
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (rows,) or not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError(f"row_weights must be {rows} finite values >= 0, got shape "
+                         f"{weights.shape}")  # fmt: skip
+    if weights.sum() <= 0:
+        raise ValueError("row_weights are all zero: no trajectory could be drawn")
+    return torch.from_numpy(weights).to(device)
 
 
 class _OnDevice:

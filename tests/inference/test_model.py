@@ -139,3 +139,29 @@ def test_bf16_logits_on_the_gpu_pick_the_fp32_tokens(batch):
     bf16 = InProcessPolicy(net, "cuda", bf16=True)(rtg, features, actions, lengths, step_masks)
     assert bf16.dtype == np.float32
     np.testing.assert_allclose(bf16[step_masks], fp32[step_masks], atol=0.05)
+
+
+def test_row_weights_draw_training_batches_in_proportion():
+    from inference.training import TrainConfig, evaluate_loss, train
+
+    chosen, other = (
+        parse("rank(close)", VOCAB.operands),
+        parse("ts_mean(volume, 5)", VOCAB.operands),
+    )
+    data = encode([to_tokens(chosen), to_tokens(other)], [1.0, 1.0], VOCAB, context=CONTEXT,
+                  gamma=1.0)  # fmt: skip
+    config = ModelConfig(vocab_size=len(VOCAB), context=CONTEXT, d_model=32, n_head=4)
+    steps = TrainConfig(
+        steps=30, batch_size=8, learning_rate=3e-3, warmup_steps=1, eval_every=30, device="cpu"
+    )
+    only = [
+        encode([to_tokens(f)], [1.0], VOCAB, context=CONTEXT, gamma=1.0) for f in (chosen, other)
+    ]
+    for weights, favoured in (([1.0, 0.0], 0), ([0.0, 1.0], 1)):
+        model = train(data, None, config, steps, row_weights=np.array(weights)).model
+        losses = [evaluate_loss(model, one, "cpu") for one in only]
+        assert losses[favoured] < losses[1 - favoured]
+    for bad, message in (([1.0], "2 finite values >= 0"), ([1.0, -1.0], "finite values >= 0"),
+                         ([0.0, 0.0], "all zero")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            train(data, None, config, steps, row_weights=np.array(bad))

@@ -65,6 +65,18 @@ def test_bad_settings_are_named():
         SearchConfig(method="sa", budget=100)
     with pytest.raises(SearchError, match="at least 20"):
         SearchConfig(method="random", budget=5)
+    with pytest.raises(SearchError, match="target_quantile must be in"):
+        SearchConfig(method="dt", budget=100, target_quantile=1.5)
+    with pytest.raises(SearchError, match="top_weight must be >= 1"):
+        SearchConfig(method="dt", budget=100, top_weight=0.5)
+
+
+def test_rank_weights_rise_geometrically_from_the_worst_to_the_best():
+    from inference.search import _rank_weights
+
+    weights = _rank_weights(np.array([0.5, -1.0, 2.0]), top_weight=16.0)
+    np.testing.assert_allclose(weights, [4.0, 1.0, 16.0])
+    assert _rank_weights(np.array([0.5, -1.0]), top_weight=1.0) is None
 
 
 @pytest.mark.parametrize("method", ["random", "mcmc", "dt", "bc"])
