@@ -49,6 +49,8 @@ def prune(
     scores = np.asarray(scores, dtype=np.float64)
     if signals.shape[0] != len(scores):
         raise PortfolioError(f"{len(scores)} scores for {signals.shape[0]} signals")
+    if len(scores) == 0:
+        return []
     flat = standardize(signals).reshape(len(scores), -1)
     norms = np.linalg.norm(flat, axis=1)
     kept: list[int] = []

@@ -103,7 +103,13 @@ class FormulaScorer:
                     out[index] = metrics
         return out
 
-    def _score_nodes(self, nodes: list[Node]) -> list[FactorMetrics]:
+    def signals(self, formulas: Sequence[Node | str]) -> np.ndarray:
+        """Per-asset values of valid formulas on the whole panel, (K, T, N): panel formulas
+        as evaluated, macro formulas mapped to assets. Raises ``FormulaError`` for an
+        invalid one (check with ``prepare`` first)."""
+        nodes = [self.evaluator.prepare(formula) for formula in formulas]
+        if not nodes:
+            return np.empty((0, *self.panel.shape))
         values = list(self.evaluator.evaluate_many(nodes))
         macro = [k for k, v in enumerate(values) if v.ndim == 1]
         scores: list[np.ndarray | None] = [v if v.ndim == 2 else None for v in values]
@@ -115,7 +121,10 @@ class FormulaScorer:
             )  # (T, K, N)
             for position, k in enumerate(macro):
                 scores[k] = mapped[:, position]
-        return self.metrics.score_batch(np.stack(scores)[:, self.score_from :])
+        return np.stack(scores)
+
+    def _score_nodes(self, nodes: list[Node]) -> list[FactorMetrics]:
+        return self.metrics.score_batch(self.signals(nodes)[:, self.score_from :])
 
 
 def metric_values(metrics: Sequence[FactorMetrics | None], name: str) -> np.ndarray:

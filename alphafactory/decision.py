@@ -1,0 +1,133 @@
+"""One strategy's decision at one decision time: what it may see, which formulas qualify,
+and the target weights. Pure; the workers and the allocator call it with data read from
+Postgres as of the decision time, and the historical replay calls it the same way.
+
+The decision panel (point-in-time): the market panel's dates whose data had been
+published by the decision time (a date's data at the end of its New York day), the last
+``history_rows`` of them; macro series aligned to those dates as usual (each row sees the
+releases made by its own date), except the last row, the decision row, which sees every
+release made by the decision time. A release after the decision time is never read: the
+caller passes only releases made by then, and ``decision_panel`` checks it.
+
+Qualification scores each formula over the last ``training_months`` rows before the
+decision row (the decision row has no forward return yet, so it is never scored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from alphafactory import portfolio
+from alphafactory.data.releases import as_of_times, point_in_time_macro
+from alphafactory.formula import Node
+from alphafactory.metrics import FactorMetrics, parse_definition
+from alphafactory.panel import Panel
+from alphafactory.scoring import FormulaScorer, config_for_panel
+from alphafactory.strategy import Strategy
+
+
+class DecisionError(ValueError):
+    """A decision that cannot be made with the data given; the message says why."""
+
+
+def decision_panel(
+    market: Panel, releases: pd.DataFrame, decision_time: datetime, history_rows: int
+) -> Panel:
+    """The panel a decision at ``decision_time`` may use (module doc)."""
+    cutoff = pd.Timestamp(decision_time)
+    if cutoff.tzinfo is None:
+        raise DecisionError(f"decision_time {decision_time!r} must carry a time zone")
+    late = releases["released_at"] > cutoff
+    if late.any():
+        first = releases.loc[late, "event_id"].iloc[0]
+        raise DecisionError(
+            f"{int(late.sum())} release(s) after the decision time {cutoff.isoformat()} were "
+            f"passed in (e.g. {first!r}): only data released by then may be used"
+        )
+    published = np.asarray(as_of_times(market.dates) <= cutoff)
+    stop = int(published.sum())
+    if stop < 2 or not published[:stop].all():
+        raise DecisionError(f"fewer than 2 market dates were published by {cutoff.isoformat()}")
+    panel = market.rows(max(0, stop - history_rows), stop)
+    macro: dict[str, np.ndarray] = {}
+    if len(releases):
+        macro = point_in_time_macro(releases, panel.dates)
+        # the decision row sees everything released by the decision time (all passed in)
+        decision_day = cutoff.tz_convert("America/New_York").tz_localize(None).normalize()
+        latest = point_in_time_macro(releases, np.array([decision_day], dtype="datetime64[ns]"))
+        for series, values in macro.items():
+            values[-1] = latest[series][0]
+    return Panel(panel.dates, panel.assets, dict(panel.fields), macro, dict(panel.groups))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    formula: str
+    metrics: FactorMetrics | None  # None: the formula is not valid on this panel
+    qualified: bool
+
+
+def evaluate_formulas(
+    panel: Panel, strategy: Strategy, formulas: Sequence[str | Node]
+) -> list[Evaluation]:
+    """Metrics over the training window and the strategy's alpha definition, per formula."""
+    scorer = _scorer(panel, strategy)
+    definition = parse_definition(strategy.alpha.definition)
+    out = []
+    for formula, metrics in zip(formulas, scorer.score(list(formulas)), strict=True):
+        qualified = metrics is not None and bool(definition.evaluate(metrics))
+        out.append(Evaluation(str(formula), metrics, qualified))
+    return out
+
+
+@dataclass(frozen=True)
+class Allocation:
+    weights: dict[str, float]  # asset -> target weight
+    pool: dict[str, float]  # formula -> weight in the combined signal
+
+
+def allocate(
+    panel: Panel, strategy: Strategy, alphas: Sequence[str], scores: Sequence[float]
+) -> Allocation:
+    """Prune the qualified ``alphas`` (best ``scores`` first), combine them and turn the
+    combined signal on the decision row into weights. No alpha: the benchmark (risk
+    parity for a tilt or long-only strategy, flat for long-short)."""
+    returns = panel.returns
+    benchmark = portfolio.risk_parity(returns[-strategy.portfolio.volatility_months :])
+    signals = (
+        _scorer(panel, strategy).signals(list(alphas)) if alphas else np.empty((0, *panel.shape))
+    )
+    window = slice(-strategy.alpha.training_months - 1, None)
+    rules = strategy.pool
+    kept = portfolio.prune(np.asarray(scores, dtype=float), signals[:, window],
+                           max_correlation=rules.max_correlation, size=rules.size)  # fmt: skip
+    assets = [str(a) for a in panel.assets]
+    if not kept:
+        flat = np.zeros(len(assets)) if strategy.portfolio.kind == "long_short" else benchmark
+        return Allocation(dict(zip(assets, flat.tolist(), strict=True)), {})
+    pool = signals[kept][:, window]
+    forward = np.vstack([returns[1:], np.full((1, returns.shape[1]), np.nan)])[window]
+    combo = portfolio.combination_weights(pool, forward, strategy.combination.method,
+                                          ridge_alpha=strategy.combination.ridge_alpha)  # fmt: skip
+    weights = portfolio.target_weights(
+        portfolio.combined_signal(pool, combo), strategy.portfolio.kind,
+        gross=strategy.portfolio.gross, benchmark=benchmark,
+        tilt_limit=strategy.portfolio.tilt_limit,
+    )  # fmt: skip
+    return Allocation(
+        dict(zip(assets, weights.tolist(), strict=True)),
+        {str(alphas[k]): float(w) for k, w in zip(kept, combo, strict=True)},
+    )
+
+
+def _scorer(panel: Panel, strategy: Strategy) -> FormulaScorer:
+    rows = panel.shape[0]
+    score_from = max(0, rows - 1 - strategy.alpha.training_months)
+    if rows - score_from < 3:
+        raise DecisionError(f"the decision panel has {rows} rows: too short to score")
+    return FormulaScorer(panel, config=config_for_panel(panel), score_from=score_from)

@@ -1,0 +1,167 @@
+"""Generation requests and their candidates: when is a request's evaluation complete?
+
+Lifecycle of one request (every step idempotent, so a redelivered event repeats nothing):
+
+1. ``register_request``: the generation service records the request (once per strategy and
+   triggering event; a duplicate returns the stored row).
+2. ``set_candidates``: after generation, the new formulas (already in ``core.factors``) and
+   their count, in one transaction; a second call for the same request changes nothing.
+3. ``mark_evaluated``: a Celery task, in the transaction that stores the evaluations.
+4. ``request_progress``: the allocator asks whether every candidate is evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import psycopg
+
+from storage.db import require_aware, require_date, require_text
+from storage.errors import ConflictError
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    request_id: str
+    strategy_id: str
+    as_of: date
+    decision_time: datetime
+    trigger_event_id: str
+    trigger: str
+    requested_at: datetime
+    n_candidates: int | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    n_candidates: int | None  # None: generation not finished
+    n_evaluated: int
+
+    @property
+    def complete(self) -> bool:
+        return self.n_candidates is not None and self.n_evaluated >= self.n_candidates
+
+
+_COLUMNS = ("request_id, strategy_id, as_of, decision_time, trigger_event_id, trigger, "
+            "requested_at, n_candidates")  # fmt: skip
+
+
+def register_request(conn: psycopg.Connection, request: RequestRecord) -> RequestRecord:
+    """Insert ``request`` unless the strategy already has one for its trigger; returns the
+    stored request (the first one wins: a duplicate event with another request id maps to
+    it, so one trigger never leads to two allocations)."""
+    with conn.transaction():
+        conn.execute(
+            f"""
+            INSERT INTO core.generation_requests ({_COLUMNS})
+            VALUES (%s, %s, %s, %s, %s, %s, %s, NULL)
+            ON CONFLICT DO NOTHING
+            """,
+            (
+                require_text(request.request_id, "request_id"),
+                require_text(request.strategy_id, "strategy_id"),
+                require_date(request.as_of, "as_of"),
+                require_aware(request.decision_time, "decision_time"),
+                require_text(request.trigger_event_id, "trigger_event_id"),
+                request.trigger,
+                require_aware(request.requested_at, "requested_at"),
+            ),
+        )
+        stored = conn.execute(
+            f"SELECT {_COLUMNS} FROM core.generation_requests "
+            "WHERE strategy_id = %s AND trigger_event_id = %s",
+            (request.strategy_id, request.trigger_event_id),
+        ).fetchone()
+    if stored is None:  # the request id is taken by another strategy's trigger
+        raise ConflictError(f"request_id {request.request_id!r} is already used by another trigger")
+    return RequestRecord(*stored)
+
+
+def load_request(conn: psycopg.Connection, request_id: str) -> RequestRecord | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM core.generation_requests WHERE request_id = %s", (request_id,)
+    ).fetchone()
+    return None if row is None else RequestRecord(*row)
+
+
+def set_candidates(
+    conn: psycopg.Connection, request_id: str, formula_hashes: Sequence[str]
+) -> bool:
+    """Record the request's candidates and their count; False (and nothing changed) if they
+    were recorded before. The hashes must already be stored factors."""
+    with conn.transaction():
+        claimed = conn.execute(
+            """
+            UPDATE core.generation_requests
+            SET n_candidates = %s, generated_at = now()
+            WHERE request_id = %s AND n_candidates IS NULL
+            RETURNING request_id
+            """,
+            (len(set(formula_hashes)), request_id),
+        ).fetchone()
+        if claimed is None:
+            return False
+        conn.execute(
+            """
+            INSERT INTO core.request_candidates (request_id, formula_hash)
+            SELECT %s, unnest(%s::text[])
+            ON CONFLICT DO NOTHING
+            """,
+            (request_id, sorted(set(formula_hashes))),
+        )
+    return True
+
+
+def pending_candidates(conn: psycopg.Connection, request_id: str) -> list[str]:
+    """Candidates not evaluated yet (to re-dispatch after a crash), in hash order."""
+    rows = conn.execute(
+        "SELECT formula_hash FROM core.request_candidates "
+        "WHERE request_id = %s AND evaluated_at IS NULL ORDER BY formula_hash",
+        (request_id,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def mark_evaluated(conn: psycopg.Connection, request_id: str, formula_hashes: Sequence[str]) -> int:
+    """Mark candidates evaluated (in the caller's transaction); returns how many were
+    pending before, so a retried task counts 0."""
+    cursor = conn.execute(
+        """
+        UPDATE core.request_candidates SET evaluated_at = now()
+        WHERE request_id = %s AND formula_hash = ANY(%s) AND evaluated_at IS NULL
+        """,
+        (request_id, list(formula_hashes)),
+    )
+    return cursor.rowcount
+
+
+def request_progress(conn: psycopg.Connection, request_id: str) -> Progress:
+    row = conn.execute(
+        """
+        SELECT r.n_candidates,
+               (SELECT count(*) FROM core.request_candidates AS c
+                WHERE c.request_id = r.request_id AND c.evaluated_at IS NOT NULL)
+        FROM core.generation_requests AS r WHERE r.request_id = %s
+        """,
+        (request_id,),
+    ).fetchone()
+    if row is None:
+        raise ConflictError(f"request {request_id!r} is not registered")
+    return Progress(row[0], int(row[1]))
+
+
+def request_formulas(
+    conn: psycopg.Connection, request_id: str, formula_hashes: Sequence[str]
+) -> dict[str, str]:
+    """formula_hash -> formula text for the given candidates of a request."""
+    rows = conn.execute(
+        """
+        SELECT c.formula_hash, f.formula
+        FROM core.request_candidates AS c JOIN core.factors AS f USING (formula_hash)
+        WHERE c.request_id = %s AND c.formula_hash = ANY(%s)
+        """,
+        (request_id, list(formula_hashes)),
+    ).fetchall()
+    return dict(rows)
