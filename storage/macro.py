@@ -145,6 +145,35 @@ def macro_as_of(
     return _frame(rows, AS_OF_COLUMNS)
 
 
+def releases_until(
+    conn: psycopg.Connection, *, until: datetime, series_ids: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Every release (all vintages) made at or before ``until``, in release order: the
+    input of the point-in-time alignment (``alphafactory.data.releases``)."""
+    rows = conn.execute(
+        """
+        SELECT series_id, period, value, released_at, event_id
+        FROM core.macro_observations
+        WHERE released_at <= %(until)s
+          AND (%(series)s::text[] IS NULL OR series_id = ANY(%(series)s::text[]))
+        ORDER BY released_at, series_id, period, observation_id
+        """,
+        {"until": require_aware(until, "until"),
+         "series": None if series_ids is None else list(series_ids)},
+    ).fetchall()  # fmt: skip
+    return _frame(rows, AS_OF_COLUMNS)
+
+
+def last_periods(conn: psycopg.Connection, *, series_ids: Sequence[str]) -> dict[str, date]:
+    """The newest period stored for each series (series with no release are absent)."""
+    rows = conn.execute(
+        "SELECT series_id, max(period) FROM core.macro_observations "
+        "WHERE series_id = ANY(%s) GROUP BY series_id",
+        (list(series_ids),),
+    ).fetchall()
+    return dict(rows)
+
+
 def macro_vintage_history(
     conn: psycopg.Connection, *, series_id: str, period: date | None = None
 ) -> pd.DataFrame:

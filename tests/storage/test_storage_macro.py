@@ -9,10 +9,12 @@ import pytest
 from storage.errors import ConflictError, InvalidRecordError
 from storage.macro import (
     MacroObservation,
+    last_periods,
     macro_as_of,
     macro_vintage_history,
     record_macro_observation,
     record_macro_observations,
+    releases_until,
 )
 
 FIRST = datetime(2024, 2, 15, 13, 30, tzinfo=UTC)
@@ -151,3 +153,16 @@ def test_unusable_values_are_rejected_naming_them(app_conn, unique, field, bad):
 def test_as_of_must_be_a_timestamp_with_a_zone(app_conn, revised_series):
     with pytest.raises(InvalidRecordError, match="as_of"):
         macro_as_of(app_conn, series_ids=[revised_series], as_of=datetime(2024, 6, 1))
+
+
+def test_releases_until_returns_every_vintage_released_by_then(app_conn, revised_series, unique):
+    before = releases_until(
+        app_conn, until=REVISED - timedelta(seconds=1), series_ids=[revised_series]
+    )
+    assert before["value"].tolist() == [1.0]
+    both = releases_until(app_conn, until=REVISED, series_ids=[revised_series])
+    assert both["value"].tolist() == [1.0, 1.5]  # release order, revisions included
+    assert str(both["released_at"].dt.tz) == "UTC"
+    assert last_periods(app_conn, series_ids=[revised_series, unique("none")]) == {
+        revised_series: date(2024, 1, 1)
+    }

@@ -1,0 +1,79 @@
+"""The decision panel of a strategy, read from Postgres as of the decision time.
+
+Market observations available by the decision time and macro releases made by then are
+the only inputs (``storage.market.market_as_of``, ``storage.macro.releases_until``);
+``alphafactory.decision.decision_panel`` aligns them. A worker process evaluates many
+chunks of one request, so panels are cached per (strategy, decision time): the same
+inputs always give the same panel, and a bounded cache keeps memory flat.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from alphafactory.decision import decision_panel
+from alphafactory.panel import Panel
+from alphafactory.strategy import Strategy
+from storage.loading import GROUP_PREFIX
+from storage.macro import releases_until
+from storage.market import as_panel, market_as_of
+
+HISTORY_ROWS_BEYOND_TRAINING = 120  # warm-up rows for rolling windows before the window
+
+
+class NoMarketData(LookupError):
+    """No market data was available at the decision time."""
+
+
+def market_panel(conn: psycopg.Connection, decision_time: datetime, assets=None) -> Panel:
+    """Every market field available by ``decision_time`` as a dense panel."""
+    frame = market_as_of(conn, as_of=decision_time, assets=list(assets) if assets else None)
+    if frame.empty:
+        raise NoMarketData(f"no market observations were available by {decision_time.isoformat()}")
+    wide = as_panel(frame).sort_values(["date", "asset"])
+    dates = np.unique(wide["date"].to_numpy("datetime64[ns]"))
+    names = np.unique(wide["asset"].astype(str).to_numpy())
+    row = np.searchsorted(dates, wide["date"].to_numpy("datetime64[ns]"))
+    col = np.searchsorted(names, wide["asset"].astype(str).to_numpy())
+    fields, groups = {}, {}
+    for name in (c for c in wide.columns if c not in ("date", "asset")):
+        dense = np.full((len(dates), len(names)), np.nan)
+        dense[row, col] = wide[name].to_numpy(np.float64)
+        if name.startswith(GROUP_PREFIX):
+            codes = np.where(np.isfinite(dense), dense, -1).astype(np.int64)
+            groups[name.removeprefix(GROUP_PREFIX)] = codes
+        else:
+            fields[name] = dense
+    return Panel(dates=dates, assets=names, fields=fields, groups=groups)
+
+
+class PanelCache:
+    """Decision panels by (strategy id, decision time), least recently used dropped."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._panels: OrderedDict[tuple[str, datetime], Panel] = OrderedDict()
+
+    def get(self, conn: psycopg.Connection, strategy: Strategy, decision_time: datetime) -> Panel:
+        key = (strategy.id, pd.Timestamp(decision_time).tz_convert("UTC").to_pydatetime())
+        if key in self._panels:
+            self._panels.move_to_end(key)
+            return self._panels[key]
+        panel = strategy_panel(conn, strategy, decision_time)
+        self._panels[key] = panel
+        while len(self._panels) > self._size:
+            self._panels.popitem(last=False)
+        return panel
+
+
+def strategy_panel(conn: psycopg.Connection, strategy: Strategy, decision_time: datetime) -> Panel:
+    market = market_panel(conn, decision_time, strategy.universe.assets or None)
+    releases = releases_until(conn, until=decision_time,
+                              series_ids=list(strategy.formulas.operands) or None)  # fmt: skip
+    history = strategy.alpha.training_months + HISTORY_ROWS_BEYOND_TRAINING
+    return decision_panel(market, releases, decision_time, history)
