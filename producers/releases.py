@@ -1,0 +1,222 @@
+"""Release feeds: publish ``macro.releases`` events one at a time or replay a history of them.
+
+Every feed publishes :class:`alphafactory.events.MacroRelease` (DESIGN.md contract 3): value
+``release.to_json()``, key the series id, so one series' releases stay in order on one
+partition and ``event_id`` lets consumers drop duplicates.
+
+The replayer is how a point-in-time walk-forward reuses the production pipeline: historical
+releases go through the same topic in the order they were released. ``speed=None`` sends them
+as fast as the client can; ``speed=k`` runs an accelerated clock (``86400`` = one day of
+release time per second), so consumers see realistic bursts and pauses, with any one pause
+capped at ``max_gap_s`` so decades of history do not stall on a quiet year.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from itertools import groupby
+
+import pandas as pd
+from kafka.producer.future import RecordMetadata
+from pydantic import ValidationError
+
+from alphafactory.data.releases import RELEASE_COLUMNS
+from alphafactory.events import MacroRelease
+from producers.publisher import KafkaPublisher, OutgoingRecord
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_GAP_S = 5.0
+DEFAULT_BATCH_SIZE = 1000
+
+
+class InvalidReleaseError(ValueError):
+    """Fields that do not make a valid ``MacroRelease``; the message names each bad value."""
+
+
+def make_release(
+    *, event_id: str, series_id: str, period: date, value: float, released_at: datetime
+) -> MacroRelease:
+    """A validated release, or InvalidReleaseError naming the bad field, value and rule."""
+    try:
+        return MacroRelease(
+            event_id=event_id,
+            series_id=series_id,
+            period=period,
+            value=value,
+            released_at=released_at,
+        )
+    except ValidationError as error:
+        raise InvalidReleaseError(
+            f"release {event_id!r} is not valid: {_describe(error)}"
+        ) from error
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(p) for p in item["loc"]) or "release"
+        parts.append(f"{field} {item.get('input')!r}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def publish_release(publisher: KafkaPublisher, release: MacroRelease) -> RecordMetadata:
+    """Publish one release and wait for the broker's acknowledgement."""
+    return publisher.publish(release.topic, key=release.key(), value=release.to_json())
+
+
+def _record(release: MacroRelease) -> OutgoingRecord:
+    return OutgoingRecord(release.topic, release.key(), release.to_json())
+
+
+def _release_order(release: MacroRelease) -> tuple[datetime, str, date]:
+    return release.released_at, release.series_id, release.period
+
+
+def release_events(releases: pd.DataFrame) -> list[MacroRelease]:
+    """Validated events of a release table (``RELEASE_COLUMNS``), in release-time order.
+
+    Ties in ``released_at`` are ordered by series id, then period, so a replay is
+    reproducible. Raises InvalidReleaseError for a missing column, a ``released_at``
+    column without a time zone, or a row that is not a valid event (e.g. a NaN value).
+    """
+    missing = [c for c in RELEASE_COLUMNS if c not in releases.columns]
+    if missing:
+        raise InvalidReleaseError(
+            f"release table lacks columns {missing}; expected {RELEASE_COLUMNS}"
+        )
+    released_at = releases["released_at"]
+    if not isinstance(released_at.dtype, pd.DatetimeTZDtype):
+        raise InvalidReleaseError(
+            f"column released_at has dtype {released_at.dtype}; expected timezone-aware "
+            "timestamps (e.g. datetime64[ns, UTC])"
+        )
+    rows = zip(
+        releases["event_id"].astype(str),
+        releases["series_id"].astype(str),
+        pd.to_datetime(releases["period"]).dt.date,
+        releases["value"].astype(float),
+        pd.DatetimeIndex(released_at).tz_convert("UTC").to_pydatetime(),
+        strict=True,
+    )
+    events = [
+        make_release(
+            event_id=event_id,
+            series_id=series_id,
+            period=period,
+            value=value,
+            released_at=when,
+        )
+        for event_id, series_id, period, value, when in rows
+    ]
+    return sorted(events, key=_release_order)
+
+
+def _check_bound(name: str, bound: datetime | None) -> None:
+    if bound is not None and (bound.tzinfo is None or bound.utcoffset() is None):
+        raise ValueError(f"{name}={bound.isoformat()} has no time zone; pass an aware datetime")
+
+
+def select_releases(
+    events: Iterable[MacroRelease],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[MacroRelease]:
+    """Events with ``since <= released_at < until`` (either bound optional), in release order.
+
+    The window is half-open so consecutive windows ([a, b), [b, c)) replay every release
+    exactly once.
+    """
+    _check_bound("since", since)
+    _check_bound("until", until)
+    chosen = [
+        e
+        for e in events
+        if (since is None or e.released_at >= since) and (until is None or e.released_at < until)
+    ]
+    return sorted(chosen, key=_release_order)
+
+
+def replay(
+    publisher: KafkaPublisher,
+    events: Iterable[MacroRelease],
+    *,
+    speed: float | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    stop_event: threading.Event | None = None,
+    max_gap_s: float = DEFAULT_MAX_GAP_S,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> int:
+    """Publish ``events`` in release-time order; returns how many were acknowledged.
+
+    ``speed=None``: batches of ``batch_size`` through ``publish_many`` (one flush each).
+    ``speed=k``: releases that share a timestamp go out together; between timestamps the
+    replayer waits the real gap divided by ``k``, at most ``max_gap_s``. Waits are measured
+    against ``clock`` from the replay's start, so time spent publishing is not added on top.
+    ``stop_event`` is checked before every batch; with the default ``sleep`` the wait is on
+    the event itself, so setting it interrupts a pause at once.
+    """
+    if speed is not None and not (math.isfinite(speed) and speed > 0):
+        raise ValueError(f"speed must be a positive number or None, got {speed!r}")
+    if not (math.isfinite(max_gap_s) and max_gap_s >= 0):
+        raise ValueError(f"max_gap_s must be a non-negative number, got {max_gap_s!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    chosen = select_releases(events, since=since, until=until)
+    stop = stop_event or threading.Event()
+    if speed is None:
+        batches = [chosen[i : i + batch_size] for i in range(0, len(chosen), batch_size)]
+        return _publish_batches(publisher, batches, stop)
+    if stop_event is not None and sleep is time.sleep:
+        sleep = stop_event.wait
+    return _publish_paced(publisher, chosen, speed, max_gap_s, sleep, clock, stop)
+
+
+def _publish_batches(
+    publisher: KafkaPublisher, batches: Sequence[list[MacroRelease]], stop: threading.Event
+) -> int:
+    published = 0
+    for batch in batches:
+        if stop.is_set():
+            logger.info("replay stopped after %d releases", published)
+            break
+        publisher.publish_many([_record(e) for e in batch])
+        published += len(batch)
+    return published
+
+
+def _publish_paced(
+    publisher: KafkaPublisher,
+    chosen: list[MacroRelease],
+    speed: float,
+    max_gap_s: float,
+    sleep: Callable[[float], object],
+    clock: Callable[[], float],
+    stop: threading.Event,
+) -> int:
+    """Publish timestamp groups on an accelerated clock anchored at the first group."""
+    published, due, previous = 0, clock(), None
+    for released_at, group in groupby(chosen, key=lambda e: e.released_at):
+        if previous is not None:
+            gap_s = (released_at - previous).total_seconds() / speed
+            due += min(gap_s, max_gap_s)
+            # behind schedule (slow publishing): publish at once instead of sleeping
+            if (pause := due - clock()) > 0:
+                sleep(pause)
+        if stop.is_set():
+            logger.info("replay stopped after %d releases", published)
+            break
+        batch = list(group)
+        publisher.publish_many([_record(e) for e in batch])
+        published += len(batch)
+        previous = released_at
+    return published
