@@ -14,6 +14,7 @@ result per evaluated formula, one rebalance per allocation.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from datetime import date, datetime
@@ -86,6 +87,13 @@ class GenerationRequest(Event):
 
     def key(self) -> str:
         return self.strategy_id
+
+
+def request_id_for(strategy_id: str, trigger_event_id: str) -> str:
+    """The request id of a strategy's reaction to one trigger: deterministic, so a trigger
+    delivered twice (or re-emitted after a restart) names the same request."""
+    digest = hashlib.sha256(f"{strategy_id}\n{trigger_event_id}".encode()).hexdigest()
+    return digest[:32]
 
 
 class BacktestResult(Event):

@@ -144,6 +144,24 @@ class TritonSettings(BaseModel):
         return _host_port(value, f"triton.{info.field_name}")
 
 
+class PipelineSettings(BaseModel):
+    """The event pipeline's processes: strategies, the generator, the Celery workers."""
+
+    # Strategy files (*.toml); None: the bundled ones (alphafactory/strategies).
+    strategies_dir: Path | None = None
+    # The generator checkpoint the generation service loads (model train writes it).
+    generator_checkpoint: Path = Path(".alphafactory/generator.pt")
+    # Redis hands an unacknowledged task to another worker after this long (a killed
+    # worker's task comes back then): keep it above the longest evaluation chunk.
+    visibility_timeout_s: int = Field(600, ge=5)
+    # Attempts of an evaluation chunk before it is dead-lettered (and its formulas marked
+    # failed, so the request still completes).
+    task_retries: int = Field(3, ge=0, le=20)
+    worker_concurrency: int = Field(1, ge=1, le=64)
+    # How long a relay or a consumer sleeps when it found nothing to do.
+    poll_interval_s: float = Field(0.5, gt=0, le=60)
+
+
 class Settings(BaseSettings):
     """Every setting of an alphafactory process."""
 
@@ -163,6 +181,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     redis: RedisSettings = RedisSettings()
     triton: TritonSettings = TritonSettings()
+    pipeline: PipelineSettings = PipelineSettings()
 
     @field_validator("log_level")
     @classmethod

@@ -163,6 +163,11 @@ def load_strategies(directory: str | Path) -> list[Strategy]:
     return sorted(strategies, key=lambda s: s.id)
 
 
+def active_strategies(directory: str | Path | None = None) -> list[Strategy]:
+    """The active strategies of ``directory`` (None: the bundled ones)."""
+    return [s for s in load_strategies(directory or BUNDLED_DIR) if s.active]
+
+
 def _explain(error: ValidationError) -> str:
     parts = []
     for item in error.errors(include_url=False):

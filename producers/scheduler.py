@@ -13,7 +13,6 @@ state is saved, so a crash in between repeats a tick (harmless, see above) but n
 from __future__ import annotations
 
 import calendar
-import hashlib
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from alphafactory.events import GenerationRequest
+from alphafactory.events import GenerationRequest, request_id_for
 from alphafactory.strategy import Strategy
 from producers.publisher import KafkaPublisher, OutgoingRecord
 
@@ -90,11 +89,6 @@ def due_ticks(schedule: str, last: datetime | None, now: datetime) -> list[datet
 def tick_event_id(strategy_id: str, tick: datetime) -> str:
     """The trigger id of one tick: the same strategy and tick always give the same id."""
     return f"schedule:{strategy_id}:{tick.astimezone(UTC).isoformat()}"
-
-
-def request_id_for(strategy_id: str, trigger_event_id: str) -> str:
-    digest = hashlib.sha256(f"{strategy_id}\n{trigger_event_id}".encode()).hexdigest()
-    return digest[:32]
 
 
 def schedule_requests(
