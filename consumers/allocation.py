@@ -1,0 +1,89 @@
+"""Allocate once a request's evaluations are complete: select, combine, write positions.
+
+Called by the allocator for every ``BacktestResult`` it consumes (and by the generation
+service for a request with no new candidates). It does nothing until every candidate of
+the request is evaluated, then, under a transaction-scoped advisory lock on (strategy,
+trigger), so concurrent allocators serialise: the strategy's qualified alphas for the
+as-of date (best HAC t-stat first), ``alphafactory.decision.allocate`` on the panel as of
+the decision time, and in ONE transaction the alpha pool, the allocation, its positions
+and a ``Rebalance`` in the outbox. ``core.allocations`` is unique on (strategy, trigger),
+so a trigger is allocated exactly once however many results, duplicates and allocators
+ask.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+
+from alphafactory.decision import allocate
+from alphafactory.events import Rebalance
+from alphafactory.strategy import Strategy
+from consumers.market_data import PanelCache
+from storage.allocations import allocation_id_for, write_allocation
+from storage.factors import evaluations, replace_alpha_pool
+from storage.outbox import OutboxEvent
+from storage.requests import RequestRecord, load_request, request_progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AllocationContext:
+    strategies: dict[str, Strategy]
+    panels: PanelCache = field(default_factory=PanelCache)
+
+
+def allocate_request(
+    conn: psycopg.Connection, context: AllocationContext, request_id: str
+) -> str | None:
+    """The allocation id once the request is allocated (now or before); None while its
+    evaluations are incomplete or the request is unknown here."""
+    request = load_request(conn, request_id)
+    if request is None or not request_progress(conn, request_id).complete:
+        return None
+    strategy = context.strategies.get(request.strategy_id)
+    if strategy is None:
+        log.warning("request %s is for unknown strategy %r", request_id, request.strategy_id)
+        return None
+    allocation_id = allocation_id_for(strategy.id, request.trigger_event_id)
+    with conn.transaction():
+        lock_key = f"allocate:{strategy.id}:{request.trigger_event_id}"
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_key,))
+        if _allocated(conn, allocation_id):
+            return allocation_id
+        alphas = evaluations(conn, strategy_id=strategy.id, as_of=request.as_of, alphas_only=True)
+        panel = context.panels.get(conn, strategy, request.decision_time)
+        result = allocate(panel, strategy, alphas["formula"].tolist(),
+                          alphas["hac_tstat"].fillna(0.0).tolist())  # fmt: skip
+        hashes = dict(zip(alphas["formula"], alphas["formula_hash"], strict=True))
+        replace_alpha_pool(conn, strategy_id=strategy.id, as_of=request.as_of,
+                           weights={hashes[f]: w for f, w in result.pool.items()})  # fmt: skip
+        event = _rebalance(allocation_id, request, result.weights, len(result.pool))
+        write_allocation(
+            conn, allocation_id=allocation_id, strategy_id=strategy.id, as_of=request.as_of,
+            trigger_event_id=request.trigger_event_id, weights=result.weights, event=event,
+        )  # fmt: skip
+    log.info("allocated %s for %s as of %s: %d alpha(s) of %d qualified", allocation_id,
+             strategy.id, request.as_of, len(result.pool), len(alphas))  # fmt: skip
+    return allocation_id
+
+
+def _allocated(conn: psycopg.Connection, allocation_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM core.allocations WHERE allocation_id = %s", (allocation_id,)
+    ).fetchone()
+    return row is not None
+
+
+def _rebalance(allocation_id: str, request: RequestRecord, weights, n_alphas: int) -> OutboxEvent:
+    event = Rebalance(
+        allocation_id=allocation_id, strategy_id=request.strategy_id, as_of=request.as_of,
+        trigger_event_id=request.trigger_event_id, weights=weights, n_alphas=n_alphas,
+        created_at=datetime.now(UTC),
+    )  # fmt: skip
+    return OutboxEvent(topic=event.topic, key=event.key(), payload=json.loads(event.to_json()))

@@ -1,0 +1,121 @@
+"""Evaluate one chunk of a request's candidates, point-in-time, and store the results.
+
+What the Celery task ``alphafactory.evaluate`` runs (the task itself stays thin). The
+panel is read as of the request's decision time only (``consumers.market_data``), so no
+evaluation sees a release or a price published later. One transaction per chunk stores,
+for each formula: its evaluation (upsert keyed by formula hash, strategy and as-of date),
+its candidate marked evaluated, and a ``BacktestResult`` in the outbox, which the relay
+publishes to ``alpha.backtest.results`` after the commit. A chunk delivered twice (a
+worker killed after the commit, before the acknowledgement) rewrites the same rows.
+
+``fail_chunk`` is the end of the retries: the formulas are stored as evaluated with an
+error and not qualified, so the request still completes, and the failure is kept in
+``core.dead_letters`` for an operator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+
+from alphafactory.decision import Evaluation, evaluate_formulas
+from alphafactory.events import BacktestResult
+from alphafactory.strategy import Strategy
+from consumers.market_data import PanelCache
+from storage.dead_letters import record_dead_letter
+from storage.factors import upsert_evaluation
+from storage.outbox import OutboxEvent, enqueue
+from storage.requests import RequestRecord, load_request, mark_evaluated, request_formulas
+
+log = logging.getLogger(__name__)
+TASK_TOPIC = "celery:alphafactory.evaluate"  # how failed chunks are named in dead letters
+
+
+class UnknownRequest(LookupError):
+    """The chunk names a request or strategy this process does not know."""
+
+
+@dataclass
+class EvaluationContext:
+    """What a worker process keeps between chunks."""
+
+    strategies: dict[str, Strategy]
+    panels: PanelCache = field(default_factory=PanelCache)
+
+
+def evaluate_chunk(
+    conn: psycopg.Connection, context: EvaluationContext, request_id: str, hashes: list[str]
+) -> int:
+    """Evaluate and store a chunk; returns how many candidates were pending before."""
+    request, strategy = _request_and_strategy(conn, context, request_id)
+    formulas = request_formulas(conn, request_id, hashes)
+    missing = sorted(set(hashes) - set(formulas))
+    if missing:
+        raise UnknownRequest(f"request {request_id!r} has no candidates {missing[:3]}")
+    panel = context.panels.get(conn, strategy, request.decision_time)
+    results = evaluate_formulas(panel, strategy, list(formulas.values()))
+    with conn.transaction():
+        for formula_hash, result in zip(formulas, results, strict=True):
+            _store(conn, request, formula_hash, result.formula, _metrics(result), result.qualified)
+        return mark_evaluated(conn, request_id, list(formulas))
+
+
+def fail_chunk(
+    conn: psycopg.Connection, request_id: str, hashes: list[str], error: BaseException
+) -> None:
+    """Give up on a chunk: keep the failure and let the request complete without it."""
+    request = load_request(conn, request_id)
+    with conn.transaction():
+        record_dead_letter(
+            conn, topic=TASK_TOPIC, partition=None, offset=None, key=request_id,
+            payload=json.dumps({"request_id": request_id, "formula_hashes": hashes}),
+            error=f"{type(error).__name__}: {error}",
+        )  # fmt: skip
+        if request is None:
+            return
+        formulas = request_formulas(conn, request_id, hashes)
+        failure = {"error": f"{type(error).__name__}: {error}"[:500]}
+        for formula_hash, formula in formulas.items():
+            _store(conn, request, formula_hash, formula, failure, False)
+        mark_evaluated(conn, request_id, list(formulas))
+    log.error("request %s: %d formula(s) failed for good: %s", request_id, len(hashes), error)
+
+
+def _request_and_strategy(conn, context, request_id) -> tuple[RequestRecord, Strategy]:
+    request = load_request(conn, request_id)
+    if request is None:
+        raise UnknownRequest(f"request {request_id!r} is not registered")
+    strategy = context.strategies.get(request.strategy_id)
+    if strategy is None:
+        raise UnknownRequest(
+            f"request {request_id!r} is for strategy {request.strategy_id!r}, which this "
+            f"worker does not have (known: {sorted(context.strategies)})"
+        )
+    return request, strategy
+
+
+def _metrics(result: Evaluation) -> dict:
+    if result.metrics is None:
+        return {"error": "not a valid formula on the strategy's data"}
+    return result.metrics.to_dict()
+
+
+def _store(conn, request: RequestRecord, formula_hash, formula, metrics, qualified) -> None:
+    upsert_evaluation(
+        conn, formula_hash=formula_hash, strategy_id=request.strategy_id,
+        as_of=request.as_of, metrics=metrics, is_alpha=qualified,
+    )  # fmt: skip
+    numbers = {k: (float(v) if isinstance(v, int | float) and math.isfinite(v) else None)
+               for k, v in metrics.items() if isinstance(v, int | float) or v is None}  # fmt: skip
+    result = BacktestResult(
+        request_id=request.request_id, strategy_id=request.strategy_id, as_of=request.as_of,
+        formula_hash=formula_hash, formula=formula, qualified=qualified, metrics=numbers,
+        evaluated_at=datetime.now(UTC),
+    )  # fmt: skip
+    payload = json.loads(result.to_json())
+    enqueue(conn, event=OutboxEvent(topic=result.topic, key=result.key(), payload=payload))

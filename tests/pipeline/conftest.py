@@ -1,0 +1,74 @@
+"""Fixtures for the pipeline tests: a fresh migrated database with a small market loaded,
+a strategy on it and an untrained (but grammar-valid) generator.
+
+No ``__init__.py``: these test modules are not importable packages.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+import torch
+
+from alphafactory.data import synthetic_market
+from alphafactory.formula import Vocabulary
+from alphafactory.scoring import config_for_panel
+from alphafactory.strategy import Strategy
+from inference.model import DecisionTransformer, ModelConfig
+from inference.sampling import InProcessPolicy
+from storage.admin import bootstrap_database, prepare_database
+from storage.loading import load_panel, load_releases
+
+
+@pytest.fixture(scope="module")
+def market():
+    return synthetic_market(n_assets=6, n_dates=120, n_macro=4, seed=21, frequency="M")
+
+
+@pytest.fixture(scope="module")
+def pipeline_db(stack_settings, market):
+    """Postgres settings of a new database holding ``market`` (all of it: every read is
+    point-in-time, so data after a decision time is present but never visible)."""
+    settings = stack_settings.postgres.model_copy(update={"database": f"p_{uuid.uuid4().hex[:12]}"})
+    bootstrap_database(settings)
+    prepare_database(settings)
+    with psycopg.connect(settings.dsn("app"), autocommit=True) as conn:
+        load_panel(conn, market.panel)
+        load_releases(conn, market.releases)
+    return settings
+
+
+@pytest.fixture
+def conn(pipeline_db):
+    with psycopg.connect(pipeline_db.dsn("app"), autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="module")
+def strategy() -> Strategy:
+    return Strategy.model_validate({
+        "id": "pipeline_test",
+        "formulas": {"root_kinds": ["macro"], "max_tokens": 8},
+        "alpha": {"definition": "hac_tstat >= 0", "target": "hac_tstat=3", "training_months": 48},
+        "generation": {"candidates": 12, "chunk_size": 5},
+        "pool": {"size": 4, "max_correlation": 0.95},
+        "portfolio": {"kind": "long_only"},
+        "triggers": {"series": ["M0000"]},
+        "rebalance": {"min_days_between": 0},
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def generator(market):
+    vocab = Vocabulary(market.panel.operand_kinds, config_for_panel(market.panel))
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=len(vocab), context=8, d_model=16, n_head=2, n_layer=1,
+                         max_depth=vocab.config.max_depth)  # fmt: skip
+    return InProcessPolicy(DecisionTransformer(config).eval()), vocab
+
+
+@pytest.fixture
+def unique_trigger() -> str:
+    return f"trigger-{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,128 @@
+"""Generation -> evaluation -> allocation on the real Postgres, each step idempotent.
+
+Celery and Kafka are replaced by direct calls here (their own tests run the real ones):
+the dispatch collects chunks, and each chunk is evaluated the way the task does it.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alphafactory.decision import decision_panel, evaluate_formulas
+from alphafactory.events import GenerationRequest, request_id_for
+from consumers.allocation import AllocationContext, allocate_request
+from consumers.evaluation import EvaluationContext, evaluate_chunk, fail_chunk
+from consumers.generation import GenerationContext, UnknownStrategy, handle_request
+from storage.factors import evaluations
+from storage.requests import pending_candidates, request_progress
+
+
+def make_request(market, strategy, row: int, trigger: str) -> GenerationRequest:
+    when = (pd.Timestamp(market.panel.dates[row]) + pd.Timedelta(days=10, hours=14)).tz_localize(
+        UTC
+    )
+    return GenerationRequest(
+        request_id=request_id_for(strategy.id, trigger), strategy_id=strategy.id,
+        as_of=when.date(), decision_time=when.to_pydatetime(), trigger_event_id=trigger,
+        trigger="release", candidates=strategy.generation.candidates,
+        requested_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def contexts(strategy, generator):
+    sent: list[tuple[str, list[str]]] = []
+
+    def dispatch(request_id, hashes, chunk_size):
+        chunks = [hashes[k : k + chunk_size] for k in range(0, len(hashes), chunk_size)]
+        sent.extend((request_id, chunk) for chunk in chunks)
+        return len(chunks)
+
+    policy, vocab = generator
+    strategies = {strategy.id: strategy}
+    allocation = AllocationContext(strategies)
+    generation = GenerationContext(strategies, policy, vocab, 1.0, dispatch, allocation,
+                                   threading.Event())  # fmt: skip
+    return generation, EvaluationContext(strategies), allocation, sent
+
+
+def test_a_request_flows_to_positions_once(conn, market, strategy, contexts, unique_trigger):
+    generation, evaluation, allocation, sent = contexts
+    request = make_request(market, strategy, 100, unique_trigger)
+    assert handle_request(conn, generation, request) == 3  # 12 candidates in chunks of 5
+    hashes = [h for _, chunk in sent for h in chunk]
+    assert len(hashes) == len(set(hashes)) == 12
+    assert allocate_request(conn, allocation, request.request_id) is None  # not complete
+    for request_id, chunk in sent:
+        assert evaluate_chunk(conn, evaluation, request_id, chunk) == len(chunk)
+    assert evaluate_chunk(conn, evaluation, *sent[0]) == 0  # a redelivered chunk
+    assert request_progress(conn, request.request_id).complete
+    allocation_id = allocate_request(conn, allocation, request.request_id)
+    assert allocate_request(conn, allocation, request.request_id) == allocation_id
+    rows = conn.execute(
+        "SELECT asset, weight, trigger_event_id FROM trading.latest_target_positions "
+        "WHERE strategy_id = %s", (strategy.id,),
+    ).fetchall()  # fmt: skip
+    assert {r[2] for r in rows} == {unique_trigger}
+    assert np.isclose(sum(r[1] for r in rows), 1.0) and all(r[1] >= 0 for r in rows)
+    outbox = conn.execute(
+        "SELECT topic FROM core.outbox WHERE payload->>'request_id' = %s "
+        "OR payload->>'trigger_event_id' = %s",
+        (request.request_id, unique_trigger),
+    ).fetchall()
+    topics = [r[0] for r in outbox]
+    assert topics.count("alpha.backtest.results") == 12 + 5  # the redelivered chunk re-announces
+    assert topics.count("portfolio.rebalances") == 1
+    # the request delivered again: nothing generated, nothing sent, the same allocation
+    sent.clear()
+    assert handle_request(conn, generation, request) == 0 and sent == []
+
+
+def test_evaluations_use_only_data_released_by_the_decision_time(
+    conn, market, strategy, contexts, unique_trigger
+):
+    generation, evaluation, _, sent = contexts
+    request = make_request(market, strategy, 90, unique_trigger)
+    handle_request(conn, generation, request)
+    for request_id, chunk in sent:
+        evaluate_chunk(conn, evaluation, request_id, chunk)
+    stored = evaluations(conn, strategy_id=strategy.id, as_of=request.as_of)
+    stored = stored[stored["formula_hash"].isin([h for _, c in sent for h in c])]
+    released = market.releases[market.releases["released_at"] <= request.decision_time]
+    panel = decision_panel(market.panel, released, request.decision_time, 48 + 120)
+    direct = {r.formula: r for r in evaluate_formulas(panel, strategy, stored["formula"].tolist())}
+    for row in stored.itertuples():
+        expected = direct[row.formula]
+        assert row.is_alpha == expected.qualified
+        if expected.metrics is not None:
+            assert row.hac_tstat == pytest.approx(expected.metrics.hac_tstat, nan_ok=True)
+
+
+def test_a_chunk_that_fails_for_good_still_completes_the_request(
+    conn, market, strategy, contexts, unique_trigger
+):
+    generation, evaluation, allocation, sent = contexts
+    request = make_request(market, strategy, 95, unique_trigger)
+    handle_request(conn, generation, request)
+    first, *rest = sent
+    fail_chunk(conn, first[0], first[1], RuntimeError("worker ran out of memory"))
+    for request_id, chunk in rest:
+        evaluate_chunk(conn, evaluation, request_id, chunk)
+    assert pending_candidates(conn, request.request_id) == []
+    assert allocate_request(conn, allocation, request.request_id) is not None
+    letters = conn.execute(
+        "SELECT error FROM core.dead_letters WHERE key = %s", (request.request_id.encode(),)
+    ).fetchall()
+    assert letters and "worker ran out of memory" in letters[0][0]
+
+
+def test_a_request_for_an_unknown_strategy_is_refused(conn, market, strategy, contexts):
+    generation = contexts[0]
+    request = make_request(market, strategy, 100, "t").model_copy(update={"strategy_id": "other"})
+    with pytest.raises(UnknownStrategy, match="names strategy 'other'"):
+        handle_request(conn, generation, request)
