@@ -10,10 +10,28 @@ import argparse
 import logging
 import sys
 
-from alphafactory.cli import db_cmd, demo_cmd, factor_cmd, generator_cmd, release_cmd, stack_cmd
+from alphafactory.cli import (
+    db_cmd,
+    demo_cmd,
+    factor_cmd,
+    generator_cmd,
+    release_cmd,
+    run_cmd,
+    stack_cmd,
+    strategy_cmd,
+)
 from alphafactory.settings import Settings, SettingsError, load_settings
 
-SUBCOMMANDS = (stack_cmd, db_cmd, factor_cmd, generator_cmd, demo_cmd, release_cmd)
+SUBCOMMANDS = (
+    stack_cmd,
+    db_cmd,
+    factor_cmd,
+    generator_cmd,
+    demo_cmd,
+    release_cmd,
+    run_cmd,
+    strategy_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,3 +72,64 @@ def generator(market):
 @pytest.fixture
 def unique_trigger() -> str:
     return f"trigger-{uuid.uuid4().hex[:10]}"
+
+
+STRATEGY_TOML = """
+id = "pipeline_test"
+[formulas]
+root_kinds = ["macro"]
+max_tokens = 8
+[alpha]
+definition = "hac_tstat >= 0"
+target = "hac_tstat=3"
+training_months = 48
+[generation]
+candidates = 12
+chunk_size = 5
+[pool]
+size = 4
+max_correlation = 0.95
+[portfolio]
+kind = "long_only"
+[triggers]
+series = ["M0000"]
+[rebalance]
+min_days_between = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def strategies_dir(tmp_path_factory, strategy):
+    """The ``strategy`` fixture as a strategy file, for the service processes."""
+    from alphafactory.strategy import load_strategies
+
+    directory = tmp_path_factory.mktemp("strategies")
+    (directory / "pipeline_test.toml").write_text(STRATEGY_TOML)
+    assert load_strategies(directory) == [strategy]
+    return directory
+
+
+@pytest.fixture(scope="module")
+def pipeline_settings(stack_settings, pipeline_db, strategies_dir):
+    """Settings of the session stack pointed at the pipeline database and strategy."""
+    return stack_settings.model_copy(update={
+        "postgres": pipeline_db,
+        "pipeline": stack_settings.pipeline.model_copy(
+            update={"strategies_dir": strategies_dir, "visibility_timeout_s": 8}),
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def service_env(pipeline_settings) -> dict[str, str]:
+    """The environment that gives a service process ``pipeline_settings``."""
+    from tests.stack_support import settings_env
+
+    settings = pipeline_settings
+
+    env = settings_env(settings)
+    env.update({
+        "ALPHAFACTORY_POSTGRES__DATABASE": settings.postgres.database,
+        "ALPHAFACTORY_PIPELINE__STRATEGIES_DIR": str(settings.pipeline.strategies_dir),
+        "ALPHAFACTORY_PIPELINE__VISIBILITY_TIMEOUT_S": str(settings.pipeline.visibility_timeout_s),
+    })  # fmt: skip
+    return env
