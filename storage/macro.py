@@ -174,6 +174,60 @@ def last_periods(conn: psycopg.Connection, *, series_ids: Sequence[str]) -> dict
     return dict(rows)
 
 
+# Median spacing of a series' periods, in days -> frequency; the same limits as
+# alphafactory.metrics.factor.infer_periods_per_year, so both agree on a series.
+_FREQUENCY_LIMITS = ((4.5, "D"), (11.0, "W"), (50.0, "M"), (135.0, "Q"), (float("inf"), "A"))
+
+
+@dataclass(frozen=True)
+class SeriesCoverage:
+    """What is stored of one series: its newest period, how many periods, and the frequency
+    inferred from their median spacing ("D", "W", "M", "Q", "A"; None under 2 periods)."""
+
+    series_id: str
+    last_period: date | None
+    periods: int
+    frequency: str | None
+
+
+def series_coverage(
+    conn: psycopg.Connection, *, series_ids: Sequence[str]
+) -> dict[str, SeriesCoverage]:
+    """:class:`SeriesCoverage` of each series, in the order given; a series with no release
+    stored has ``last_period=None, periods=0, frequency=None``.
+
+    Periods count once however many vintages they have; all releases are considered (this
+    describes the store, not a point-in-time view).
+    """
+    rows = conn.execute(
+        """
+        WITH periods AS (
+            SELECT DISTINCT series_id, period FROM core.macro_observations
+            WHERE series_id = ANY(%s)
+        ), gaps AS (
+            SELECT series_id, period,
+                   period - lag(period) OVER (PARTITION BY series_id ORDER BY period) AS gap
+            FROM periods
+        )
+        SELECT series_id, max(period), count(*),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY gap)
+        FROM gaps GROUP BY series_id
+        """,
+        (list(series_ids),),
+    ).fetchall()
+    found = {
+        series: SeriesCoverage(series, last, count, _frequency(median_gap))
+        for series, last, count, median_gap in rows
+    }
+    return {s: found.get(s, SeriesCoverage(s, None, 0, None)) for s in series_ids}
+
+
+def _frequency(median_gap_days: float | None) -> str | None:
+    if median_gap_days is None:  # a single period: no spacing to read
+        return None
+    return next(code for limit, code in _FREQUENCY_LIMITS if median_gap_days < limit)
+
+
 def macro_vintage_history(
     conn: psycopg.Connection, *, series_id: str, period: date | None = None
 ) -> pd.DataFrame:

@@ -14,8 +14,9 @@ from collections.abc import Callable
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from alphafactory.settings import KafkaSettings
+from alphafactory.settings import KafkaSettings, PostgresSettings
 from producers.connection import bootstrap_servers
+from storage.admin import prepare_database
 
 
 def free_port() -> int:
@@ -90,3 +91,21 @@ def read_topic(kafka_settings: KafkaSettings) -> Callable[..., list]:
 def closed_port() -> int:
     """A loopback port with nothing listening on it."""
     return free_port()
+
+
+@pytest.fixture(scope="session")
+def private_database(stack_settings) -> Callable[[], PostgresSettings]:
+    """Factory of new, migrated databases on the session's Postgres server.
+
+    For tests that must see only their own rows: an outbox relay claims every unsent row
+    of its database, whichever test enqueued it.
+    """
+
+    def make() -> PostgresSettings:
+        settings = stack_settings.postgres.model_copy(
+            update={"database": f"t_{uuid.uuid4().hex[:12]}"}
+        )
+        prepare_database(settings)
+        return settings
+
+    return make

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import pandas as pd
 import pytest
 
 from storage.errors import ConflictError, InvalidRecordError
 from storage.macro import (
     MacroObservation,
+    SeriesCoverage,
     last_periods,
     macro_as_of,
     macro_vintage_history,
     record_macro_observation,
     record_macro_observations,
     releases_until,
+    series_coverage,
 )
 
 FIRST = datetime(2024, 2, 15, 13, 30, tzinfo=UTC)
@@ -166,3 +169,63 @@ def test_releases_until_returns_every_vintage_released_by_then(app_conn, revised
     assert last_periods(app_conn, series_ids=[revised_series, unique("none")]) == {
         revised_series: date(2024, 1, 1)
     }
+
+
+def _store_periods(conn, series: str, periods: list[date]) -> None:
+    record_macro_observations(
+        conn,
+        observations=[
+            MacroObservation(series, p, float(i), FIRST + timedelta(days=i), f"{series}:{i}")
+            for i, p in enumerate(periods)
+        ],
+    )
+
+
+def _spaced(start: date, count: int, **step) -> list[date]:
+    return [(pd.Timestamp(start) + pd.DateOffset(**{k: v * i for k, v in step.items()})).date()
+            for i in range(count)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("periods", "frequency"),
+    [
+        (list(pd.bdate_range("2024-01-01", periods=30).date), "D"),  # weekends are gaps
+        (_spaced(date(2024, 1, 5), 10, weeks=1), "W"),
+        (_spaced(date(2023, 1, 1), 14, months=1), "M"),
+        (_spaced(date(2020, 1, 1), 9, months=3), "Q"),
+        (_spaced(date(2010, 1, 1), 6, years=1), "A"),
+    ],
+)
+def test_series_coverage_infers_the_frequency_from_the_median_spacing(
+    app_conn, unique, periods, frequency
+):
+    series = unique("S")
+    _store_periods(app_conn, series, periods)
+    coverage = series_coverage(app_conn, series_ids=[series])[series]
+    assert (coverage.frequency, coverage.periods) == (frequency, len(periods))
+    assert coverage.last_period == max(periods)
+
+
+def test_series_coverage_counts_revised_periods_once_and_keeps_the_order_asked(
+    app_conn, unique, revised_series
+):
+    single, missing = unique("one"), unique("none")
+    _store_periods(app_conn, single, [date(2024, 3, 1)])
+    monthly = unique("M")
+    _store_periods(app_conn, monthly, _spaced(date(2023, 1, 1), 6, months=1))
+    # a revision of every period: same spacing, so still monthly, still six periods
+    record_macro_observations(
+        app_conn,
+        observations=[
+            MacroObservation(monthly, p, 0.0, REVISED, f"{monthly}:r{i}")
+            for i, p in enumerate(_spaced(date(2023, 1, 1), 6, months=1))
+        ],
+    )
+
+    coverage = series_coverage(app_conn, series_ids=[missing, monthly, single, revised_series])
+
+    assert list(coverage) == [missing, monthly, single, revised_series]
+    assert coverage[missing] == SeriesCoverage(missing, None, 0, None)
+    assert coverage[monthly] == SeriesCoverage(monthly, date(2023, 6, 1), 6, "M")
+    assert coverage[single] == SeriesCoverage(single, date(2024, 3, 1), 1, None)
+    assert coverage[revised_series] == SeriesCoverage(revised_series, date(2024, 1, 1), 1, None)

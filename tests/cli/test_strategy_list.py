@@ -1,0 +1,152 @@
+"""`alphafactory strategy list` through the console script, on the real local Postgres.
+
+Each test writes its strategy files to a temporary directory and points the command at a
+private database, so "nothing stored yet" really is nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from storage.admin import prepare_database
+from storage.macro import MacroObservation, record_macro_observations
+from tests.stack_support import free_ports, settings_env
+
+RELEASED = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def database(stack_settings):
+    settings = stack_settings.postgres.model_copy(update={"database": f"t_{uuid.uuid4().hex[:12]}"})
+    prepare_database(settings)
+    return settings
+
+
+@pytest.fixture
+def strategies_dir(tmp_path) -> Path:
+    """Three strategies: two active (one scheduled, without trigger series), one inactive."""
+    files = {
+        "rates.toml": 'id = "rates"\n[triggers]\nseries = ["us_cpi", "us_payrolls"]\n',
+        "monthly.toml": 'id = "monthly"\n[triggers]\nschedule = "monthly"\n',
+        "old.toml": 'id = "old"\nactive = false\n[triggers]\nseries = ["us_cpi"]\n',
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def alphafactory(stack_settings, database, strategies_dir, *args, **env_overrides):
+    env = settings_env(stack_settings)
+    env.update(
+        ALPHAFACTORY_POSTGRES__DATABASE=database.database,
+        ALPHAFACTORY_PIPELINE__STRATEGIES_DIR=str(strategies_dir),
+        **env_overrides,
+    )
+    script = Path(sys.executable).parent / "alphafactory"
+    return subprocess.run(
+        [str(script), "strategy", "list", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_json_lists_active_strategies_with_null_coverage_before_any_release(
+    stack_settings, database, strategies_dir
+):
+    result = alphafactory(stack_settings, database, strategies_dir, "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "strategies": [
+            {"strategy_id": "monthly", "trigger_series": []},
+            {
+                "strategy_id": "rates",
+                "trigger_series": [
+                    {"series_id": "us_cpi", "last_period": None, "frequency": None},
+                    {"series_id": "us_payrolls", "last_period": None, "frequency": None},
+                ],
+            },
+        ]
+    }
+
+
+def test_json_reports_the_newest_stored_period_and_the_inferred_frequency(
+    stack_settings, database, tmp_path
+):
+    # series unique to this test: the module's database keeps the other tests' rows
+    cpi, claims, gdp = (f"{name}_{uuid.uuid4().hex[:8]}" for name in ("cpi", "claims", "gdp"))
+    (tmp_path / "s.toml").write_text(
+        f'id = "s"\n[triggers]\nseries = {json.dumps([cpi, claims, gdp])}\n'
+    )
+    months = [date(2023, m, 1) for m in range(1, 13)]
+    weeks = [date(2024, 1, 5) + timedelta(weeks=w) for w in range(8)]
+    observations = [
+        *(MacroObservation(cpi, p, 1.0, RELEASED + timedelta(days=i), f"{cpi}:{i}")
+          for i, p in enumerate(months)),
+        MacroObservation(cpi, months[-1], 2.0, RELEASED + timedelta(days=99), f"{cpi}:rev"),
+        *(MacroObservation(claims, p, 1.0, RELEASED + timedelta(days=i), f"{claims}:{i}")
+          for i, p in enumerate(weeks)),
+        MacroObservation(gdp, date(2023, 10, 1), 1.0, RELEASED, f"{gdp}:0"),
+    ]  # fmt: skip
+    with psycopg.connect(database.dsn("app"), autocommit=True) as conn:
+        record_macro_observations(conn, observations=observations)
+
+    result = alphafactory(stack_settings, database, tmp_path, "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["strategies"] == [
+        {
+            "strategy_id": "s",
+            "trigger_series": [
+                {"series_id": cpi, "last_period": "2023-12-01", "frequency": "M"},
+                {"series_id": claims, "last_period": "2024-02-23", "frequency": "W"},
+                {"series_id": gdp, "last_period": "2023-10-01", "frequency": None},
+            ],
+        }
+    ]
+
+
+def test_without_json_a_table_with_one_row_per_trigger_series(
+    stack_settings, database, strategies_dir
+):
+    result = alphafactory(stack_settings, database, strategies_dir)
+
+    assert result.returncode == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert lines == [
+        ["STRATEGY", "SERIES", "LAST", "PERIOD", "FREQ"],
+        ["monthly", "(no", "trigger", "series)", "-", "-"],
+        ["rates", "us_cpi", "-", "-"],
+        ["rates", "us_payrolls", "-", "-"],
+    ]
+
+
+def test_an_invalid_strategy_file_exits_2_naming_it(stack_settings, database, strategies_dir):
+    (strategies_dir / "broken.toml").write_text('id = "broken"\n[generation]\ncandidates = 0\n')
+
+    result = alphafactory(stack_settings, database, strategies_dir, "--json")
+
+    assert result.returncode == 2
+    assert "broken.toml" in result.stderr and "generation.candidates" in result.stderr
+    assert result.stdout == ""
+
+
+def test_an_unreachable_database_exits_1(stack_settings, database, strategies_dir):
+    (closed,) = free_ports(1)
+
+    result = alphafactory(stack_settings, database, strategies_dir, "--json",
+                          ALPHAFACTORY_POSTGRES__PORT=str(closed))  # fmt: skip
+
+    assert result.returncode == 1
+    assert "cannot read the stored releases" in result.stderr and str(closed) in result.stderr
+    assert result.stdout == ""
