@@ -160,6 +160,9 @@ class PipelineSettings(BaseModel):
     worker_concurrency: int = Field(1, ge=1, le=64)
     # How long a relay or a consumer sleeps when it found nothing to do.
     poll_interval_s: float = Field(0.5, gt=0, le=60)
+    # `stack up` also starts the pipeline services (release handler, generator,
+    # allocator, relay, one Celery worker) as local processes.
+    services: bool = True
 
 
 class Settings(BaseSettings):
@@ -206,3 +209,24 @@ def load_settings(**overrides) -> Settings:
             for e in error.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from error
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``ALPHAFACTORY_*`` variables that rebuild ``settings`` in a child process
+    (every value, secrets included: pass it only to processes of this deployment)."""
+    env: dict[str, str] = {}
+
+    def add(prefix: str, value) -> None:
+        if isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                add(f"{prefix}{name.upper()}{ENV_NESTED_DELIMITER}", getattr(value, name))
+            return
+        key = prefix.removesuffix(ENV_NESTED_DELIMITER)
+        if value is None:
+            return
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[key] = str(value).lower() if isinstance(value, bool) else str(value)
+
+    add(ENV_PREFIX, settings)
+    return env

@@ -4,7 +4,7 @@ Called by the allocator for every ``BacktestResult`` it consumes (and by the gen
 service for a request with no new candidates). It does nothing until every candidate of
 the request is evaluated, then, under a transaction-scoped advisory lock on (strategy,
 trigger), so concurrent allocators serialise: the strategy's qualified alphas for the
-as-of date (best HAC t-stat first), ``alphafactory.decision.allocate`` on the panel as of
+as-of date (largest |HAC t-stat| first), ``alphafactory.decision.allocate`` on the panel as of
 the decision time, and in ONE transaction the alpha pool, the allocation, its positions
 and a ``Rebalance`` in the outbox. ``core.allocations`` is unique on (strategy, trigger),
 so a trigger is allocated exactly once however many results, duplicates and allocators
@@ -59,7 +59,7 @@ def allocate_request(
         alphas = evaluations(conn, strategy_id=strategy.id, as_of=request.as_of, alphas_only=True)
         panel = context.panels.get(conn, strategy, request.decision_time)
         result = allocate(panel, strategy, alphas["formula"].tolist(),
-                          alphas["hac_tstat"].fillna(0.0).tolist())  # fmt: skip
+                          alphas["hac_tstat"].abs().fillna(0.0).tolist())  # fmt: skip
         hashes = dict(zip(alphas["formula"], alphas["formula_hash"], strict=True))
         replace_alpha_pool(conn, strategy_id=strategy.id, as_of=request.as_of,
                            weights={hashes[f]: w for f, w in result.pool.items()})  # fmt: skip

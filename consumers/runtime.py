@@ -87,7 +87,14 @@ def run_generator(settings: Settings, stop_event: threading.Event, **loop_option
     from inference.training import load_checkpoint
 
     torch.set_num_threads(1)
-    checkpoint = load_checkpoint(settings.pipeline.generator_checkpoint)
+    path = settings.pipeline.generator_checkpoint
+    if not path.exists():
+        # an always-on service waits for its model (`alphafactory model train`, the demo)
+        log.warning("waiting for a generator checkpoint at %s", path)
+        while not path.exists():
+            if stop_event.wait(settings.pipeline.poll_interval_s * 4):
+                return LoopStats()
+    checkpoint = load_checkpoint(path)
     tasks.configure(settings)
     strategies = _strategies(settings)
     context = GenerationContext(

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -74,8 +76,15 @@ def export_onnx(model: DecisionTransformer, path: Path) -> None:
     inputs, output = tensor_specs(config.context, config.vocab_size)
     names = [spec.name for spec in inputs]
     rows = torch.export.Dim("batch", min=1, max=1 << 20)
-    # the exporter reports progress on stdout, which belongs to the command's JSON output
-    with contextlib.redirect_stdout(sys.stderr):
+    # the exporter reports progress on stdout, which belongs to the command's JSON output,
+    # logs every graph pass at INFO and warns of optional packages: keep only its errors
+    quiet = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
         torch.onnx.export(
             _NextAction(model).eval(),
             example,
@@ -85,7 +94,10 @@ def export_onnx(model: DecisionTransformer, path: Path) -> None:
             dynamic_shapes={name: {0: rows} for name in names},
             dynamo=True,
             external_data=False,
+            verbose=False,
         )
+    for logger, level in zip(quiet, levels, strict=True):
+        logger.setLevel(level)
 
 
 def generator_metadata(checkpoint: Checkpoint) -> dict:

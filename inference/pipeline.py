@@ -123,6 +123,36 @@ def train_from_file(args, *, progress: Callable[[dict], None] | None = None) -> 
     return summary
 
 
+def train_on_panel(
+    panel: Panel, row: int, out: Path, *, plan: BuildPlan, steps: int,
+    spec: RewardSpec | None = None, model: ModelConfig | None = None, workers: int = 1,
+    progress: Callable[[dict], None] | None = None,
+) -> dict:  # fmt: skip
+    """Build trajectories on the rows before ``row`` and train a generator on them, in one
+    go (the demo's path); the checkpoint at ``out`` is self-contained as always."""
+    spec = spec or RewardSpec()
+    vocab = panel_vocabulary(panel)
+    trajectories = build_trajectories(
+        panel.head(row), vocab, spec, plan, workers=workers,
+        provenance={"split": str(panel.dates[row])[:10]},
+    )  # fmt: skip
+    data = encode(trajectories.token_lists(), trajectories.frame["reward"], vocab,
+                  context=plan.max_tokens, gamma=spec.gamma)  # fmt: skip
+    sizes = (model or ModelConfig(vocab_size=1)).to_dict()
+    model_config = ModelConfig(**{**sizes, "vocab_size": len(vocab), "context": plan.max_tokens,
+                                  "max_depth": vocab.config.max_depth})  # fmt: skip
+    config = TrainConfig(steps=steps, batch_size=256, warmup_steps=max(1, steps // 10),
+                         eval_every=max(1, steps // 5), seed=plan.seed)  # fmt: skip
+    result = train(data, None, model_config, config, progress=progress)
+    summary = {"trajectories": len(trajectories), "seconds": round(result.seconds, 2),
+               "train_loss": result.history[-1]["train_loss"]}  # fmt: skip
+    reward = {"metric": spec.metric, "gamma": spec.gamma, "clip": spec.clip,
+              "split": str(panel.dates[row])[:10]}  # fmt: skip
+    save_checkpoint(out, result.model, vocab, reward=reward,
+                    provenance=trajectories.provenance, training=summary)  # fmt: skip
+    return summary
+
+
 def holdout(trajectories: TrajectorySet, fraction: float, seed: int):
     """Split by formula into (train, validation) sets; ``fraction`` in [0, 0.5]."""
     if not 0.0 <= fraction <= 0.5:
@@ -229,4 +259,3 @@ def _roots(text: str) -> tuple[str, ...]:
     if not kinds or bad:
         raise TrajectoryError(f"--roots {text!r}: expected macro, panel or macro,panel")
     return kinds
-

@@ -42,22 +42,17 @@ def isolated_settings(state_dir: Path) -> Settings:
         redis={"url": f"redis://127.0.0.1:{redis}/0"},
         triton={"http": f"127.0.0.1:{http}", "grpc": f"127.0.0.1:{grpc}",
                 "metrics_port": metrics, "repository": state_dir / "models"},
+        # tests run the services they need themselves (the end-to-end test runs them all)
+        pipeline={"services": False},
     )
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The ALPHAFACTORY_* environment that reproduces ``settings`` in a child process."""
+    """This process's environment with the ALPHAFACTORY_* variables of ``settings``."""
+    from alphafactory.settings import settings_env as variables
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFACTORY_")}
-    env.update({
-        "ALPHAFACTORY_STATE_DIR": str(settings.state_dir),
-        "ALPHAFACTORY_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
-        "ALPHAFACTORY_POSTGRES__PORT": str(settings.postgres.port),
-        "ALPHAFACTORY_REDIS__URL": settings.redis.url,
-        "ALPHAFACTORY_TRITON__HTTP": settings.triton.http,
-        "ALPHAFACTORY_TRITON__GRPC": settings.triton.grpc,
-        "ALPHAFACTORY_TRITON__METRICS_PORT": str(settings.triton.metrics_port),
-        "ALPHAFACTORY_TRITON__REPOSITORY": str(settings.triton.repository),
-    })
+    env.update(variables(settings))
     return env
 
 

@@ -14,7 +14,7 @@ def test_the_bundled_strategy_is_a_monthly_macro_allocation_on_core_cpi():
     assert strategy.formulas.root_kinds == ("macro",)
     assert strategy.triggered_by("us_core_cpi") and not strategy.triggered_by("us_aaa")
     assert strategy.portfolio.kind == "tilt"
-    assert str(parse_definition(strategy.alpha.definition)) == "hac_tstat >= 2"
+    assert str(parse_definition(strategy.alpha.definition)) == "hac_tstat >= 2 or hac_tstat <= -2"
 
 
 def test_defaults_fill_every_section_but_the_id(tmp_path):

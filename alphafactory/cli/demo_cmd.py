@@ -1,37 +1,83 @@
-"""`alphafactory demo`: the main job on the bundled defaults.
+"""`alphafactory demo`: the main job on the bundled defaults, through the live pipeline.
 
-For now it brings the local stack up, shows every component healthy and takes the
-stack down again; the event pipeline issue replaces the middle with a live replay.
+1. Bring the local stack up with its pipeline services (release handler, generator,
+   allocator, relay, a Celery worker).
+2. Build the bundled real dataset and store it: every month-end price (each visible only
+   from its date's close) and the macro releases made before the replay window.
+3. Train a small generator on the years before the window (or reuse the cached one for
+   the same data), export it to the Triton model repository and restart Triton on it.
+4. Replay the window's releases (the last ``--months`` core CPI releases and every other
+   series' releases among them) to ``macro.releases`` in release-time order. Each CPI
+   release triggers the bundled strategy: the demo shows, per release, the formulas
+   generated, evaluated and qualified, the pool and the new positions.
+5. Report the rebalanced portfolio's out-of-sample performance against its benchmark
+   (the same risk-parity mix untilted), save a plot, and print the psql command that
+   shows the positions as ``trading_reader``.
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 
-from alphafactory.cli.stack_cmd import print_status
 from alphafactory.settings import Settings
+
+TRIGGER_SERIES = "us_core_cpi"
 
 
 def register(commands) -> None:
     parser = commands.add_parser("demo", help="run the main job on the bundled defaults")
+    parser.add_argument("--months", type=int, default=24, help="core CPI releases to replay")
+    parser.add_argument("--train-steps", type=int, default=400)
+    parser.add_argument("--retrain", action="store_true", help="ignore a cached generator")
+    parser.add_argument("--no-triton", action="store_true",
+                        help="generate in process (skip the export to Triton)")  # fmt: skip
     parser.add_argument("--keep-running", action="store_true",
-                        help="leave the stack up afterwards")
+                        help="leave the stack up afterwards")  # fmt: skip
     parser.set_defaults(handler=run)
 
 
 def run(args, settings: Settings) -> int:
     from deploy.local import stack
 
-    print("bringing the local stack up ...")
+    started = time.monotonic()
+    print("1/5 bringing the local stack up (Kafka, Postgres, Redis, Triton, services) ...")
     try:
         stack.up(settings)
     except stack.StackError as error:
         print(f"alphafactory: {error}", file=sys.stderr)
         return 1
     try:
-        code = print_status(stack.status(settings), as_json=False)
+        return _demo(args, settings, started)
     finally:
         if not args.keep_running:
-            stopped = stack.down(settings)
-            print(f"stack down: stopped {', '.join(stopped)}")
-    return code
+            print(f"stack down: stopped {', '.join(stack.down(settings))}")
+
+
+def _demo(args, settings: Settings, started: float) -> int:
+    from alphafactory.cli import demo_steps as steps
+    from alphafactory.data.bundled import bundled_market
+    from alphafactory.strategy import active_strategies
+
+    (strategy,) = [s for s in active_strategies(settings.pipeline.strategies_dir)
+                   if s.triggered_by(TRIGGER_SERIES)][:1]  # fmt: skip
+    print("2/5 building the bundled real dataset and storing it point-in-time ...")
+    market = bundled_market()
+    window = steps.replay_window(market.releases, TRIGGER_SERIES, args.months)
+    stored = steps.store_history(settings, market, window.start)
+    assets, months = market.panel.shape[1], market.panel.shape[0]
+    print(f"    {assets} assets x {months} months, {stored} releases before "
+          f"{window.start:%Y-%m-%d}; replaying {len(window.releases)} releases "
+          f"({args.months} {TRIGGER_SERIES} triggers) to {window.end:%Y-%m-%d}")  # fmt: skip
+    print("3/5 generator: training a small model on the years before the window ...")
+    summary = steps.ensure_generator(settings, market.panel, window.start, args)
+    print(f"    {summary}")
+    print("4/5 replaying the releases through the live pipeline ...")
+    outcomes = steps.replay(settings, strategy, window.releases, TRIGGER_SERIES)
+    print("5/5 out-of-sample performance of the rebalanced portfolio ...")
+    plot = Path(settings.state_path) / "demo_performance.png"
+    steps.report(settings, strategy, market.panel, outcomes, plot)
+    print(f"\npositions as a trading system reads them:\n  {steps.psql_command(settings)}")
+    print(f"done in {time.monotonic() - started:.0f} s")
+    return 0 if outcomes and all(o.allocation_id for o in outcomes) else 1

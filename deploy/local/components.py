@@ -275,4 +275,6 @@ COMPONENTS = (Kafka(), Postgres(), Redis(), Triton())
 
 
 def embedded(component, settings: Settings) -> bool:
-    return getattr(settings, component.name).embedded
+    """Whether the local stack runs ``component`` (a pipeline service always is)."""
+    group = getattr(settings, component.name, None)
+    return True if group is None else group.embedded

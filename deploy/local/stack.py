@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from alphafactory.settings import Settings
 from deploy.local import process
 from deploy.local.components import COMPONENTS, ComponentError, StackPaths, embedded
+from deploy.local.services import SERVICES, enabled
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +58,50 @@ def up(settings: Settings) -> UpReport:
             except ComponentError as error:
                 failures.append(error)
             except RuntimeError as error:  # binary missing and similar, raised before spawn
-                failures.append(ComponentError(component.name, str(error),
-                                               paths.log(component.name)))
+                failures.append(
+                    ComponentError(component.name, str(error), paths.log(component.name))
+                )
     failed = {f.component for f in failures}
     failures += _wait_until_ready(settings, paths, [c for c in COMPONENTS if c.name not in failed])
     if failures:
         raise StackError(failures)
     report.migrations_applied = _prepare_services(settings)
+    _start_pipeline(settings, paths, report)
     return report
+
+
+def _start_pipeline(settings: Settings, paths: StackPaths, report: UpReport) -> None:
+    """The pipeline services, once the infrastructure is ready and migrated."""
+    services = enabled(settings)
+    for service in services:
+        if service.running_pid(settings, paths) is not None:
+            report.already_running.append(service.name)
+        else:
+            service.start(settings, paths)
+            report.started.append(service.name)
+    time.sleep(1.0 if services else 0.0)  # a service that cannot start dies at once
+    failures = [
+        ComponentError(s.name, f"exited during start-up ({process.exit_status(paths.pid(s.name))})",
+                       paths.log(s.name))
+        for s in services if s.exited(settings, paths)
+    ]  # fmt: skip
+    if failures:
+        raise StackError(failures)
+
+
+COMPONENT_NAMES = {component.name for component in COMPONENTS}
 
 
 def restart(settings: Settings, names: list[str]) -> list[str]:
     """Stop and start the named embedded components (e.g. triton, to serve a newly
     exported model) and wait until they are ready; returns the names restarted."""
     paths = stack_paths(settings)
-    known = {component.name: component for component in COMPONENTS}
+    known = {component.name: component for component in (*COMPONENTS, *enabled(settings))}
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise StackError([ComponentError(n, f"no such component; expected one of {sorted(known)}",
                                          paths.root) for n in unknown])  # fmt: skip
-    chosen = [known[n] for n in names if embedded(known[n], settings)]
+    chosen = [known[n] for n in names if n not in COMPONENT_NAMES or embedded(known[n], settings)]
     for component in chosen:
         component.stop(settings, paths)
         component.start(settings, paths)
@@ -105,8 +130,11 @@ def _wait_until_ready(settings: Settings, paths: StackPaths, components) -> list
                 del pending[name]
         if pending and time.monotonic() > deadline:
             failures += [
-                ComponentError(name, f"not ready after {settings.startup_timeout_s:.0f} s: "
-                               f"{reasons.get(name)}", paths.log(name))
+                ComponentError(
+                    name,
+                    f"not ready after {settings.startup_timeout_s:.0f} s: {reasons.get(name)}",
+                    paths.log(name),
+                )
                 for name in pending
             ]
             break
@@ -127,7 +155,7 @@ def _prepare_services(settings: Settings) -> list[str]:
 def down(settings: Settings) -> list[str]:
     """Stop every embedded component this state directory started; returns their names."""
     paths = stack_paths(settings)
-    stopped = []
+    stopped = [s.name for s in SERVICES if s.stop(settings, paths)]
     for component in reversed(COMPONENTS):
         if embedded(component, settings) and component.stop(settings, paths):
             stopped.append(component.name)
@@ -152,5 +180,12 @@ def status(settings: Settings) -> dict:
         if reason is not None:
             entry["error"] = reason
         result[component.name] = entry
-    result["up"] = all(result[c.name]["up"] for c in COMPONENTS)
+    for service in enabled(settings):
+        reason = service.health(settings)
+        entry = {**service.describe(settings), "up": reason is None, "embedded": True,
+                 "pid": service.running_pid(settings, paths),
+                 "log": str(paths.log(service.name))}  # fmt: skip
+        result[service.name] = entry if reason is None else {**entry, "error": reason}
+    names = [c.name for c in COMPONENTS] + [s.name for s in enabled(settings)]
+    result["up"] = all(result[name]["up"] for name in names)
     return result

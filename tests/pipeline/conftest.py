@@ -124,12 +124,4 @@ def service_env(pipeline_settings) -> dict[str, str]:
     """The environment that gives a service process ``pipeline_settings``."""
     from tests.stack_support import settings_env
 
-    settings = pipeline_settings
-
-    env = settings_env(settings)
-    env.update({
-        "ALPHAFACTORY_POSTGRES__DATABASE": settings.postgres.database,
-        "ALPHAFACTORY_PIPELINE__STRATEGIES_DIR": str(settings.pipeline.strategies_dir),
-        "ALPHAFACTORY_PIPELINE__VISIBILITY_TIMEOUT_S": str(settings.pipeline.visibility_timeout_s),
-    })  # fmt: skip
-    return env
+    return settings_env(pipeline_settings)

@@ -1,0 +1,215 @@
+"""The steps of `alphafactory demo` (see demo_cmd): data, generator, replay, report."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from alphafactory.settings import Settings
+
+TRIGGER_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class Window:
+    start: pd.Timestamp  # the first replayed release time
+    end: pd.Timestamp
+    releases: pd.DataFrame  # release-time order
+
+
+def replay_window(releases: pd.DataFrame, trigger: str, months: int) -> Window:
+    triggers = releases[releases["series_id"] == trigger].sort_values("released_at")
+    if len(triggers) < months + 1:
+        raise SystemExit(f"the data has {len(triggers)} {trigger} releases, fewer than {months}")
+    first = triggers["released_at"].iloc[-months]
+    # start just after the previous trigger: the other series' releases in between replay too
+    start = triggers["released_at"].iloc[-months - 1] + pd.Timedelta(seconds=1)
+    chosen = releases[releases["released_at"] >= start].sort_values(
+        ["released_at", "series_id"], kind="stable")  # fmt: skip
+    assert first >= start
+    return Window(start, chosen["released_at"].iloc[-1], chosen.reset_index(drop=True))
+
+
+def store_history(settings: Settings, market, start: pd.Timestamp) -> int:
+    from storage.loading import load_panel, load_releases
+
+    with psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+        load_panel(conn, market.panel)
+        history = market.releases[market.releases["released_at"] < start]
+        load_releases(conn, history)
+        return int(conn.execute("SELECT count(*) FROM core.macro_observations").fetchone()[0])
+
+
+def ensure_generator(settings: Settings, panel, start: pd.Timestamp, args) -> str:
+    """Train (or reuse) the generator on the rows before the window; export to Triton."""
+    from deploy.local import stack
+    from inference.pipeline import panel_vocabulary, train_on_panel
+    from inference.training import CheckpointError, load_checkpoint
+    from inference.trajectories import BuildPlan
+
+    path = Path(settings.pipeline.generator_checkpoint)
+    row = int(np.searchsorted(panel.dates, start.tz_localize(None).to_datetime64()))
+    split = str(panel.dates[row])[:10]
+    cached = None
+    if path.exists() and not args.retrain:
+        try:
+            checkpoint = load_checkpoint(path)
+            same = checkpoint.vocab.fingerprint == panel_vocabulary(panel).fingerprint
+            cached = checkpoint if same and checkpoint.reward.get("split") == split else None
+        except CheckpointError:
+            cached = None
+    if cached is None:
+        plan = BuildPlan(random=3000, mcmc_chains=16, mcmc_steps=60, max_tokens=12,
+                         root_kinds=("macro",), seed=0)  # fmt: skip
+        summary = train_on_panel(panel, row, path, plan=plan, steps=args.train_steps)
+        text = (f"trained on {summary['trajectories']:,} trajectories before {split} in "
+                f"{summary['seconds']:.0f} s -> {path}")  # fmt: skip
+    else:
+        text = f"reusing {path} (trained on data before {split})"
+    if args.no_triton:
+        return text + "; generating in process"
+    from inference.export import export_repository
+    from inference.repository import ServingOptions
+    from inference.training import load_checkpoint as load
+
+    serving = ServingOptions(model_name=settings.triton.generator_model, instances="cpu")
+    export_repository(load(path), settings.triton.repository, serving)
+    stack.restart(settings, ["triton", "generator"])
+    return text + f"; served by Triton as {settings.triton.generator_model!r}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event_id: str
+    decision_time: pd.Timestamp
+    generated: int
+    evaluated: int
+    qualified: int
+    pool: int
+    allocation_id: str | None
+    weights: dict[str, float]
+    seconds: float
+
+
+def replay(settings: Settings, strategy, releases: pd.DataFrame, trigger: str) -> list[Outcome]:
+    from producers.publisher import KafkaPublisher
+    from producers.releases import publish_release, release_events
+
+    outcomes: list[Outcome] = []
+    published: list[str] = []
+    with KafkaPublisher.open(settings.kafka) as publisher, \
+            psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:  # fmt: skip
+        for event in release_events(releases):
+            if event.series_id == trigger:
+                # every earlier release stored first, so the decision sees all of them
+                _wait_stored(conn, published)
+                publish_release(publisher, event)
+                outcomes.append(_follow(conn, strategy.id, event))
+                published = []
+            else:
+                publish_release(publisher, event)
+                published.append(event.event_id)
+    return outcomes
+
+
+def _wait_stored(conn, event_ids: list[str]) -> None:
+    deadline = time.monotonic() + TRIGGER_TIMEOUT_S
+    while event_ids and time.monotonic() < deadline:
+        stored = conn.execute(
+            "SELECT count(*) FROM core.macro_observations WHERE event_id = ANY(%s)", (event_ids,)
+        ).fetchone()[0]
+        if stored == len(event_ids):
+            return
+        time.sleep(0.2)
+    if event_ids:
+        raise SystemExit("the release handler stored nothing for minutes: see its log "
+                         "(.alphafactory/logs/release-handler.log)")  # fmt: skip
+
+
+def _follow(conn, strategy_id: str, event) -> Outcome:
+    from storage.progress import trigger_status
+
+    started, tty = time.monotonic(), sys.stdout.isatty()
+    while True:
+        status = trigger_status(conn, strategy_id, event.event_id)
+        elapsed = time.monotonic() - started
+        line = (f"  {event.released_at:%Y-%m-%d} {event.series_id} {event.period:%Y-%m}: "
+                f"generated {status.generated if status.generated is not None else '...':>4}, "
+                f"evaluated {status.evaluated:>4}, qualified {status.qualified:>3}")  # fmt: skip
+        if status.allocation_id or elapsed > TRIGGER_TIMEOUT_S:
+            break
+        if tty:
+            print(f"\r{line}  ({elapsed:.0f} s)", end="", flush=True)
+        time.sleep(0.3)
+    top = sorted(status.weights.items(), key=lambda kv: -kv[1])[:3]
+    shown = ", ".join(f"{a} {w:.1%}" for a, w in top) if top else "no allocation (timed out)"
+    print(f"\r{line}, pool {status.pool:>2} -> {shown}  ({elapsed:.1f} s)", flush=True)
+    return Outcome(event.event_id, pd.Timestamp(event.released_at), status.generated or 0,
+                   status.evaluated, status.qualified, status.pool, status.allocation_id,
+                   status.weights, elapsed)  # fmt: skip
+
+
+def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: Path) -> None:
+    from alphafactory import portfolio
+    from alphafactory.performance import held_returns, summarize
+
+    done = [o for o in outcomes if o.allocation_id]
+    if not done:
+        print("    no allocation was made: nothing to report")
+        return
+    decisions = pd.DatetimeIndex([o.decision_time for o in done]).tz_convert("UTC")
+    benchmarks = []
+    for when in decisions:
+        known = np.asarray(pd.DatetimeIndex(panel.dates).tz_localize("America/New_York")
+                           .tz_convert("UTC") <= when)  # fmt: skip
+        window = panel.returns[known][-strategy.portfolio.volatility_months :]
+        benchmarks.append(dict(zip(panel.assets, portfolio.risk_parity(window), strict=True)))
+    series = {
+        "strategy": held_returns(panel.dates, panel.assets, panel.returns, decisions,
+                                 [o.weights for o in done]),
+        "benchmark (risk parity)": held_returns(panel.dates, panel.assets, panel.returns,
+                                                decisions, benchmarks),
+    }  # fmt: skip
+    columns = ("months", "total", "annual", "vol", "sharpe", "maxDD")
+    print(f"    {'':24s} " + " ".join(f"{c:>8}" for c in columns))
+    for name, values in series.items():
+        p = summarize(values, 12)
+        print(f"    {name:24s} {p.periods:8d} {p.total_return:8.2%} {p.annual_return:8.2%} "
+              f"{p.annual_volatility:8.2%} {p.sharpe:8.2f} {p.max_drawdown:8.2%}")  # fmt: skip
+    _plot(series, plot)
+    print(f"    plot: {plot}")
+    mean_s = np.mean([o.seconds for o in done])
+    generated, qualified = sum(o.generated for o in done), sum(o.qualified for o in done)
+    print(f"    {len(done)} rebalances, {generated:,} formulas generated and evaluated, "
+          f"{qualified:,} qualified; {mean_s:.1f} s per release")  # fmt: skip
+
+
+def _plot(series: dict[str, pd.Series], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 4))
+    for name, values in series.items():
+        axis.plot(values.index, np.cumprod(1 + values.to_numpy()), label=name)
+    axis.set_title("Out of sample: rebalanced on each core CPI release")
+    axis.set_ylabel("growth of 1")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def psql_command(settings: Settings) -> str:
+    dsn = settings.postgres.dsn("trading")
+    return (
+        f'psql "{dsn}" -c "SELECT strategy_id, as_of, asset, round(weight::numeric, 4) '
+        f'AS weight, trigger_event_id FROM trading.latest_target_positions ORDER BY weight DESC"'
+    )

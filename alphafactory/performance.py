@@ -1,0 +1,69 @@
+"""Out-of-sample performance of a sequence of allocations against a benchmark. Pure.
+
+Each allocation decided at time ``D`` is held from the first panel date after ``D`` to the
+next: with month-end returns, a mid-month decision earns the following month's return
+and never the month it was made in, so no return known at ``D`` counts. It is held until
+the next allocation takes over (or the returns end). Weights are applied as given
+(a long-short book earns the weighted sum; a long-only book's weights sum to one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Performance:
+    periods: int
+    total_return: float
+    annual_return: float
+    annual_volatility: float
+    sharpe: float
+    max_drawdown: float
+
+    def to_dict(self) -> dict:
+        return {k: round(float(v), 6) for k, v in self.__dict__.items()}
+
+
+def held_returns(
+    dates: np.ndarray, assets: np.ndarray, returns: np.ndarray,
+    decisions: pd.DatetimeIndex, weights: list[dict[str, float]],
+) -> pd.Series:  # fmt: skip
+    """The portfolio's return per panel date while the allocations are held (dates before
+    the first holding period are left out). ``decisions`` must be increasing, UTC."""
+    if len(decisions) != len(weights):
+        raise ValueError(f"{len(decisions)} decision times for {len(weights)} weight sets")
+    closes = pd.DatetimeIndex(dates).tz_localize("America/New_York").tz_convert("UTC")
+    # a date's return is earned up to its close: it counts for a decision made before the
+    # previous close only, so the first date held is the second close after the decision
+    first_held = np.searchsorted(closes, decisions, side="right") + 1
+    column = {str(a): k for k, a in enumerate(assets)}
+    out = {}
+    for k, start in enumerate(first_held):
+        stop = first_held[k + 1] if k + 1 < len(first_held) else len(dates)
+        vector = np.zeros(len(assets))
+        for asset, w in weights[k].items():
+            vector[column[asset]] = w
+        for t in range(start, min(stop, len(dates))):
+            out[dates[t]] = float(np.nansum(returns[t] * vector))
+    return pd.Series(out, dtype=np.float64).sort_index()
+
+
+def summarize(series: pd.Series, periods_per_year: int) -> Performance:
+    values = series.to_numpy(np.float64)
+    n = len(values)
+    if n == 0:
+        nan = float("nan")
+        return Performance(0, nan, nan, nan, nan, nan)
+    wealth = np.cumprod(1.0 + values)
+    total = wealth[-1] - 1.0
+    annual = wealth[-1] ** (periods_per_year / n) - 1.0
+    volatility = values.std(ddof=1) * np.sqrt(periods_per_year) if n > 1 else float("nan")
+    sharpe = (
+        values.mean() / values.std(ddof=1) * np.sqrt(periods_per_year) if n > 1 else float("nan")
+    )
+    drawdown = float(np.max(1.0 - wealth / np.maximum.accumulate(np.r_[1.0, wealth])[1:]))
+    return Performance(n, total, annual, volatility, sharpe, max(drawdown, 0.0))

@@ -1,0 +1,60 @@
+"""Where a strategy's reaction to one trigger stands: read-only queries for the demo, the
+benchmarks and operators (the pipeline itself never reads these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class TriggerStatus:
+    request_id: str | None  # None: no request registered yet
+    generated: int | None  # None: generation not finished
+    evaluated: int
+    qualified: int
+    pool: int
+    allocation_id: str | None
+    weights: dict[str, float]
+
+
+def trigger_status(
+    conn: psycopg.Connection, strategy_id: str, trigger_event_id: str
+) -> TriggerStatus:
+    request = conn.execute(
+        "SELECT request_id, n_candidates, as_of FROM core.generation_requests "
+        "WHERE strategy_id = %s AND trigger_event_id = %s",
+        (strategy_id, trigger_event_id),
+    ).fetchone()
+    allocation = conn.execute(
+        "SELECT allocation_id FROM core.allocations "
+        "WHERE strategy_id = %s AND trigger_event_id = %s",
+        (strategy_id, trigger_event_id),
+    ).fetchone()
+    allocation_id = allocation[0] if allocation else None
+    weights = {}
+    if allocation_id:
+        rows = conn.execute(
+            "SELECT asset, weight FROM core.positions WHERE allocation_id = %s ORDER BY asset",
+            (allocation_id,),
+        ).fetchall()
+        weights = dict(rows)
+    if request is None:
+        return TriggerStatus(None, None, 0, 0, 0, allocation_id, weights)
+    request_id, generated, as_of = request
+    evaluated, qualified = conn.execute(
+        """
+        SELECT count(*), count(*) FILTER (WHERE e.is_alpha)
+        FROM core.request_candidates AS c
+        JOIN core.evaluations AS e ON e.formula_hash = c.formula_hash
+             AND e.strategy_id = %s AND e.as_of = %s
+        WHERE c.request_id = %s AND c.evaluated_at IS NOT NULL
+        """,
+        (strategy_id, as_of, request_id),
+    ).fetchone()
+    pool = conn.execute(
+        "SELECT count(*) FROM core.alpha_pools WHERE strategy_id = %s AND as_of = %s",
+        (strategy_id, as_of),
+    ).fetchone()[0]
+    return TriggerStatus(request_id, generated, evaluated, qualified, pool, allocation_id, weights)
