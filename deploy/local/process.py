@@ -99,6 +99,16 @@ def exited_early(pid: int) -> bool:
     return not process_matches(PidRecord(pid, ""))
 
 
+def gone(pid_file: Path) -> bool:
+    """True when the process recorded in ``pid_file`` has ended (reaped if our child).
+
+    Decided by the pid alone, not the command-line marker: right after a start the kernel
+    has been seen to show a new process's /proc entry without its command line for an
+    instant, which a marker check would take for an exit."""
+    record = read_pid_record(pid_file)
+    return record is None or exited_early(record.pid)
+
+
 def exit_status(pid_file: Path) -> str:
     """How the process in ``pid_file`` ended, when it was our child: for error messages."""
     record = read_pid_record(pid_file)

@@ -40,7 +40,7 @@ class Service:
                       marker=self._argv[-1], env=env)  # fmt: skip
 
     def exited(self, settings: Settings, paths: StackPaths) -> bool:
-        return self.running_pid(settings, paths) is None
+        return process.gone(paths.pid(self.name))
 
     def stop(self, settings: Settings, paths: StackPaths) -> bool:
         return process.stop_pid_file(paths.pid(self.name))

@@ -1,0 +1,200 @@
+"""End to end on a real stack with every pipeline service running as `stack up` starts it:
+a third-party client (kcat) publishes a release per the contract and the positions appear
+for trading_reader; duplicates, out-of-order releases, a killed consumer, malformed events
+and a stopped Triton each change nothing they should not."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+import torch
+
+from alphafactory.formula import Vocabulary
+from alphafactory.scoring import config_for_panel
+from alphafactory.topics import DEAD_LETTERS
+from deploy.local import stack
+from inference.model import DecisionTransformer, ModelConfig
+from inference.training import save_checkpoint
+from storage.loading import load_panel, load_releases
+from storage.macro import macro_as_of
+from tests.stack_support import isolated_settings, make_state_dir
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("kcat"), reason="needs kcat")]
+HISTORY_END = pd.Timestamp("2018-06-01", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def live(market, strategies_dir):
+    """A stack of its own with the services on, the market stored up to HISTORY_END."""
+    state = make_state_dir("alphafactory-e2e-")
+    base = isolated_settings(state)
+    settings = base.model_copy(update={"pipeline": base.pipeline.model_copy(update={
+        "services": True, "strategies_dir": strategies_dir, "poll_interval_s": 0.2,
+        "generator_checkpoint": state / "generator.pt", "visibility_timeout_s": 10})})  # fmt: skip
+    vocab = Vocabulary(market.panel.operand_kinds, config_for_panel(market.panel))
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=len(vocab), context=8, d_model=16, n_head=2, n_layer=1,
+                         max_depth=vocab.config.max_depth)  # fmt: skip
+    model = DecisionTransformer(config)
+    save_checkpoint(settings.pipeline.generator_checkpoint, model, vocab,
+                    reward={"metric": "hac_tstat", "gamma": 1.0})  # fmt: skip
+    try:
+        stack.up(settings)
+        with psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+            load_panel(conn, market.panel)
+            load_releases(conn, market.releases[market.releases["released_at"] < HISTORY_END])
+        yield settings
+    finally:
+        stack.down(settings)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def release(period: str, released_at: str, value: float = 1.5, series: str = "M0000") -> dict:
+    return {"event_id": f"e2e-{uuid.uuid4().hex[:12]}", "series_id": series, "period": period,
+            "value": value, "released_at": released_at, "schema_version": 1}  # fmt: skip
+
+
+def kcat_publish(settings, messages: list[tuple[str, bytes]]) -> None:
+    """Publish with kcat: one `key<TAB>value` line per message."""
+    lines = b"".join(key.encode() + b"\t" + value + b"\n" for key, value in messages)
+    subprocess.run(["kcat", "-P", "-b", settings.kafka.bootstrap, "-t", "macro.releases",
+                    "-K", "\t"], input=lines, check=True, timeout=60)  # fmt: skip
+
+
+def as_trading_reader(settings, query: str) -> list[list[str]]:
+    out = subprocess.run(["psql", settings.postgres.dsn("trading"), "-tA", "-F", "\t", "-c", query],
+                         capture_output=True, text=True, check=True, timeout=30).stdout  # fmt: skip
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def positions_for(settings, event_id: str, view: str = "latest_target_positions",
+                  timeout_s: float = 180) -> list[list[str]]:  # fmt: skip
+    query = (f"SELECT asset, weight, as_of FROM trading.{view} "
+             f"WHERE trigger_event_id = '{event_id}'")  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = as_trading_reader(settings, query)
+        if rows:
+            return rows
+        time.sleep(0.5)
+    raise AssertionError(f"no positions for {event_id} after {timeout_s} s")
+
+
+def count(settings, query: str, *args) -> int:
+    with psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+        return int(conn.execute(query, args).fetchone()[0])
+
+
+def allocations_for(settings, event_id: str) -> int:
+    return count(settings, "SELECT count(*) FROM core.allocations WHERE trigger_event_id = %s",
+                 event_id)  # fmt: skip
+
+
+def test_a_release_from_kcat_becomes_positions_for_trading_reader(live):
+    message = release("2018-04-01", "2018-06-14T12:30:00+00:00")
+    kcat_publish(live, [("M0000", json.dumps(message).encode())])
+    rows = positions_for(live, message["event_id"])
+    weights = np.array([float(r[1]) for r in rows])
+    assert np.isclose(weights.sum(), 1.0) and (weights >= 0).all()  # long-only strategy
+    assert {r[2] for r in rows} == {"2018-06-14"}
+    with pytest.raises(subprocess.CalledProcessError):  # the reader cannot write
+        as_trading_reader(live, "DELETE FROM trading.target_positions")
+
+
+def test_duplicates_and_out_of_order_releases_have_one_effect_each(live):
+    newer = release("2018-07-01", "2018-08-14T12:30:00+00:00", value=2.0)
+    older = release("2018-05-01", "2018-07-13T12:30:00+00:00", value=1.0)
+    payload = json.dumps(newer).encode()
+    kcat_publish(
+        live, [("M0000", payload), ("M0000", payload), ("M0000", json.dumps(older).encode())]
+    )
+    positions_for(live, newer["event_id"])
+    positions_for(live, older["event_id"], view="target_positions")  # allocated, not latest
+    time.sleep(2)  # let any duplicate effect land before counting
+    assert allocations_for(live, newer["event_id"]) == allocations_for(live, older["event_id"]) == 1
+    stored = count(live, "SELECT count(*) FROM core.macro_observations WHERE event_id = ANY(%s)",
+                   [newer["event_id"], older["event_id"]])  # fmt: skip
+    assert stored == 2
+    with psycopg.connect(live.postgres.dsn("app")) as conn:
+        now = macro_as_of(conn, series_ids=["M0000"], as_of=pd.Timestamp("2018-09-01", tz="UTC"))
+    assert now[now["period"] == "2018-07-01"]["value"].tolist() == [2.0]  # newest vintage kept
+    latest = as_trading_reader(live, "SELECT DISTINCT trigger_event_id FROM "
+                                     "trading.latest_target_positions")  # fmt: skip
+    assert latest == [[newer["event_id"]]]  # the older release did not take over
+
+
+def test_a_killed_consumer_resumes_after_its_last_commit(live):
+    paths = stack.stack_paths(live)
+    pid = stack.SERVICES[0].running_pid(live, paths)  # the release handler
+    os.kill(pid, signal.SIGKILL)
+    messages = [release(f"2018-{m:02d}-01", f"2018-{m + 2:02d}-1{m % 9}T12:30:00+00:00",
+                        series="M0001") for m in (8, 9, 10)]  # fmt: skip
+    kcat_publish(live, [("M0001", json.dumps(m).encode()) for m in messages])
+    stack.up(live)  # starts what is not running: the handler, from its committed offsets
+    ids = [m["event_id"] for m in messages]
+    deadline = time.monotonic() + 120
+    query = "SELECT count(*) FROM core.macro_observations WHERE event_id = ANY(%s)"
+    while count(live, query, ids) < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert count(live, query, ids) == 3
+    assert count(live, "SELECT count(*) FROM core.processed_events WHERE event_id = ANY(%s)",
+                 ids) == 3  # fmt: skip
+
+
+def test_malformed_events_go_to_dead_letters_and_valid_ones_apply(live):
+    from kafka import KafkaConsumer
+
+    valid = [release("2018-01-01", f"2018-09-{10 + k}T12:00:00+00:00", series="M0002")
+             for k in range(5)]  # fmt: skip
+    bad = []
+    for k in range(100):
+        broken = dict(valid[0], event_id=f"bad-{uuid.uuid4().hex[:8]}")
+        kind = k % 4
+        if kind == 0:
+            bad.append(b"{not json " + str(k).encode())
+        elif kind == 1:
+            bad.append(json.dumps({key: v for key, v in broken.items() if key != "value"}).encode())
+        elif kind == 2:
+            bad.append(json.dumps(broken).replace("1.5", "NaN").encode())
+        else:
+            bad.append(json.dumps(dict(broken, schema_version=9)).encode())
+    mixed = [("M0002", b) for b in bad[:50]] + [("M0002", json.dumps(v).encode()) for v in valid]
+    kcat_publish(live, mixed + [("M0002", b) for b in bad[50:]])
+    consumer = KafkaConsumer(DEAD_LETTERS, bootstrap_servers=live.kafka.bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=2000,
+                             group_id=f"e2e-{uuid.uuid4().hex[:6]}")  # fmt: skip
+    letters, deadline = [], time.monotonic() + 120
+    while len(letters) < 100 and time.monotonic() < deadline:
+        letters += [r for r in consumer if r.value in set(bad)]
+    consumer.close()
+    assert len(letters) == 100
+    reasons = {dict(r.headers)["dead_letter.error"].decode()[:60] for r in letters}
+    assert any("not UTF-8 JSON" in r for r in reasons) and any(
+        "schema_version" in r for r in reasons
+    )
+    ids = [v["event_id"] for v in valid]
+    assert count(live, "SELECT count(*) FROM core.macro_observations WHERE event_id = ANY(%s)",
+                 ids) == 5  # fmt: skip
+
+
+def test_with_triton_stopped_the_request_is_answered_by_the_fallback(live):
+    paths = stack.stack_paths(live)
+    triton = next(c for c in stack.COMPONENTS if c.name == "triton")
+    triton.stop(live, paths)
+    try:
+        message = release("2018-10-01", "2018-11-14T12:30:00+00:00")
+        kcat_publish(live, [("M0000", json.dumps(message).encode())])
+        assert positions_for(live, message["event_id"])
+        assert allocations_for(live, message["event_id"]) == 1
+    finally:
+        stack.restart(live, ["triton"])
