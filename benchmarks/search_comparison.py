@@ -100,7 +100,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--top-weight",
         type=float,
-        default=1.0,
+        default=20.0,
         help="dt: best trajectory drawn this many times as often as the worst",
     )
     args = parser.parse_args(argv)

@@ -7,7 +7,8 @@ period (dates before the split). Nothing after the split is used until the repor
 * ``mcmc``: a fifth of the budget on the known-factor library and random formulas, the
   rest on Metropolis-Hastings chains started at the best of them.
 * ``dt``: half the budget builds trajectories (library, random, MCMC, as ``mcmc`` does),
-  a Decision Transformer trains on them, and the other half evaluates formulas it writes
+  a Decision Transformer trains on them (every one, drawn more often the higher its
+  reward ranks: ``top_weight``), and the other half evaluates formulas it writes
   conditioned on a high target (the trajectories' 99th percentile reward unless given).
 * ``bc``: the same, but the network is trained on the best 20% of trajectories with no
   return conditioning (filtered behaviour cloning).
@@ -53,7 +54,7 @@ class SearchConfig:
     root_kinds: tuple[str, ...] = ("macro", "panel")
     target: float | None = None  # dt: conditioning target; None: target_quantile of the data
     target_quantile: float = 0.99
-    top_weight: float = 1.0  # dt: how much more often the best trajectory is drawn than the worst
+    top_weight: float = 20.0  # dt: how often the best trajectory is drawn vs the worst (1: uniform)
     train_steps: int = 1_000
     model: ModelConfig | None = None  # dt/bc network size (vocab_size filled in)
     workers: int = 1
