@@ -1,0 +1,169 @@
+"""Release-to-positions latency through the live pipeline (issue 5, section 7).
+
+    .venv/bin/python benchmarks/pipeline_latency.py [--candidates 100 1000 10000]
+        [--repeats 3] [--workers 1 2] [--series 500] [--quick]
+
+Starts its own local stack on free ports with every service (release handler, generator,
+allocator, relay, Celery workers), stores a generated market (monthly, 20 assets, 360
+months, ``--series`` macro series released point-in-time) and a small generator, then for
+each candidate count publishes trigger releases one at a time and times each from the
+publish to the positions committed for it. Prints p50/p95 latency and the evaluation rate
+(candidates evaluated per second between the end of generation and the last evaluation).
+Target: 10,000 candidates generated, evaluated and allocated after one release in under
+5 minutes on 2 cores, for a strategy over 500 macro series.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alphafactory.data import synthetic_market  # noqa: E402
+from alphafactory.formula import Vocabulary  # noqa: E402
+from alphafactory.scoring import config_for_panel  # noqa: E402
+from deploy.local import stack  # noqa: E402
+from inference.model import DecisionTransformer, ModelConfig  # noqa: E402
+from inference.training import save_checkpoint  # noqa: E402
+from storage.loading import load_panel, load_releases  # noqa: E402
+from storage.progress import trigger_status  # noqa: E402
+from tests.stack_support import isolated_settings, make_state_dir  # noqa: E402
+
+STRATEGY = """id = "latency"
+[formulas]
+root_kinds = ["macro"]
+max_tokens = 12
+[alpha]
+definition = "hac_tstat >= 2 or hac_tstat <= -2"
+training_months = 120
+[generation]
+candidates = {candidates}
+chunk_size = {chunk}
+[portfolio]
+kind = "long_short"
+[triggers]
+series = ["M0000"]
+[rebalance]
+min_days_between = 0
+"""
+
+
+def start(state: Path, market, candidates: int, workers: int):
+    strategies = state / "strategies"
+    strategies.mkdir(parents=True, exist_ok=True)
+    chunk = max(50, min(500, candidates // (4 * workers)))
+    (strategies / "latency.toml").write_text(STRATEGY.format(candidates=candidates, chunk=chunk))
+    base = isolated_settings(state)
+    settings = base.model_copy(update={"pipeline": base.pipeline.model_copy(update={
+        "services": True, "strategies_dir": strategies, "worker_concurrency": workers,
+        "generator_checkpoint": state / "generator.pt", "poll_interval_s": 0.1})})  # fmt: skip
+    vocab = Vocabulary(market.panel.operand_kinds, config_for_panel(market.panel))
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=len(vocab), context=12, d_model=64, n_head=4, n_layer=2,
+                         max_depth=vocab.config.max_depth)  # fmt: skip
+    model = DecisionTransformer(config)
+    save_checkpoint(settings.pipeline.generator_checkpoint, model, vocab,
+                    reward={"metric": "hac_tstat", "gamma": 1.0})  # fmt: skip
+    stack.up(settings)
+    with psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+        load_panel(conn, market.panel)
+        load_releases(
+            conn, market.releases[market.releases["released_at"] < first_decision(market)]
+        )
+    return settings
+
+
+def first_decision(market) -> pd.Timestamp:
+    return (pd.Timestamp(market.panel.dates[-24]) + pd.Timedelta(days=12)).tz_localize("UTC")
+
+
+def one_release(settings, publisher, when: pd.Timestamp, timeout_s: float = 900) -> dict:
+    from alphafactory.events import MacroRelease
+    from producers.releases import publish_release
+
+    event = MacroRelease(event_id=f"latency-{uuid.uuid4().hex[:10]}", series_id="M0000",
+                         period=(when - pd.Timedelta(days=40)).date(), value=1.0,
+                         released_at=when.to_pydatetime())  # fmt: skip
+    started = time.perf_counter()
+    publish_release(publisher, event)
+    with psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+        while time.perf_counter() - started < timeout_s:
+            status = trigger_status(conn, "latency", event.event_id)
+            if status.allocation_id:
+                break
+            time.sleep(0.1)
+        seconds = time.perf_counter() - started
+        spans = conn.execute(
+            """
+            SELECT r.n_candidates, extract(epoch FROM max(c.evaluated_at) - r.generated_at)
+            FROM core.generation_requests r JOIN core.request_candidates c USING (request_id)
+            WHERE r.trigger_event_id = %s GROUP BY r.n_candidates, r.generated_at
+            """,
+            (event.event_id,),
+        ).fetchone()  # fmt: skip
+    evaluated, span = spans or (0, None)
+    return {"seconds": seconds, "allocated": bool(status.allocation_id),
+            "candidates": evaluated, "evaluations_per_s": evaluated / float(span) if span else None,
+            "qualified": status.qualified}  # fmt: skip
+
+
+def run(market, candidates: int, workers: int, repeats: int) -> list[dict]:
+    from producers.publisher import KafkaPublisher
+
+    state, settings = make_state_dir("alphafactory-latency-"), None
+    try:
+        settings = start(state, market, candidates, workers)
+        results = []
+        with KafkaPublisher.open(settings.kafka) as publisher:
+            for k in range(repeats):
+                when = first_decision(market) + pd.DateOffset(months=k)
+                results.append(one_release(settings, publisher, when))
+        return results
+    finally:
+        if settings is not None:
+            stack.down(settings)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidates", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--series", type=int, default=500)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke test")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.candidates, args.repeats, args.workers, args.series = [20], 1, [1], 10
+    market = synthetic_market(n_assets=20, n_dates=360, n_macro=args.series, seed=2,
+                              frequency="M")  # fmt: skip
+    print(f"market: 20 assets x 360 months, {args.series} macro series; trigger M0000")
+    print("candidates  workers  releases  p50 s  p95 s  max s  evaluations/s  qualified")
+    for workers in args.workers:
+        for candidates in args.candidates:
+            results = run(market, candidates, workers, args.repeats)
+            seconds = [r["seconds"] for r in results]
+            rates = [r["evaluations_per_s"] for r in results if r["evaluations_per_s"]]
+            p50, p95 = np.percentile(seconds, [50, 95])
+            rate = f"{np.median(rates):,.0f}" if rates else "-"
+            qualified = np.median([r["qualified"] for r in results])
+            print(f"{candidates:10,d} {workers:8d} {len(results):9d} {p50:6.1f} {p95:6.1f} "
+                  f"{max(seconds):6.1f} {rate:>14s} {qualified:10.0f}")  # fmt: skip
+            if not all(r["allocated"] for r in results):
+                print(json.dumps(results))
+                raise SystemExit("a release was not allocated in time")
+
+
+if __name__ == "__main__":
+    main()
