@@ -44,7 +44,7 @@ APP_COMMANDS = {
     "relay": ["run", "relay"],
     "worker": ["worker"],
     "scheduler": ["run", "scheduler"],
-    "replayer": ["run", "replayer"],
+    "replayer": ["release", "replay"],
 }
 REQUIRED_SERVICES = (*INFRASTRUCTURE, *(name for name in APP_COMMANDS if name != "replayer"))
 SECRETS = (
