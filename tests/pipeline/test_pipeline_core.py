@@ -126,3 +126,31 @@ def test_a_request_for_an_unknown_strategy_is_refused(conn, market, strategy, co
     request = make_request(market, strategy, 100, "t").model_copy(update={"strategy_id": "other"})
     with pytest.raises(UnknownStrategy, match="names strategy 'other'"):
         handle_request(conn, generation, request)
+
+
+def test_with_triton_down_and_no_fallback_the_request_waits_and_retries(
+    conn, market, strategy, contexts, unique_trigger
+):
+    from inference.triton_client import TritonUnavailable
+
+    generation, _, _, sent = contexts
+    calls = {"failed": 0}
+    real = generation.policy
+
+    class FlakyTriton:
+        context = real.context
+
+        def __call__(self, *arrays):
+            if calls["failed"] < 2:
+                calls["failed"] += 1
+                raise TritonUnavailable("Triton at 127.0.0.1:1 is not ready")
+            return real(*arrays)
+
+    generation.policy, generation.retry_wait_s = FlakyTriton(), 0.01
+    request = make_request(market, strategy, 101, unique_trigger)
+    assert handle_request(conn, generation, request) == 3  # nothing lost: all 12 sent
+    assert calls["failed"] == 2 and len({h for _, c in sent for h in c}) == 12
+    generation.stop_event.set()  # a stop while waiting gives the request back uncommitted
+    calls["failed"] = 0
+    with pytest.raises(TritonUnavailable):
+        handle_request(conn, generation, make_request(market, strategy, 102, unique_trigger + "b"))
