@@ -4,7 +4,9 @@
         [--repeats 3] [--workers 1 2] [--series 500] [--quick]
 
 Starts its own local stack on free ports with every service (release handler, generator,
-allocator, relay, Celery workers), stores a generated market (monthly, 20 assets, 360
+allocator, relay, Celery workers) and the generator exported to its Triton (an untrained
+network of the README's size: its formulas are valid, which is all latency needs), stores
+a generated market (monthly, 20 assets, 360
 months, ``--series`` macro series released point-in-time) and a small generator, then for
 each candidate count publishes trigger releases one at a time and times each from the
 publish to the positions committed for it. Prints p50/p95 latency and the evaluation rate
@@ -76,6 +78,16 @@ def start(state: Path, market, candidates: int, workers: int):
     save_checkpoint(settings.pipeline.generator_checkpoint, model, vocab,
                     reward={"metric": "hac_tstat", "gamma": 1.0})  # fmt: skip
     stack.up(settings)
+    # the production path: the generator served by Triton, called by the generation service
+    from inference.export import export_repository
+    from inference.repository import ServingOptions
+    from inference.training import load_checkpoint
+
+    serving = ServingOptions(model_name=settings.triton.generator_model, instances="cpu",
+                             max_batch_size=4096)  # fmt: skip
+    export_repository(load_checkpoint(settings.pipeline.generator_checkpoint),
+                      settings.triton.repository, serving)  # fmt: skip
+    stack.restart(settings, ["triton", "generator"])
     with psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:
         load_panel(conn, market.panel)
         load_releases(

@@ -23,7 +23,7 @@ from typing import Protocol
 from kafka.consumer.fetcher import ConsumerRecord
 
 from alphafactory.topics import DEAD_LETTERS
-from consumers.loop import coordinates
+from consumers.loop import ErrorPolicy, coordinates
 from producers.publisher import KafkaPublisher
 
 logger = logging.getLogger(__name__)
@@ -109,3 +109,21 @@ class DeadLetterPolicy:
         logger.warning(
             "dead-lettered %s after %s: %s", coordinates(record), type(error).__name__, error
         )
+
+
+class PoisonOnly:
+    """``on_error`` policy: dead-letter the errors a retry cannot cure (``poison``: an
+    invalid event, a conflicting record...), re-raise the rest.
+
+    A valid record that failed because Postgres was unreachable must be retried, not
+    dead-lettered: re-raising stops the loop before its offset is committed.
+    """
+
+    def __init__(self, dead_letters: ErrorPolicy, poison: tuple[type[Exception], ...]):
+        self._dead_letters = dead_letters
+        self._poison = poison
+
+    def __call__(self, record: ConsumerRecord, error: Exception) -> None:
+        if not isinstance(error, self._poison):
+            raise error
+        self._dead_letters(record, error)

@@ -40,8 +40,8 @@ from alphafactory.events import EventError, GenerationRequest, MacroRelease, dec
 from alphafactory.settings import KafkaSettings, Settings
 from alphafactory.strategy import Strategy, active_strategies
 from alphafactory.topics import DEAD_LETTERS, GENERATION_REQUESTS, MACRO_RELEASES
-from consumers.dead_letters import DeadLetterPolicy, KafkaDeadLetterSink
-from consumers.loop import ConsumerLoop, ErrorPolicy, LoopStats, coordinates
+from consumers.dead_letters import DeadLetterPolicy, KafkaDeadLetterSink, PoisonOnly
+from consumers.loop import ConsumerLoop, LoopStats, coordinates
 from producers.admin import ensure_topics
 from producers.publisher import KafkaPublisher
 from storage.db import connect
@@ -152,23 +152,6 @@ class ReleaseHandler:
             )
 
 
-class PoisonOnly:
-    """``on_error`` policy: dead-letter the errors a retry cannot cure, re-raise the rest.
-
-    A valid release that failed because Postgres was unreachable must be retried, not
-    dead-lettered: re-raising stops the loop before its offset is committed.
-    """
-
-    def __init__(self, dead_letters: ErrorPolicy, poison: tuple[type[Exception], ...] = POISON):
-        self._dead_letters = dead_letters
-        self._poison = poison
-
-    def __call__(self, record: ConsumerRecord, error: Exception) -> None:
-        if not isinstance(error, self._poison):
-            raise error
-        self._dead_letters(record, error)
-
-
 def release_loop(
     kafka: KafkaSettings,
     *,
@@ -188,7 +171,7 @@ def release_loop(
         group_id=group_id,
         topics=[topic],
         handler=ReleaseHandler(conn, strategies),
-        on_error=PoisonOnly(DeadLetterPolicy(sink, group_id=group_id)),
+        on_error=PoisonOnly(DeadLetterPolicy(sink, group_id=group_id), POISON),
         **loop_options,
     )
 

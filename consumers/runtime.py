@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
 from alphafactory import topics
 from alphafactory.events import BacktestResult, EventError, GenerationRequest, decode
@@ -23,7 +22,7 @@ from alphafactory.formula import FormulaError
 from alphafactory.settings import Settings
 from alphafactory.strategy import active_strategies
 from consumers.allocation import AllocationContext, allocate_request
-from consumers.dead_letters import DeadLetterPolicy, KafkaDeadLetterSink
+from consumers.dead_letters import DeadLetterPolicy, KafkaDeadLetterSink, PoisonOnly
 from consumers.generation import GenerationContext, UnknownStrategy, handle_request
 from consumers.loop import ConsumerLoop, LoopStats
 from producers.publisher import KafkaPublisher
@@ -32,18 +31,6 @@ from storage.errors import ConflictError, InvalidRecordError
 
 log = logging.getLogger(__name__)
 POISON = (EventError, UnknownStrategy, FormulaError, ConflictError, InvalidRecordError)
-
-
-def poison_only(policy: DeadLetterPolicy) -> Callable:
-    """Dead-letter the errors a retry cannot fix; re-raise the rest (module doc)."""
-
-    def on_error(record, error: Exception) -> None:
-        if isinstance(error, POISON):
-            policy(record, error)
-        else:
-            raise error
-
-    return on_error
 
 
 def _strategies(settings: Settings) -> dict:
@@ -57,7 +44,7 @@ def _consume(
         policy = DeadLetterPolicy(KafkaDeadLetterSink(publisher), group_id=group)
         loop = ConsumerLoop(
             settings.kafka, group_id=group, topics=[topic], handler=handle,
-            on_error=poison_only(policy), stop_event=stop_event, **loop_options,
+            on_error=PoisonOnly(policy, POISON), stop_event=stop_event, **loop_options,
         )  # fmt: skip
         return loop.run()
 

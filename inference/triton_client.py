@@ -139,22 +139,37 @@ def _reason(error: Exception | None) -> str:
 
 
 class FallbackPolicy:
-    """Triton first; the in-process model when Triton is unavailable (logged)."""
+    """Triton first; the in-process model when Triton is unavailable (logged).
 
-    def __init__(self, connect: Callable[[], TritonPolicy], local) -> None:
+    A circuit breaker: after Triton failed, calls go straight to the in-process model for
+    ``retry_after_s`` before Triton is tried again, so a generation of many steps does not
+    pay the client's retries and backoff on every step while the server is down."""
+
+    def __init__(
+        self,
+        connect: Callable[[], TritonPolicy],
+        local,
+        *,
+        retry_after_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._connect, self.local = connect, local
         self.context = local.context
         self._remote: TritonPolicy | None = None
+        self._retry_after_s, self._clock = retry_after_s, clock
+        self._open_until = float("-inf")
         self.fallback_calls = 0
 
     def __call__(self, rtg, features, actions, lengths, mask) -> np.ndarray:
-        try:
-            if self._remote is None:
-                self._remote = self._connect()
-            return self._remote(rtg, features, actions, lengths, mask)
-        except TritonUnavailable as error:
-            self._remote = None  # reconnect next call: the server may be back
-            self.fallback_calls += 1
-            log.warning("Triton unavailable, answering %d rows in process: %s",
-                        len(rtg), error)  # fmt: skip
-            return self.local(rtg, features, actions, lengths, mask)
+        if self._clock() >= self._open_until:
+            try:
+                if self._remote is None:
+                    self._remote = self._connect()
+                return self._remote(rtg, features, actions, lengths, mask)
+            except TritonUnavailable as error:
+                self._remote = None  # reconnect when the breaker closes: it may be back
+                self._open_until = self._clock() + self._retry_after_s
+                log.warning("Triton unavailable, answering in process for the next %.0f s: %s",
+                            self._retry_after_s, error)  # fmt: skip
+        self.fallback_calls += 1
+        return self.local(rtg, features, actions, lengths, mask)

@@ -123,13 +123,23 @@ def test_the_fallback_answers_in_process_and_says_so(checkpoint, caplog):
     def connect():
         return TritonPolicy(dead_address(), "gen", timeout_s=1.0, retries=1)
 
-    policy = FallbackPolicy(connect, local)
+    now, attempts = [0.0], []
+
+    def counted_connect():
+        attempts.append(now[0])
+        return connect()
+
+    policy = FallbackPolicy(counted_connect, local, retry_after_s=30.0, clock=lambda: now[0])
     arrays = inputs(4)
     with caplog.at_level(logging.WARNING, logger="inference.triton_client"):
         got = policy(*arrays)
+        now[0] = 10.0
+        policy(*arrays)  # the breaker is open: no new attempt on Triton
+        now[0] = 31.0
+        policy(*arrays)  # closed again: Triton is tried (and fails) once more
     np.testing.assert_array_equal(got, local(*arrays))
-    assert policy.fallback_calls == 1
-    assert "Triton unavailable, answering 4 rows in process" in caplog.text
+    assert policy.fallback_calls == 3 and attempts == [0.0, 31.0]
+    assert "Triton unavailable, answering in process for the next 30 s" in caplog.text
 
 
 @pytest.mark.stack

@@ -23,8 +23,9 @@ from consumers.dead_letters import (
     HEADER_OFFSET,
     HEADER_PARTITION,
     HEADER_TOPIC,
+    PoisonOnly,
 )
-from consumers.release_handler import CONSUMER, PoisonOnly, handle_release, release_loop
+from consumers.release_handler import CONSUMER, POISON, handle_release, release_loop
 from producers.admin import ensure_topics
 from producers.publisher import KafkaPublisher, OutgoingRecord
 from storage.errors import ConflictError, InvalidRecordError
@@ -203,7 +204,7 @@ def test_a_connection_inside_a_transaction_is_refused(db, strategies, series):
 
 def test_only_poison_reaches_the_dead_letters_other_errors_stop_the_loop():
     dead: list = []
-    policy = PoisonOnly(lambda record, error: dead.append(error))
+    policy = PoisonOnly(lambda record, error: dead.append(error), POISON)
     poison = [EventError("bad"), ConflictError("reused"), InvalidRecordError("NUL")]
     for error in poison:
         policy("record", error)
