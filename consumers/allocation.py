@@ -27,7 +27,7 @@ from consumers.market_data import PanelCache
 from storage.allocations import allocation_id_for, write_allocation
 from storage.factors import evaluations, replace_alpha_pool
 from storage.outbox import OutboxEvent
-from storage.requests import RequestRecord, load_request, request_progress
+from storage.requests import RequestRecord, load_request, request_complete
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,9 @@ def allocate_request(
 ) -> str | None:
     """The allocation id once the request is allocated (now or before); None while its
     evaluations are incomplete or the request is unknown here."""
-    request = load_request(conn, request_id)
-    if request is None or not request_progress(conn, request_id).complete:
+    if not request_complete(conn, request_id):
         return None
+    request = load_request(conn, request_id)
     strategy = context.strategies.get(request.strategy_id)
     if strategy is None:
         log.warning("request %s is for unknown strategy %r", request_id, request.strategy_id)

@@ -137,6 +137,21 @@ def mark_evaluated(conn: psycopg.Connection, request_id: str, formula_hashes: Se
     return cursor.rowcount
 
 
+def request_complete(conn: psycopg.Connection, request_id: str) -> bool:
+    """Generation finished and no candidate pending: one probe of the partial index on
+    pending candidates, so the allocator can ask after every result of a large request."""
+    row = conn.execute(
+        """
+        SELECT r.n_candidates IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM core.request_candidates AS c
+            WHERE c.request_id = r.request_id AND c.evaluated_at IS NULL)
+        FROM core.generation_requests AS r WHERE r.request_id = %s
+        """,
+        (request_id,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def request_progress(conn: psycopg.Connection, request_id: str) -> Progress:
     row = conn.execute(
         """

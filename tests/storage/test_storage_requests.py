@@ -15,6 +15,7 @@ from storage.requests import (
     mark_evaluated,
     pending_candidates,
     register_request,
+    request_complete,
     request_formulas,
     request_progress,
     set_candidates,
@@ -52,8 +53,11 @@ def test_a_request_is_complete_when_every_candidate_is_evaluated(app_conn, uniqu
     assert mark_evaluated(app_conn, stored.request_id, hashes[:2]) == 0  # a retried task
     progress = request_progress(app_conn, stored.request_id)
     assert (progress.n_candidates, progress.n_evaluated, progress.complete) == (3, 2, False)
+    assert not request_complete(app_conn, stored.request_id)
     mark_evaluated(app_conn, stored.request_id, hashes[2:])
     assert request_progress(app_conn, stored.request_id).complete
+    assert request_complete(app_conn, stored.request_id)
+    assert not request_complete(app_conn, unique("missing"))
     assert pending_candidates(app_conn, stored.request_id) == []
 
 
