@@ -42,15 +42,24 @@ def open_pool(
     max_size: int,
     name: str = "alphafactory",
     timeout_s: float = 30.0,
+    autocommit: bool = True,
 ) -> ConnectionPool:
     """Open a connection pool and wait until ``min_size`` connections are up.
+
+    Connections are in autocommit mode by default: each repository call commits, and a
+    ``with conn.transaction()`` block is a real transaction that is committed when it
+    ends. (Without autocommit, the first query would open a transaction that lasts until
+    the connection goes back to the pool, and a block inside it would only be a savepoint:
+    a service that queued work for other processes before that would hand them rows
+    nobody can see yet.)
 
     The pool is created closed and opened here so that a wrong DSN fails in the caller's
     start-up, not later on the first request. Close it with ``pool.close()``.
     """
     pool = ConnectionPool(
-        dsn, min_size=min_size, max_size=max_size, name=name, timeout=timeout_s, open=False
-    )
+        dsn, min_size=min_size, max_size=max_size, name=name, timeout=timeout_s, open=False,
+        kwargs={"autocommit": autocommit},
+    )  # fmt: skip
     try:
         pool.open(wait=True, timeout=timeout_s)
     except PoolTimeout as e:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pytest
 
 from alphafactory.decision import decision_panel, evaluate_formulas
@@ -35,10 +36,13 @@ def make_request(market, strategy, row: int, trigger: str) -> GenerationRequest:
 
 
 @pytest.fixture
-def contexts(strategy, generator):
+def contexts(strategy, generator, pipeline_db):
     sent: list[tuple[str, list[str]]] = []
 
     def dispatch(request_id, hashes, chunk_size):
+        # a worker on its own connection must already see what it is sent
+        with psycopg.connect(pipeline_db.dsn("app")) as other:
+            assert sorted(pending_candidates(other, request_id)) == sorted(hashes)
         chunks = [hashes[k : k + chunk_size] for k in range(0, len(hashes), chunk_size)]
         sent.extend((request_id, chunk) for chunk in chunks)
         return len(chunks)

@@ -190,6 +190,7 @@ def test_pool_opens_explicitly_and_reports_a_bad_login_without_the_password(db_s
     try:
         with pool.connection() as conn:
             assert conn.execute("SELECT current_user").fetchone()[0] == db_settings.app_user
+            assert conn.autocommit  # each call commits; a transaction block is a real one
     finally:
         pool.close()
     wrong = db_settings.dsn("app").replace(db_settings.app_password.get_secret_value(), "nope")
