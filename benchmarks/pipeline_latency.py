@@ -116,18 +116,26 @@ def one_release(settings, publisher, when: pd.Timestamp, timeout_s: float = 900)
                 break
             time.sleep(0.1)
         seconds = time.perf_counter() - started
-        spans = conn.execute(
+        # phases from the rows' own timestamps (each a transaction's start, so approximate)
+        phases = conn.execute(
             """
-            SELECT r.n_candidates, extract(epoch FROM max(c.evaluated_at) - r.generated_at)
+            SELECT r.n_candidates,
+                   extract(epoch FROM r.generated_at - r.created_at),
+                   extract(epoch FROM max(c.evaluated_at) - r.generated_at),
+                   extract(epoch FROM a.created_at - max(c.evaluated_at))
             FROM core.generation_requests r JOIN core.request_candidates c USING (request_id)
-            WHERE r.trigger_event_id = %s GROUP BY r.n_candidates, r.generated_at
+            JOIN core.allocations a USING (strategy_id, trigger_event_id)
+            WHERE r.trigger_event_id = %s
+            GROUP BY r.n_candidates, r.generated_at, r.created_at, a.created_at
             """,
             (event.event_id,),
         ).fetchone()  # fmt: skip
-    evaluated, span = spans or (0, None)
+    evaluated, generating, evaluating, allocating = phases or (0, None, None, None)
     return {"seconds": seconds, "allocated": bool(status.allocation_id),
-            "candidates": evaluated, "evaluations_per_s": evaluated / float(span) if span else None,
-            "qualified": status.qualified}  # fmt: skip
+            "candidates": evaluated, "qualified": status.qualified,
+            "generation_s": float(generating or 0), "evaluation_s": float(evaluating or 0),
+            "allocation_s": float(allocating or 0),
+            "evaluations_per_s": evaluated / float(evaluating) if evaluating else None}  # fmt: skip
 
 
 def run(market, candidates: int, workers: int, repeats: int) -> list[dict]:
@@ -161,7 +169,8 @@ def main(argv=None) -> None:
     market = synthetic_market(n_assets=20, n_dates=360, n_macro=args.series, seed=2,
                               frequency="M")  # fmt: skip
     print(f"market: 20 assets x 360 months, {args.series} macro series; trigger M0000")
-    print("candidates  workers  releases  p50 s  p95 s  max s  evaluations/s  qualified")
+    print("candidates  workers  releases  p50 s  p95 s  max s  evaluations/s  qualified"
+          "  generate s  evaluate s  allocate s")  # fmt: skip
     for workers in args.workers:
         for candidates in args.candidates:
             results = run(market, candidates, workers, args.repeats)
@@ -170,8 +179,11 @@ def main(argv=None) -> None:
             p50, p95 = np.percentile(seconds, [50, 95])
             rate = f"{np.median(rates):,.0f}" if rates else "-"
             qualified = np.median([r["qualified"] for r in results])
+            phases = [np.median([r[k] for r in results])
+                      for k in ("generation_s", "evaluation_s", "allocation_s")]  # fmt: skip
             print(f"{candidates:10,d} {workers:8d} {len(results):9d} {p50:6.1f} {p95:6.1f} "
-                  f"{max(seconds):6.1f} {rate:>14s} {qualified:10.0f}")  # fmt: skip
+                  f"{max(seconds):6.1f} {rate:>14s} {qualified:10.0f} {phases[0]:11.1f} "
+                  f"{phases[1]:11.1f} {phases[2]:11.1f}")  # fmt: skip
             if not all(r["allocated"] for r in results):
                 print(json.dumps(results))
                 raise SystemExit("a release was not allocated in time")

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -35,12 +36,15 @@ def register(commands) -> None:
                         help="generate in process (skip the export to Triton)")  # fmt: skip
     parser.add_argument("--keep-running", action="store_true",
                         help="leave the stack up afterwards")  # fmt: skip
+    parser.add_argument("--verbose", action="store_true", help="show the INFO logs too")
     parser.set_defaults(handler=run)
 
 
 def run(args, settings: Settings) -> int:
     from deploy.local import stack
 
+    if not args.verbose:  # the progress lines are the output; the services log to files
+        logging.getLogger().setLevel(logging.WARNING)
     started = time.monotonic()
     print("1/5 bringing the local stack up (Kafka, Postgres, Redis, Triton, services) ...")
     try:
@@ -78,6 +82,7 @@ def _demo(args, settings: Settings, started: float) -> int:
     print("5/5 out-of-sample performance of the rebalanced portfolio ...")
     plot = Path(settings.state_path) / "demo_performance.png"
     steps.report(settings, strategy, market.panel, outcomes, plot)
-    print(f"\npositions as a trading system reads them:\n  {steps.psql_command(settings)}")
+    when = "" if args.keep_running else " (while the stack runs: demo --keep-running)"
+    print(f"\npositions as a trading system reads them{when}:\n  {steps.psql_command(settings)}")
     print(f"done in {time.monotonic() - started:.0f} s")
     return 0 if outcomes and all(o.allocation_id for o in outcomes) else 1
