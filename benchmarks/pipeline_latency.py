@@ -28,19 +28,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alphafactory.data import synthetic_market  # noqa: E402
-from alphafactory.formula import Vocabulary  # noqa: E402
-from alphafactory.scoring import config_for_panel  # noqa: E402
 from deploy.local import stack  # noqa: E402
-from inference.model import DecisionTransformer, ModelConfig  # noqa: E402
-from inference.training import save_checkpoint  # noqa: E402
 from storage.loading import load_panel, load_releases  # noqa: E402
 from storage.progress import trigger_status  # noqa: E402
-from tests.stack_support import isolated_settings, make_state_dir  # noqa: E402
+from tests.stack_support import (  # noqa: E402
+    isolated_settings,
+    make_state_dir,
+    untrained_generator,
+)
 
 STRATEGY = """id = "latency"
 [formulas]
@@ -70,13 +69,8 @@ def start(state: Path, market, candidates: int, workers: int):
     settings = base.model_copy(update={"pipeline": base.pipeline.model_copy(update={
         "services": True, "strategies_dir": strategies, "worker_concurrency": workers,
         "generator_checkpoint": state / "generator.pt", "poll_interval_s": 0.1})})  # fmt: skip
-    vocab = Vocabulary(market.panel.operand_kinds, config_for_panel(market.panel))
-    torch.manual_seed(0)
-    config = ModelConfig(vocab_size=len(vocab), context=12, d_model=64, n_head=4, n_layer=2,
-                         max_depth=vocab.config.max_depth)  # fmt: skip
-    model = DecisionTransformer(config)
-    save_checkpoint(settings.pipeline.generator_checkpoint, model, vocab,
-                    reward={"metric": "hac_tstat", "gamma": 1.0})  # fmt: skip
+    untrained_generator(market.panel, context=12, d_model=64,
+                        path=settings.pipeline.generator_checkpoint)  # fmt: skip
     stack.up(settings)
     # the production path: the generator served by Triton, called by the generation service
     from inference.export import export_repository

@@ -40,8 +40,12 @@ def isolated_settings(state_dir: Path) -> Settings:
         kafka={"bootstrap": f"127.0.0.1:{kafka}"},
         postgres={"port": postgres},
         redis={"url": f"redis://127.0.0.1:{redis}/0"},
-        triton={"http": f"127.0.0.1:{http}", "grpc": f"127.0.0.1:{grpc}",
-                "metrics_port": metrics, "repository": state_dir / "models"},
+        triton={
+            "http": f"127.0.0.1:{http}",
+            "grpc": f"127.0.0.1:{grpc}",
+            "metrics_port": metrics,
+            "repository": state_dir / "models",
+        },
         # tests run the services they need themselves (the end-to-end test runs them all)
         pipeline={"services": False},
     )
@@ -65,3 +69,25 @@ def running_stack(settings: Settings):
         yield settings
     finally:
         stack.down(settings)
+
+
+def untrained_generator(panel, *, context: int, d_model: int, path=None):
+    """A generator network over ``panel``'s vocabulary with seeded random weights (its
+    formulas are grammar-valid, which is all a pipeline test or a latency benchmark needs),
+    saved as a checkpoint at ``path`` when given. Returns (model, vocabulary)."""
+    import torch
+
+    from alphafactory.formula import Vocabulary
+    from alphafactory.scoring import config_for_panel
+    from inference.model import DecisionTransformer, ModelConfig
+    from inference.training import save_checkpoint
+
+    vocab = Vocabulary(panel.operand_kinds, config_for_panel(panel))
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=len(vocab), context=context, d_model=d_model,
+                         n_head=2 if d_model < 64 else 4, n_layer=1 if d_model < 64 else 2,
+                         max_depth=vocab.config.max_depth)  # fmt: skip
+    model = DecisionTransformer(config).eval()
+    if path is not None:
+        save_checkpoint(path, model, vocab, reward={"metric": "hac_tstat", "gamma": 1.0})
+    return model, vocab

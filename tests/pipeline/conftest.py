@@ -6,17 +6,14 @@ No ``__init__.py``: these test modules are not importable packages.
 
 from __future__ import annotations
 
+import tomllib
 import uuid
 
 import psycopg
 import pytest
-import torch
 
 from alphafactory.data import synthetic_market
-from alphafactory.formula import Vocabulary
-from alphafactory.scoring import config_for_panel
 from alphafactory.strategy import Strategy
-from inference.model import DecisionTransformer, ModelConfig
 from inference.sampling import InProcessPolicy
 from storage.admin import bootstrap_database, prepare_database
 from storage.loading import load_panel, load_releases
@@ -48,25 +45,15 @@ def conn(pipeline_db):
 
 @pytest.fixture(scope="module")
 def strategy() -> Strategy:
-    return Strategy.model_validate({
-        "id": "pipeline_test",
-        "formulas": {"root_kinds": ["macro"], "max_tokens": 8},
-        "alpha": {"definition": "hac_tstat >= 0", "target": "hac_tstat=3", "training_months": 48},
-        "generation": {"candidates": 12, "chunk_size": 5},
-        "pool": {"size": 4, "max_correlation": 0.95},
-        "portfolio": {"kind": "long_only"},
-        "triggers": {"series": ["M0000"]},
-        "rebalance": {"min_days_between": 0},
-    })  # fmt: skip
+    return Strategy.model_validate(tomllib.loads(STRATEGY_TOML))
 
 
 @pytest.fixture(scope="module")
 def generator(market):
-    vocab = Vocabulary(market.panel.operand_kinds, config_for_panel(market.panel))
-    torch.manual_seed(0)
-    config = ModelConfig(vocab_size=len(vocab), context=8, d_model=16, n_head=2, n_layer=1,
-                         max_depth=vocab.config.max_depth)  # fmt: skip
-    return InProcessPolicy(DecisionTransformer(config).eval()), vocab
+    from tests.stack_support import untrained_generator
+
+    model, vocab = untrained_generator(market.panel, context=8, d_model=16)
+    return InProcessPolicy(model), vocab
 
 
 @pytest.fixture
@@ -105,7 +92,7 @@ def strategies_dir(tmp_path_factory, strategy):
 
     directory = tmp_path_factory.mktemp("strategies")
     (directory / "pipeline_test.toml").write_text(STRATEGY_TOML)
-    assert load_strategies(directory) == [strategy]
+    assert load_strategies(directory) == [strategy]  # the services read the same strategy
     return directory
 
 

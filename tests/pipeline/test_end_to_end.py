@@ -17,17 +17,12 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
-import torch
 
-from alphafactory.formula import Vocabulary
-from alphafactory.scoring import config_for_panel
 from alphafactory.topics import DEAD_LETTERS
 from deploy.local import stack
-from inference.model import DecisionTransformer, ModelConfig
-from inference.training import save_checkpoint
 from storage.loading import load_panel, load_releases
 from storage.macro import macro_as_of
-from tests.stack_support import isolated_settings, make_state_dir
+from tests.stack_support import isolated_settings, make_state_dir, untrained_generator
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("kcat"), reason="needs kcat")]
 HISTORY_END = pd.Timestamp("2018-06-01", tz="UTC")
@@ -41,13 +36,8 @@ def live(market, strategies_dir):
     settings = base.model_copy(update={"pipeline": base.pipeline.model_copy(update={
         "services": True, "strategies_dir": strategies_dir, "poll_interval_s": 0.2,
         "generator_checkpoint": state / "generator.pt", "visibility_timeout_s": 10})})  # fmt: skip
-    vocab = Vocabulary(market.panel.operand_kinds, config_for_panel(market.panel))
-    torch.manual_seed(0)
-    config = ModelConfig(vocab_size=len(vocab), context=8, d_model=16, n_head=2, n_layer=1,
-                         max_depth=vocab.config.max_depth)  # fmt: skip
-    model = DecisionTransformer(config)
-    save_checkpoint(settings.pipeline.generator_checkpoint, model, vocab,
-                    reward={"metric": "hac_tstat", "gamma": 1.0})  # fmt: skip
+    untrained_generator(market.panel, context=8, d_model=16,
+                        path=settings.pipeline.generator_checkpoint)  # fmt: skip
     try:
         stack.up(settings)
         with psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:
