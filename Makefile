@@ -1,5 +1,8 @@
 # Shortcuts for the scripts the README documents.
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint format
+format:
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
 setup:
 	bash scripts/setup.sh
 demo:
@@ -8,3 +11,4 @@ test:
 	bash scripts/test.sh
 lint:
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .

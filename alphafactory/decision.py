@@ -104,21 +104,28 @@ def allocate(
     )
     window = slice(-strategy.alpha.training_months - 1, None)
     rules = strategy.pool
-    kept = portfolio.prune(np.asarray(scores, dtype=float), signals[:, window],
-                           max_correlation=rules.max_correlation, size=rules.size)  # fmt: skip
+    kept = portfolio.prune(
+        np.asarray(scores, dtype=float),
+        signals[:, window],
+        max_correlation=rules.max_correlation,
+        size=rules.size,
+    )
     assets = [str(a) for a in panel.assets]
     if not kept:
         flat = np.zeros(len(assets)) if strategy.portfolio.kind == "long_short" else benchmark
         return Allocation(dict(zip(assets, flat.tolist(), strict=True)), {})
     pool = signals[kept][:, window]
     forward = np.vstack([returns[1:], np.full((1, returns.shape[1]), np.nan)])[window]
-    combo = portfolio.combination_weights(pool, forward, strategy.combination.method,
-                                          ridge_alpha=strategy.combination.ridge_alpha)  # fmt: skip
+    combo = portfolio.combination_weights(
+        pool, forward, strategy.combination.method, ridge_alpha=strategy.combination.ridge_alpha
+    )
     weights = portfolio.target_weights(
-        portfolio.combined_signal(pool, combo), strategy.portfolio.kind,
-        gross=strategy.portfolio.gross, benchmark=benchmark,
+        portfolio.combined_signal(pool, combo),
+        strategy.portfolio.kind,
+        gross=strategy.portfolio.gross,
+        benchmark=benchmark,
         tilt_limit=strategy.portfolio.tilt_limit,
-    )  # fmt: skip
+    )
     return Allocation(
         dict(zip(assets, weights.tolist(), strict=True)),
         {str(alphas[k]): float(w) for k, w in zip(kept, combo, strict=True)},

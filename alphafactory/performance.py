@@ -29,9 +29,12 @@ class Performance:
 
 
 def held_returns(
-    dates: np.ndarray, assets: np.ndarray, returns: np.ndarray,
-    decisions: pd.DatetimeIndex, weights: list[dict[str, float]],
-) -> pd.Series:  # fmt: skip
+    dates: np.ndarray,
+    assets: np.ndarray,
+    returns: np.ndarray,
+    decisions: pd.DatetimeIndex,
+    weights: list[dict[str, float]],
+) -> pd.Series:
     """The portfolio's return per panel date while the allocations are held (dates before
     the first holding period are left out). ``decisions`` must be increasing, UTC."""
     if len(decisions) != len(weights):

@@ -75,9 +75,11 @@ class FormulaScorer:
         self.score_from = score_from
         self.evaluator = Evaluator(panel, config=self.config)
         self.metrics = FactorScorer(
-            panel.returns[score_from:], dates=panel.dates[score_from:],
-            horizon=options.horizon, quantiles=options.quantiles,
-        )  # fmt: skip
+            panel.returns[score_from:],
+            dates=panel.dates[score_from:],
+            horizon=options.horizon,
+            quantiles=options.quantiles,
+        )
 
     def prepare(self, formula: Node | str) -> Node | None:
         """The checked formula, or None where it does not parse or type-check here."""

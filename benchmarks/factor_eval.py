@@ -85,15 +85,21 @@ def _pair(name: str, x: pd.DataFrame, y: pd.DataFrame, w: int) -> pd.DataFrame:
 
 
 UNARY = {
-    op.Neg: lambda x: -x, op.Abs: lambda x: x.abs(), op.Sign: np.sign,
-    op.Log: lambda x: np.log(x.where(x > 0)), op.Sqrt: lambda x: np.sqrt(x.where(x >= 0)),
-    op.Slog: lambda x: np.sign(x) * np.log1p(x.abs()), op.Square: lambda x: x * x,
+    op.Neg: lambda x: -x,
+    op.Abs: lambda x: x.abs(),
+    op.Sign: np.sign,
+    op.Log: lambda x: np.log(x.where(x > 0)),
+    op.Sqrt: lambda x: np.sqrt(x.where(x >= 0)),
+    op.Slog: lambda x: np.sign(x) * np.log1p(x.abs()),
+    op.Square: lambda x: x * x,
     op.Inv: lambda x: _safe_div(1.0, x),
-}  # fmt: skip
+}
 BINARY = {
-    op.Add: lambda x, y: x + y, op.Sub: lambda x, y: x - y, op.Mul: lambda x, y: x * y,
+    op.Add: lambda x, y: x + y,
+    op.Sub: lambda x, y: x - y,
+    op.Mul: lambda x, y: x * y,
     op.Div: _safe_div,
-}  # fmt: skip
+}
 CROSS = {
     op.Rank: lambda x: x.rank(axis=1, pct=True),
     op.Demean: lambda x: x.sub(x.mean(axis=1), axis=0),
@@ -166,34 +172,45 @@ def bench_equity(args) -> None:
     alphas = [parse(text, kinds, config) for text in ALPHA101]
     fields = {k: v for k, v in kinds.items() if k in panel.fields}
     vocab, rng = Vocabulary(fields, config), np.random.default_rng(7)
-    randoms = [random_formula(vocab, rng, max_tokens=16, root_kinds={Kind.PANEL})
-               for _ in range(args.formulas)]  # fmt: skip
+    randoms = [
+        random_formula(vocab, rng, max_tokens=16, root_kinds={Kind.PANEL})
+        for _ in range(args.formulas)
+    ]
     frames = {name: pd.DataFrame(values) for name, values in panel.fields.items()}
     evaluator = Evaluator(panel, config=config)
-    print(f"(A) equity panel {args.dates} x {args.assets}, {len(alphas)} Alpha101-style, "
-          f"{len(randoms)} random formulas, repeats={args.repeats}")  # fmt: skip
+    print(
+        f"(A) equity panel {args.dates} x {args.assets}, {len(alphas)} Alpha101-style, "
+        f"{len(randoms)} random formulas, repeats={args.repeats}"
+    )
     strict = 0  # elements outside rtol 1e-7 alone (cancellation near zero, e.g. corr ~ 1e-8)
     for node in alphas:  # equality check on the subset; atol scaled to the values' magnitude
         ours, ref = evaluator.evaluate(node), _finish(pandas_eval(node, frames))
         atol = 1e-7 * float(np.nanmax(np.abs(ref)))
-        np.testing.assert_allclose(ours, ref, rtol=1e-7, atol=atol, equal_nan=True,
-                                   err_msg=str(node))  # fmt: skip
+        np.testing.assert_allclose(
+            ours, ref, rtol=1e-7, atol=atol, equal_nan=True, err_msg=str(node)
+        )
         strict += int((~np.isclose(ours, ref, rtol=1e-7, atol=0, equal_nan=True)).sum())
-    print(f"  results equal to the pandas reference on all {len(alphas)} (rtol 1e-7, atol 1e-7 "
-          f"x max|value|, NaN = NaN); {strict} elements off by rtol 1e-7 alone")  # fmt: skip
+    print(
+        f"  results equal to the pandas reference on all {len(alphas)} (rtol 1e-7, atol 1e-7 "
+        f"x max|value|, NaN = NaN); {strict} elements off by rtol 1e-7 alone"
+    )
     ours = _median_times(evaluator.evaluate, alphas, args.repeats)
     ref = _median_times(lambda n: pandas_eval(n, frames), alphas, args.repeats)
     for node, a, b in zip(alphas, ours, ref, strict=True):
         print(f"  {1e3 * a:8.1f} ms ours {1e3 * b:9.1f} ms pandas {b / a:6.1f}x  {node}")
-    print(f"  per-formula median: ours {1e3 * statistics.median(ours):.1f} ms, pandas "
-          f"{1e3 * statistics.median(ref):.1f} ms, ratio of medians "
-          f"{statistics.median(ref) / statistics.median(ours):.1f}x; ratio of totals "
-          f"{sum(ref) / sum(ours):.1f}x; median of ratios "
-          f"{statistics.median(b / a for a, b in zip(ours, ref, strict=True)):.1f}x")  # fmt: skip
+    print(
+        f"  per-formula median: ours {1e3 * statistics.median(ours):.1f} ms, pandas "
+        f"{1e3 * statistics.median(ref):.1f} ms, ratio of medians "
+        f"{statistics.median(ref) / statistics.median(ours):.1f}x; ratio of totals "
+        f"{sum(ref) / sum(ours):.1f}x; median of ratios "
+        f"{statistics.median(b / a for a, b in zip(ours, ref, strict=True)):.1f}x"
+    )
     _bench_batches(panel, config, alphas, randoms, args.repeats)
     floor = copy_floor((args.dates, args.assets), args.repeats)
-    print(f"  memory-bandwidth floor: np.copyto of one ({args.dates}, {args.assets}) float64 "
-          f"array {floor:.1f} ms per pass")  # fmt: skip
+    print(
+        f"  memory-bandwidth floor: np.copyto of one ({args.dates}, {args.assets}) float64 "
+        f"array {floor:.1f} ms per pass"
+    )
 
 
 def _bench_batches(panel, config, alphas, randoms, repeats: int) -> None:
@@ -204,18 +221,23 @@ def _bench_batches(panel, config, alphas, randoms, repeats: int) -> None:
                 pass
 
         seconds = _median_times(run, [formulas], repeats)[0]
-        print(f"  evaluate_batch {label}: {seconds:.2f} s for {len(formulas)}, "
-              f"{1e3 * seconds / len(formulas):.1f} ms/formula")  # fmt: skip
+        print(
+            f"  evaluate_batch {label}: {seconds:.2f} s for {len(formulas)}, "
+            f"{1e3 * seconds / len(formulas):.1f} ms/formula"
+        )
 
 
 def bench_macro(args) -> None:
-    market = synthetic_market(n_assets=args.macro_assets, n_dates=args.months,
-                              n_macro=args.series, seed=2, frequency="M")  # fmt: skip
+    market = synthetic_market(
+        n_assets=args.macro_assets, n_dates=args.months, n_macro=args.series, seed=2, frequency="M"
+    )
     panel, config = market.panel, LanguageConfig.monthly()
     vocab = Vocabulary(dict.fromkeys(panel.macro, "macro"), config)
     rng = np.random.default_rng(11)
-    formulas = [random_formula(vocab, rng, max_tokens=16, root_kinds={Kind.MACRO})
-                for _ in range(args.macro_formulas)]  # fmt: skip
+    formulas = [
+        random_formula(vocab, rng, max_tokens=16, root_kinds={Kind.MACRO})
+        for _ in range(args.macro_formulas)
+    ]
     scorer = FactorScorer.for_panel(panel, periods_per_year=12)
 
     stages: dict[str, float] = {}
@@ -231,12 +253,16 @@ def bench_macro(args) -> None:
         stages["metrics"] = time.perf_counter() - scored
         return metrics
 
-    print(f"(B) macro panel {args.series} series x {args.months} months, "
-          f"{args.macro_assets} assets, {len(formulas)} random macro formulas")  # fmt: skip
+    print(
+        f"(B) macro panel {args.series} series x {args.months} months, "
+        f"{args.macro_assets} assets, {len(formulas)} random macro formulas"
+    )
     seconds = _median_times(pipeline, [0], args.repeats)[0]
     metrics = pipeline(0)
-    print(f"  evaluation + mapping (window 36) + metrics: {seconds:.3f} s, "
-          f"{len(formulas) / seconds:,.0f} formulas/s ({len(metrics)} scored)")  # fmt: skip
+    print(
+        f"  evaluation + mapping (window 36) + metrics: {seconds:.3f} s, "
+        f"{len(formulas) / seconds:,.0f} formulas/s ({len(metrics)} scored)"
+    )
     print("  last run by stage: " + ", ".join(f"{k} {v:.3f} s" for k, v in stages.items()))
 
 

@@ -33,8 +33,9 @@ CONTEXT = 16
 
 def next_action_inputs(vocab: Vocabulary, batch: int, rng) -> tuple[np.ndarray, ...]:
     formulas = [random_formula(vocab, rng, max_tokens=CONTEXT) for _ in range(batch)]
-    encoded = encode([to_tokens(f) for f in formulas], rng.normal(size=batch), vocab,
-                     context=CONTEXT, gamma=1.0)  # fmt: skip
+    encoded = encode(
+        [to_tokens(f) for f in formulas], rng.normal(size=batch), vocab, context=CONTEXT, gamma=1.0
+    )
     lengths = np.array([rng.integers(1, v.sum() + 1) for v in encoded.valid], dtype=np.int64)
     rows = np.arange(batch)
     masks = encoded.masks(rows)[rows, lengths - 1]
@@ -71,13 +72,21 @@ def served_by_triton(model: DecisionTransformer, vocab: Vocabulary):
 
     state = Path(tempfile.mkdtemp(prefix="alphafactory-bench-"))
     http, grpc, metrics = _free_ports(3)
-    settings = load_settings(state_dir=state, triton={
-        "http": f"127.0.0.1:{http}", "grpc": f"127.0.0.1:{grpc}", "metrics_port": metrics,
-        "repository": state / "models"})  # fmt: skip
+    settings = load_settings(
+        state_dir=state,
+        triton={
+            "http": f"127.0.0.1:{http}",
+            "grpc": f"127.0.0.1:{grpc}",
+            "metrics_port": metrics,
+            "repository": state / "models",
+        },
+    )
     checkpoint = Checkpoint(model, vocab, {"metric": "ic"}, {}, {})
-    export_repository(checkpoint, settings.triton.repository,
-                      ServingOptions(model_name=settings.triton.generator_model,
-                                     instances="cpu"))  # fmt: skip
+    export_repository(
+        checkpoint,
+        settings.triton.repository,
+        ServingOptions(model_name=settings.triton.generator_model, instances="cpu"),
+    )
     server, paths = Triton(), stack_paths(settings)
     server.start(settings, paths)
     try:
@@ -108,16 +117,24 @@ def bench_trajectories(count: int, workers: int) -> None:
 
     market = synthetic_market(n_assets=20, n_dates=360, n_macro=500, seed=2, frequency="M")
     vocab = Vocabulary(market.panel.operand_kinds, LanguageConfig.monthly())
-    plan = BuildPlan(random=count, mcmc_chains=0, max_tokens=CONTEXT, root_kinds=("macro",),
-                     task_size=max(1, count // (4 * workers)))  # fmt: skip
-    build_trajectories(market.panel, vocab, RewardSpec(), BuildPlan(random=50, mcmc_chains=0),
-                       workers=1)  # warm-up: compiled kernels loaded  # fmt: skip
+    plan = BuildPlan(
+        random=count,
+        mcmc_chains=0,
+        max_tokens=CONTEXT,
+        root_kinds=("macro",),
+        task_size=max(1, count // (4 * workers)),
+    )
+    build_trajectories(
+        market.panel, vocab, RewardSpec(), BuildPlan(random=50, mcmc_chains=0), workers=1
+    )  # warm-up: compiled kernels loaded
     start = time.perf_counter()
     built = build_trajectories(market.panel, vocab, RewardSpec(), plan, workers=workers)
     seconds = time.perf_counter() - start
-    print(f"trajectories: {len(built):,} built and scored in {seconds:.1f} s with {workers} "
-          f"worker process(es), {len(built) / seconds:,.0f}/s (500 macro series x 360 "
-          "months, 20 assets)")  # fmt: skip
+    print(
+        f"trajectories: {len(built):,} built and scored in {seconds:.1f} s with {workers} "
+        f"worker process(es), {len(built) / seconds:,.0f}/s (500 macro series x 360 "
+        "months, 20 assets)"
+    )
 
 
 def main(argv=None) -> None:
@@ -131,20 +148,23 @@ def main(argv=None) -> None:
         default=0,
         help="also time building this many trajectories (1 and 2 workers)",
     )
-    parser.add_argument("--triton", action="store_true",
-                        help="also through a local Triton server (exported model)")  # fmt: skip
+    parser.add_argument(
+        "--triton", action="store_true", help="also through a local Triton server (exported model)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     operands = {f"M{k:04d}": "macro" for k in range(40 if args.quick else 500)}
     vocab = Vocabulary(operands | {"returns": "panel"}, LanguageConfig.monthly())
-    config = ModelConfig(vocab_size=len(vocab), context=CONTEXT, d_model=64, n_head=4,
-                         n_layer=2, dropout=0.0)  # fmt: skip
+    config = ModelConfig(
+        vocab_size=len(vocab), context=CONTEXT, d_model=64, n_head=4, n_layer=2, dropout=0.0
+    )
     model = DecisionTransformer(config).eval()
     sizes = (1, 16, 64) if args.quick else (1, 4, 16, 64, 256, 1024)
     calls = 5 if args.quick else 50
-    bench_next_action(InProcessPolicy(model, args.device), vocab, sizes, calls, rng,
-                      f"in process ({args.device})")  # fmt: skip
+    bench_next_action(
+        InProcessPolicy(model, args.device), vocab, sizes, calls, rng, f"in process ({args.device})"
+    )
     if args.triton:
         with served_by_triton(model, vocab) as policy:
             label = "through the local Triton (PyTriton + ONNX Runtime, gRPC)"
@@ -153,9 +173,14 @@ def main(argv=None) -> None:
         bench_trajectories(args.trajectories, workers)
     data = next_action_inputs(vocab, 512 if args.quick else 4096, rng)[-1]
     steps = 20 if args.quick else 200
-    result = train(data, None, config,
-                   TrainConfig(steps=steps, batch_size=256, eval_every=steps, warmup_steps=10,
-                               device=args.device))  # fmt: skip
+    result = train(
+        data,
+        None,
+        config,
+        TrainConfig(
+            steps=steps, batch_size=256, eval_every=steps, warmup_steps=10, device=args.device
+        ),
+    )
     print(
         f"training: {steps} steps of 256 formulas in {result.seconds:.1f} s, "
         f"{result.rows_per_second:,.0f} formulas/s ({args.device}, "

@@ -61,14 +61,22 @@ def bench_training(vocab, rng, steps: int, batches) -> None:
     warm = ModelConfig(vocab_size=len(vocab), context=CONTEXT, d_model=64, n_head=4, n_layer=2)
     train(data, None, warm, TrainConfig(steps=5, eval_every=5, warmup_steps=1, device="cuda"))
     for name, (d_model, n_head, n_layer) in SIZES.items():
-        config = ModelConfig(vocab_size=len(vocab), context=CONTEXT, d_model=d_model,
-                             n_head=n_head, n_layer=n_layer)  # fmt: skip
+        config = ModelConfig(
+            vocab_size=len(vocab), context=CONTEXT, d_model=d_model, n_head=n_head, n_layer=n_layer
+        )
         for batch in batches:
-            result = train(data, None, config,
-                           TrainConfig(steps=steps, batch_size=batch, eval_every=steps,
-                                       warmup_steps=10, device="cuda"))  # fmt: skip
-            print(f"  {name:32s} batch {batch:5d}: {result.rows_per_second:12,.0f} formulas/s "
-                  f"({steps} steps in {result.seconds:.1f} s)")  # fmt: skip
+            result = train(
+                data,
+                None,
+                config,
+                TrainConfig(
+                    steps=steps, batch_size=batch, eval_every=steps, warmup_steps=10, device="cuda"
+                ),
+            )
+            print(
+                f"  {name:32s} batch {batch:5d}: {result.rows_per_second:12,.0f} formulas/s "
+                f"({steps} steps in {result.seconds:.1f} s)"
+            )
 
 
 def _free_port() -> int:
@@ -113,8 +121,7 @@ def bench_triton(model, vocab, batches, clients_list, seconds: float, rng) -> No
         )
         triton.run()
         base = next_action_inputs(vocab, 4096, rng)[:5]
-        print(f"through Triton (PyTriton, torch bf16 on the GPU, gRPC), "
-              f"{seconds:.0f} s per cell")  # fmt: skip
+        print(f"through Triton (PyTriton, torch bf16 on the GPU, gRPC), {seconds:.0f} s per cell")
         print("   batch  clients   p50 ms   p99 ms        rows/s")
         for batch in batches:
             for clients in clients_list:
@@ -161,20 +168,30 @@ def main(argv=None) -> None:
     operands = {f"M{k:04d}": "macro" for k in range(40 if args.quick else 500)}
     vocab = Vocabulary(operands | {"returns": "panel"}, LanguageConfig.monthly())
     models = {
-        name: DecisionTransformer(ModelConfig(vocab_size=len(vocab), context=CONTEXT,
-                                              d_model=d, n_head=h, n_layer=n, dropout=0.0))
+        name: DecisionTransformer(
+            ModelConfig(
+                vocab_size=len(vocab), context=CONTEXT, d_model=d, n_head=h, n_layer=n, dropout=0.0
+            )
+        )
         for name, (d, h, n) in SIZES.items()
-    }  # fmt: skip
+    }
     sizes = (1, 256, 4096) if args.quick else (1, 64, 1024, 4096, 16384, 65536)
     if not args.triton_only:
         bench_in_process(models, vocab, sizes, 5 if args.quick else 30, rng)
-        bench_training(vocab, rng, 10 if args.quick else 100,
-                       (1024,) if args.quick else (1024, 8192))  # fmt: skip
+        bench_training(
+            vocab, rng, 10 if args.quick else 100, (1024,) if args.quick else (1024, 8192)
+        )
     if args.triton or args.triton_only:
         small = next(iter(models.values()))
         batches = (256, 4096) if args.quick else (64, 1024, 4096, 16384)
-        bench_triton(small, vocab, batches, (1, 4) if args.quick else (1, 4, 8),
-                     1.0 if args.quick else 3.0, rng)  # fmt: skip
+        bench_triton(
+            small,
+            vocab,
+            batches,
+            (1, 4) if args.quick else (1, 4, 8),
+            1.0 if args.quick else 3.0,
+            rng,
+        )
 
 
 if __name__ == "__main__":

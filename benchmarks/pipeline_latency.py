@@ -66,21 +66,34 @@ def start(state: Path, market, candidates: int, workers: int):
     chunk = max(50, min(500, candidates // (4 * workers)))
     (strategies / "latency.toml").write_text(STRATEGY.format(candidates=candidates, chunk=chunk))
     base = isolated_settings(state)
-    settings = base.model_copy(update={"pipeline": base.pipeline.model_copy(update={
-        "services": True, "strategies_dir": strategies, "worker_concurrency": workers,
-        "generator_checkpoint": state / "generator.pt", "poll_interval_s": 0.1})})  # fmt: skip
-    untrained_generator(market.panel, context=12, d_model=64,
-                        path=settings.pipeline.generator_checkpoint)  # fmt: skip
+    settings = base.model_copy(
+        update={
+            "pipeline": base.pipeline.model_copy(
+                update={
+                    "services": True,
+                    "strategies_dir": strategies,
+                    "worker_concurrency": workers,
+                    "generator_checkpoint": state / "generator.pt",
+                    "poll_interval_s": 0.1,
+                }
+            )
+        }
+    )
+    untrained_generator(
+        market.panel, context=12, d_model=64, path=settings.pipeline.generator_checkpoint
+    )
     stack.up(settings)
     # the production path: the generator served by Triton, called by the generation service
     from inference.export import export_repository
     from inference.repository import ServingOptions
     from inference.training import load_checkpoint
 
-    serving = ServingOptions(model_name=settings.triton.generator_model, instances="cpu",
-                             max_batch_size=4096)  # fmt: skip
-    export_repository(load_checkpoint(settings.pipeline.generator_checkpoint),
-                      settings.triton.repository, serving)  # fmt: skip
+    serving = ServingOptions(
+        model_name=settings.triton.generator_model, instances="cpu", max_batch_size=4096
+    )
+    export_repository(
+        load_checkpoint(settings.pipeline.generator_checkpoint), settings.triton.repository, serving
+    )
     stack.restart(settings, ["triton", "generator"])
     with psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:
         load_panel(conn, market.panel)
@@ -98,9 +111,13 @@ def one_release(settings, publisher, when: pd.Timestamp, timeout_s: float = 900)
     from alphafactory.events import MacroRelease
     from producers.releases import publish_release
 
-    event = MacroRelease(event_id=f"latency-{uuid.uuid4().hex[:10]}", series_id="M0000",
-                         period=(when - pd.Timedelta(days=40)).date(), value=1.0,
-                         released_at=when.to_pydatetime())  # fmt: skip
+    event = MacroRelease(
+        event_id=f"latency-{uuid.uuid4().hex[:10]}",
+        series_id="M0000",
+        period=(when - pd.Timedelta(days=40)).date(),
+        value=1.0,
+        released_at=when.to_pydatetime(),
+    )
     started = time.perf_counter()
     publish_release(publisher, event)
     with psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:
@@ -123,13 +140,18 @@ def one_release(settings, publisher, when: pd.Timestamp, timeout_s: float = 900)
             GROUP BY r.n_candidates, r.generated_at, r.created_at, a.created_at
             """,
             (event.event_id,),
-        ).fetchone()  # fmt: skip
+        ).fetchone()
     evaluated, generating, evaluating, allocating = phases or (0, None, None, None)
-    return {"seconds": seconds, "allocated": bool(status.allocation_id),
-            "candidates": evaluated, "qualified": status.qualified,
-            "generation_s": float(generating or 0), "evaluation_s": float(evaluating or 0),
-            "allocation_s": float(allocating or 0),
-            "evaluations_per_s": evaluated / float(evaluating) if evaluating else None}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "allocated": bool(status.allocation_id),
+        "candidates": evaluated,
+        "qualified": status.qualified,
+        "generation_s": float(generating or 0),
+        "evaluation_s": float(evaluating or 0),
+        "allocation_s": float(allocating or 0),
+        "evaluations_per_s": evaluated / float(evaluating) if evaluating else None,
+    }
 
 
 def run(market, candidates: int, workers: int, repeats: int) -> list[dict]:
@@ -160,11 +182,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.candidates, args.repeats, args.workers, args.series = [20], 1, [1], 10
-    market = synthetic_market(n_assets=20, n_dates=360, n_macro=args.series, seed=2,
-                              frequency="M")  # fmt: skip
+    market = synthetic_market(n_assets=20, n_dates=360, n_macro=args.series, seed=2, frequency="M")
     print(f"market: 20 assets x 360 months, {args.series} macro series; trigger M0000")
-    print("candidates  workers  releases  p50 s  p95 s  max s  evaluations/s  qualified"
-          "  generate s  evaluate s  allocate s")  # fmt: skip
+    print(
+        "candidates  workers  releases  p50 s  p95 s  max s  evaluations/s  qualified"
+        "  generate s  evaluate s  allocate s"
+    )
     for workers in args.workers:
         for candidates in args.candidates:
             results = run(market, candidates, workers, args.repeats)
@@ -173,11 +196,15 @@ def main(argv=None) -> None:
             p50, p95 = np.percentile(seconds, [50, 95])
             rate = f"{np.median(rates):,.0f}" if rates else "-"
             qualified = np.median([r["qualified"] for r in results])
-            phases = [np.median([r[k] for r in results])
-                      for k in ("generation_s", "evaluation_s", "allocation_s")]  # fmt: skip
-            print(f"{candidates:10,d} {workers:8d} {len(results):9d} {p50:6.1f} {p95:6.1f} "
-                  f"{max(seconds):6.1f} {rate:>14s} {qualified:10.0f} {phases[0]:11.1f} "
-                  f"{phases[1]:11.1f} {phases[2]:11.1f}")  # fmt: skip
+            phases = [
+                np.median([r[k] for r in results])
+                for k in ("generation_s", "evaluation_s", "allocation_s")
+            ]
+            print(
+                f"{candidates:10,d} {workers:8d} {len(results):9d} {p50:6.1f} {p95:6.1f} "
+                f"{max(seconds):6.1f} {rate:>14s} {qualified:10.0f} {phases[0]:11.1f} "
+                f"{phases[1]:11.1f} {phases[2]:11.1f}"
+            )
             if not all(r["allocated"] for r in results):
                 print(json.dumps(results))
                 raise SystemExit("a release was not allocated in time")

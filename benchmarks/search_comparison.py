@@ -38,9 +38,11 @@ def compare(label, panel, split_row, roots, args, planted=()) -> None:
     definition = parse_definition(DEFINITION)
     test = FormulaScorer(panel, config=vocab.config, score_from=split_row)
     planted_ic = {s.name: test.score([s.formula])[0].ic for s in planted}
-    print(f"\n{label}: {panel.shape[0]} dates x {panel.shape[1]} assets, split at "
-          f"{str(panel.dates[split_row])[:10]}, budget {args.budget}, definition "
-          f"'{DEFINITION}', reward hac_tstat")  # fmt: skip
+    print(
+        f"\n{label}: {panel.shape[0]} dates x {panel.shape[1]} assets, split at "
+        f"{str(panel.dates[split_row])[:10]}, budget {args.budget}, definition "
+        f"'{DEFINITION}', reward hac_tstat"
+    )
     if planted_ic:
         print("  planted test IC: " + ", ".join(f"{k} {v:.4f}" for k, v in planted_ic.items()))
     print("  method  seed  evaluated  unique  qualified  hit_rate  top10_test_ic  recovered  secs")
@@ -48,12 +50,18 @@ def compare(label, panel, split_row, roots, args, planted=()) -> None:
     for method in args.methods:
         for seed in args.seeds:
             config = SearchConfig(
-                method=method, budget=args.budget, seed=seed, reward=RewardSpec("hac_tstat"),
-                max_tokens=args.max_tokens, root_kinds=roots, train_steps=args.train_steps,
-                target=args.target, target_quantile=args.target_quantile,
+                method=method,
+                budget=args.budget,
+                seed=seed,
+                reward=RewardSpec("hac_tstat"),
+                max_tokens=args.max_tokens,
+                root_kinds=roots,
+                train_steps=args.train_steps,
+                target=args.target,
+                target_quantile=args.target_quantile,
                 top_weight=args.top_weight,
                 model=ModelConfig(vocab_size=1, d_model=64, n_head=4, n_layer=2),
-            )  # fmt: skip
+            )
             start = time.perf_counter()
             found = run_search(panel.head(split_row), vocab, config)
             report = search_report(found, config, panel, split_row, definition, vocab)
@@ -61,15 +69,19 @@ def compare(label, panel, split_row, roots, args, planted=()) -> None:
             recovered = _recovered(report, planted_ic)
             rates.setdefault(method, []).append(report["hit_rate"])
             top_ic = report["mean_test_ic_top"]
-            print(f"  {method:6s} {seed:5d} {report['n_evaluated']:10d} {report['n_unique']:7d} "
-                  f"{report['n_qualified']:10d} {report['hit_rate']:9.4f} "
-                  f"{top_ic if top_ic is None else round(top_ic, 4)!s:>14} "
-                  f"{recovered:>10s} {seconds:5.0f}")  # fmt: skip
+            print(
+                f"  {method:6s} {seed:5d} {report['n_evaluated']:10d} {report['n_unique']:7d} "
+                f"{report['n_qualified']:10d} {report['hit_rate']:9.4f} "
+                f"{top_ic if top_ic is None else round(top_ic, 4)!s:>14} "
+                f"{recovered:>10s} {seconds:5.0f}"
+            )
     random_rate = np.mean(rates.get("random", [0.0]))
     summary = ", ".join(
-        f"{m} {np.mean(r):.4f} ({np.mean(r) / random_rate:.1f}x random)" if random_rate
-        else f"{m} {np.mean(r):.4f}" for m, r in rates.items()
-    )  # fmt: skip
+        f"{m} {np.mean(r):.4f} ({np.mean(r) / random_rate:.1f}x random)"
+        if random_rate
+        else f"{m} {np.mean(r):.4f}"
+        for m, r in rates.items()
+    )
     print(f"  mean hit rate: {summary}")
 
 
@@ -108,10 +120,17 @@ def main(argv=None) -> None:
     if args.quick:
         args.budget, args.train_steps = min(args.budget, 100), 20
     if args.only in (None, "synthetic"):
-        market = synthetic_market(n_assets=assets, n_dates=dates, n_macro=0, seed=5,
-                                  frequency="B", planted=PLANTED)  # fmt: skip
-        compare("(1) synthetic daily market, planted signals", market.panel,
-                int(0.7 * dates), ("panel",), args, planted=market.planted)  # fmt: skip
+        market = synthetic_market(
+            n_assets=assets, n_dates=dates, n_macro=0, seed=5, frequency="B", planted=PLANTED
+        )
+        compare(
+            "(1) synthetic daily market, planted signals",
+            market.panel,
+            int(0.7 * dates),
+            ("panel",),
+            args,
+            planted=market.planted,
+        )
     if args.only in (None, "real"):
         panel = bundled_market().panel
         split = int(np.searchsorted(panel.dates, np.datetime64("1995-01-01")))

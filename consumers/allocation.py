@@ -58,18 +58,37 @@ def allocate_request(
             return allocation_id
         alphas = evaluations(conn, strategy_id=strategy.id, as_of=request.as_of, alphas_only=True)
         panel = context.panels.get(conn, strategy, request.decision_time)
-        result = allocate(panel, strategy, alphas["formula"].tolist(),
-                          alphas["hac_tstat"].abs().fillna(0.0).tolist())  # fmt: skip
+        result = allocate(
+            panel,
+            strategy,
+            alphas["formula"].tolist(),
+            alphas["hac_tstat"].abs().fillna(0.0).tolist(),
+        )
         hashes = dict(zip(alphas["formula"], alphas["formula_hash"], strict=True))
-        replace_alpha_pool(conn, strategy_id=strategy.id, as_of=request.as_of,
-                           weights={hashes[f]: w for f, w in result.pool.items()})  # fmt: skip
+        replace_alpha_pool(
+            conn,
+            strategy_id=strategy.id,
+            as_of=request.as_of,
+            weights={hashes[f]: w for f, w in result.pool.items()},
+        )
         event = _rebalance(allocation_id, request, result.weights, len(result.pool))
         write_allocation(
-            conn, allocation_id=allocation_id, strategy_id=strategy.id, as_of=request.as_of,
-            trigger_event_id=request.trigger_event_id, weights=result.weights, event=event,
-        )  # fmt: skip
-    log.info("allocated %s for %s as of %s: %d alpha(s) of %d qualified", allocation_id,
-             strategy.id, request.as_of, len(result.pool), len(alphas))  # fmt: skip
+            conn,
+            allocation_id=allocation_id,
+            strategy_id=strategy.id,
+            as_of=request.as_of,
+            trigger_event_id=request.trigger_event_id,
+            weights=result.weights,
+            event=event,
+        )
+    log.info(
+        "allocated %s for %s as of %s: %d alpha(s) of %d qualified",
+        allocation_id,
+        strategy.id,
+        request.as_of,
+        len(result.pool),
+        len(alphas),
+    )
     return allocation_id
 
 
@@ -82,8 +101,12 @@ def _allocated(conn: psycopg.Connection, allocation_id: str) -> bool:
 
 def _rebalance(allocation_id: str, request: RequestRecord, weights, n_alphas: int) -> OutboxEvent:
     event = Rebalance(
-        allocation_id=allocation_id, strategy_id=request.strategy_id, as_of=request.as_of,
-        trigger_event_id=request.trigger_event_id, weights=weights, n_alphas=n_alphas,
+        allocation_id=allocation_id,
+        strategy_id=request.strategy_id,
+        as_of=request.as_of,
+        trigger_event_id=request.trigger_event_id,
+        weights=weights,
+        n_alphas=n_alphas,
         created_at=datetime.now(UTC),
-    )  # fmt: skip
+    )
     return OutboxEvent(topic=event.topic, key=event.key(), payload=json.loads(event.to_json()))

@@ -72,10 +72,14 @@ def fail_chunk(
     request = load_request(conn, request_id)
     with conn.transaction():
         record_dead_letter(
-            conn, topic=TASK_TOPIC, partition=None, offset=None, key=request_id,
+            conn,
+            topic=TASK_TOPIC,
+            partition=None,
+            offset=None,
+            key=request_id,
             payload=json.dumps({"request_id": request_id, "formula_hashes": hashes}),
             error=f"{type(error).__name__}: {error}",
-        )  # fmt: skip
+        )
         if request is None:
             return
         formulas = request_formulas(conn, request_id, hashes)
@@ -107,15 +111,27 @@ def _metrics(result: Evaluation) -> dict:
 
 def _store(conn, request: RequestRecord, formula_hash, formula, metrics, qualified) -> None:
     upsert_evaluation(
-        conn, formula_hash=formula_hash, strategy_id=request.strategy_id,
-        as_of=request.as_of, metrics=metrics, is_alpha=qualified,
-    )  # fmt: skip
-    numbers = {k: (float(v) if isinstance(v, int | float) and math.isfinite(v) else None)
-               for k, v in metrics.items() if isinstance(v, int | float) or v is None}  # fmt: skip
+        conn,
+        formula_hash=formula_hash,
+        strategy_id=request.strategy_id,
+        as_of=request.as_of,
+        metrics=metrics,
+        is_alpha=qualified,
+    )
+    numbers = {
+        k: (float(v) if isinstance(v, int | float) and math.isfinite(v) else None)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) or v is None
+    }
     result = BacktestResult(
-        request_id=request.request_id, strategy_id=request.strategy_id, as_of=request.as_of,
-        formula_hash=formula_hash, formula=formula, qualified=qualified, metrics=numbers,
+        request_id=request.request_id,
+        strategy_id=request.strategy_id,
+        as_of=request.as_of,
+        formula_hash=formula_hash,
+        formula=formula,
+        qualified=qualified,
+        metrics=numbers,
         evaluated_at=datetime.now(UTC),
-    )  # fmt: skip
+    )
     payload = json.loads(result.to_json())
     enqueue(conn, event=OutboxEvent(topic=result.topic, key=result.key(), payload=payload))

@@ -72,19 +72,36 @@ def handle_request(
         )
     if _too_soon(conn, strategy, request):
         return 0
-    stored = register_request(conn, RequestRecord(
-        request.request_id, request.strategy_id, request.as_of, request.decision_time,
-        request.trigger_event_id, request.trigger, request.requested_at,
-    ))  # fmt: skip
+    stored = register_request(
+        conn,
+        RequestRecord(
+            request.request_id,
+            request.strategy_id,
+            request.as_of,
+            request.decision_time,
+            request.trigger_event_id,
+            request.trigger,
+            request.requested_at,
+        ),
+    )
     if stored.n_candidates is None:
         formulas = _generate(conn, context, strategy, stored, request.candidates)
         with conn.transaction():
             for formula in formulas:
-                upsert_factor(conn, formula_hash=formula_hash(formula), formula=str(formula),
-                              origin="generator")  # fmt: skip
+                upsert_factor(
+                    conn,
+                    formula_hash=formula_hash(formula),
+                    formula=str(formula),
+                    origin="generator",
+                )
             set_candidates(conn, stored.request_id, [formula_hash(f) for f in formulas])
-        log.info("request %s (%s, %s): %d new candidates", stored.request_id, strategy.id,
-                 stored.as_of, len(formulas))  # fmt: skip
+        log.info(
+            "request %s (%s, %s): %d new candidates",
+            stored.request_id,
+            strategy.id,
+            stored.as_of,
+            len(formulas),
+        )
     pending = pending_candidates(conn, stored.request_id)
     if not pending:
         allocate_request(conn, context.allocation, stored.request_id)
@@ -102,13 +119,19 @@ def _generate(conn, context: GenerationContext, strategy: Strategy, request: Req
     while True:
         try:
             return generate(
-                context.policy, context.vocab, target.value, n, options=options,
-                rng=np.random.default_rng(seed), root_kinds=roots,
+                context.policy,
+                context.vocab,
+                target.value,
+                n,
+                options=options,
+                rng=np.random.default_rng(seed),
+                root_kinds=roots,
                 exclude=set(done["formula_hash"]),
-            ).formulas  # fmt: skip
+            ).formulas
         except TritonUnavailable as error:
-            log.warning("request %s waits for Triton (retry in %.0f s): %s",
-                        request.request_id, wait, error)  # fmt: skip
+            log.warning(
+                "request %s waits for Triton (retry in %.0f s): %s", request.request_id, wait, error
+            )
             if context.stop_event.wait(wait):
                 raise
             wait = min(2 * wait, 60.0)
@@ -124,10 +147,20 @@ def _too_soon(conn: psycopg.Connection, strategy: Strategy, request: GenerationR
         WHERE strategy_id = %s AND as_of <= %s AND as_of > %s AND trigger_event_id <> %s
         ORDER BY as_of DESC LIMIT 1
         """,
-        (strategy.id, request.as_of, request.as_of - timedelta(days=days),
-         request.trigger_event_id),
-    ).fetchone()  # fmt: skip
+        (
+            strategy.id,
+            request.as_of,
+            request.as_of - timedelta(days=days),
+            request.trigger_event_id,
+        ),
+    ).fetchone()
     if row is not None:
-        log.info("request %s skipped: %s rebalanced on %s (trigger %s), within %d days",
-                 request.request_id, strategy.id, row[0], row[1], days)  # fmt: skip
+        log.info(
+            "request %s skipped: %s rebalanced on %s (trigger %s), within %d days",
+            request.request_id,
+            strategy.id,
+            row[0],
+            row[1],
+            days,
+        )
     return row is not None

@@ -73,7 +73,8 @@ class PanelCache:
 
 def strategy_panel(conn: psycopg.Connection, strategy: Strategy, decision_time: datetime) -> Panel:
     market = market_panel(conn, decision_time, strategy.universe.assets or None)
-    releases = releases_until(conn, until=decision_time,
-                              series_ids=list(strategy.formulas.operands) or None)  # fmt: skip
+    releases = releases_until(
+        conn, until=decision_time, series_ids=list(strategy.formulas.operands) or None
+    )
     history = strategy.alpha.training_months + HISTORY_ROWS_BEYOND_TRAINING
     return decision_panel(market, releases, decision_time, history)

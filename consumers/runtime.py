@@ -43,9 +43,14 @@ def _consume(
     with KafkaPublisher.open(settings.kafka) as publisher:
         policy = DeadLetterPolicy(KafkaDeadLetterSink(publisher), group_id=group)
         loop = ConsumerLoop(
-            settings.kafka, group_id=group, topics=[topic], handler=handle,
-            on_error=PoisonOnly(policy, POISON), stop_event=stop_event, **loop_options,
-        )  # fmt: skip
+            settings.kafka,
+            group_id=group,
+            topics=[topic],
+            handler=handle,
+            on_error=PoisonOnly(policy, POISON),
+            stop_event=stop_event,
+            **loop_options,
+        )
         return loop.run()
 
 
@@ -59,8 +64,14 @@ def run_allocator(settings: Settings, stop_event: threading.Event, **loop_option
             allocate_request(conn, context, result.request_id)
 
     try:
-        return _consume(settings, "alphafactory-allocator", topics.BACKTEST_RESULTS, handle,
-                        stop_event, **loop_options)  # fmt: skip
+        return _consume(
+            settings,
+            "alphafactory-allocator",
+            topics.BACKTEST_RESULTS,
+            handle,
+            stop_event,
+            **loop_options,
+        )
     finally:
         pool.close()
 
@@ -102,8 +113,15 @@ def run_generator(settings: Settings, stop_event: threading.Event, **loop_option
 
     try:
         # one request at a time between commits: each can take minutes
-        return _consume(settings, "alphafactory-generator", topics.GENERATION_REQUESTS, handle,
-                        stop_event, batch_size=1, **loop_options)  # fmt: skip
+        return _consume(
+            settings,
+            "alphafactory-generator",
+            topics.GENERATION_REQUESTS,
+            handle,
+            stop_event,
+            batch_size=1,
+            **loop_options,
+        )
     finally:
         pool.close()
 
@@ -114,8 +132,17 @@ def run_worker(settings: Settings, extra_args: list[str] = ()) -> None:
     from consumers import tasks
 
     app = tasks.configure(settings)
-    app.worker_main([
-        "worker", f"--loglevel={settings.log_level}", "--pool=prefork",
-        f"--concurrency={settings.pipeline.worker_concurrency}", "-Q", tasks.QUEUE,
-        "--hostname=alphafactory@%h", "--without-gossip", "--without-mingle", *extra_args,
-    ])  # fmt: skip
+    app.worker_main(
+        [
+            "worker",
+            f"--loglevel={settings.log_level}",
+            "--pool=prefork",
+            f"--concurrency={settings.pipeline.worker_concurrency}",
+            "-Q",
+            tasks.QUEUE,
+            "--hostname=alphafactory@%h",
+            "--without-gossip",
+            "--without-mingle",
+            *extra_args,
+        ]
+    )

@@ -65,8 +65,9 @@ def _open(**_kwargs) -> None:
     torch.set_num_threads(1)  # DESIGN.md: one thread per process on 2 cores
     settings: Settings = app.conf.alphafactory_settings
     _worker["settings"] = settings
-    _worker["pool"] = open_pool(settings.postgres.dsn("app"), min_size=1, max_size=2,
-                                name="alphafactory-worker")  # fmt: skip
+    _worker["pool"] = open_pool(
+        settings.postgres.dsn("app"), min_size=1, max_size=2, name="alphafactory-worker"
+    )
     strategies = active_strategies(settings.pipeline.strategies_dir)
     _worker["context"] = EvaluationContext({s.id: s for s in strategies})
 
@@ -93,8 +94,13 @@ def evaluate(self, request_id: str, formula_hashes: list[str]) -> int:
             if self.request.retries >= retries:
                 fail_chunk(conn, request_id, formula_hashes, error)
                 return 0
-            log.warning("request %s chunk failed (%s); retry %d of %d", request_id, error,
-                        self.request.retries + 1, retries)  # fmt: skip
+            log.warning(
+                "request %s chunk failed (%s); retry %d of %d",
+                request_id,
+                error,
+                self.request.retries + 1,
+                retries,
+            )
             countdown = random.uniform(0, 2 ** (self.request.retries + 1))  # full jitter
             raise self.retry(exc=error, countdown=countdown) from error
 

@@ -65,14 +65,22 @@ def build_from_file(args) -> tuple[int, dict]:
     vocab = panel_vocabulary(panel)
     spec = RewardSpec(args.metric, gamma=args.gamma)
     plan = BuildPlan(
-        random=args.random, mcmc_chains=args.chains, mcmc_steps=args.steps,
-        temperature=args.temperature, max_tokens=args.max_tokens,
-        root_kinds=_roots(args.roots), seed=args.seed,
-    )  # fmt: skip
+        random=args.random,
+        mcmc_chains=args.chains,
+        mcmc_steps=args.steps,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        root_kinds=_roots(args.roots),
+        seed=args.seed,
+    )
     trajectories = build_trajectories(
-        panel.head(row), vocab, spec, plan, workers=args.workers,
+        panel.head(row),
+        vocab,
+        spec,
+        plan,
+        workers=args.workers,
         provenance={"data_file": str(args.data), "split": args.split},
-    )  # fmt: skip
+    )
     save_trajectories(trajectories, args.out)
     return len(trajectories), trajectories.provenance
 
@@ -93,63 +101,129 @@ def train_from_file(args, *, progress: Callable[[dict], None] | None = None) -> 
     gamma = float(trajectories.provenance.get("gamma", 1.0))
     context = int(trajectories.provenance.get("plan", {}).get("max_tokens", 16))
     metric = trajectories.provenance.get("metric", "hac_tstat")
-    data = encode(train_set.token_lists(), train_set.frame["reward"], vocab,
-                  context=context, gamma=gamma)  # fmt: skip
+    data = encode(
+        train_set.token_lists(), train_set.frame["reward"], vocab, context=context, gamma=gamma
+    )
     validation = None
     if len(validation_set):
         later = later_period_rewards(validation_set, panel, row, vocab, metric, trajectories)
-        validation = encode(validation_set.token_lists(), later, vocab,
-                            context=context, gamma=gamma)  # fmt: skip
+        validation = encode(
+            validation_set.token_lists(), later, vocab, context=context, gamma=gamma
+        )
     model_config = ModelConfig(
-        vocab_size=len(vocab), context=context, max_depth=vocab.config.max_depth,
-        n_layer=args.layers, n_head=args.heads, d_model=args.d_model, dropout=args.dropout,
+        vocab_size=len(vocab),
+        context=context,
+        max_depth=vocab.config.max_depth,
+        n_layer=args.layers,
+        n_head=args.heads,
+        d_model=args.d_model,
+        dropout=args.dropout,
         behaviour_cloning=args.top is not None,
-    )  # fmt: skip
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size,
-                         learning_rate=args.lr, min_learning_rate=args.lr / 10,
-                         warmup_steps=min(100, args.steps // 10), seed=args.seed,
-                         eval_every=max(1, args.steps // 10), device=args.device)  # fmt: skip
+    )
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        min_learning_rate=args.lr / 10,
+        warmup_steps=min(100, args.steps // 10),
+        seed=args.seed,
+        eval_every=max(1, args.steps // 10),
+        device=args.device,
+    )
     result = train(data, validation, model_config, config, progress=progress)
     summary = {
-        "checkpoint": str(args.out), "trajectories": len(train_set),
-        "validation": len(validation_set), "best_loss": result.best_val_loss,
-        "seconds": round(result.seconds, 2), "rows_per_second": round(result.rows_per_second),
+        "checkpoint": str(args.out),
+        "trajectories": len(train_set),
+        "validation": len(validation_set),
+        "best_loss": result.best_val_loss,
+        "seconds": round(result.seconds, 2),
+        "rows_per_second": round(result.rows_per_second),
         "history": result.history,
-    }  # fmt: skip
-    reward = {"metric": metric, "gamma": gamma,
-              "clip": trajectories.provenance.get("clip"), "split": args.split}  # fmt: skip
-    save_checkpoint(args.out, result.model, vocab, reward=reward,
-                    provenance=trajectories.provenance, training=summary)  # fmt: skip
+    }
+    reward = {
+        "metric": metric,
+        "gamma": gamma,
+        "clip": trajectories.provenance.get("clip"),
+        "split": args.split,
+    }
+    save_checkpoint(
+        args.out,
+        result.model,
+        vocab,
+        reward=reward,
+        provenance=trajectories.provenance,
+        training=summary,
+    )
     return summary
 
 
 def train_on_panel(
-    panel: Panel, row: int, out: Path, *, plan: BuildPlan, steps: int,
-    spec: RewardSpec | None = None, model: ModelConfig | None = None, workers: int = 1,
+    panel: Panel,
+    row: int,
+    out: Path,
+    *,
+    plan: BuildPlan,
+    steps: int,
+    spec: RewardSpec | None = None,
+    model: ModelConfig | None = None,
+    workers: int = 1,
     progress: Callable[[dict], None] | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """Build trajectories on the rows before ``row`` and train a generator on them, in one
     go (the demo's path); the checkpoint at ``out`` is self-contained as always."""
     spec = spec or RewardSpec()
     vocab = panel_vocabulary(panel)
     trajectories = build_trajectories(
-        panel.head(row), vocab, spec, plan, workers=workers,
+        panel.head(row),
+        vocab,
+        spec,
+        plan,
+        workers=workers,
         provenance={"split": str(panel.dates[row])[:10]},
-    )  # fmt: skip
-    data = encode(trajectories.token_lists(), trajectories.frame["reward"], vocab,
-                  context=plan.max_tokens, gamma=spec.gamma)  # fmt: skip
+    )
+    data = encode(
+        trajectories.token_lists(),
+        trajectories.frame["reward"],
+        vocab,
+        context=plan.max_tokens,
+        gamma=spec.gamma,
+    )
     sizes = (model or ModelConfig(vocab_size=1)).to_dict()
-    model_config = ModelConfig(**{**sizes, "vocab_size": len(vocab), "context": plan.max_tokens,
-                                  "max_depth": vocab.config.max_depth})  # fmt: skip
-    config = TrainConfig(steps=steps, batch_size=256, warmup_steps=max(1, steps // 10),
-                         eval_every=max(1, steps // 5), seed=plan.seed)  # fmt: skip
+    model_config = ModelConfig(
+        **{
+            **sizes,
+            "vocab_size": len(vocab),
+            "context": plan.max_tokens,
+            "max_depth": vocab.config.max_depth,
+        }
+    )
+    config = TrainConfig(
+        steps=steps,
+        batch_size=256,
+        warmup_steps=max(1, steps // 10),
+        eval_every=max(1, steps // 5),
+        seed=plan.seed,
+    )
     result = train(data, None, model_config, config, progress=progress)
-    summary = {"trajectories": len(trajectories), "seconds": round(result.seconds, 2),
-               "train_loss": result.history[-1]["train_loss"]}  # fmt: skip
-    reward = {"metric": spec.metric, "gamma": spec.gamma, "clip": spec.clip,
-              "split": str(panel.dates[row])[:10]}  # fmt: skip
-    save_checkpoint(out, result.model, vocab, reward=reward,
-                    provenance=trajectories.provenance, training=summary)  # fmt: skip
+    summary = {
+        "trajectories": len(trajectories),
+        "seconds": round(result.seconds, 2),
+        "train_loss": result.history[-1]["train_loss"],
+    }
+    reward = {
+        "metric": spec.metric,
+        "gamma": spec.gamma,
+        "clip": spec.clip,
+        "split": str(panel.dates[row])[:10],
+    }
+    save_checkpoint(
+        out,
+        result.model,
+        vocab,
+        reward=reward,
+        provenance=trajectories.provenance,
+        training=summary,
+    )
     return summary
 
 
@@ -168,8 +242,11 @@ def holdout(trajectories: TrajectorySet, fraction: float, seed: int):
 
 def later_period_rewards(trajectories, panel, row, vocab, metric, source) -> np.ndarray:
     """The trajectories' rewards measured after the split (history before it allowed)."""
-    spec = RewardSpec(metric, gamma=float(source.provenance.get("gamma", 1.0)),
-                      clip=float(source.provenance.get("clip", 10.0)))  # fmt: skip
+    spec = RewardSpec(
+        metric,
+        gamma=float(source.provenance.get("gamma", 1.0)),
+        clip=float(source.provenance.get("clip", 10.0)),
+    )
     scorer = FormulaScorer(panel, config=vocab.config, score_from=row)
     return spec.rewards(metric_values(scorer.score(list(trajectories.frame["formula"])), metric))
 
@@ -186,24 +263,33 @@ def generate_from_checkpoint(args, triton=None) -> dict:
             f"--target {args.target!r}: this model was trained on {trained!r}; "
             f"give a target such as {trained}=3"
         )
-    options = SamplingOptions(temperature=args.temperature, top_k=args.top_k,
-                              gamma=float(checkpoint.reward.get("gamma", 1.0)))  # fmt: skip
+    options = SamplingOptions(
+        temperature=args.temperature,
+        top_k=args.top_k,
+        gamma=float(checkpoint.reward.get("gamma", 1.0)),
+    )
     trained_roots = checkpoint.provenance.get("plan", {}).get("root_kinds")
     roots = _roots(args.roots) if args.roots else trained_roots
     policy = InProcessPolicy(checkpoint.model)
     if triton is not None:
         policy = triton_policy(triton, policy)
     result = generate(
-        policy, checkpoint.vocab, target.value, args.n,
-        options=options, rng=np.random.default_rng(args.seed),
+        policy,
+        checkpoint.vocab,
+        target.value,
+        args.n,
+        options=options,
+        rng=np.random.default_rng(args.seed),
         root_kinds={Kind(k) for k in roots} if roots else None,
-    )  # fmt: skip
+    )
     return {
         "target": {"metric": target.metric, "value": target.value},
-        "n_requested": args.n, "n_generated": len(result.formulas),
-        "attempts": result.attempts, "duplicates": result.duplicates,
+        "n_requested": args.n,
+        "n_generated": len(result.formulas),
+        "attempts": result.attempts,
+        "duplicates": result.duplicates,
         "formulas": [str(f) for f in result.formulas],
-    }  # fmt: skip
+    }
 
 
 def search_from_file(args) -> dict:
@@ -220,11 +306,16 @@ def search_from_file(args) -> dict:
     row = split_row(panel, split)
     vocab = panel_vocabulary(panel)
     config = SearchConfig(
-        method=args.method, budget=args.budget, seed=args.seed,
-        reward=RewardSpec(args.metric), max_tokens=args.max_tokens,
-        root_kinds=_roots(args.roots), target=args.target,
-        train_steps=args.train_steps, workers=args.workers,
-    )  # fmt: skip
+        method=args.method,
+        budget=args.budget,
+        seed=args.seed,
+        reward=RewardSpec(args.metric),
+        max_tokens=args.max_tokens,
+        root_kinds=_roots(args.roots),
+        target=args.target,
+        train_steps=args.train_steps,
+        workers=args.workers,
+    )
     candidates = run_search(panel.head(row), vocab, config)
     report = search_report(candidates, config, panel, row, definition, vocab, top=args.top)
     return {**report, "split": split}
@@ -236,9 +327,11 @@ def triton_policy(triton, local: InProcessPolicy):
 
     def connect() -> TritonPolicy:
         remote = TritonPolicy(
-            triton.grpc, triton.generator_model,
-            timeout_s=triton.request_timeout_s, retries=triton.retries,
-        )  # fmt: skip
+            triton.grpc,
+            triton.generator_model,
+            timeout_s=triton.request_timeout_s,
+            retries=triton.retries,
+        )
         shapes = (remote.context, remote.vocab_size)
         if shapes != (local.context, local.model.config.vocab_size):
             raise TritonUnavailable(

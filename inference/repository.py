@@ -83,9 +83,10 @@ class ServingOptions:
 def config_text(context: int, vocab_size: int, options: ServingOptions) -> str:
     """The production ``config.pbtxt`` (ONNX Runtime backend, dynamic batching)."""
     config = pb.ModelConfig(
-        name=options.model_name, platform="onnxruntime_onnx",
+        name=options.model_name,
+        platform="onnxruntime_onnx",
         max_batch_size=options.max_batch_size,
-    )  # fmt: skip
+    )
     inputs, output = tensor_specs(context, vocab_size)
     for spec in inputs:
         config.input.add(name=spec.name, data_type=spec.data_type, dims=spec.dims)
@@ -138,12 +139,15 @@ def read_model(folder: Path) -> ServedModel:
         return tuple(TensorSpec(t.name, t.data_type, tuple(t.dims)) for t in tensors)
 
     return ServedModel(
-        name=config.name or folder.name, version=versions[-1], onnx=onnx,
-        inputs=specs(config.input), outputs=specs(config.output),
+        name=config.name or folder.name,
+        version=versions[-1],
+        onnx=onnx,
+        inputs=specs(config.input),
+        outputs=specs(config.output),
         max_batch_size=config.max_batch_size,
         queue_delay_us=config.dynamic_batching.max_queue_delay_microseconds,
         metadata=metadata,
-    )  # fmt: skip
+    )
 
 
 def find_models(repository: Path) -> list[ServedModel]:

@@ -53,8 +53,10 @@ class InProcessPolicy:
 
     @torch.no_grad()
     def __call__(self, rtg, features, actions, lengths, mask) -> np.ndarray:
-        tensors = [torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-                   for a in (rtg, features, actions, lengths, mask)]  # fmt: skip
+        tensors = [
+            torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+            for a in (rtg, features, actions, lengths, mask)
+        ]
         with self._autocast:
             logits = self.model.next_action_logits(*tensors)
         return logits.float().cpu().numpy()
@@ -174,5 +176,12 @@ def sample(
     return chosen
 
 
-__all__ = ["MASKED_LOGIT", "Generation", "InProcessPolicy", "SamplingOptions", "Target",
-           "generate", "sample"]  # fmt: skip
+__all__ = [
+    "MASKED_LOGIT",
+    "Generation",
+    "InProcessPolicy",
+    "SamplingOptions",
+    "Target",
+    "generate",
+    "sample",
+]

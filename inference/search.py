@@ -94,8 +94,10 @@ def run_search(panel: Panel, vocab: Vocabulary, config: SearchConfig) -> Candida
 def _random_search(panel, vocab, config) -> Candidates:
     rng = np.random.default_rng(config.seed)
     roots = {Kind(kind) for kind in config.root_kinds}
-    formulas = [random_formula(vocab, rng, max_tokens=config.max_tokens, root_kinds=roots)
-                for _ in range(config.budget)]  # fmt: skip
+    formulas = [
+        random_formula(vocab, rng, max_tokens=config.max_tokens, root_kinds=roots)
+        for _ in range(config.budget)
+    ]
     return _scored(panel, vocab, config, formulas, evaluated=len(formulas))
 
 
@@ -105,14 +107,20 @@ def _trajectories(panel, vocab, config, budget: int) -> TrajectorySet:
     from inference.library import known_factors
 
     roots = {Kind(kind) for kind in config.root_kinds}
-    library = sum(1 for _, n in known_factors(vocab, max_tokens=config.max_tokens)
-                  if n.kind in roots)  # fmt: skip
+    library = sum(
+        1 for _, n in known_factors(vocab, max_tokens=config.max_tokens) if n.kind in roots
+    )
     seeds = max(1, budget // 5 - library)
     chains = max(1, min(16, (budget - library - seeds) // 10))
     steps = max(0, (budget - library - seeds) // chains)
-    plan = BuildPlan(random=seeds, mcmc_chains=chains if steps else 0, mcmc_steps=steps,
-                     max_tokens=config.max_tokens, root_kinds=config.root_kinds,
-                     seed=config.seed)  # fmt: skip
+    plan = BuildPlan(
+        random=seeds,
+        mcmc_chains=chains if steps else 0,
+        mcmc_steps=steps,
+        max_tokens=config.max_tokens,
+        root_kinds=config.root_kinds,
+        seed=config.seed,
+    )
     return build_trajectories(panel, vocab, config.reward, plan, workers=config.workers)
 
 
@@ -130,31 +138,53 @@ def _generate(panel, vocab, config, trajectories: TrajectorySet, count: int) -> 
     cloning = config.method == "bc"
     data_set = trajectories.top(0.2) if cloning else trajectories
     gamma = config.reward.gamma
-    data = encode(data_set.token_lists(), data_set.frame["reward"], vocab,
-                  context=config.max_tokens, gamma=gamma)  # fmt: skip
+    data = encode(
+        data_set.token_lists(),
+        data_set.frame["reward"],
+        vocab,
+        context=config.max_tokens,
+        gamma=gamma,
+    )
     model_config = ModelConfig(
-        **{**(config.model.to_dict() if config.model else {}), "vocab_size": len(vocab),
-           "context": config.max_tokens, "max_depth": vocab.config.max_depth,
-           "behaviour_cloning": cloning},
-    )  # fmt: skip
+        **{
+            **(config.model.to_dict() if config.model else {}),
+            "vocab_size": len(vocab),
+            "context": config.max_tokens,
+            "max_depth": vocab.config.max_depth,
+            "behaviour_cloning": cloning,
+        },
+    )
     steps = config.train_steps
     rewards = data_set.frame["reward"].to_numpy()
     weights = None if cloning else _rank_weights(rewards, config.top_weight)
-    result = train(data, None, model_config,
-                   TrainConfig(steps=steps, batch_size=min(256, max(16, len(data))),
-                               warmup_steps=max(1, steps // 10), eval_every=steps,
-                               seed=config.seed),
-                   row_weights=weights)  # fmt: skip
+    result = train(
+        data,
+        None,
+        model_config,
+        TrainConfig(
+            steps=steps,
+            batch_size=min(256, max(16, len(data))),
+            warmup_steps=max(1, steps // 10),
+            eval_every=steps,
+            seed=config.seed,
+        ),
+        row_weights=weights,
+    )
     target = config.target
     if target is None:
         target = float(np.quantile(rewards, config.target_quantile))
     seen = set(trajectories.frame["formula_hash"])
     roots = {Kind(kind) for kind in config.root_kinds}
     found = generate(
-        InProcessPolicy(result.model), vocab, target, max(1, count),
+        InProcessPolicy(result.model),
+        vocab,
+        target,
+        max(1, count),
         options=SamplingOptions(gamma=gamma, max_attempts=4 * max(1, count)),
-        rng=np.random.default_rng(config.seed), root_kinds=roots, exclude=seen,
-    )  # fmt: skip
+        rng=np.random.default_rng(config.seed),
+        root_kinds=roots,
+        exclude=seen,
+    )
     # every episode sampled costs an evaluation in a live system only if new: duplicates
     # are dropped before evaluation, so the budget counts distinct new formulas
     return _scored(panel, vocab, config, found.formulas, evaluated=len(found.formulas))
@@ -219,14 +249,19 @@ def search_report(
     test_ics = [entry["test"].get("ic") for entry in best]
     finite = [ic for ic in test_ics if ic is not None and math.isfinite(ic)]
     return {
-        "method": config.method, "budget": config.budget, "seed": config.seed,
-        "definition": str(definition), "reward_metric": config.reward.metric,
-        "n_evaluated": candidates.n_evaluated, "n_valid": candidates.n_valid,
-        "n_unique": len(candidates.formulas), "n_qualified": qualified,
+        "method": config.method,
+        "budget": config.budget,
+        "seed": config.seed,
+        "definition": str(definition),
+        "reward_metric": config.reward.metric,
+        "n_evaluated": candidates.n_evaluated,
+        "n_valid": candidates.n_valid,
+        "n_unique": len(candidates.formulas),
+        "n_qualified": qualified,
         "hit_rate": qualified / max(1, candidates.n_evaluated),
         "mean_test_ic_top": float(np.mean(finite)) if finite else None,
         "best": best,
-    }  # fmt: skip
+    }
 
 
 def _metrics(metrics) -> dict:

@@ -122,8 +122,9 @@ def train(
                 len(data), (config.batch_size,), device=device, generator=generator
             )
         else:
-            rows = torch.multinomial(weights, config.batch_size, replacement=True,
-                                     generator=generator)  # fmt: skip
+            rows = torch.multinomial(
+                weights, config.batch_size, replacement=True, generator=generator
+            )
         batch = on_device.batch(rows)
         with autocast:
             loss = action_loss(model(*batch[:4]), batch[2], batch[4])
@@ -134,12 +135,21 @@ def train(
         running.append(loss.detach())  # no .item(): a GPU step would wait for the host
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             val = evaluate_loss(model, held_out, device) if held_out else float("nan")
-            entry = {"step": step + 1, "train_loss": float(torch.stack(running).mean()),
-                     "val_loss": val, "lr": learning_rate(step, config)}  # fmt: skip
+            entry = {
+                "step": step + 1,
+                "train_loss": float(torch.stack(running).mean()),
+                "val_loss": val,
+                "lr": learning_rate(step, config),
+            }
             history.append(entry)
             running = []
-            log.info("step %d: train loss %.4f, validation loss %.4f, lr %.2e",
-                     entry["step"], entry["train_loss"], val, entry["lr"])  # fmt: skip
+            log.info(
+                "step %d: train loss %.4f, validation loss %.4f, lr %.2e",
+                entry["step"],
+                entry["train_loss"],
+                val,
+                entry["lr"],
+            )
             if progress:
                 progress(entry)
             score = val if math.isfinite(val) else entry["train_loss"]
@@ -170,8 +180,9 @@ def _row_weights(weights, rows: int, device) -> torch.Tensor | None:
         return None
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (rows,) or not np.isfinite(weights).all() or (weights < 0).any():
-        raise ValueError(f"row_weights must be {rows} finite values >= 0, got shape "
-                         f"{weights.shape}")  # fmt: skip
+        raise ValueError(
+            f"row_weights must be {rows} finite values >= 0, got shape {weights.shape}"
+        )
     if weights.sum() <= 0:
         raise ValueError("row_weights are all zero: no trajectory could be drawn")
     return torch.from_numpy(weights).to(device)

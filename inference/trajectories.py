@@ -139,10 +139,17 @@ class _Scoring:
         rewards = self.spec.rewards(values)
         families = families or [""] * len(formulas)
         return [
-            {"formula": str(f), "formula_hash": formula_hash(f), "tokens": to_tokens(f),
-             "reward": float(r), "metric_value": float(v), "source": source, "family": fam}
+            {
+                "formula": str(f),
+                "formula_hash": formula_hash(f),
+                "tokens": to_tokens(f),
+                "reward": float(r),
+                "metric_value": float(v),
+                "source": source,
+                "family": fam,
+            }
             for f, r, v, fam in zip(formulas, rewards, values, families, strict=True)
-        ]  # fmt: skip
+        ]
 
 
 _WORKER: _Scoring | None = None
@@ -202,17 +209,19 @@ def build_trajectories(
     roots = {Kind(kind) for kind in plan.root_kinds}
     options = options or ScoringOptions()
     local = _Scoring(panel, vocab, spec, options)
-    library = [(e, n) for e, n in known_factors(vocab, max_tokens=plan.max_tokens)
-               if n.kind in roots]  # fmt: skip
+    library = [
+        (e, n) for e, n in known_factors(vocab, max_tokens=plan.max_tokens) if n.kind in roots
+    ]
     rows = local.rows([n for _, n in library], "library", [e.family for e, _ in library])
     seeds = np.random.SeedSequence(plan.seed).spawn(2)
     random_tasks = [
         ("random", seed, (min(plan.task_size, plan.random - start), plan.max_tokens, roots))
         for start, seed in zip(
             range(0, plan.random, plan.task_size),
-            seeds[0].spawn(math.ceil(plan.random / plan.task_size)), strict=True,
+            seeds[0].spawn(math.ceil(plan.random / plan.task_size)),
+            strict=True,
         )
-    ]  # fmt: skip
+    ]
     rows += _run_all(random_tasks, workers, (panel, vocab, spec, options), local)
     starts = _chain_starts(rows, plan.mcmc_chains)
     chain_tasks = [
@@ -222,13 +231,19 @@ def build_trajectories(
     rows += _run_all(chain_tasks, workers, (panel, vocab, spec, options), local)
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     meta = {
-        "metric": spec.metric, "gamma": spec.gamma, "clip": spec.clip,
-        "nan_reward": spec.nan_reward, "plan": asdict(plan),
-        "data_start": str(panel.dates[0])[:10], "data_end": str(panel.dates[-1])[:10],
-        "rows": int(panel.shape[0]), "assets": int(panel.shape[1]),
-        "vocabulary": vocab.fingerprint, "grammar_version": GRAMMAR_VERSION,
+        "metric": spec.metric,
+        "gamma": spec.gamma,
+        "clip": spec.clip,
+        "nan_reward": spec.nan_reward,
+        "plan": asdict(plan),
+        "data_start": str(panel.dates[0])[:10],
+        "data_end": str(panel.dates[-1])[:10],
+        "rows": int(panel.shape[0]),
+        "assets": int(panel.shape[1]),
+        "vocabulary": vocab.fingerprint,
+        "grammar_version": GRAMMAR_VERSION,
         "sources": frame["source"].value_counts().to_dict(),
-    }  # fmt: skip
+    }
     return TrajectorySet(frame, meta | (provenance or {}))
 
 
@@ -253,8 +268,9 @@ def _run_all(tasks: list[tuple], workers: int, context: tuple, local: _Scoring) 
         finally:
             _WORKER = previous
     spawn = get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_init_worker,
-                             initargs=context) as pool:  # fmt: skip
+    with ProcessPoolExecutor(
+        workers, mp_context=spawn, initializer=_init_worker, initargs=context
+    ) as pool:
         return [row for chunk in pool.map(_run_task, tasks) for row in chunk]
 
 

@@ -27,8 +27,13 @@ import numpy as np
 from inference.repository import INPUT_NAMES, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
-_DATATYPES = {"rtg": "FP32", "features": "INT64", "actions": "INT64", "lengths": "INT64",
-              "mask": "BOOL"}  # fmt: skip
+_DATATYPES = {
+    "rtg": "FP32",
+    "features": "INT64",
+    "actions": "INT64",
+    "lengths": "INT64",
+    "mask": "BOOL",
+}
 
 
 class TritonUnavailable(RuntimeError):
@@ -91,7 +96,7 @@ class TritonPolicy:
                     {k: v[s : s + self.max_batch_size] for k, v in arrays.items()}
                 ),
                 "inference",
-            )  # fmt: skip
+            )
             for start in range(0, rows, self.max_batch_size)
         ]
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
@@ -121,8 +126,13 @@ class TritonPolicy:
                 last = error
                 if attempt + 1 < self.retries:
                     delay = random.uniform(0.0, self.backoff_s * 2**attempt)  # full jitter
-                    log.info("triton %s failed (%s); retry %d in %.2f s", what,
-                             _reason(error), attempt + 1, delay)  # fmt: skip
+                    log.info(
+                        "triton %s failed (%s); retry %d in %.2f s",
+                        what,
+                        _reason(error),
+                        attempt + 1,
+                        delay,
+                    )
                     self._sleep(delay)
         raise TritonUnavailable(
             f"Triton at {self.url} (model {self.model_name!r}) failed {what} "
@@ -169,7 +179,10 @@ class FallbackPolicy:
             except TritonUnavailable as error:
                 self._remote = None  # reconnect when the breaker closes: it may be back
                 self._open_until = self._clock() + self._retry_after_s
-                log.warning("Triton unavailable, answering in process for the next %.0f s: %s",
-                            self._retry_after_s, error)  # fmt: skip
+                log.warning(
+                    "Triton unavailable, answering in process for the next %.0f s: %s",
+                    self._retry_after_s,
+                    error,
+                )
         self.fallback_calls += 1
         return self.local(rtg, features, actions, lengths, mask)

@@ -76,8 +76,10 @@ def serve(http: str, grpc: str, metrics_port: int, health: str, repository: Path
             strict=True,
         )
         for model in models:
-            tensors = [Tensor(name=t.name, dtype=t.numpy_dtype, shape=t.dims)
-                       for t in (*model.inputs, *model.outputs)]  # fmt: skip
+            tensors = [
+                Tensor(name=t.name, dtype=t.numpy_dtype, shape=t.dims)
+                for t in (*model.inputs, *model.outputs)
+            ]
             triton.bind(
                 model_name=model.name,
                 model_version=model.version,
@@ -100,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grpc", required=True, help="HOST:PORT for Triton's gRPC endpoint")
     parser.add_argument("--metrics-port", type=int, required=True)
     parser.add_argument("--model", required=True, help="name of the health model")
-    parser.add_argument("--repository", type=Path, default=None,
-                        help="model repository with exported generators")  # fmt: skip
+    parser.add_argument(
+        "--repository", type=Path, default=None, help="model repository with exported generators"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # SIGTERM becomes KeyboardInterrupt so Triton's context manager shuts the server down.

@@ -57,9 +57,14 @@ def open_pool(
     start-up, not later on the first request. Close it with ``pool.close()``.
     """
     pool = ConnectionPool(
-        dsn, min_size=min_size, max_size=max_size, name=name, timeout=timeout_s, open=False,
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        timeout=timeout_s,
+        open=False,
         kwargs={"autocommit": autocommit},
-    )  # fmt: skip
+    )
     try:
         pool.open(wait=True, timeout=timeout_s)
     except PoolTimeout as e:

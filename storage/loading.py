@@ -32,8 +32,10 @@ def load_panel(conn: psycopg.Connection, panel: Panel) -> int:
     }
     groups = {GROUP_PREFIX + k: v.astype(np.float64) for k, v in panel.groups.items()}
     columns = {**panel.fields, **groups}
-    frames = [pd.DataFrame({**base, "field": name, "value": values.reshape(-1)})
-              for name, values in columns.items()]  # fmt: skip
+    frames = [
+        pd.DataFrame({**base, "field": name, "value": values.reshape(-1)})
+        for name, values in columns.items()
+    ]
     if not frames:
         return 0
     observations = pd.concat(frames, ignore_index=True)
@@ -46,9 +48,14 @@ def load_releases(conn: psycopg.Connection, releases: pd.DataFrame) -> int:
     """Store a releases frame (``alphafactory.data.releases`` columns); returns how many
     were new."""
     observations = [
-        MacroObservation(str(r.series_id), pd.Timestamp(r.period).date(), float(r.value),
-                         pd.Timestamp(r.released_at).to_pydatetime(), str(r.event_id))
+        MacroObservation(
+            str(r.series_id),
+            pd.Timestamp(r.period).date(),
+            float(r.value),
+            pd.Timestamp(r.released_at).to_pydatetime(),
+            str(r.event_id),
+        )
         for r in releases.itertuples(index=False)
-    ]  # fmt: skip
+    ]
     with conn.transaction():
         return record_macro_observations(conn, observations=observations)

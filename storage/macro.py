@@ -158,9 +158,11 @@ def releases_until(
           AND (%(series)s::text[] IS NULL OR series_id = ANY(%(series)s::text[]))
         ORDER BY released_at, series_id, period, observation_id
         """,
-        {"until": require_aware(until, "until"),
-         "series": None if series_ids is None else list(series_ids)},
-    ).fetchall()  # fmt: skip
+        {
+            "until": require_aware(until, "until"),
+            "series": None if series_ids is None else list(series_ids),
+        },
+    ).fetchall()
     return _frame(rows, AS_OF_COLUMNS)
 
 

@@ -44,8 +44,10 @@ class Progress:
         return self.n_candidates is not None and self.n_evaluated >= self.n_candidates
 
 
-_COLUMNS = ("request_id, strategy_id, as_of, decision_time, trigger_event_id, trigger, "
-            "requested_at, n_candidates")  # fmt: skip
+_COLUMNS = (
+    "request_id, strategy_id, as_of, decision_time, trigger_event_id, trigger, "
+    "requested_at, n_candidates"
+)
 
 
 def register_request(conn: psycopg.Connection, request: RequestRecord) -> RequestRecord:

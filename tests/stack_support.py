@@ -84,9 +84,14 @@ def untrained_generator(panel, *, context: int, d_model: int, path=None):
 
     vocab = Vocabulary(panel.operand_kinds, config_for_panel(panel))
     torch.manual_seed(0)
-    config = ModelConfig(vocab_size=len(vocab), context=context, d_model=d_model,
-                         n_head=2 if d_model < 64 else 4, n_layer=1 if d_model < 64 else 2,
-                         max_depth=vocab.config.max_depth)  # fmt: skip
+    config = ModelConfig(
+        vocab_size=len(vocab),
+        context=context,
+        d_model=d_model,
+        n_head=2 if d_model < 64 else 4,
+        n_layer=1 if d_model < 64 else 2,
+        max_depth=vocab.config.max_depth,
+    )
     model = DecisionTransformer(config).eval()
     if path is not None:
         save_checkpoint(path, model, vocab, reward={"metric": "hac_tstat", "gamma": 1.0})

@@ -14,12 +14,22 @@ from alphafactory.metrics import parse_definition
 from alphafactory.scoring import FormulaScorer, config_for_panel
 from alphafactory.strategy import Strategy
 
-STRATEGY = Strategy.model_validate({
-    "id": "test", "alpha": {"definition": "hac_tstat >= 1", "training_months": 60},
-    "pool": {"size": 3, "max_correlation": 0.9}, "portfolio": {"kind": "tilt", "tilt_limit": 0.05},
-})  # fmt: skip
-FORMULAS = ["ts_zscore(M0000, 12)", "delta(M0001, 3)", "M0002", "ts_mean(M0003, 6)",
-            "rank(returns)", "ts_zscore(M0001, 6)"]  # fmt: skip
+STRATEGY = Strategy.model_validate(
+    {
+        "id": "test",
+        "alpha": {"definition": "hac_tstat >= 1", "training_months": 60},
+        "pool": {"size": 3, "max_correlation": 0.9},
+        "portfolio": {"kind": "tilt", "tilt_limit": 0.05},
+    }
+)
+FORMULAS = [
+    "ts_zscore(M0000, 12)",
+    "delta(M0001, 3)",
+    "M0002",
+    "ts_mean(M0003, 6)",
+    "rank(returns)",
+    "ts_zscore(M0001, 6)",
+]
 
 
 @pytest.fixture(scope="module")

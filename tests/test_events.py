@@ -21,9 +21,13 @@ from alphafactory.events import (
 
 NOW = datetime(2024, 5, 10, 12, 30, tzinfo=UTC)
 RELEASE = {
-    "event_id": "e-1", "series_id": "us_core_cpi", "period": "2024-04-30", "value": 3.1,
-    "released_at": "2024-05-10T08:30:00-04:00", "schema_version": 1,
-}  # fmt: skip
+    "event_id": "e-1",
+    "series_id": "us_core_cpi",
+    "period": "2024-04-30",
+    "value": 3.1,
+    "released_at": "2024-05-10T08:30:00-04:00",
+    "schema_version": 1,
+}
 
 
 def raw(**changes) -> bytes:
@@ -73,16 +77,36 @@ def test_an_oversized_message_is_rejected_before_parsing():
 
 def test_every_internal_event_round_trips_and_is_frozen():
     events = [
-        GenerationRequest(request_id="r1", strategy_id="s", as_of=date(2024, 4, 30),
-                          decision_time=NOW, trigger_event_id="e-1", trigger="release",
-                          candidates=100, requested_at=NOW),
-        BacktestResult(request_id="r1", strategy_id="s", as_of=date(2024, 4, 30),
-                       formula_hash="h", formula="rank(us_core_cpi)", qualified=True,
-                       metrics={"ic": 0.05, "hac_tstat": None}, evaluated_at=NOW),
-        Rebalance(allocation_id="a1", strategy_id="s", as_of=date(2024, 4, 30),
-                  trigger_event_id="e-1", weights={"A": 0.6, "B": 0.4}, n_alphas=3,
-                  created_at=NOW),
-    ]  # fmt: skip
+        GenerationRequest(
+            request_id="r1",
+            strategy_id="s",
+            as_of=date(2024, 4, 30),
+            decision_time=NOW,
+            trigger_event_id="e-1",
+            trigger="release",
+            candidates=100,
+            requested_at=NOW,
+        ),
+        BacktestResult(
+            request_id="r1",
+            strategy_id="s",
+            as_of=date(2024, 4, 30),
+            formula_hash="h",
+            formula="rank(us_core_cpi)",
+            qualified=True,
+            metrics={"ic": 0.05, "hac_tstat": None},
+            evaluated_at=NOW,
+        ),
+        Rebalance(
+            allocation_id="a1",
+            strategy_id="s",
+            as_of=date(2024, 4, 30),
+            trigger_event_id="e-1",
+            weights={"A": 0.6, "B": 0.4},
+            n_alphas=3,
+            created_at=NOW,
+        ),
+    ]
     for event in events:
         assert EVENTS[event.topic] is type(event)
         assert decode(type(event), event.to_json()) == event
@@ -93,10 +117,18 @@ def test_every_internal_event_round_trips_and_is_frozen():
 
 
 def test_an_internal_event_with_a_bad_value_names_it():
-    message = json.dumps({"request_id": "r1", "strategy_id": "s", "as_of": "2024-04-30",
-                          "decision_time": NOW.isoformat(), "trigger_event_id": "e",
-                          "trigger": "earthquake", "candidates": 0,
-                          "requested_at": NOW.isoformat()}).encode()  # fmt: skip
+    message = json.dumps(
+        {
+            "request_id": "r1",
+            "strategy_id": "s",
+            "as_of": "2024-04-30",
+            "decision_time": NOW.isoformat(),
+            "trigger_event_id": "e",
+            "trigger": "earthquake",
+            "candidates": 0,
+            "requested_at": NOW.isoformat(),
+        }
+    ).encode()
     with pytest.raises(EventError) as info:
         decode(GenerationRequest, message)
     assert "trigger: Input should be 'release', 'schedule' or 'manual'" in str(info.value)

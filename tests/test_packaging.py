@@ -14,9 +14,23 @@ PACKAGES = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setupto
 
 # The domain core may not reach the I/O edges: no brokers, databases, queues or servers.
 FORBIDDEN_IN_CORE = {
-    "kafka", "psycopg", "psycopg_pool", "celery", "kombu", "redis", "tritonclient",
-    "pytriton", "requests", "urllib3", "socket", "subprocess",
-    "producers", "consumers", "inference", "storage", "deploy",
+    "kafka",
+    "psycopg",
+    "psycopg_pool",
+    "celery",
+    "kombu",
+    "redis",
+    "tritonclient",
+    "pytriton",
+    "requests",
+    "urllib3",
+    "socket",
+    "subprocess",
+    "producers",
+    "consumers",
+    "inference",
+    "storage",
+    "deploy",
 }
 # The CLI is the composition root: it wires the edges together, so it is exempt.
 CORE_EXEMPT = {REPO / "alphafactory" / "cli"}
@@ -53,7 +67,8 @@ def _imported_roots(path: Path) -> set[str]:
 
 def core_modules() -> list[Path]:
     return [
-        path for path in sorted((REPO / "alphafactory").rglob("*.py"))
+        path
+        for path in sorted((REPO / "alphafactory").rglob("*.py"))
         if not any(path.is_relative_to(exempt) for exempt in CORE_EXEMPT)
     ]
 

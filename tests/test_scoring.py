@@ -16,8 +16,13 @@ def panel():
     return synthetic_market(n_assets=12, n_dates=150, n_macro=4, seed=5, frequency="M").panel
 
 
-FORMULAS = ["ts_zscore(M0001, 12)", "rank(-pct_change(close, 3))", "rank(M0002)",
-            "ts_mean(M0000 - M0003, 6)", "nonsense(close)"]  # fmt: skip
+FORMULAS = [
+    "ts_zscore(M0001, 12)",
+    "rank(-pct_change(close, 3))",
+    "rank(M0002)",
+    "ts_mean(M0000 - M0003, 6)",
+    "nonsense(close)",
+]
 
 
 def test_batch_equals_one_formula_at_a_time_and_bad_ones_get_none(panel):

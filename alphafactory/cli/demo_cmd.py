@@ -32,10 +32,10 @@ def register(commands) -> None:
     parser.add_argument("--months", type=int, default=24, help="core CPI releases to replay")
     parser.add_argument("--train-steps", type=int, default=400)
     parser.add_argument("--retrain", action="store_true", help="ignore a cached generator")
-    parser.add_argument("--no-triton", action="store_true",
-                        help="generate in process (skip the export to Triton)")  # fmt: skip
-    parser.add_argument("--keep-running", action="store_true",
-                        help="leave the stack up afterwards")  # fmt: skip
+    parser.add_argument(
+        "--no-triton", action="store_true", help="generate in process (skip the export to Triton)"
+    )
+    parser.add_argument("--keep-running", action="store_true", help="leave the stack up afterwards")
     parser.add_argument("--verbose", action="store_true", help="show the INFO logs too")
     parser.set_defaults(handler=run)
 
@@ -64,16 +64,21 @@ def _demo(args, settings: Settings, started: float) -> int:
     from alphafactory.data.bundled import bundled_market
     from alphafactory.strategy import active_strategies
 
-    (strategy,) = [s for s in active_strategies(settings.pipeline.strategies_dir)
-                   if s.triggered_by(TRIGGER_SERIES)][:1]  # fmt: skip
+    (strategy,) = [
+        s
+        for s in active_strategies(settings.pipeline.strategies_dir)
+        if s.triggered_by(TRIGGER_SERIES)
+    ][:1]
     print("2/5 building the bundled real dataset and storing it point-in-time ...")
     market = bundled_market()
     window = steps.replay_window(market.releases, TRIGGER_SERIES, args.months)
     stored = steps.store_history(settings, market, window.start)
     assets, months = market.panel.shape[1], market.panel.shape[0]
-    print(f"    {assets} assets x {months} months, {stored} releases before "
-          f"{window.start:%Y-%m-%d}; replaying {len(window.releases)} releases "
-          f"({args.months} {TRIGGER_SERIES} triggers) to {window.end:%Y-%m-%d}")  # fmt: skip
+    print(
+        f"    {assets} assets x {months} months, {stored} releases before "
+        f"{window.start:%Y-%m-%d}; replaying {len(window.releases)} releases "
+        f"({args.months} {TRIGGER_SERIES} triggers) to {window.end:%Y-%m-%d}"
+    )
     print("3/5 generator: training a small model on the years before the window ...")
     summary = steps.ensure_generator(settings, market.panel, window.start, args)
     print(f"    {summary}")

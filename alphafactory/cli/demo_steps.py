@@ -30,7 +30,8 @@ def replay_window(releases: pd.DataFrame, trigger: str, months: int) -> Window:
     # start just after the previous trigger: the other series' releases in between replay too
     start = triggers["released_at"].iloc[-months - 1] + pd.Timedelta(seconds=1)
     chosen = releases[releases["released_at"] >= start].sort_values(
-        ["released_at", "series_id"], kind="stable")  # fmt: skip
+        ["released_at", "series_id"], kind="stable"
+    )
     return Window(start, chosen["released_at"].iloc[-1], chosen.reset_index(drop=True))
 
 
@@ -63,11 +64,14 @@ def ensure_generator(settings: Settings, panel, start: pd.Timestamp, args) -> st
         except CheckpointError:
             cached = None
     if cached is None:
-        plan = BuildPlan(random=3000, mcmc_chains=16, mcmc_steps=60, max_tokens=12,
-                         root_kinds=("macro",), seed=0)  # fmt: skip
+        plan = BuildPlan(
+            random=3000, mcmc_chains=16, mcmc_steps=60, max_tokens=12, root_kinds=("macro",), seed=0
+        )
         summary = train_on_panel(panel, row, path, plan=plan, steps=args.train_steps)
-        text = (f"trained on {summary['trajectories']:,} trajectories before {split} in "
-                f"{summary['seconds']:.0f} s -> {path}")  # fmt: skip
+        text = (
+            f"trained on {summary['trajectories']:,} trajectories before {split} in "
+            f"{summary['seconds']:.0f} s -> {path}"
+        )
     else:
         text = f"reusing {path} (trained on data before {split})"
     if args.no_triton:
@@ -101,8 +105,10 @@ def replay(settings: Settings, strategy, releases: pd.DataFrame, trigger: str) -
 
     outcomes: list[Outcome] = []
     published: list[str] = []
-    with KafkaPublisher.open(settings.kafka) as publisher, \
-            psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:  # fmt: skip
+    with (
+        KafkaPublisher.open(settings.kafka) as publisher,
+        psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn,
+    ):
         for event in release_events(releases):
             if event.series_id == trigger:
                 # every earlier release stored first, so the decision sees all of them
@@ -126,8 +132,10 @@ def _wait_stored(conn, event_ids: list[str]) -> None:
             return
         time.sleep(0.2)
     if event_ids:
-        raise SystemExit("the release handler stored nothing for minutes: see its log "
-                         "(.alphafactory/logs/release-handler.log)")  # fmt: skip
+        raise SystemExit(
+            "the release handler stored nothing for minutes: see its log "
+            "(.alphafactory/logs/release-handler.log)"
+        )
 
 
 def _follow(conn, strategy_id: str, event) -> Outcome:
@@ -137,9 +145,11 @@ def _follow(conn, strategy_id: str, event) -> Outcome:
     while True:
         status = trigger_status(conn, strategy_id, event.event_id)
         elapsed = time.monotonic() - started
-        line = (f"  {event.released_at:%Y-%m-%d} {event.series_id} {event.period:%Y-%m}: "
-                f"generated {status.generated if status.generated is not None else '...':>4}, "
-                f"evaluated {status.evaluated:>4}, qualified {status.qualified:>3}")  # fmt: skip
+        line = (
+            f"  {event.released_at:%Y-%m-%d} {event.series_id} {event.period:%Y-%m}: "
+            f"generated {status.generated if status.generated is not None else '...':>4}, "
+            f"evaluated {status.evaluated:>4}, qualified {status.qualified:>3}"
+        )
         if status.allocation_id or elapsed > TRIGGER_TIMEOUT_S:
             break
         if tty:
@@ -148,9 +158,17 @@ def _follow(conn, strategy_id: str, event) -> Outcome:
     top = sorted(status.weights.items(), key=lambda kv: -kv[1])[:3]
     shown = ", ".join(f"{a} {w:.1%}" for a, w in top) if top else "no allocation (timed out)"
     print(f"\r{line}, pool {status.pool:>2} -> {shown}  ({elapsed:.1f} s)", flush=True)
-    return Outcome(event.event_id, pd.Timestamp(event.released_at), status.generated or 0,
-                   status.evaluated, status.qualified, status.pool, status.allocation_id,
-                   status.weights, elapsed)  # fmt: skip
+    return Outcome(
+        event.event_id,
+        pd.Timestamp(event.released_at),
+        status.generated or 0,
+        status.evaluated,
+        status.qualified,
+        status.pool,
+        status.allocation_id,
+        status.weights,
+        elapsed,
+    )
 
 
 def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: Path) -> None:
@@ -164,28 +182,35 @@ def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: P
     decisions = pd.DatetimeIndex([o.decision_time for o in done]).tz_convert("UTC")
     benchmarks = []
     for when in decisions:
-        known = np.asarray(pd.DatetimeIndex(panel.dates).tz_localize("America/New_York")
-                           .tz_convert("UTC") <= when)  # fmt: skip
+        known = np.asarray(
+            pd.DatetimeIndex(panel.dates).tz_localize("America/New_York").tz_convert("UTC") <= when
+        )
         window = panel.returns[known][-strategy.portfolio.volatility_months :]
         benchmarks.append(dict(zip(panel.assets, portfolio.risk_parity(window), strict=True)))
     series = {
-        "strategy": held_returns(panel.dates, panel.assets, panel.returns, decisions,
-                                 [o.weights for o in done]),
-        "benchmark (risk parity)": held_returns(panel.dates, panel.assets, panel.returns,
-                                                decisions, benchmarks),
-    }  # fmt: skip
+        "strategy": held_returns(
+            panel.dates, panel.assets, panel.returns, decisions, [o.weights for o in done]
+        ),
+        "benchmark (risk parity)": held_returns(
+            panel.dates, panel.assets, panel.returns, decisions, benchmarks
+        ),
+    }
     columns = ("months", "total", "annual", "vol", "sharpe", "maxDD")
     print(f"    {'':24s} " + " ".join(f"{c:>8}" for c in columns))
     for name, values in series.items():
         p = summarize(values, 12)
-        print(f"    {name:24s} {p.periods:8d} {p.total_return:8.2%} {p.annual_return:8.2%} "
-              f"{p.annual_volatility:8.2%} {p.sharpe:8.2f} {p.max_drawdown:8.2%}")  # fmt: skip
+        print(
+            f"    {name:24s} {p.periods:8d} {p.total_return:8.2%} {p.annual_return:8.2%} "
+            f"{p.annual_volatility:8.2%} {p.sharpe:8.2f} {p.max_drawdown:8.2%}"
+        )
     _plot(series, plot)
     print(f"    plot: {plot}")
     mean_s = np.mean([o.seconds for o in done])
     generated, qualified = sum(o.generated for o in done), sum(o.qualified for o in done)
-    print(f"    {len(done)} rebalances, {generated:,} formulas generated and evaluated, "
-          f"{qualified:,} qualified; {mean_s:.1f} s per release")  # fmt: skip
+    print(
+        f"    {len(done)} rebalances, {generated:,} formulas generated and evaluated, "
+        f"{qualified:,} qualified; {mean_s:.1f} s per release"
+    )
 
 
 def _plot(series: dict[str, pd.Series], path: Path) -> None:

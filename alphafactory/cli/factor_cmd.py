@@ -24,23 +24,43 @@ def register(commands) -> None:
     evaluate = actions.add_parser("eval", help="evaluate formulas on a panel file")
     evaluate.add_argument("expr", nargs="?", help="a formula, e.g. 'rank(-delta(close, 5))'")
     evaluate.add_argument("--formulas", type=Path, help="a file with one formula a line")
-    evaluate.add_argument("--data", type=Path, required=True,
-                          help="panel file (Parquet or CSV, long format: date, asset, fields)")
+    evaluate.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="panel file (Parquet or CSV, long format: date, asset, fields)",
+    )
     evaluate.add_argument("--horizon", type=_positive_int, default=1)
     evaluate.add_argument("--quantiles", type=_positive_int, default=5)
-    evaluate.add_argument("--periods-per-year", type=_positive_int, default=None,
-                          help="override the frequency inferred from the date spacing")
-    evaluate.add_argument("--macro", action="append", default=[], metavar="COLUMN",
-                          help="a column that is a macro series (same value for every asset)")
-    evaluate.add_argument("--macro-window", type=_positive_int, default=36,
-                          help="rows in the trailing regressions that map macro factors to assets")
+    evaluate.add_argument(
+        "--periods-per-year",
+        type=_positive_int,
+        default=None,
+        help="override the frequency inferred from the date spacing",
+    )
+    evaluate.add_argument(
+        "--macro",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="a column that is a macro series (same value for every asset)",
+    )
+    evaluate.add_argument(
+        "--macro-window",
+        type=_positive_int,
+        default=36,
+        help="rows in the trailing regressions that map macro factors to assets",
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON lines")
     evaluate.add_argument(
-        "--plot", type=Path, metavar="PATH",
+        "--plot",
+        type=Path,
+        metavar="PATH",
         help="also write a PNG tear sheet (cumulative long-short return, drawdown, IC, "
-             "quantile returns) to PATH; with --formulas, one per valid formula, named "
-             "PATH's stem + '-<n>' + suffix, n the formula's 1-based position among the "
-             "file's formulas (e.g. sheet.png -> sheet-1.png, sheet-3.png)")
+        "quantile returns) to PATH; with --formulas, one per valid formula, named "
+        "PATH's stem + '-<n>' + suffix, n the formula's 1-based position among the "
+        "file's formulas (e.g. sheet.png -> sheet-1.png, sheet-3.png)",
+    )
     evaluate.set_defaults(handler=run_eval)
 
 
@@ -71,8 +91,9 @@ def run_eval(args, settings: Settings) -> int:
         return 2
     failures = 0
     plotter = _Plotter(args.plot, single=args.expr is not None, dates=panel.dates)
-    for result in evaluate_formulas(panel, formulas, args,
-                                    on_scored=plotter if args.plot else None):
+    for result in evaluate_formulas(
+        panel, formulas, args, on_scored=plotter if args.plot else None
+    ):
         failures += "error" in result
         print(json.dumps(result) if args.json else _human(result))
     return 1 if failures or plotter.failures else 0
@@ -90,8 +111,9 @@ class _Plotter:
         path = self.path
         target = path if self.single else path.with_name(f"{path.stem}-{index + 1}{path.suffix}")
         try:
-            write_tearsheet(target, formula=formula, dates=self.dates, series=series,
-                            metrics=metrics)
+            write_tearsheet(
+                target, formula=formula, dates=self.dates, series=series, metrics=metrics
+            )
         except (OSError, ValueError) as error:
             self.failures += 1
             print(f"alphafactory: cannot write tear sheet {target}: {error}", file=sys.stderr)
@@ -116,8 +138,9 @@ def evaluate_formulas(panel, formulas: list[str], args, *, on_scored=None):
     periods = args.periods_per_year or infer_periods_per_year(panel.dates)
     config = config_for_periods(periods)
     evaluator = Evaluator(panel, config=config)
-    scorer = FactorScorer.for_panel(panel, horizon=args.horizon, quantiles=args.quantiles,
-                                    periods_per_year=periods)
+    scorer = FactorScorer.for_panel(
+        panel, horizon=args.horizon, quantiles=args.quantiles, periods_per_year=periods
+    )
     for index, text in enumerate(formulas):
         try:
             formula = evaluator.prepare(text)
@@ -128,8 +151,11 @@ def evaluate_formulas(panel, formulas: list[str], args, *, on_scored=None):
         metrics = scorer.score(values).to_dict()
         if on_scored is not None:
             on_scored(index, str(formula), scorer.series(values), metrics)
-        yield {"formula": str(formula), "formula_hash": formula_hash(formula),
-               **{k: _json_number(v) for k, v in metrics.items()}}
+        yield {
+            "formula": str(formula),
+            "formula_hash": formula_hash(formula),
+            **{k: _json_number(v) for k, v in metrics.items()},
+        }
 
 
 def _json_number(value):
@@ -143,8 +169,17 @@ def _json_number(value):
 def _human(result: dict) -> str:
     if "error" in result:
         return f"{result['formula']}\n  error: {result['error']}"
-    keys = ("ic", "rank_ic", "icir", "ls_sharpe", "ls_annual_return", "ls_max_drawdown",
-            "turnover", "hac_tstat", "n_periods")
+    keys = (
+        "ic",
+        "rank_ic",
+        "icir",
+        "ls_sharpe",
+        "ls_annual_return",
+        "ls_max_drawdown",
+        "turnover",
+        "hac_tstat",
+        "n_periods",
+    )
     cells = "  ".join(f"{k}={_fmt(result.get(k))}" for k in keys)
     return f"{result['formula']}\n  {cells}"
 

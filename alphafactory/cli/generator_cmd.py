@@ -88,13 +88,17 @@ def register(commands) -> None:
     search = commands.add_parser("search", help="search formulas under an evaluation budget")
     search.add_argument("--data", type=Path, required=True, help="panel file (long format)")
     search.add_argument("--macro", action="append", default=[], metavar="COLUMN")
-    search.add_argument("--split", default=None,
-                        help="first held-out date (default: the date 70%% into the data)")
+    search.add_argument(
+        "--split", default=None, help="first held-out date (default: the date 70%% into the data)"
+    )
     search.add_argument("--method", choices=("dt", "random", "mcmc", "bc"), required=True)
     search.add_argument("--budget", type=int, required=True, help="formula evaluations")
     search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--definition", default="hac_tstat >= 2",
-                        help='alpha definition, e.g. "ls_sharpe > 0.7 and ls_max_drawdown < 0.1"')
+    search.add_argument(
+        "--definition",
+        default="hac_tstat >= 2",
+        help='alpha definition, e.g. "ls_sharpe > 0.7 and ls_max_drawdown < 0.1"',
+    )
     search.add_argument("--metric", default="hac_tstat", help="training reward metric")
     search.add_argument("--roots", default="macro,panel", help="formula kinds")
     search.add_argument("--max-tokens", type=int, default=16)
@@ -114,20 +118,28 @@ def register(commands) -> None:
     generate.add_argument("--roots", default=None, help="formula kinds, e.g. macro")
     generate.add_argument("--seed", type=int, default=None)
     generate.add_argument(
-        "--via", choices=("local", "triton"), default="local",
+        "--via",
+        choices=("local", "triton"),
+        default="local",
         help="local: the checkpoint in this process; triton: batched calls to the Triton "
         "server of the settings (fallback per triton.fallback)",
-    )  # fmt: skip
+    )
     generate.add_argument("--json", action="store_true", help="print one JSON object")
     generate.set_defaults(handler=run_generate)
 
 
 def _data_arguments(parser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="panel file (long format)")
-    parser.add_argument("--macro", action="append", default=[], metavar="COLUMN",
-                        help="a column that is a macro series")  # fmt: skip
-    parser.add_argument("--split", required=True,
-                        help="first date of the held-out period (YYYY-MM-DD)")  # fmt: skip
+    parser.add_argument(
+        "--macro",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="a column that is a macro series",
+    )
+    parser.add_argument(
+        "--split", required=True, help="first date of the held-out period (YYYY-MM-DD)"
+    )
 
 
 def _fail(message: str) -> int:
@@ -165,14 +177,24 @@ def run_export(args, settings: Settings) -> int:
     repository = args.repository or settings.triton.repository
     try:
         options = ServingOptions(
-            model_name=args.name or settings.triton.generator_model, version=args.version,
-            max_batch_size=args.max_batch_size, instances=args.instances,
-        )  # fmt: skip
+            model_name=args.name or settings.triton.generator_model,
+            version=args.version,
+            max_batch_size=args.max_batch_size,
+            instances=args.instances,
+        )
         path = export_repository(load_checkpoint(args.checkpoint), repository, options)
     except ValueError as error:
         return _fail(str(error))
-    print(json.dumps({"model": options.model_name, "version": options.version,
-                      "onnx": str(path), "repository": str(repository)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "model": options.model_name,
+                "version": options.version,
+                "onnx": str(path),
+                "repository": str(repository),
+            }
+        )
+    )
     print("serve it locally with: alphafactory stack restart triton", file=sys.stderr)
     return 0
 

@@ -50,8 +50,12 @@ def _run_scheduler(settings: Settings, stop_event: threading.Event) -> int:
 
     strategies = active_strategies(settings.pipeline.strategies_dir)
     with KafkaPublisher.open(settings.kafka) as publisher:
-        return run_scheduler(publisher, strategies, stop_event=stop_event,
-                             state_path=Path(settings.state_path) / "scheduler.json")  # fmt: skip
+        return run_scheduler(
+            publisher,
+            strategies,
+            stop_event=stop_event,
+            state_path=Path(settings.state_path) / "scheduler.json",
+        )
 
 
 def run_component(args, settings: Settings) -> int:

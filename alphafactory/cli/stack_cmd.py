@@ -15,8 +15,9 @@ def register(commands) -> None:
     up.set_defaults(handler=run_up)
     down = actions.add_parser("down", help="stop every component the stack started")
     down.set_defaults(handler=run_down)
-    restart = actions.add_parser("restart", help="restart components, e.g. triton after "
-                                 "`model export`")  # fmt: skip
+    restart = actions.add_parser(
+        "restart", help="restart components, e.g. triton after `model export`"
+    )
     restart.add_argument("components", nargs="+", metavar="COMPONENT")
     restart.set_defaults(handler=run_restart)
     status = actions.add_parser("status", help="probe every component's health")
@@ -77,8 +78,9 @@ def print_status(status: dict, *, as_json: bool) -> int:
         return 0 if status["up"] else 1
     for name in ("kafka", "postgres", "redis", "triton"):
         entry = status[name]
-        where = {k: v for k, v in entry.items() if k not in ("up", "embedded", "pid", "log",
-                                                            "error")}
+        where = {
+            k: v for k, v in entry.items() if k not in ("up", "embedded", "pid", "log", "error")
+        }
         state = "up" if entry["up"] else f"DOWN ({entry.get('error', 'unknown')})"
         endpoint = "  ".join(f"{k}={v}" for k, v in where.items())
         print(f"{name:9s} {state:6s} {endpoint}")

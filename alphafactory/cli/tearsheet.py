@@ -29,14 +29,21 @@ def write_tearsheet(path, *, formula: str, dates, series: dict, metrics: dict) -
     peak = np.maximum(np.maximum.accumulate(wealth), 1.0)
     drawdown = 1.0 - wealth / peak
 
-    fig, axes = plt.subplots(4, 1, figsize=(11, 13), constrained_layout=True,
-                             gridspec_kw={"height_ratios": [3, 1.4, 2.2, 2]})
+    fig, axes = plt.subplots(
+        4,
+        1,
+        figsize=(11, 13),
+        constrained_layout=True,
+        gridspec_kw={"height_ratios": [3, 1.4, 2.2, 2]},
+    )
     try:
         _cumulative(axes[0], dates, wealth - 1.0)
         _drawdown(axes[1], dates, drawdown)
         _ic(axes[2], dates, series["ic"], series["rank_ic"])
-        _quantiles(axes[3], metrics.get("quantile_mean_returns") or
-                   _quantile_means(series["quantile_returns"], ls))
+        _quantiles(
+            axes[3],
+            metrics.get("quantile_mean_returns") or _quantile_means(series["quantile_returns"], ls),
+        )
         fig.suptitle(_title(formula, metrics), fontsize=11, x=0.01, ha="left")
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format="png", dpi=100)
@@ -66,10 +73,16 @@ def _ic(ax, dates, ic, rank_ic) -> None:
     rank_ic = np.asarray(rank_ic, dtype=np.float64)
     window = max(5, min(63, len(ic) // 10))
     ax.vlines(dates, 0, np.nan_to_num(ic), color="tab:blue", alpha=0.25, lw=1, label="IC")
-    ax.plot(dates, _rolling_mean(ic, window), color="tab:blue", lw=1.5,
-            label=f"IC, {window}-date mean")
-    ax.plot(dates, _rolling_mean(rank_ic, window), color="tab:orange", lw=1.5,
-            label=f"rank IC, {window}-date mean")
+    ax.plot(
+        dates, _rolling_mean(ic, window), color="tab:blue", lw=1.5, label=f"IC, {window}-date mean"
+    )
+    ax.plot(
+        dates,
+        _rolling_mean(rank_ic, window),
+        color="tab:orange",
+        lw=1.5,
+        label=f"rank IC, {window}-date mean",
+    )
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_title("Information coefficient per date", loc="left")
     ax.legend(loc="upper left", fontsize=8, ncols=3)
@@ -106,10 +119,17 @@ def _quantile_means(quantile_returns, ls) -> np.ndarray:
 
 
 def _title(formula: str, metrics: dict) -> str:
-    cells = [("IC", "ic", ".4f"), ("rank IC", "rank_ic", ".4f"), ("ICIR", "icir", ".2f"),
-             ("Sharpe", "ls_sharpe", ".2f"), ("ann. return", "ls_annual_return", ".1%"),
-             ("max DD", "ls_max_drawdown", ".1%"), ("turnover", "turnover", ".2f"),
-             ("HAC t", "hac_tstat", ".2f"), ("periods", "n_periods", "d")]
+    cells = [
+        ("IC", "ic", ".4f"),
+        ("rank IC", "rank_ic", ".4f"),
+        ("ICIR", "icir", ".2f"),
+        ("Sharpe", "ls_sharpe", ".2f"),
+        ("ann. return", "ls_annual_return", ".1%"),
+        ("max DD", "ls_max_drawdown", ".1%"),
+        ("turnover", "turnover", ".2f"),
+        ("HAC t", "hac_tstat", ".2f"),
+        ("periods", "n_periods", "d"),
+    ]
     text = "   ".join(f"{name} {_format(metrics.get(key), spec)}" for name, key, spec in cells)
     shown = formula if len(formula) <= 110 else formula[:107] + "..."
     return f"{shown}\n{text}"

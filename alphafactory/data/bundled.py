@@ -44,8 +44,20 @@ from alphafactory.data.releases import (
 )
 from alphafactory.panel import Panel
 
-INDUSTRIES = ["NoDur", "Durbl", "Manuf", "Enrgy", "Chems", "BusEq", "Telcm", "Utils",
-              "Shops", "Hlth", "Money", "Other"]  # fmt: skip
+INDUSTRIES = [
+    "NoDur",
+    "Durbl",
+    "Manuf",
+    "Enrgy",
+    "Chems",
+    "BusEq",
+    "Telcm",
+    "Utils",
+    "Shops",
+    "Hlth",
+    "Money",
+    "Other",
+]
 SIZE_VALUE = ["S1V1", "S1V3", "S1V5", "S3V1", "S3V3", "S3V5", "S5V1", "S5V3", "S5V5"]
 
 # series id -> (source column, frequency, lag days, New York clock, description)
@@ -164,7 +176,7 @@ def _releases(sources: pd.DataFrame, last_date) -> tuple[pd.DataFrame, pd.DataFr
                 "clock": c,
                 "source": col,
                 "description": d,
-            }  # fmt: skip
+            }
             for k, (col, f, lag, c, d) in RELEASE_RULES.items()
         ]
     )

@@ -195,8 +195,14 @@ def _prices(rng, returns, volume, dispersion) -> dict[str, np.ndarray]:
     wick = 0.3 * dispersion * np.abs(rng.standard_normal((2, n_dates, n_assets)))
     high = np.maximum(open_, close) * (1.0 + wick[0])
     low = np.minimum(open_, close) * np.maximum(1.0 - wick[1], 0.05)
-    return {"close": close, "returns": returns, "volume": volume, "open": open_,
-            "high": high, "low": low}  # fmt: skip
+    return {
+        "close": close,
+        "returns": returns,
+        "volume": volume,
+        "open": open_,
+        "high": high,
+        "low": low,
+    }
 
 
 def _macro_releases(rng, n_macro, dates, frequency) -> tuple[pd.DataFrame, pd.DataFrame]:

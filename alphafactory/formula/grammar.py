@@ -123,9 +123,11 @@ class _Tables:
         mask = self.op_masks.get(required)
         if mask is None:
             mask = np.array(
-                [self._literals_exist(op) and bool(_child_options(op, required, (), self.kinds))
-                 for op in self.ops]
-            )  # fmt: skip
+                [
+                    self._literals_exist(op) and bool(_child_options(op, required, (), self.kinds))
+                    for op in self.ops
+                ]
+            )
             self.op_masks[required] = mask
         return mask
 

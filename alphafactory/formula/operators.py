@@ -160,6 +160,7 @@ class Scale(CrossSectional):
     name = "scale"
 
 
+# one line per operator family (kept by hand: fmt: skip)
 _ALL: tuple[type[Node], ...] = (
     Neg, Abs, Sign, Log, Slog, Sqrt, Square, Inv,
     Add, Sub, Mul, Div, Max, Min,
@@ -177,18 +178,28 @@ _SPELLED_AS_SYMBOLS = {"neg", "add", "sub", "mul", "div"}
 CALLABLE = {name: op for name, op in OPERATORS.items() if name not in _SPELLED_AS_SYMBOLS}
 
 SEMANTICS = {
-    "abs": "|x|", "sign": "sign(x) (NaN stays NaN)", "log": "ln(x), NaN where x <= 0",
-    "slog": "sign(x) * ln(1 + |x|)", "sqrt": "sqrt(x), NaN where x < 0", "square": "x * x",
-    "inv": "1 / x, NaN where |x| < 1e-12", "neg": "-x",
+    "abs": "|x|",
+    "sign": "sign(x) (NaN stays NaN)",
+    "log": "ln(x), NaN where x <= 0",
+    "slog": "sign(x) * ln(1 + |x|)",
+    "sqrt": "sqrt(x), NaN where x < 0",
+    "square": "x * x",
+    "inv": "1 / x, NaN where |x| < 1e-12",
+    "neg": "-x",
     "add": "x + y",
     "sub": "x - y",
     "mul": "x * y",
-    "div": "x / y, NaN where |y| < 1e-12 (never inf)", "max": "elementwise max (NaN wins)",
+    "div": "x / y, NaN where |y| < 1e-12 (never inf)",
+    "max": "elementwise max (NaN wins)",
     "min": "elementwise min (NaN wins)",
-    "delay": "x shifted d rows later", "delta": "x - delay(x, d)",
+    "delay": "x shifted d rows later",
+    "delta": "x - delay(x, d)",
     "pct_change": "x / delay(x, d) - 1, NaN where |delay(x, d)| < 1e-12",
-    "ts_mean": "rolling mean", "ts_sum": "rolling sum", "ts_std": "rolling std, ddof=1",
-    "ts_min": "rolling min", "ts_max": "rolling max",
+    "ts_mean": "rolling mean",
+    "ts_sum": "rolling sum",
+    "ts_std": "rolling std, ddof=1",
+    "ts_min": "rolling min",
+    "ts_max": "rolling max",
     "ts_rank": "pandas rolling(w).rank(pct=True): average ties, divided by w",
     "ts_zscore": "(x - ts_mean) / ts_std, NaN where ts_std < 1e-12",
     "ts_argmax": "0-based row of the max inside the window, oldest = 0, first on ties",
@@ -197,11 +208,13 @@ SEMANTICS = {
     "ema": "pandas ewm(span=w, adjust=True).mean() of the last w rows only (finite memory)",
     "ts_corr": "rolling Pearson correlation, NaN where either series is constant",
     "ts_cov": "rolling covariance, ddof=1",
-    "rank": "per date rank(pct=True), average ties", "zscore": "per date (x - mean) / std, ddof=1",
-    "demean": "per date x - mean", "scale": "per date x / sum|x|",
+    "rank": "per date rank(pct=True), average ties",
+    "zscore": "per date (x - mean) / std, ddof=1",
+    "demean": "per date x - mean",
+    "scale": "per date x / sum|x|",
     "winsorize": "per date clip to mean +- k * std (ddof=1); unchanged where std is undefined",
     "group_demean": "per date x - mean of x within the asset's group (codes < 0: no group)",
-}  # fmt: skip
+}
 # every time-series operator gives NaN where its window holds any missing value
 
 

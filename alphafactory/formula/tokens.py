@@ -52,8 +52,11 @@ class Vocabulary:
         values = {*config.windows, *config.lags, *config.constants, *config.winsorize_ks}
         self.literals = {format_number(float(v)): float(v) for v in sorted(values)}
         self.tokens: tuple[str, ...] = (
-            *self.specials, *self.operators, *self.operands, *self.literals
-        )  # fmt: skip
+            *self.specials,
+            *self.operators,
+            *self.operands,
+            *self.literals,
+        )
         self.index = {token: i for i, token in enumerate(self.tokens)}
         if len(self.index) != len(self.tokens):
             seen: set[str] = set()
@@ -98,10 +101,15 @@ class Vocabulary:
         """Identifies the token numbering and language rules: a model trained on one
         vocabulary may only be used with a vocabulary of the same fingerprint."""
         text = json.dumps(
-            {"grammar": GRAMMAR_VERSION, "tokens": self.tokens, "operands": self.operands,
-             "config": dataclasses.asdict(self.config)},
-            sort_keys=True, default=str,
-        )  # fmt: skip
+            {
+                "grammar": GRAMMAR_VERSION,
+                "tokens": self.tokens,
+                "operands": self.operands,
+                "config": dataclasses.asdict(self.config),
+            },
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def __contains__(self, token: str) -> bool:

@@ -31,14 +31,24 @@ from alphafactory.metrics.factor import CONTRACT_KEYS, FactorMetrics
 
 KNOWN_METRICS = CONTRACT_KEYS + ("n_ic_dates", "max_pool_correlation")
 ALIASES = {
-    "sharpe": "ls_sharpe", "cagr": "ls_annual_return", "annual_return": "ls_annual_return",
-    "max_drawdown": "ls_max_drawdown", "drawdown": "ls_max_drawdown", "tstat": "hac_tstat",
-}  # fmt: skip
+    "sharpe": "ls_sharpe",
+    "cagr": "ls_annual_return",
+    "annual_return": "ls_annual_return",
+    "max_drawdown": "ls_max_drawdown",
+    "drawdown": "ls_max_drawdown",
+    "tstat": "hac_tstat",
+}
 MAX_LENGTH = 10_000  # characters
 MAX_DEPTH = 50  # nested parentheses and nots
 
-_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
-            "==": np.equal, "!=": np.not_equal}  # fmt: skip
+_COMPARE = {
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
 _TOKEN = re.compile(
     r"(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?%?)|(?P<name>[A-Za-z_]\w*)"
     r"|(?P<op><=|>=|==|!=|<|>)|(?P<punct>[()+-])",
@@ -269,8 +279,9 @@ def _metric_name(word: str, text: str, column: int) -> str:
         raise DefinitionError(
             f"unknown metric {word!r}; known metrics: {', '.join(KNOWN_METRICS)} "
             f"(aliases: {', '.join(f'{a}={m}' for a, m in ALIASES.items())})",
-            text=text, column=column,
-        )  # fmt: skip
+            text=text,
+            column=column,
+        )
     return name
 
 

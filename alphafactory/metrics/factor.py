@@ -43,9 +43,18 @@ from alphafactory.metrics.series import series_stats
 from alphafactory.panel import Panel
 
 CONTRACT_KEYS = (
-    "ic", "rank_ic", "icir", "rank_icir", "ls_sharpe", "ls_annual_return", "ls_max_drawdown",
-    "turnover", "hac_tstat", "n_periods", "periods_per_year",
-)  # fmt: skip
+    "ic",
+    "rank_ic",
+    "icir",
+    "rank_icir",
+    "ls_sharpe",
+    "ls_annual_return",
+    "ls_max_drawdown",
+    "turnover",
+    "hac_tstat",
+    "n_periods",
+    "periods_per_year",
+)
 
 # Median spacing in days -> periods per year; the contract's four, plus annual.
 _SPACING_DAYS = ((4.5, 252), (11.0, 52), (50.0, 12), (135.0, 4), (float("inf"), 1))
@@ -138,9 +147,12 @@ class FactorScorer:
         (T, Q), NaN where a date does not count; e.g. for a tear sheet."""
         sections = cross_sections(self._check_stack(np.asarray(factor)[None]), self.tables)
         return {
-            "ic": sections.ic[0], "rank_ic": sections.rank_ic[0], "ls": sections.ls[0],
-            "turnover": sections.turnover[0], "quantile_returns": sections.quantile_returns[0],
-        }  # fmt: skip
+            "ic": sections.ic[0],
+            "rank_ic": sections.rank_ic[0],
+            "ls": sections.ls[0],
+            "turnover": sections.turnover[0],
+            "quantile_returns": sections.quantile_returns[0],
+        }
 
     def _check_stack(self, factors: np.ndarray) -> np.ndarray:
         stack = np.asarray(factors, dtype=np.float64)
@@ -174,15 +186,24 @@ class FactorScorer:
         rows = np.stack(columns, axis=-1).tolist()
         return [
             FactorMetrics(
-                *row, n_periods=int(n), periods_per_year=self.periods_per_year,
-                horizon=self.horizon, quantiles=self.quantiles, n_ic_dates=int(k),
-                hac_maxlags=int(lags), quantile_mean_returns=tuple(q),
+                *row,
+                n_periods=int(n),
+                periods_per_year=self.periods_per_year,
+                horizon=self.horizon,
+                quantiles=self.quantiles,
+                n_ic_dates=int(k),
+                hac_maxlags=int(lags),
+                quantile_mean_returns=tuple(q),
             )
             for row, n, k, lags, q in zip(
-                rows, stats["n"].tolist(), n_ic.tolist(), stats["hac_maxlags"].tolist(),
-                qmeans.tolist(), strict=True,
+                rows,
+                stats["n"].tolist(),
+                n_ic.tolist(),
+                stats["hac_maxlags"].tolist(),
+                qmeans.tolist(),
+                strict=True,
             )
-        ]  # fmt: skip
+        ]
 
 
 def factor_metrics(
@@ -196,9 +217,12 @@ def factor_metrics(
 ) -> FactorMetrics:
     """Metrics of one ``(T, N)`` factor against ``(T, N)`` returns (see the module doc)."""
     scorer = FactorScorer(
-        returns, horizon=horizon, quantiles=quantiles,
-        periods_per_year=periods_per_year, dates=dates,
-    )  # fmt: skip
+        returns,
+        horizon=horizon,
+        quantiles=quantiles,
+        periods_per_year=periods_per_year,
+        dates=dates,
+    )
     return scorer.score(factor)
 
 
@@ -213,9 +237,12 @@ def factor_metrics_batch(
 ) -> list[FactorMetrics]:
     """Metrics of each factor of an ``(F, T, N)`` stack, vectorised across the stack."""
     scorer = FactorScorer(
-        returns, horizon=horizon, quantiles=quantiles,
-        periods_per_year=periods_per_year, dates=dates,
-    )  # fmt: skip
+        returns,
+        horizon=horizon,
+        quantiles=quantiles,
+        periods_per_year=periods_per_year,
+        dates=dates,
+    )
     return scorer.score_batch(factors)
 
 

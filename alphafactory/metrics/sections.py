@@ -53,18 +53,39 @@ def cross_sections(x: np.ndarray, tables: ReturnTables) -> CrossSections:
     quantile_returns = np.full((f, t, q), np.nan)
     defined = np.zeros((f, t), dtype=np.bool_)
     _sections(
-        np.ascontiguousarray(x, dtype=np.float64), tables.forward, tables.forward_ranks,
-        tables.forward_counts, tables.next_returns, q, tables.horizon == 1,
-        ic, rank_ic, ls, quantile_returns, turnover, defined,
-    )  # fmt: skip
+        np.ascontiguousarray(x, dtype=np.float64),
+        tables.forward,
+        tables.forward_ranks,
+        tables.forward_counts,
+        tables.next_returns,
+        q,
+        tables.horizon == 1,
+        ic,
+        rank_ic,
+        ls,
+        quantile_returns,
+        turnover,
+        defined,
+    )
     return CrossSections(ic, rank_ic, ls, quantile_returns, turnover, defined)
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _sections(
-    x, forward, forward_ranks, forward_counts, next_returns, quantiles, shared_mask,
-    ic, rank_ic, ls, quantile_returns, turnover, defined,
-):  # fmt: skip
+    x,
+    forward,
+    forward_ranks,
+    forward_counts,
+    next_returns,
+    quantiles,
+    shared_mask,
+    ic,
+    rank_ic,
+    ls,
+    quantile_returns,
+    turnover,
+    defined,
+):
     # Helpers take whole arrays plus indices, never row views: a view of an array shared
     # by the threads bumps its reference count atomically, and at 20 assets a date that
     # contention costs more than the arithmetic.

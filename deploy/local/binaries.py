@@ -47,6 +47,7 @@ def postgres_bin_dir() -> Path:
     on_path = shutil.which("pg_ctl")
     if on_path and shutil.which("initdb"):
         return Path(on_path).resolve().parent
+
     def major_version(pg_ctl: str) -> int:
         name = Path(pg_ctl).parent.parent.name
         return int(name) if name.isdigit() else 0
@@ -82,8 +83,12 @@ def postgres_run_prefix() -> list[str]:
             "running as root, the stack runs Postgres as the system user 'postgres', which "
             "does not exist; install the Debian package 'postgresql' or run as a normal user"
         ) from error
-    return [require_executable("runuser", debian_package="util-linux").as_posix(), "-u",
-            POSTGRES_SYSTEM_USER, "--"]
+    return [
+        require_executable("runuser", debian_package="util-linux").as_posix(),
+        "-u",
+        POSTGRES_SYSTEM_USER,
+        "--",
+    ]
 
 
 def ensure_postgres_user_can_reach(state_dir: Path) -> None:

@@ -99,8 +99,15 @@ class Kafka(ProcessComponent):
 
     def argv(self, settings: Settings, paths: StackPaths) -> list[str]:
         # tansu behind the compatibility proxy, so librdkafka clients (kcat) work too
-        return [sys.executable, "-m", "deploy.local.kafka_compat",
-                "--listen", self.address(settings), "--tansu", str(tansu_binary())]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "deploy.local.kafka_compat",
+            "--listen",
+            self.address(settings),
+            "--tansu",
+            str(tansu_binary()),
+        ]
 
     def ready(self, settings: Settings) -> str | None:
         return probes.kafka(settings.kafka)
@@ -153,11 +160,14 @@ class Triton(ProcessComponent):
         return settings.triton.http
 
     def argv(self, settings: Settings, paths: StackPaths) -> list[str]:
-        for address in (settings.triton.grpc, f"{host_of(settings.triton.http)}:"
-                        f"{settings.triton.metrics_port}"):
+        for address in (
+            settings.triton.grpc,
+            f"{host_of(settings.triton.http)}:{settings.triton.metrics_port}",
+        ):
             if probes.port_in_use(address):
-                raise ComponentError(self.name, f"port {port_of(address)} is busy",
-                                     paths.log(self.name))
+                raise ComponentError(
+                    self.name, f"port {port_of(address)} is busy", paths.log(self.name)
+                )
         return [
             sys.executable,
             "-m",

@@ -119,18 +119,27 @@ def _free_port() -> int:
 
 async def _main(listen: str, tansu: str) -> int:
     broker_port = _free_port()
-    broker = subprocess.Popen([
-        tansu, "broker", "--listener-url", f"tcp://127.0.0.1:{broker_port}",
-        "--advertised-listener-url", f"tcp://{listen}", "--storage-engine", "memory://tansu/",
-    ])  # fmt: skip
+    broker = subprocess.Popen(
+        [
+            tansu,
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{broker_port}",
+            "--advertised-listener-url",
+            f"tcp://{listen}",
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+    )
     server = await serve(listen, broker_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     waiter = asyncio.create_task(asyncio.to_thread(broker.wait))
-    done, _ = await asyncio.wait([asyncio.create_task(stop.wait()), waiter],
-                                 return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+    done, _ = await asyncio.wait(
+        [asyncio.create_task(stop.wait()), waiter], return_when=asyncio.FIRST_COMPLETED
+    )
     server.close()
     if broker.poll() is None:
         broker.terminate()

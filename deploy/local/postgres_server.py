@@ -63,12 +63,18 @@ class PostgresServer:
             self._own(Path(pw_file.name))
             self._run(
                 "initdb",
-                "--pgdata", str(self.data_dir),
-                "--username", self.admin_user,
-                "--pwfile", pw_file.name,
-                "--auth", "scram-sha-256",
-                "--encoding", "UTF8",
-                "--locale", "C",
+                "--pgdata",
+                str(self.data_dir),
+                "--username",
+                self.admin_user,
+                "--pwfile",
+                pw_file.name,
+                "--auth",
+                "scram-sha-256",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
             )
         finally:
             os.unlink(pw_file.name)
@@ -81,8 +87,17 @@ class PostgresServer:
         options = f"-h {self.host} -p {self.port} -k ''"
         try:
             self._run(
-                "pg_ctl", "--pgdata", str(self.data_dir), "--log", str(self.log_file),
-                "-o", options, "-w", "-t", "60", "start",
+                "pg_ctl",
+                "--pgdata",
+                str(self.data_dir),
+                "--log",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
             )
         except PostgresServerError as error:
             tail = _tail(self.log_file)
@@ -101,8 +116,9 @@ class PostgresServer:
         if pid is None:
             return False
         try:
-            self._run("pg_ctl", "--pgdata", str(self.data_dir), "-m", "fast", "-w", "-t", "30",
-                      "stop")
+            self._run(
+                "pg_ctl", "--pgdata", str(self.data_dir), "-m", "fast", "-w", "-t", "30", "stop"
+            )
         except PostgresServerError:
             process.stop_group(pid, timeout_s=5)
         return True

@@ -36,8 +36,13 @@ class Service:
         env.update(settings_env(settings))
         env["PYTHONUNBUFFERED"] = "1"
         # the service name is in the command line: it tells our process from a stranger
-        process.spawn(self.argv(), pid_file=paths.pid(self.name), log_file=paths.log(self.name),
-                      marker=self._argv[-1], env=env)  # fmt: skip
+        process.spawn(
+            self.argv(),
+            pid_file=paths.pid(self.name),
+            log_file=paths.log(self.name),
+            marker=self._argv[-1],
+            env=env,
+        )
 
     def exited(self, settings: Settings, paths: StackPaths) -> bool:
         return process.gone(paths.pid(self.name))

@@ -81,10 +81,14 @@ def _start_pipeline(settings: Settings, paths: StackPaths, report: UpReport) -> 
             report.started.append(service.name)
     time.sleep(1.0 if services else 0.0)  # a service that cannot start dies at once
     failures = [
-        ComponentError(s.name, f"exited during start-up ({process.exit_status(paths.pid(s.name))})",
-                       paths.log(s.name))
-        for s in services if s.exited(settings, paths)
-    ]  # fmt: skip
+        ComponentError(
+            s.name,
+            f"exited during start-up ({process.exit_status(paths.pid(s.name))})",
+            paths.log(s.name),
+        )
+        for s in services
+        if s.exited(settings, paths)
+    ]
     if failures:
         raise StackError(failures)
 
@@ -99,8 +103,12 @@ def restart(settings: Settings, names: list[str]) -> list[str]:
     known = {component.name: component for component in (*COMPONENTS, *enabled(settings))}
     unknown = sorted(set(names) - set(known))
     if unknown:
-        raise StackError([ComponentError(n, f"no such component; expected one of {sorted(known)}",
-                                         paths.root) for n in unknown])  # fmt: skip
+        raise StackError(
+            [
+                ComponentError(n, f"no such component; expected one of {sorted(known)}", paths.root)
+                for n in unknown
+            ]
+        )
     chosen = [known[n] for n in names if n not in COMPONENT_NAMES or embedded(known[n], settings)]
     for component in chosen:
         component.stop(settings, paths)
@@ -125,8 +133,11 @@ def _wait_until_ready(settings: Settings, paths: StackPaths, components) -> list
             reasons[name] = reason
             if embedded(component, settings) and component.exited(settings, paths):
                 ended = process.exit_status(paths.pid(name))
-                failures.append(ComponentError(name, f"exited during start-up ({reason}; "
-                                               f"{ended})", paths.log(name)))  # fmt: skip
+                failures.append(
+                    ComponentError(
+                        name, f"exited during start-up ({reason}; {ended})", paths.log(name)
+                    )
+                )
                 del pending[name]
         if pending and time.monotonic() > deadline:
             failures += [
@@ -182,9 +193,13 @@ def status(settings: Settings) -> dict:
         result[component.name] = entry
     for service in enabled(settings):
         reason = service.health(settings)
-        entry = {**service.describe(settings), "up": reason is None, "embedded": True,
-                 "pid": service.running_pid(settings, paths),
-                 "log": str(paths.log(service.name))}  # fmt: skip
+        entry = {
+            **service.describe(settings),
+            "up": reason is None,
+            "embedded": True,
+            "pid": service.running_pid(settings, paths),
+            "log": str(paths.log(service.name)),
+        }
         result[service.name] = entry if reason is None else {**entry, "error": reason}
     names = [c.name for c in COMPONENTS] + [s.name for s in enabled(settings)]
     result["up"] = all(result[name]["up"] for name in names)

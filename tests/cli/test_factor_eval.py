@@ -34,12 +34,27 @@ def panel_file(request, market, tmp_path_factory):
 
 
 def test_json_metrics_equal_the_python_api(panel_file, market):
-    result = alphafactory("factor", "eval", FORMULA, "--data", str(panel_file), "--json",
-                          "--horizon", "2", "--quantiles", "4")
+    result = alphafactory(
+        "factor",
+        "eval",
+        FORMULA,
+        "--data",
+        str(panel_file),
+        "--json",
+        "--horizon",
+        "2",
+        "--quantiles",
+        "4",
+    )
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
-    expected = factor_metrics(evaluate(FORMULA, market.panel), market.panel.returns,
-                              horizon=2, quantiles=4, dates=market.panel.dates).to_dict()
+    expected = factor_metrics(
+        evaluate(FORMULA, market.panel),
+        market.panel.returns,
+        horizon=2,
+        quantiles=4,
+        dates=market.panel.dates,
+    ).to_dict()
     assert set(CONTRACT_KEYS) <= set(printed)
     for key in CONTRACT_KEYS:
         if isinstance(expected[key], float) and math.isnan(expected[key]):
@@ -54,12 +69,17 @@ def test_a_bad_line_yields_an_error_object_and_the_batch_goes_on(panel_file, tmp
     formulas = tmp_path / "formulas.txt"
     lines = [FORMULA, "# a comment", "ts_mean(close, 7)", "__import__('os')", "rank(close)"]
     formulas.write_text("\n".join(lines) + "\n")
-    result = alphafactory("factor", "eval", "--formulas", str(formulas), "--data",
-                          str(panel_file), "--json")
+    result = alphafactory(
+        "factor", "eval", "--formulas", str(formulas), "--data", str(panel_file), "--json"
+    )
     assert result.returncode == 1
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["formula"] for line in lines] == [
-        FORMULA, "ts_mean(close, 7)", "__import__('os')", "rank(close)"]
+        FORMULA,
+        "ts_mean(close, 7)",
+        "__import__('os')",
+        "rank(close)",
+    ]
     assert "ic" in lines[0] and "ic" in lines[3]
     assert "window must be one of" in lines[1]["error"] and "got 7" in lines[1]["error"]
     assert "error" in lines[2]

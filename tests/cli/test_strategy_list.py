@@ -91,13 +91,17 @@ def test_json_reports_the_newest_stored_period_and_the_inferred_frequency(
     months = [date(2023, m, 1) for m in range(1, 13)]
     weeks = [date(2024, 1, 5) + timedelta(weeks=w) for w in range(8)]
     observations = [
-        *(MacroObservation(cpi, p, 1.0, RELEASED + timedelta(days=i), f"{cpi}:{i}")
-          for i, p in enumerate(months)),
+        *(
+            MacroObservation(cpi, p, 1.0, RELEASED + timedelta(days=i), f"{cpi}:{i}")
+            for i, p in enumerate(months)
+        ),
         MacroObservation(cpi, months[-1], 2.0, RELEASED + timedelta(days=99), f"{cpi}:rev"),
-        *(MacroObservation(claims, p, 1.0, RELEASED + timedelta(days=i), f"{claims}:{i}")
-          for i, p in enumerate(weeks)),
+        *(
+            MacroObservation(claims, p, 1.0, RELEASED + timedelta(days=i), f"{claims}:{i}")
+            for i, p in enumerate(weeks)
+        ),
         MacroObservation(gdp, date(2023, 10, 1), 1.0, RELEASED, f"{gdp}:0"),
-    ]  # fmt: skip
+    ]
     with psycopg.connect(database.dsn("app"), autocommit=True) as conn:
         record_macro_observations(conn, observations=observations)
 
@@ -144,8 +148,9 @@ def test_an_invalid_strategy_file_exits_2_naming_it(stack_settings, database, st
 def test_an_unreachable_database_exits_1(stack_settings, database, strategies_dir):
     (closed,) = free_ports(1)
 
-    result = alphafactory(stack_settings, database, strategies_dir, "--json",
-                          ALPHAFACTORY_POSTGRES__PORT=str(closed))  # fmt: skip
+    result = alphafactory(
+        stack_settings, database, strategies_dir, "--json", ALPHAFACTORY_POSTGRES__PORT=str(closed)
+    )
 
     assert result.returncode == 1
     assert "cannot read the stored releases" in result.stderr and str(closed) in result.stderr

@@ -39,8 +39,9 @@ def panel_file(tmp_path_factory):
 def test_a_single_formula_writes_one_png_and_the_json_is_unchanged(panel_file, tmp_path):
     plot = tmp_path / "sheet.png"
     plain = alphafactory("factor", "eval", FORMULA, "--data", str(panel_file), "--json")
-    plotted = alphafactory("factor", "eval", FORMULA, "--data", str(panel_file), "--json",
-                           "--plot", str(plot))
+    plotted = alphafactory(
+        "factor", "eval", FORMULA, "--data", str(panel_file), "--json", "--plot", str(plot)
+    )
     assert plotted.returncode == 0, plotted.stderr
     assert json.loads(plotted.stdout) == json.loads(plain.stdout)
     assert_png(plot)
@@ -51,8 +52,17 @@ def test_formulas_write_one_png_per_valid_formula(panel_file, tmp_path):
     formulas = tmp_path / "formulas.txt"
     formulas.write_text(f"{FORMULA}\n# a comment\n__import__('os')\nrank(close)\n")
     out = tmp_path / "out"
-    result = alphafactory("factor", "eval", "--formulas", str(formulas), "--data",
-                          str(panel_file), "--json", "--plot", str(out / "sheet.png"))
+    result = alphafactory(
+        "factor",
+        "eval",
+        "--formulas",
+        str(formulas),
+        "--data",
+        str(panel_file),
+        "--json",
+        "--plot",
+        str(out / "sheet.png"),
+    )
     assert result.returncode == 1  # the bad line
     assert "error" in json.loads(result.stdout.splitlines()[1])
     assert sorted(p.name for p in out.iterdir()) == ["sheet-1.png", "sheet-3.png"]
@@ -62,8 +72,9 @@ def test_formulas_write_one_png_per_valid_formula(panel_file, tmp_path):
 
 def test_a_bad_single_formula_writes_nothing(panel_file, tmp_path):
     plot = tmp_path / "sheet.png"
-    result = alphafactory("factor", "eval", "__import__('os')", "--data", str(panel_file),
-                          "--plot", str(plot))
+    result = alphafactory(
+        "factor", "eval", "__import__('os')", "--data", str(panel_file), "--plot", str(plot)
+    )
     assert result.returncode == 1
     assert not plot.exists()
 
@@ -72,8 +83,18 @@ def test_all_nan_series_still_plot(tmp_path):
     t, q = 30, 5
     dates = np.arange("2020-01-01", t, dtype="datetime64[D]").astype("datetime64[ns]")
     nan = np.full(t, np.nan)
-    series = {"ic": nan, "rank_ic": nan, "ls": nan, "turnover": nan,
-              "quantile_returns": np.full((t, q), np.nan)}
-    path = write_tearsheet(tmp_path / "empty.png", formula="close", dates=dates,
-                           series=series, metrics={"quantile_mean_returns": [None] * q})
+    series = {
+        "ic": nan,
+        "rank_ic": nan,
+        "ls": nan,
+        "turnover": nan,
+        "quantile_returns": np.full((t, q), np.nan),
+    }
+    path = write_tearsheet(
+        tmp_path / "empty.png",
+        formula="close",
+        dates=dates,
+        series=series,
+        metrics={"quantile_mean_returns": [None] * q},
+    )
     assert path.read_bytes().startswith(PNG_SIGNATURE)

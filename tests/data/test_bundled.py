@@ -44,8 +44,9 @@ def test_builds_offline_with_expected_shape(market):
     assert list(market.releases.columns) == RELEASE_COLUMNS
     assert market.releases["event_id"].is_unique
     assert not np.isnan(panel.returns).any()
-    np.testing.assert_allclose(panel.fields["close"][1:] / panel.fields["close"][:-1] - 1,
-                               panel.returns[1:], atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        panel.fields["close"][1:] / panel.fields["close"][:-1] - 1, panel.returns[1:], atol=1e-12
+    )
 
 
 def test_release_times_strictly_after_period_end(market):

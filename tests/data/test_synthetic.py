@@ -13,9 +13,12 @@ from alphafactory.data.releases import RELEASE_COLUMNS, as_of_times
 @pytest.fixture(scope="module")
 def market():
     return synthetic_market(
-        n_assets=300, n_dates=400, n_macro=12, seed=11,
+        n_assets=300,
+        n_dates=400,
+        n_macro=12,
+        seed=11,
         planted=(("reversal", 0.06), ("volume_shock", 0.05)),
-    )  # fmt: skip
+    )
 
 
 def mean_ic(signal: np.ndarray, returns: np.ndarray, start: int) -> float:

@@ -32,10 +32,15 @@ def test_kcat_publishes_and_consumes_through_the_local_broker(stack_settings):
 
     topic = f"test.kcat.{uuid.uuid4().hex[:8]}"
     bootstrap = stack_settings.kafka.bootstrap
-    subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", topic, "-K", "\t"],
-                   input=b"series\t{\"v\": 1}\n", check=True, timeout=60)  # fmt: skip
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=5000)  # fmt: skip
+    subprocess.run(
+        ["kcat", "-P", "-b", bootstrap, "-t", topic, "-K", "\t"],
+        input=b'series\t{"v": 1}\n',
+        check=True,
+        timeout=60,
+    )
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000
+    )
     assert [(r.key, r.value) for r in consumer] == [(b"series", b'{"v": 1}')]
     consumer.close()
     command = ["kcat", "-C", "-b", bootstrap, "-t", topic, "-e", "-o", "beginning"]

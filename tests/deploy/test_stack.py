@@ -25,8 +25,9 @@ KCAT_TANSU_FLAGS = ("-X", "api.version.request=false", "-X", "broker.version.fal
 
 def alphafactory(env, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "alphafactory"
-    return subprocess.run([str(script), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [str(script), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def status_json(env) -> tuple[int, dict]:
@@ -81,23 +82,39 @@ def run_client(*argv: str) -> str:
     return result.stdout
 
 
-@pytest.mark.skipif(not all(shutil.which(c) for c in ("kcat", "psql", "redis-cli", "curl")),
-                    reason="third-party clients kcat, psql, redis-cli and curl not installed")
+@pytest.mark.skipif(
+    not all(shutil.which(c) for c in ("kcat", "psql", "redis-cli", "curl")),
+    reason="third-party clients kcat, psql, redis-cli and curl not installed",
+)
 def test_third_party_clients_reach_every_component(cli_stack):
     settings, env = cli_stack
     _, status = status_json(env)
-    metadata = run_client("kcat", *KCAT_TANSU_FLAGS, "-L", "-b", status["kafka"]["bootstrap"],
-                          "-m", "10")
+    metadata = run_client(
+        "kcat", *KCAT_TANSU_FLAGS, "-L", "-b", status["kafka"]["bootstrap"], "-m", "10"
+    )
     assert settings.kafka.bootstrap in metadata
     assert all(f'topic "{topic}"' in metadata for topic in ALL_TOPICS), metadata
-    assert run_client("psql", status["postgres"]["dsn"], "-tAc", "select current_user").strip() \
+    assert (
+        run_client("psql", status["postgres"]["dsn"], "-tAc", "select current_user").strip()
         == settings.postgres.app_user
-    rows = run_client("psql", status["postgres"]["trading_dsn"], "-tAc",
-                      "select count(*) from trading.latest_target_positions")
+    )
+    rows = run_client(
+        "psql",
+        status["postgres"]["trading_dsn"],
+        "-tAc",
+        "select count(*) from trading.latest_target_positions",
+    )
     assert rows.strip().isdigit()
     assert run_client("redis-cli", "-u", status["redis"]["url"], "PING").strip() == "PONG"
-    ready = run_client("curl", "-sf", "-o", "/dev/null", "-w", "%{http_code}",
-                       f"http://{status['triton']['http']}/v2/health/ready")
+    ready = run_client(
+        "curl",
+        "-sf",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        f"http://{status['triton']['http']}/v2/health/ready",
+    )
     assert ready == "200"
 
 
@@ -120,10 +137,16 @@ def test_down_leaves_no_process(cli_stack):
 def only_embedded(component: str, state_dir: Path):
     """Settings where only ``component`` is embedded; the others are absent externals."""
     base = isolated_settings(state_dir)
-    overrides = {name: {**getattr(base, name).model_dump(), "embedded": name == component}
-                 for name in COMPONENTS}
-    return base.model_copy(update={"startup_timeout_s": 2.0, **{
-        name: type(getattr(base, name))(**values) for name, values in overrides.items()}})
+    overrides = {
+        name: {**getattr(base, name).model_dump(), "embedded": name == component}
+        for name in COMPONENTS
+    }
+    return base.model_copy(
+        update={
+            "startup_timeout_s": 2.0,
+            **{name: type(getattr(base, name))(**values) for name, values in overrides.items()},
+        }
+    )
 
 
 def failure_of(component: str, settings):

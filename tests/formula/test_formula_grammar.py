@@ -57,8 +57,12 @@ def test_prefix_tokens():
     assert from_tokens(tokens, VOCAB) == formula
     assert from_tokens(VOCAB.encode(tokens), VOCAB) == formula
     assert to_tokens(parse("winsorize(close, 3) * -1", OPERANDS)) == [
-        "mul", "-1", "winsorize", "close", "3"
-    ]  # fmt: skip
+        "mul",
+        "-1",
+        "winsorize",
+        "close",
+        "3",
+    ]
 
 
 @pytest.mark.parametrize(

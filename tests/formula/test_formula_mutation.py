@@ -26,9 +26,12 @@ def test_nodes_are_listed_in_prefix_order_with_their_paths():
     formula = parse("rank(close - ts_mean(volume, 20))", OPERANDS)
     listed = [(path, str(node)) for path, node in nodes_with_paths(formula)]
     assert [text for _, text in listed] == [
-        "rank(close - ts_mean(volume, 20))", "close - ts_mean(volume, 20)", "close",
-        "ts_mean(volume, 20)", "volume",
-    ]  # fmt: skip
+        "rank(close - ts_mean(volume, 20))",
+        "close - ts_mean(volume, 20)",
+        "close",
+        "ts_mean(volume, 20)",
+        "volume",
+    ]
     assert listed[3][0] == (0, 1)
 
 

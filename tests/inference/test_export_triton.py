@@ -26,19 +26,25 @@ CONTEXT = 10
 # Triton computes in ONNX Runtime, the reference in torch: same float32 graph, different
 # kernels, so logits agree to rounding (observed 2.4e-7), not bit for bit.
 TOLERANCE = 1e-5
-VOCAB = Vocabulary({"close": "panel", "volume": "panel", "cpi": "macro", "gdp": "macro"},
-                   LanguageConfig.monthly())  # fmt: skip
+VOCAB = Vocabulary(
+    {"close": "panel", "volume": "panel", "cpi": "macro", "gdp": "macro"}, LanguageConfig.monthly()
+)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     rng = np.random.default_rng(0)
     formulas = [random_formula(VOCAB, rng, max_tokens=CONTEXT) for _ in range(64)]
-    data = encode([to_tokens(f) for f in formulas], rng.normal(size=64), VOCAB,
-                  context=CONTEXT, gamma=1.0)  # fmt: skip
+    data = encode(
+        [to_tokens(f) for f in formulas], rng.normal(size=64), VOCAB, context=CONTEXT, gamma=1.0
+    )
     config = ModelConfig(vocab_size=len(VOCAB), context=CONTEXT, d_model=32, n_head=2)
-    result = train(data, None, config, TrainConfig(steps=20, batch_size=32, warmup_steps=2,
-                                                   eval_every=20, device="cpu"))  # fmt: skip
+    result = train(
+        data,
+        None,
+        config,
+        TrainConfig(steps=20, batch_size=32, warmup_steps=2, eval_every=20, device="cpu"),
+    )
     path = tmp_path_factory.mktemp("ckpt") / "m.pt"
     save_checkpoint(path, result.model, VOCAB, reward={"metric": "ic", "gamma": 1.0})
     return load_checkpoint(path)
@@ -48,10 +54,13 @@ def inputs(rows: int, seed: int = 1):
     rng = np.random.default_rng(seed)
     mask = rng.random((rows, len(VOCAB))) < 0.5
     mask[:, 0] = True
-    return (rng.normal(size=(rows, CONTEXT)).astype(np.float32),
-            rng.integers(0, 4, size=(rows, CONTEXT, 4)),
-            rng.integers(0, len(VOCAB) + 1, size=(rows, CONTEXT)),
-            rng.integers(1, CONTEXT + 1, size=rows), mask)  # fmt: skip
+    return (
+        rng.normal(size=(rows, CONTEXT)).astype(np.float32),
+        rng.integers(0, 4, size=(rows, CONTEXT, 4)),
+        rng.integers(0, len(VOCAB) + 1, size=(rows, CONTEXT)),
+        rng.integers(1, CONTEXT + 1, size=rows),
+        mask,
+    )
 
 
 def reference(checkpoint, arrays) -> np.ndarray:
@@ -72,10 +81,14 @@ def test_the_repository_layout_and_config_match_the_onnx_graph(exported):
     assert sorted(p.name for p in folder.iterdir()) == ["2", "config.pbtxt", "generator.json"]
     config = text_format.Parse((folder / "config.pbtxt").read_text(), pb.ModelConfig())
     graph = onnx.load(str(folder / "2" / "model.onnx")).graph
-    onnx_types = {onnx.TensorProto.FLOAT: pb.TYPE_FP32, onnx.TensorProto.INT64: pb.TYPE_INT64,
-                  onnx.TensorProto.BOOL: pb.TYPE_BOOL}  # fmt: skip
-    for declared, actual in zip((*config.input, *config.output), (*graph.input, *graph.output),
-                                strict=True):  # fmt: skip
+    onnx_types = {
+        onnx.TensorProto.FLOAT: pb.TYPE_FP32,
+        onnx.TensorProto.INT64: pb.TYPE_INT64,
+        onnx.TensorProto.BOOL: pb.TYPE_BOOL,
+    }
+    for declared, actual in zip(
+        (*config.input, *config.output), (*graph.input, *graph.output), strict=True
+    ):
         shape = actual.type.tensor_type.shape.dim
         assert declared.name == actual.name
         assert declared.data_type == onnx_types[actual.type.tensor_type.elem_type]
@@ -93,8 +106,9 @@ def test_the_repository_layout_and_config_match_the_onnx_graph(exported):
 def test_onnx_runtime_computes_the_same_logits_as_torch(checkpoint, exported):
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(exported / "gen" / "2" / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])  # fmt: skip
+    session = ort.InferenceSession(
+        str(exported / "gen" / "2" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
     arrays = inputs(33)
     feeds = dict(zip(INPUT_NAMES, arrays, strict=True))
     feeds["lengths"] = feeds["lengths"].reshape(-1, 1)
@@ -112,8 +126,7 @@ def test_triton_down_is_a_clear_error_after_bounded_jittered_retries():
     slept: list[float] = []
     address = dead_address()
     with pytest.raises(TritonUnavailable, match=f"{address}.*'gen'.*3 times"):
-        TritonPolicy(address, "gen", timeout_s=1.0, retries=3, backoff_s=0.2,
-                     sleep=slept.append)  # fmt: skip
+        TritonPolicy(address, "gen", timeout_s=1.0, retries=3, backoff_s=0.2, sleep=slept.append)
     assert len(slept) == 2 and 0 <= slept[0] <= 0.2 and 0 <= slept[1] <= 0.4
 
 
@@ -150,8 +163,11 @@ class TestOnTheLocalTriton:
         from deploy.local import stack
 
         name = stack_settings.triton.generator_model
-        export_repository(checkpoint, stack_settings.triton.repository,
-                          ServingOptions(model_name=name, instances="cpu"))  # fmt: skip
+        export_repository(
+            checkpoint,
+            stack_settings.triton.repository,
+            ServingOptions(model_name=name, instances="cpu"),
+        )
         try:
             assert stack.restart(stack_settings, ["triton"]) == ["triton"]
         except stack.StackError as error:
@@ -166,8 +182,7 @@ class TestOnTheLocalTriton:
         for rows in (1, 7, 64):
             arrays = inputs(rows, seed=rows)
             got = served(*arrays)
-            np.testing.assert_allclose(got, reference(checkpoint, arrays), rtol=0,
-                                       atol=TOLERANCE)  # fmt: skip
+            np.testing.assert_allclose(got, reference(checkpoint, arrays), rtol=0, atol=TOLERANCE)
 
     def test_batches_above_the_model_limit_are_split(self, served, checkpoint):
         arrays = inputs(10, seed=5)
@@ -196,8 +211,19 @@ def test_generate_via_triton_falls_back_or_fails_per_the_settings(checkpoint, tm
     script = Path(sys.executable).parent / "alphafactory"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHAFACTORY_")}
     env |= {"ALPHAFACTORY_TRITON__GRPC": dead_address(), "ALPHAFACTORY_TRITON__RETRIES": "1"}
-    argv = [str(script), "generate", "--model", str(path), "--target", "ic=0.1", "-n", "5",
-            "--via", "triton", "--json"]  # fmt: skip
+    argv = [
+        str(script),
+        "generate",
+        "--model",
+        str(path),
+        "--target",
+        "ic=0.1",
+        "-n",
+        "5",
+        "--via",
+        "triton",
+        "--json",
+    ]
     fallback = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert fallback.returncode == 0, fallback.stderr
     assert "answering" in fallback.stderr and "in process" in fallback.stderr

@@ -16,8 +16,11 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_generator_benchmark_runs_and_prints_its_figures():
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "generator.py"), "--quick"],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert [int(row[0]) for row in rows] == [1, 16, 64]
@@ -30,8 +33,11 @@ def test_the_gpu_benchmark_refuses_a_machine_without_cuda():
         pytest.skip("a GPU is present: test_the_gpu_benchmark_runs covers this machine")
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "generator_gpu.py"), "--quick"],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert result.returncode != 0
     assert "no CUDA device" in result.stderr
 
@@ -41,7 +47,10 @@ def test_the_gpu_benchmark_refuses_a_machine_without_cuda():
 def test_the_gpu_benchmark_runs():
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "generator_gpu.py"), "--quick"],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stderr
     assert "formulas/s" in result.stdout

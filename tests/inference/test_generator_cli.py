@@ -77,8 +77,13 @@ def trained(tmp_path_factory):
         "cpu",
     )
     assert train.returncode == 0, train.stderr
-    return {"folder": folder, "data": data, "common": common, "build": json.loads(built.stdout),
-            "train": json.loads(train.stdout)}  # fmt: skip
+    return {
+        "folder": folder,
+        "data": data,
+        "common": common,
+        "build": json.loads(built.stdout),
+        "train": json.loads(train.stdout),
+    }
 
 
 def test_trajectories_are_built_before_the_split_only(trained):
@@ -99,10 +104,22 @@ def test_training_lowers_the_loss_and_the_checkpoint_stands_alone(trained):
     # two loads give the same logits: nothing outside the file shapes inference
     again = load_checkpoint(trained["folder"] / "m.pt")
     rng = np.random.default_rng(0)
-    a = generate(InProcessPolicy(checkpoint.model), checkpoint.vocab, 0.1, 20, rng=rng,
-                 root_kinds={Kind.MACRO})  # fmt: skip
-    b = generate(InProcessPolicy(again.model), again.vocab, 0.1, 20,
-                 rng=np.random.default_rng(0), root_kinds={Kind.MACRO})  # fmt: skip
+    a = generate(
+        InProcessPolicy(checkpoint.model),
+        checkpoint.vocab,
+        0.1,
+        20,
+        rng=rng,
+        root_kinds={Kind.MACRO},
+    )
+    b = generate(
+        InProcessPolicy(again.model),
+        again.vocab,
+        0.1,
+        20,
+        rng=np.random.default_rng(0),
+        root_kinds={Kind.MACRO},
+    )
     assert [str(f) for f in a.formulas] == [str(f) for f in b.formulas]
     for name, value in checkpoint.model.state_dict().items():
         torch.testing.assert_close(value, again.model.state_dict()[name])
@@ -139,8 +156,9 @@ def test_many_samples_from_every_setting_are_valid(trained):
     policy = InProcessPolicy(checkpoint.model)
     for temperature, top_k in ((0.3, 0), (1.0, 3), (3.0, 0)):
         options = SamplingOptions(temperature=temperature, top_k=top_k, batch_size=128)
-        result = generate(policy, checkpoint.vocab, 0.05, 200, options=options,
-                          rng=np.random.default_rng(1))  # fmt: skip
+        result = generate(
+            policy, checkpoint.vocab, 0.05, 200, options=options, rng=np.random.default_rng(1)
+        )
         assert result.formulas, (temperature, top_k)
         for node in result.formulas:
             assert parse(str(node), checkpoint.vocab.operands, checkpoint.vocab.config) == node

@@ -19,8 +19,9 @@ CONTEXT = 10
 def batch():
     rng = np.random.default_rng(0)
     formulas = [random_formula(VOCAB, rng, max_tokens=CONTEXT) for _ in range(6)]
-    encoded = encode([to_tokens(f) for f in formulas], rng.normal(size=6), VOCAB,
-                     context=CONTEXT, gamma=1.0)  # fmt: skip
+    encoded = encode(
+        [to_tokens(f) for f in formulas], rng.normal(size=6), VOCAB, context=CONTEXT, gamma=1.0
+    )
     rows = np.arange(6)
     tensors = [torch.from_numpy(a) for a in (encoded.rtg, encoded.features, encoded.actions)]
     return (*tensors, torch.from_numpy(encoded.masks(rows)), torch.from_numpy(encoded.valid))
@@ -28,8 +29,9 @@ def batch():
 
 def model(**overrides) -> DecisionTransformer:
     torch.manual_seed(0)
-    config = ModelConfig(vocab_size=len(VOCAB), context=CONTEXT, d_model=32, n_head=4,
-                         dropout=0.0, **overrides)  # fmt: skip
+    config = ModelConfig(
+        vocab_size=len(VOCAB), context=CONTEXT, d_model=32, n_head=4, dropout=0.0, **overrides
+    )
     return DecisionTransformer(config, rtg_scale=2.0).eval()
 
 
@@ -58,8 +60,9 @@ def test_a_step_sees_the_past_and_its_return_to_go_but_not_its_own_action(batch)
 def test_behaviour_cloning_ignores_the_return_to_go(batch):
     rtg, features, actions, masks, _ = batch
     net = model(behaviour_cloning=True)
-    torch.testing.assert_close(net(rtg * 5 + 1, features, actions, masks),
-                               net(rtg, features, actions, masks))  # fmt: skip
+    torch.testing.assert_close(
+        net(rtg * 5 + 1, features, actions, masks), net(rtg, features, actions, masks)
+    )
 
 
 def test_next_action_logits_equal_the_full_forward_at_that_step(batch):
@@ -109,12 +112,18 @@ def test_masks_unpacked_on_the_training_device_equal_the_encoded_ones():
 
     rng = np.random.default_rng(3)
     formulas = [random_formula(VOCAB, rng, max_tokens=CONTEXT) for _ in range(5)]
-    encoded = encode([to_tokens(f) for f in formulas], rng.normal(size=5), VOCAB,
-                     context=CONTEXT, gamma=0.9)  # fmt: skip
+    encoded = encode(
+        [to_tokens(f) for f in formulas], rng.normal(size=5), VOCAB, context=CONTEXT, gamma=0.9
+    )
     rows = np.array([4, 0, 2])
     got = _OnDevice(encoded, torch.device("cpu")).batch(torch.from_numpy(rows))
-    want = (encoded.rtg[rows], encoded.features[rows], encoded.actions[rows],
-            encoded.masks(rows), encoded.valid[rows])  # fmt: skip
+    want = (
+        encoded.rtg[rows],
+        encoded.features[rows],
+        encoded.actions[rows],
+        encoded.masks(rows),
+        encoded.valid[rows],
+    )
     for tensor, array in zip(got, want, strict=True):
         np.testing.assert_array_equal(tensor.numpy(), array)
 
@@ -148,8 +157,9 @@ def test_row_weights_draw_training_batches_in_proportion():
         parse("rank(close)", VOCAB.operands),
         parse("ts_mean(volume, 5)", VOCAB.operands),
     )
-    data = encode([to_tokens(chosen), to_tokens(other)], [1.0, 1.0], VOCAB, context=CONTEXT,
-                  gamma=1.0)  # fmt: skip
+    data = encode(
+        [to_tokens(chosen), to_tokens(other)], [1.0, 1.0], VOCAB, context=CONTEXT, gamma=1.0
+    )
     config = ModelConfig(vocab_size=len(VOCAB), context=CONTEXT, d_model=32, n_head=4)
     steps = TrainConfig(
         steps=30, batch_size=8, learning_rate=3e-3, warmup_steps=1, eval_every=30, device="cpu"
@@ -161,7 +171,10 @@ def test_row_weights_draw_training_batches_in_proportion():
         model = train(data, None, config, steps, row_weights=np.array(weights)).model
         losses = [evaluate_loss(model, one, "cpu") for one in only]
         assert losses[favoured] < losses[1 - favoured]
-    for bad, message in (([1.0], "2 finite values >= 0"), ([1.0, -1.0], "finite values >= 0"),
-                         ([0.0, 0.0], "all zero")):  # fmt: skip
+    for bad, message in (
+        ([1.0], "2 finite values >= 0"),
+        ([1.0, -1.0], "finite values >= 0"),
+        ([0.0, 0.0], "all zero"),
+    ):
         with pytest.raises(ValueError, match=message):
             train(data, None, config, steps, row_weights=np.array(bad))

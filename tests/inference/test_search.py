@@ -25,9 +25,15 @@ REPORT_KEYS = {"method", "n_evaluated", "n_valid", "n_unique", "n_qualified", "h
 def config(method: str, **overrides) -> SearchConfig:
     small = ModelConfig(vocab_size=1, d_model=16, n_head=2, n_layer=1)
     base = SearchConfig(
-        method=method, budget=60, seed=3, reward=RewardSpec("ic"), max_tokens=10,
-        root_kinds=("macro",), train_steps=30, model=small,
-    )  # fmt: skip
+        method=method,
+        budget=60,
+        seed=3,
+        reward=RewardSpec("ic"),
+        max_tokens=10,
+        root_kinds=("macro",),
+        train_steps=30,
+        model=small,
+    )
     return replace(base, **overrides)
 
 
@@ -50,8 +56,11 @@ def test_every_method_stays_within_its_budget_and_reports(panel, vocab, method):
 @pytest.mark.parametrize("method", ["random", "dt"])
 def test_data_after_the_split_cannot_change_the_search(panel, vocab, method):
     rng = np.random.default_rng(0)
-    changed = replace(panel, fields={k: v.copy() for k, v in panel.fields.items()},
-                      macro={k: v.copy() for k, v in panel.macro.items()})  # fmt: skip
+    changed = replace(
+        panel,
+        fields={k: v.copy() for k, v in panel.fields.items()},
+        macro={k: v.copy() for k, v in panel.macro.items()},
+    )
     for values in (*changed.fields.values(), *changed.macro.values()):
         values[SPLIT_ROW:] = rng.normal(size=values[SPLIT_ROW:].shape)
     first = run_search(panel.head(SPLIT_ROW), vocab, config(method))
@@ -85,12 +94,32 @@ def test_the_search_command_prints_one_json_object(panel, tmp_path, method):
     macro = [arg for name in sorted(panel.macro) for arg in ("--macro", name)]
     script = Path(sys.executable).parent / "alphafactory"
     result = subprocess.run(
-        [str(script), "search", "--data", str(data), *macro, "--method", method,
-         "--budget", "40", "--seed", "1", "--roots", "macro", "--metric", "ic",
-         "--train-steps", "20",
-         "--definition", "ic > 0 and n_periods >= 10", "--json"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            str(script),
+            "search",
+            "--data",
+            str(data),
+            *macro,
+            "--method",
+            method,
+            "--budget",
+            "40",
+            "--seed",
+            "1",
+            "--roots",
+            "macro",
+            "--metric",
+            "ic",
+            "--train-steps",
+            "20",
+            "--definition",
+            "ic > 0 and n_periods >= 10",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) >= REPORT_KEYS and report["method"] == method

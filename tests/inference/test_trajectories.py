@@ -34,8 +34,10 @@ def test_reward_spec_clips_fills_and_rejects_unknown_metrics():
 
 
 def test_the_library_parses_where_its_operands_exist():
-    vocab = Vocabulary({"close": "panel", "returns": "panel", "volume": "panel",
-                        "high": "panel", "low": "panel"}, LanguageConfig.daily())  # fmt: skip
+    vocab = Vocabulary(
+        {"close": "panel", "returns": "panel", "volume": "panel", "high": "panel", "low": "panel"},
+        LanguageConfig.daily(),
+    )
     found = known_factors(vocab, max_tokens=32)
     families = {entry.family for entry, _ in found}
     assert {"momentum", "reversal", "volatility", "liquidity"} <= families
@@ -46,8 +48,9 @@ def test_the_library_parses_where_its_operands_exist():
 
 
 def test_built_trajectories_are_scored_formulas_with_provenance(panel, vocab, tmp_path):
-    plan = BuildPlan(random=60, mcmc_chains=2, mcmc_steps=10, max_tokens=12,
-                     root_kinds=("macro",), seed=7)  # fmt: skip
+    plan = BuildPlan(
+        random=60, mcmc_chains=2, mcmc_steps=10, max_tokens=12, root_kinds=("macro",), seed=7
+    )
     built = build_trajectories(panel, vocab, RewardSpec("ic"), plan)
     frame = built.frame
     assert frame["source"].value_counts().to_dict() == {"random": 60, "mcmc": 20}
@@ -64,8 +67,10 @@ def test_built_trajectories_are_scored_formulas_with_provenance(panel, vocab, tm
     path = tmp_path / "t.parquet"
     save_trajectories(built, path)
     loaded = load_trajectories(path)
-    assert loaded.provenance == {**built.provenance, "plan": {**built.provenance["plan"],
-                                 "root_kinds": ["macro"]}}  # fmt: skip
+    assert loaded.provenance == {
+        **built.provenance,
+        "plan": {**built.provenance["plan"], "root_kinds": ["macro"]},
+    }
     assert loaded.frame.drop(columns="tokens").equals(frame.drop(columns="tokens"))
     assert loaded.token_lists() == built.token_lists()
     again = build_trajectories(panel, vocab, RewardSpec("ic"), plan)
@@ -74,8 +79,15 @@ def test_built_trajectories_are_scored_formulas_with_provenance(panel, vocab, tm
 
 @pytest.mark.slow
 def test_worker_processes_build_the_same_dataset(panel, vocab):
-    plan = BuildPlan(random=40, mcmc_chains=2, mcmc_steps=5, max_tokens=10, task_size=20,
-                     root_kinds=("macro",), seed=1)  # fmt: skip
+    plan = BuildPlan(
+        random=40,
+        mcmc_chains=2,
+        mcmc_steps=5,
+        max_tokens=10,
+        task_size=20,
+        root_kinds=("macro",),
+        seed=1,
+    )
     serial = build_trajectories(panel, vocab, RewardSpec("ic"), plan, workers=1)
     parallel = build_trajectories(panel, vocab, RewardSpec("ic"), plan, workers=2)
     assert parallel.frame.equals(serial.frame)
@@ -108,11 +120,17 @@ def test_encoding_replays_the_grammar(vocab):
 
 
 def test_library_entries_are_ones_the_grammar_can_write():
-    vocab = Vocabulary({"us_aaa": "macro", "ff_rf": "macro", "us_baa": "macro"},
-                       LanguageConfig.monthly())  # fmt: skip
+    vocab = Vocabulary(
+        {"us_aaa": "macro", "ff_rf": "macro", "us_baa": "macro"}, LanguageConfig.monthly()
+    )
     texts = {str(node) for _, node in known_factors(vocab, max_tokens=16)}
     assert "us_baa - us_aaa" in texts
     # text may use any number; the token grammar offers only the configured constants
     assert not any("12" in text and "ff_rf" in text for text in texts)
-    encode([to_tokens(node) for _, node in known_factors(vocab)], [0.0] * len(texts), vocab,
-           context=16, gamma=1.0)  # fmt: skip
+    encode(
+        [to_tokens(node) for _, node in known_factors(vocab)],
+        [0.0] * len(texts),
+        vocab,
+        context=16,
+        gamma=1.0,
+    )

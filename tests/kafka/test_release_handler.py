@@ -108,9 +108,16 @@ def test_a_release_through_kafka_is_stored_with_one_request_per_triggered_strate
     with KafkaPublisher.open(kafka_settings) as publisher:
         value = release(series["cpi"], released_at=released_at, event_id=event_id)
         publisher.publish(topic, key=series["cpi"], value=value)
-        stats = release_loop(kafka_settings, conn=conn, publisher=publisher,
-                             strategies=strategies, topic=topic, group_id=group,
-                             dead_letter_topic=dead, max_records=1).run()  # fmt: skip
+        stats = release_loop(
+            kafka_settings,
+            conn=conn,
+            publisher=publisher,
+            strategies=strategies,
+            topic=topic,
+            group_id=group,
+            dead_letter_topic=dead,
+            max_records=1,
+        ).run()
 
     assert (stats.handled, stats.failed) == (1, 0)
     assert committed_offset(group, topic, 0) == 1
@@ -153,8 +160,12 @@ def test_a_reused_event_id_with_other_content_conflicts_and_changes_nothing(
 ):
     event_id = f"ev-{uuid.uuid4().hex}"
     released_at = NOW - timedelta(days=3)
-    handle_release(conn, release(series["cpi"], released_at=released_at, event_id=event_id),
-                   strategies, now=NOW)  # fmt: skip
+    handle_release(
+        conn,
+        release(series["cpi"], released_at=released_at, event_id=event_id),
+        strategies,
+        now=NOW,
+    )
     changed = release(series["cpi"], value=9.9, released_at=released_at, event_id=event_id)
 
     with pytest.raises(ConflictError, match="already stored"):
@@ -169,8 +180,9 @@ def test_releases_out_of_order_are_both_stored_and_each_gets_its_request(conn, s
     revised_at = datetime(2024, 3, 14, 12, 30, tzinfo=UTC)
     gdp = series["gdp"]
     first = release(gdp, period="2024-01-01", value=1.0, released_at=first_at, event_id=f"{gdp}:1")
-    revision = release(gdp, period="2024-01-01", value=1.5, released_at=revised_at,
-                       event_id=f"{gdp}:2")  # fmt: skip
+    revision = release(
+        gdp, period="2024-01-01", value=1.5, released_at=revised_at, event_id=f"{gdp}:2"
+    )
 
     # the revision arrives first (a replay out of order, or a late feed)
     late = handle_release(conn, revision, strategies, now=NOW)
@@ -258,10 +270,15 @@ def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(
     ensure_topics(kafka_settings, [topic, dead], partitions=3)
     cpi = series["cpi"]
     valid = [
-        release(cpi, period=f"2024-0{m}-01", value=float(m), event_id=f"{cpi}:{m}",
-                released_at=datetime(2024, m + 1, 12, 12, 30, tzinfo=UTC))
+        release(
+            cpi,
+            period=f"2024-0{m}-01",
+            value=float(m),
+            event_id=f"{cpi}:{m}",
+            released_at=datetime(2024, m + 1, 12, 12, 30, tzinfo=UTC),
+        )
         for m in range(1, 7)
-    ]  # fmt: skip
+    ]
     malformed = _malformed(cpi, f"{cpi}:1", NOW)
     records = [OutgoingRecord(topic, cpi, v) for v in valid[:3]]
     # keyed apart, except the reused event id: on cpi's partition, after the release it reuses
@@ -273,9 +290,16 @@ def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(
     ]
     with KafkaPublisher.open(kafka_settings, max_request_size=4 << 20) as publisher:
         sent = publisher.publish_many(records)
-        stats = release_loop(kafka_settings, conn=conn, publisher=publisher,
-                             strategies=strategies, topic=topic, group_id=group,
-                             dead_letter_topic=dead, max_records=len(records)).run()  # fmt: skip
+        stats = release_loop(
+            kafka_settings,
+            conn=conn,
+            publisher=publisher,
+            strategies=strategies,
+            topic=topic,
+            group_id=group,
+            dead_letter_topic=dead,
+            max_records=len(records),
+        ).run()
 
     assert (stats.handled, stats.failed) == (7, 20)
     expected = {
@@ -291,8 +315,10 @@ def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(
         assert headers[HEADER_GROUP] == group.encode()
         assert expected[where] in headers[HEADER_ERROR].decode(), headers[HEADER_ERROR]
         assert headers[HEADER_ERROR_TYPE].decode().rsplit(".", 1)[1] in {
-            "EventError", "ConflictError", "InvalidRecordError"
-        }  # fmt: skip
+            "EventError",
+            "ConflictError",
+            "InvalidRecordError",
+        }
     assert sorted(int(dict(x.headers)[HEADER_OFFSET]) for x in letters) == sorted(
         offset for _, offset in expected
     )

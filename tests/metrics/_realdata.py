@@ -13,8 +13,20 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-INDUSTRIES = ["NoDur", "Durbl", "Manuf", "Enrgy", "Chems", "BusEq", "Telcm", "Utils",
-              "Shops", "Hlth", "Money", "Other"]  # fmt: skip
+INDUSTRIES = [
+    "NoDur",
+    "Durbl",
+    "Manuf",
+    "Enrgy",
+    "Chems",
+    "BusEq",
+    "Telcm",
+    "Utils",
+    "Shops",
+    "Hlth",
+    "Money",
+    "Other",
+]
 MACRO_SERIES = ["realgdp", "realcons", "realinv", "realgovt", "realdpi", "cpi", "m1"]
 
 

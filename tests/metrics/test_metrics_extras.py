@@ -22,8 +22,12 @@ RTOL = 1e-10
 @pytest.fixture(scope="module")
 def panel():
     returns = data.industry_returns().iloc[-240:]
-    signals = [data.momentum(returns, 12, 1), data.momentum(returns, 3, 0),
-               data.momentum(returns, 24, 12), -data.momentum(returns, 12, 1)]  # fmt: skip
+    signals = [
+        data.momentum(returns, 12, 1),
+        data.momentum(returns, 3, 0),
+        data.momentum(returns, 24, 12),
+        -data.momentum(returns, 12, 1),
+    ]
     return data.as_arrays(returns), np.stack([data.as_arrays(s) for s in signals])
 
 

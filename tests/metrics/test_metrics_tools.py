@@ -52,8 +52,11 @@ def alphalens_ic(industries):
         stacked, (1.0 + returns).cumprod(), periods=HORIZONS, quantiles=5, max_loss=1.0
     )
     for column, horizon in zip(factor_data.columns, HORIZONS, strict=False):
-        exact = pd.DataFrame(ref.forward_returns(data.as_arrays(returns), horizon),
-                             index=returns.index, columns=returns.columns).stack()  # fmt: skip
+        exact = pd.DataFrame(
+            ref.forward_returns(data.as_arrays(returns), horizon),
+            index=returns.index,
+            columns=returns.columns,
+        ).stack()
         exact = exact.loc[factor_data.index].to_numpy()
         np.testing.assert_allclose(factor_data[column], exact, rtol=1e-9)
         factor_data[column] = exact

@@ -128,8 +128,9 @@ def test_newey_west_lag_rule():
 
 def test_to_dict_has_the_contract_keys_first():
     rng = np.random.default_rng(2)
-    metrics = factor_metrics(rng.normal(size=(30, 6)), rng.normal(0, 0.1, (30, 6)),
-                             periods_per_year=12)  # fmt: skip
+    metrics = factor_metrics(
+        rng.normal(size=(30, 6)), rng.normal(0, 0.1, (30, 6)), periods_per_year=12
+    )
     assert tuple(metrics.to_dict())[: len(CONTRACT_KEYS)] == CONTRACT_KEYS
     assert isinstance(metrics.n_periods, int)
     assert len(metrics.to_dict()["quantile_mean_returns"]) == 5
@@ -189,8 +190,9 @@ def _random_panel(seed: int, assets: int):
 )
 def test_vectorised_metrics_match_the_per_date_reference(seed, assets, horizon, quantiles):
     factor, returns = _random_panel(seed, assets)
-    got = factor_metrics(factor, returns, horizon=horizon, quantiles=quantiles,
-                         periods_per_year=12).to_dict()  # fmt: skip
+    got = factor_metrics(
+        factor, returns, horizon=horizon, quantiles=quantiles, periods_per_year=12
+    ).to_dict()
     expected = ref.reference_metrics(factor, returns, horizon=horizon, quantiles=quantiles)
     for key, value in expected.items():
         np.testing.assert_allclose(got[key], value, rtol=1e-9, atol=1e-12, err_msg=key)

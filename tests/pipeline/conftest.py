@@ -99,11 +99,14 @@ def strategies_dir(tmp_path_factory, strategy):
 @pytest.fixture(scope="module")
 def pipeline_settings(stack_settings, pipeline_db, strategies_dir):
     """Settings of the session stack pointed at the pipeline database and strategy."""
-    return stack_settings.model_copy(update={
-        "postgres": pipeline_db,
-        "pipeline": stack_settings.pipeline.model_copy(
-            update={"strategies_dir": strategies_dir, "visibility_timeout_s": 8}),
-    })  # fmt: skip
+    return stack_settings.model_copy(
+        update={
+            "postgres": pipeline_db,
+            "pipeline": stack_settings.pipeline.model_copy(
+                update={"strategies_dir": strategies_dir, "visibility_timeout_s": 8}
+            ),
+        }
+    )
 
 
 @pytest.fixture(scope="module")

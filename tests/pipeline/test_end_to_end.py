@@ -33,11 +33,22 @@ def live(market, strategies_dir):
     """A stack of its own with the services on, the market stored up to HISTORY_END."""
     state = make_state_dir("alphafactory-e2e-")
     base = isolated_settings(state)
-    settings = base.model_copy(update={"pipeline": base.pipeline.model_copy(update={
-        "services": True, "strategies_dir": strategies_dir, "poll_interval_s": 0.2,
-        "generator_checkpoint": state / "generator.pt", "visibility_timeout_s": 10})})  # fmt: skip
-    untrained_generator(market.panel, context=8, d_model=16,
-                        path=settings.pipeline.generator_checkpoint)  # fmt: skip
+    settings = base.model_copy(
+        update={
+            "pipeline": base.pipeline.model_copy(
+                update={
+                    "services": True,
+                    "strategies_dir": strategies_dir,
+                    "poll_interval_s": 0.2,
+                    "generator_checkpoint": state / "generator.pt",
+                    "visibility_timeout_s": 10,
+                }
+            )
+        }
+    )
+    untrained_generator(
+        market.panel, context=8, d_model=16, path=settings.pipeline.generator_checkpoint
+    )
     try:
         stack.up(settings)
         with psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn:
@@ -50,27 +61,42 @@ def live(market, strategies_dir):
 
 
 def release(period: str, released_at: str, value: float = 1.5, series: str = "M0000") -> dict:
-    return {"event_id": f"e2e-{uuid.uuid4().hex[:12]}", "series_id": series, "period": period,
-            "value": value, "released_at": released_at, "schema_version": 1}  # fmt: skip
+    return {
+        "event_id": f"e2e-{uuid.uuid4().hex[:12]}",
+        "series_id": series,
+        "period": period,
+        "value": value,
+        "released_at": released_at,
+        "schema_version": 1,
+    }
 
 
 def kcat_publish(settings, messages: list[tuple[str, bytes]]) -> None:
     """Publish with kcat: one `key<TAB>value` line per message."""
     lines = b"".join(key.encode() + b"\t" + value + b"\n" for key, value in messages)
-    subprocess.run(["kcat", "-P", "-b", settings.kafka.bootstrap, "-t", "macro.releases",
-                    "-K", "\t"], input=lines, check=True, timeout=60)  # fmt: skip
+    subprocess.run(
+        ["kcat", "-P", "-b", settings.kafka.bootstrap, "-t", "macro.releases", "-K", "\t"],
+        input=lines,
+        check=True,
+        timeout=60,
+    )
 
 
 def as_trading_reader(settings, query: str) -> list[list[str]]:
-    out = subprocess.run(["psql", settings.postgres.dsn("trading"), "-tA", "-F", "\t", "-c", query],
-                         capture_output=True, text=True, check=True, timeout=30).stdout  # fmt: skip
+    out = subprocess.run(
+        ["psql", settings.postgres.dsn("trading"), "-tA", "-F", "\t", "-c", query],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
     return [line.split("\t") for line in out.splitlines() if line]
 
 
-def positions_for(settings, event_id: str, view: str = "latest_target_positions",
-                  timeout_s: float = 180) -> list[list[str]]:  # fmt: skip
-    query = (f"SELECT asset, weight, as_of FROM trading.{view} "
-             f"WHERE trigger_event_id = '{event_id}'")  # fmt: skip
+def positions_for(
+    settings, event_id: str, view: str = "latest_target_positions", timeout_s: float = 180
+) -> list[list[str]]:
+    query = f"SELECT asset, weight, as_of FROM trading.{view} WHERE trigger_event_id = '{event_id}'"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         rows = as_trading_reader(settings, query)
@@ -86,8 +112,9 @@ def count(settings, query: str, *args) -> int:
 
 
 def allocations_for(settings, event_id: str) -> int:
-    return count(settings, "SELECT count(*) FROM core.allocations WHERE trigger_event_id = %s",
-                 event_id)  # fmt: skip
+    return count(
+        settings, "SELECT count(*) FROM core.allocations WHERE trigger_event_id = %s", event_id
+    )
 
 
 def test_a_release_from_kcat_becomes_positions_for_trading_reader(live):
@@ -112,14 +139,18 @@ def test_duplicates_and_out_of_order_releases_have_one_effect_each(live):
     positions_for(live, older["event_id"], view="target_positions")  # allocated, not latest
     time.sleep(2)  # let any duplicate effect land before counting
     assert allocations_for(live, newer["event_id"]) == allocations_for(live, older["event_id"]) == 1
-    stored = count(live, "SELECT count(*) FROM core.macro_observations WHERE event_id = ANY(%s)",
-                   [newer["event_id"], older["event_id"]])  # fmt: skip
+    stored = count(
+        live,
+        "SELECT count(*) FROM core.macro_observations WHERE event_id = ANY(%s)",
+        [newer["event_id"], older["event_id"]],
+    )
     assert stored == 2
     with psycopg.connect(live.postgres.dsn("app")) as conn:
         now = macro_as_of(conn, series_ids=["M0000"], as_of=pd.Timestamp("2018-09-01", tz="UTC"))
     assert now[now["period"] == "2018-07-01"]["value"].tolist() == [2.0]  # newest vintage kept
-    latest = as_trading_reader(live, "SELECT DISTINCT trigger_event_id FROM "
-                                     "trading.latest_target_positions")  # fmt: skip
+    latest = as_trading_reader(
+        live, "SELECT DISTINCT trigger_event_id FROM trading.latest_target_positions"
+    )
     assert latest == [[newer["event_id"]]]  # the older release did not take over
 
 
@@ -127,8 +158,10 @@ def test_a_killed_consumer_resumes_after_its_last_commit(live):
     paths = stack.stack_paths(live)
     pid = stack.SERVICES[0].running_pid(live, paths)  # the release handler
     os.kill(pid, signal.SIGKILL)
-    messages = [release(f"2018-{m:02d}-01", f"2018-{m + 2:02d}-1{m % 9}T12:30:00+00:00",
-                        series="M0001") for m in (8, 9, 10)]  # fmt: skip
+    messages = [
+        release(f"2018-{m:02d}-01", f"2018-{m + 2:02d}-1{m % 9}T12:30:00+00:00", series="M0001")
+        for m in (8, 9, 10)
+    ]
     kcat_publish(live, [("M0001", json.dumps(m).encode()) for m in messages])
     stack.up(live)  # starts what is not running: the handler, from its committed offsets
     ids = [m["event_id"] for m in messages]
@@ -137,15 +170,17 @@ def test_a_killed_consumer_resumes_after_its_last_commit(live):
     while count(live, query, ids) < 3 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert count(live, query, ids) == 3
-    assert count(live, "SELECT count(*) FROM core.processed_events WHERE event_id = ANY(%s)",
-                 ids) == 3  # fmt: skip
+    assert (
+        count(live, "SELECT count(*) FROM core.processed_events WHERE event_id = ANY(%s)", ids) == 3
+    )
 
 
 def test_malformed_events_go_to_dead_letters_and_valid_ones_apply(live):
     from kafka import KafkaConsumer
 
-    valid = [release("2018-01-01", f"2018-09-{10 + k}T12:00:00+00:00", series="M0002")
-             for k in range(5)]  # fmt: skip
+    valid = [
+        release("2018-01-01", f"2018-09-{10 + k}T12:00:00+00:00", series="M0002") for k in range(5)
+    ]
     bad = []
     for k in range(100):
         broken = dict(valid[0], event_id=f"bad-{uuid.uuid4().hex[:8]}")
@@ -160,9 +195,13 @@ def test_malformed_events_go_to_dead_letters_and_valid_ones_apply(live):
             bad.append(json.dumps(dict(broken, schema_version=9)).encode())
     mixed = [("M0002", b) for b in bad[:50]] + [("M0002", json.dumps(v).encode()) for v in valid]
     kcat_publish(live, mixed + [("M0002", b) for b in bad[50:]])
-    consumer = KafkaConsumer(DEAD_LETTERS, bootstrap_servers=live.kafka.bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=2000,
-                             group_id=f"e2e-{uuid.uuid4().hex[:6]}")  # fmt: skip
+    consumer = KafkaConsumer(
+        DEAD_LETTERS,
+        bootstrap_servers=live.kafka.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=2000,
+        group_id=f"e2e-{uuid.uuid4().hex[:6]}",
+    )
     letters, deadline = [], time.monotonic() + 120
     while len(letters) < 100 and time.monotonic() < deadline:
         letters += [r for r in consumer if r.value in set(bad)]
@@ -173,8 +212,10 @@ def test_malformed_events_go_to_dead_letters_and_valid_ones_apply(live):
         "schema_version" in r for r in reasons
     )
     ids = [v["event_id"] for v in valid]
-    assert count(live, "SELECT count(*) FROM core.macro_observations WHERE event_id = ANY(%s)",
-                 ids) == 5  # fmt: skip
+    assert (
+        count(live, "SELECT count(*) FROM core.macro_observations WHERE event_id = ANY(%s)", ids)
+        == 5
+    )
 
 
 def test_with_triton_stopped_the_request_is_answered_by_the_fallback(live):

@@ -28,11 +28,15 @@ def make_request(market, strategy, row: int, trigger: str) -> GenerationRequest:
         UTC
     )
     return GenerationRequest(
-        request_id=request_id_for(strategy.id, trigger), strategy_id=strategy.id,
-        as_of=when.date(), decision_time=when.to_pydatetime(), trigger_event_id=trigger,
-        trigger="release", candidates=strategy.generation.candidates,
+        request_id=request_id_for(strategy.id, trigger),
+        strategy_id=strategy.id,
+        as_of=when.date(),
+        decision_time=when.to_pydatetime(),
+        trigger_event_id=trigger,
+        trigger="release",
+        candidates=strategy.generation.candidates,
         requested_at=datetime.now(UTC),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -50,8 +54,9 @@ def contexts(strategy, generator, pipeline_db):
     policy, vocab = generator
     strategies = {strategy.id: strategy}
     allocation = AllocationContext(strategies)
-    generation = GenerationContext(strategies, policy, vocab, 1.0, dispatch, allocation,
-                                   threading.Event())  # fmt: skip
+    generation = GenerationContext(
+        strategies, policy, vocab, 1.0, dispatch, allocation, threading.Event()
+    )
     return generation, EvaluationContext(strategies), allocation, sent
 
 
@@ -70,8 +75,9 @@ def test_a_request_flows_to_positions_once(conn, market, strategy, contexts, uni
     assert allocate_request(conn, allocation, request.request_id) == allocation_id
     rows = conn.execute(
         "SELECT asset, weight, trigger_event_id FROM trading.latest_target_positions "
-        "WHERE strategy_id = %s", (strategy.id,),
-    ).fetchall()  # fmt: skip
+        "WHERE strategy_id = %s",
+        (strategy.id,),
+    ).fetchall()
     assert {r[2] for r in rows} == {unique_trigger}
     assert np.isclose(sum(r[1] for r in rows), 1.0) and all(r[1] >= 0 for r in rows)
     outbox = conn.execute(

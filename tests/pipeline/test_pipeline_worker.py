@@ -25,8 +25,13 @@ pytestmark = pytest.mark.slow
 
 def start_worker(env, log_path):
     command = [sys.executable, "-m", "alphafactory.cli.main", "worker"]
-    return subprocess.Popen(command, env=env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop(process) -> None:
@@ -50,15 +55,27 @@ def dispatch_request(conn, market, strategy, generator, settings, *, candidates,
     trigger = f"worker-{time.time_ns()}"
     when = (pd.Timestamp(market.panel.dates[105]) + pd.Timedelta(days=10)).tz_localize(UTC)
     request = GenerationRequest(
-        request_id=request_id_for(strategy.id, trigger), strategy_id=strategy.id,
-        as_of=when.date(), decision_time=when.to_pydatetime(), trigger_event_id=trigger,
-        trigger="manual", candidates=candidates, requested_at=datetime.now(UTC),
-    )  # fmt: skip
+        request_id=request_id_for(strategy.id, trigger),
+        strategy_id=strategy.id,
+        as_of=when.date(),
+        decision_time=when.to_pydatetime(),
+        trigger_event_id=trigger,
+        trigger="manual",
+        candidates=candidates,
+        requested_at=datetime.now(UTC),
+    )
     policy, vocab = generator
     generation = strategy.generation.model_copy(update={"chunk_size": chunk_size})
     strategies = {strategy.id: strategy.model_copy(update={"generation": generation})}
-    context = GenerationContext(strategies, policy, vocab, 1.0, tasks.send_chunks,
-                                AllocationContext(strategies), threading.Event())  # fmt: skip
+    context = GenerationContext(
+        strategies,
+        policy,
+        vocab,
+        1.0,
+        tasks.send_chunks,
+        AllocationContext(strategies),
+        threading.Event(),
+    )
     sent = handle_request(conn, context, request)
     return request, sent
 
@@ -68,17 +85,24 @@ def test_a_killed_worker_loses_and_doubles_nothing(
 ):
     worker = start_worker(service_env, tmp_path / "worker.log")
     try:
-        request, sent = dispatch_request(conn, market, strategy, generator, pipeline_settings,
-                                         candidates=40, chunk_size=1)  # fmt: skip
+        request, sent = dispatch_request(
+            conn, market, strategy, generator, pipeline_settings, candidates=40, chunk_size=1
+        )
         assert sent == 40
-        wait_for(lambda: request_progress(conn, request.request_id).n_evaluated >= 3, 120,
-                 "the first evaluations")  # fmt: skip
+        wait_for(
+            lambda: request_progress(conn, request.request_id).n_evaluated >= 3,
+            120,
+            "the first evaluations",
+        )
         os.killpg(worker.pid, signal.SIGKILL)  # the whole worker, children included
         worker.wait(timeout=30)
         done_at_kill = request_progress(conn, request.request_id).n_evaluated
         worker = start_worker(service_env, tmp_path / "worker.log")
-        wait_for(lambda: request_progress(conn, request.request_id).complete, 180,
-                 "every evaluation after the restart")  # fmt: skip
+        wait_for(
+            lambda: request_progress(conn, request.request_id).complete,
+            180,
+            "every evaluation after the restart",
+        )
     finally:
         stop(worker)
     assert done_at_kill < 40, "the kill came after the request finished: nothing was tested"

@@ -182,8 +182,10 @@ def _store_periods(conn, series: str, periods: list[date]) -> None:
 
 
 def _spaced(start: date, count: int, **step) -> list[date]:
-    return [(pd.Timestamp(start) + pd.DateOffset(**{k: v * i for k, v in step.items()})).date()
-            for i in range(count)]  # fmt: skip
+    return [
+        (pd.Timestamp(start) + pd.DateOffset(**{k: v * i for k, v in step.items()})).date()
+        for i in range(count)
+    ]
 
 
 @pytest.mark.parametrize(

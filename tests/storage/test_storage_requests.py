@@ -25,8 +25,9 @@ NOW = datetime(2024, 5, 15, 12, 30, tzinfo=UTC)
 
 
 def request(unique, name="r", trigger="e") -> RequestRecord:
-    return RequestRecord(unique(name), unique("strategy"), date(2024, 5, 15), NOW, unique(trigger),
-                         "release", NOW)  # fmt: skip
+    return RequestRecord(
+        unique(name), unique("strategy"), date(2024, 5, 15), NOW, unique(trigger), "release", NOW
+    )
 
 
 def factors(conn, unique, count: int) -> list[str]:
@@ -69,8 +70,10 @@ def test_no_candidates_is_complete_at_once(app_conn, unique):
 
 def test_one_trigger_registers_one_request_even_concurrently(connect_as, unique):
     first = request(unique, "first")
-    duplicates = [RequestRecord(f"{first.request_id}-{k}", *list(first.__dict__.values())[1:])
-                  for k in range(6)]  # fmt: skip
+    duplicates = [
+        RequestRecord(f"{first.request_id}-{k}", *list(first.__dict__.values())[1:])
+        for k in range(6)
+    ]
     results, barrier = [], threading.Barrier(len(duplicates))
 
     def register(record):
@@ -88,8 +91,9 @@ def test_one_trigger_registers_one_request_even_concurrently(connect_as, unique)
 
 def test_a_request_id_reused_for_another_trigger_is_a_conflict(app_conn, unique):
     stored = register_request(app_conn, request(unique))
-    other = RequestRecord(stored.request_id, unique("other"), stored.as_of, NOW, unique("t2"),
-                          "manual", NOW)  # fmt: skip
+    other = RequestRecord(
+        stored.request_id, unique("other"), stored.as_of, NOW, unique("t2"), "manual", NOW
+    )
     with pytest.raises(ConflictError, match="already used by another trigger"):
         register_request(app_conn, other)
     with pytest.raises(ConflictError, match="is not registered"):
