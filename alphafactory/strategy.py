@@ -7,7 +7,8 @@ A strategy's sections (every key has a default except ``id``)::
     id = "macro_allocation"          # letters, digits, _ and -
     active = true
     [universe]    data = "bundled"   # or a panel file; assets = [] (all)
-    [formulas]    root_kinds = ["macro"], max_tokens = 12, operands = [] (all)
+    [formulas]    root_kinds = ["macro"], max_tokens = 12, operands = [] (all),
+                  include = [] (formulas of your own, see below)
     [alpha]       definition = "hac_tstat >= 2", target = "hac_tstat=3",
                   training_months = 120 (the look-back scored at each decision)
     [generation]  candidates = 1000, chunk_size = 100, temperature = 1.0
@@ -18,6 +19,18 @@ A strategy's sections (every key has a default except ``id``)::
     [triggers]    series = ["us_core_cpi", ...] (a release of any triggers a rebalance),
                   schedule = "" (or "monthly": a request at each month end)
     [rebalance]   min_days_between = 20 (later releases in that window are skipped)
+
+``[formulas] include`` lists formulas the strategy evaluates at every decision besides the
+generated ones, e.g. a known factor of your own::
+
+    [formulas]
+    include = ["zscore((close - ts_min(low, 14)) / (ts_max(high, 14) - ts_min(low, 14)))"]
+
+Each is checked when the file loads with the formula grammar: syntax, operators, size
+limits, and windows / lags from 1 to ``LanguageConfig.max_window`` (1,000), not only the
+generator's sets. Operand names can only be checked against the data, at evaluation.
+``strategy.formulas.include`` holds their canonical texts (their identity), each once, in
+file order.
 """
 
 from __future__ import annotations
@@ -25,10 +38,11 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from alphafactory.formula import FormulaError, canonical
 from alphafactory.metrics import parse_definition
 from alphafactory.metrics.errors import DefinitionError
 
@@ -49,10 +63,25 @@ class Universe(_Section):
     assets: tuple[str, ...] = ()
 
 
+def _formula(text: str) -> str:
+    """The canonical text of one included formula; the parser's message if it is not one."""
+    try:
+        return canonical(text)
+    except FormulaError as e:
+        raise ValueError(f"not a formula: {e}") from e
+
+
 class Formulas(_Section):
     root_kinds: tuple[Literal["macro", "panel"], ...] = ("macro",)
     max_tokens: int = Field(12, ge=3, le=64)
     operands: tuple[str, ...] = ()
+    include: tuple[Annotated[str, AfterValidator(_formula)], ...] = ()
+
+    @field_validator("include")
+    @classmethod
+    def _once_each(cls, formulas: tuple[str, ...]) -> tuple[str, ...]:
+        # two spellings of one formula are one formula (one canonical text, one identity)
+        return tuple(dict.fromkeys(formulas))
 
 
 class Alpha(_Section):

@@ -55,3 +55,54 @@ def test_a_missing_file_and_a_duplicated_id_are_errors(tmp_path):
         (tmp_path / f"{name}.toml").write_text('id = "same"\n')
     with pytest.raises(StrategyError, match=r"strategy ids defined twice in .*\['same'\]"):
         load_strategies(tmp_path)
+
+
+STOCHASTIC = "zscore((close - ts_min(low, 14)) / (ts_max(high, 14) - ts_min(low, 14)))"
+
+
+def test_included_formulas_load_as_canonical_texts_once_each(tmp_path):
+    path = tmp_path / "own.toml"
+    path.write_text(
+        'id = "own"\n[formulas]\nroot_kinds = ["panel"]\ninclude = [\n'
+        f'  "{STOCHASTIC}",\n'
+        '  "rank( -ts_mean(returns,5) )",\n'
+        '  "rank(-ts_mean(returns, 5))",\n'  # the same formula spelled differently
+        '  "ts_corr(volume, close, 300) * cpi",\n'
+        "]\n"
+    )
+    strategy = load_strategy(path)
+    assert strategy.formulas.include == (
+        STOCHASTIC,
+        "rank(-ts_mean(returns, 5))",
+        "cpi * ts_corr(close, volume, 300)",
+    )
+    assert load_strategies(BUNDLED_DIR)[0].formulas.include == ()
+
+
+@pytest.mark.parametrize(
+    "formula, message",
+    [
+        ("ts_mean(close, 5000)", "the window must be an integer from 1 to 1000"),
+        ("ts_mean(close, 0)", "got 0"),
+        ("delay(close, 2.5)", "the lag must be an integer"),
+        ("rank(close", "expected ')'"),
+        ("rnak(close)", "unknown operator 'rnak'"),
+        ("", "expected a number"),
+        ("1 + 2", "two constants"),
+    ],
+)
+def test_a_bad_included_formula_names_file_key_formula_and_reason(tmp_path, formula, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'id = "s"\n[formulas]\ninclude = ["rank(close)", "{formula}"]\n')
+    with pytest.raises(StrategyError) as info:
+        load_strategy(path)
+    text = str(info.value)
+    assert str(path) in text and "formulas.include.1: Value error, not a formula" in text
+    assert message in text and f"(got {formula!r})" in text
+
+
+def test_included_formulas_must_be_strings(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('id = "s"\n[formulas]\ninclude = [3]\n')
+    with pytest.raises(StrategyError, match="formulas.include.0: Input should be a valid string"):
+        load_strategy(path)

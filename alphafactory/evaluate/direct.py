@@ -141,7 +141,8 @@ def _window_mean(x, t, w, mean, constant):
 def window_moments(x, w, zscore, out):
     """Sample standard deviation (ddof 1) of each window, or with ``zscore`` the z-score of
     row t in it. Two passes (mean, then squared deviations); a window of identical values
-    has a variance of exactly 0, as in pandas, so its z-score is NaN rather than noise."""
+    has a variance of exactly 0, as in pandas, so its z-score is NaN rather than noise.
+    Needs w >= 2 (a one-row window counts as constant here); ``moments.py`` answers w = 1."""
     rows, columns = x.shape
     n_blocks, per_block = _blocks(rows, columns, w)
     for block in prange(n_blocks):
@@ -168,7 +169,8 @@ def window_moments(x, w, zscore, out):
 @njit(**_JIT)
 def window_comoments(x, y, w, correlation, out):
     """Sample covariance (ddof 1) of two series over each window, or with ``correlation``
-    their Pearson correlation, clipped to [-1, 1] and NaN where either one is constant."""
+    their Pearson correlation, clipped to [-1, 1] and NaN where either one is constant.
+    Needs w >= 2 (the covariance divides by w - 1); ``moments.py`` answers w = 1."""
     rows, columns = x.shape
     n_blocks, per_block = _blocks(rows, columns, w)
     for block in prange(n_blocks):

@@ -15,7 +15,6 @@ from alphafactory.formula.errors import (
     FormulaSyntaxError,
     FormulaTypeError,
     UnknownOperatorError,
-    WindowError,
 )
 from alphafactory.formula.nodes import Constant, Kind, Node, Operand, Slot
 from alphafactory.formula.operators import OPERATORS
@@ -48,9 +47,9 @@ def check(
 ) -> Node:
     """Validate ``node`` against ``config`` (and ``operands`` if given); return it typed.
 
-    Raises ``FormulaLimitError`` for size limits, ``WindowError`` for literals outside the
-    allowed sets, ``UnknownOperatorError`` for operators the config excludes, and
-    ``UnknownOperandError`` / ``FormulaTypeError`` for operands and kinds.
+    Raises ``FormulaLimitError`` for size limits, ``WindowError`` for a window or lag
+    outside 1..``config.max_window``, ``UnknownOperatorError`` for operators the config
+    excludes, and ``UnknownOperandError`` / ``FormulaTypeError`` for operands and kinds.
     """
     if not isinstance(node, Node):
         raise FormulaSyntaxError(f"expected a formula node, got {type(node).__name__}")
@@ -75,11 +74,8 @@ def _check_operator(node: Node, config: LanguageConfig) -> None:
     if OPERATORS.get(node.name) is not type(node) or not config.allows_operator(node.name):
         raise UnknownOperatorError(f"operator {node.name!r} is not allowed by this LanguageConfig")
     for slot, value in zip(node.signature, node.arguments, strict=True):
-        allowed = {Slot.WINDOW: config.windows, Slot.LAG: config.lags}.get(slot)
-        if allowed is not None and value not in allowed:
-            raise WindowError(
-                f"{node.name}: {slot} must be one of {', '.join(map(str, allowed))}, got {value}"
-            )
+        if slot in (Slot.WINDOW, Slot.LAG):
+            config.text_literal(node.name, slot, value)
 
 
 def canonical(formula: Node | str) -> str:

@@ -7,7 +7,8 @@ Hierarchy (only these ever escape ``parse``, ``check``, ``from_tokens`` or node 
     │   └── UnknownOperatorError      a call to a name that is not an operator
     ├── UnknownOperandError           a name the panel / strategy does not provide
     ├── FormulaTypeError              well formed, but the kinds or literals do not fit
-    │   └── WindowError               a window / lag literal outside the allowed set
+    │   └── WindowError               a window / lag outside 1..max_window (text) or the
+    │                                 generator's windows / lags (tokens)
     └── FormulaLimitError             over a configured limit (names the limit and the value)
 """
 
@@ -65,7 +66,8 @@ class FormulaTypeError(FormulaError):
 
 
 class WindowError(FormulaTypeError):
-    """A window or lag literal that is not an allowed integer."""
+    """A window or lag that is not an allowed integer: text takes 1..``max_window``, token
+    sequences only the generator's action space (``LanguageConfig.windows`` / ``lags``)."""
 
 
 class FormulaLimitError(FormulaError):

@@ -16,7 +16,7 @@ from alphafactory.formula.bases import (
     Unary,
     Winsorize,
 )
-from alphafactory.formula.nodes import Node, Slot
+from alphafactory.formula.nodes import Node
 
 
 class Neg(Unary):
@@ -216,7 +216,3 @@ SEMANTICS = {
     "group_demean": "per date x - mean of x within the asset's group (codes < 0: no group)",
 }
 # every time-series operator gives NaN where its window holds any missing value
-
-
-def literal_slots(op: type[Node]) -> tuple[Slot, ...]:
-    return tuple(slot for slot in op.signature if slot not in (Slot.VALUE, Slot.GROUP))

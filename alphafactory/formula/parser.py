@@ -10,9 +10,10 @@ literal)::
     primary := NUMBER | NAME | NAME "(" arguments ")" | "(" expr ")"
 
 Each call's arguments follow its operator's signature: expressions, integer window / lag
-literals, a positive literal ``k``, or a group field name. Limits are enforced while
-parsing (source length before anything else, nesting and node count as they grow), so
-hostile input is rejected in time proportional to the allowed size, never the input size.
+literals (any integer from 1 to ``max_window``, not only the generator's sets), a positive
+literal ``k``, or a group field name. Limits are enforced while parsing (source length
+before anything else, nesting and node count as they grow), so hostile input is rejected
+in time proportional to the allowed size, never the input size.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from alphafactory.formula.errors import (
     FormulaTypeError,
     UnknownOperandError,
     UnknownOperatorError,
-    WindowError,
 )
 from alphafactory.formula.lexer import Token, tokenize
 from alphafactory.formula.nodes import Constant, Kind, Node, Operand, Slot
@@ -233,11 +233,9 @@ class _Parser:
     def _literal(self, cls: type[Node], slot: Slot, token: Token) -> int | float:
         if slot is Slot.K:
             return token.value
-        allowed = self._config.windows if slot is Slot.WINDOW else self._config.lags
-        if not token.text.isdigit() or int(token.text) not in allowed:
-            raise WindowError(
-                f"{cls.name}: {slot} must be one of {', '.join(map(str, allowed))}, "
-                f"got {token.text}",
-                column=token.column,
-            )
-        return int(token.text)
+        # the text, not the float value, decides: "20.0" or "2e1" is not an integer literal
+        value = int(token.text) if token.text.isdigit() else token.text
+        try:
+            return self._config.text_literal(cls.name, slot, value)
+        except FormulaError as error:
+            raise error.at(token.column) from None

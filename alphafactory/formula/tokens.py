@@ -8,7 +8,10 @@ canonical text. Arity is fixed per operator, so a sequence needs no brackets or 
 A ``Vocabulary`` numbers the tokens: optional special tokens (never valid inside a formula,
 e.g. padding for the model), the operators, the operand names of a panel or strategy, then
 literal tokens (windows, lags, constants, winsorize thresholds). One literal token may serve
-as a window in one position and as a constant in another; the position decides.
+as a window in one position and as a constant in another; the position decides. The
+windows and lags of tokens are the generator's action space (``LanguageConfig.windows`` /
+``lags``); text accepts more (any integer up to ``max_window``), so ``to_tokens`` with a
+vocabulary refuses the windows the generator could not have written.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ class Vocabulary:
                 "grammar": GRAMMAR_VERSION,
                 "tokens": self.tokens,
                 "operands": self.operands,
-                "config": dataclasses.asdict(self.config),
+                "config": self.config.generator_rules(),
             },
             sort_keys=True,
             default=str,
@@ -141,8 +144,24 @@ class Vocabulary:
         return mask
 
 
-def to_tokens(formula: Node) -> list[str]:
-    """The prefix-order token sequence of ``formula`` (canonical, so equal formulas agree)."""
+def to_tokens(formula: Node, vocab: Vocabulary | None = None) -> list[str]:
+    """The prefix-order token sequence of ``formula`` (canonical, so equal formulas agree).
+
+    With ``vocab``, only a sequence the generator could write: a window or lag outside its
+    action space raises ``WindowError`` naming it (text allows any window up to
+    ``max_window``, tokens only ``windows`` / ``lags``), and any other token the vocabulary
+    lacks (a constant, an operand) raises ``FormulaSyntaxError``.
+    """
+    if vocab is not None:
+        for node in formula.walk():
+            for slot, value in zip(node.signature, node.arguments, strict=True):
+                if slot in (Slot.WINDOW, Slot.LAG):
+                    vocab.config.action_literal(node.name, slot, value)
+        return vocab.words(_prefix(formula))
+    return _prefix(formula)
+
+
+def _prefix(formula: Node) -> list[str]:
     if isinstance(formula, Operand):
         return [formula.name]
     if isinstance(formula, Constant):
@@ -150,7 +169,7 @@ def to_tokens(formula: Node) -> list[str]:
     out = [formula.name]
     for argument in formula.arguments:
         if isinstance(argument, Node):
-            out.extend(to_tokens(argument))
+            out.extend(_prefix(argument))
         else:
             out.append(format_number(float(argument)))
     return out
@@ -160,8 +179,9 @@ def from_tokens(tokens: Sequence[str | int], vocab: Vocabulary) -> Node:
     """Build and check the formula a prefix token sequence (strings or vocabulary ids) spells.
 
     Raises ``FormulaSyntaxError`` (``column`` = 1-based token position) for unknown tokens,
-    misplaced tokens or an incomplete / overlong sequence, and the other ``FormulaError``s
-    for kinds and limits, exactly as ``parse`` would for the same formula as text.
+    misplaced tokens or an incomplete / overlong sequence, ``WindowError`` for a window or
+    lag outside the action space (``windows`` / ``lags``, stricter than text), and the other
+    ``FormulaError``s for kinds and limits, exactly as ``parse`` would for the same text.
     """
     words = vocab.words(tokens)
     reader = _PrefixReader(words, vocab)
@@ -200,12 +220,12 @@ class _PrefixReader:
             if word not in vocab.operators:
                 raise FormulaSyntaxError(f"token {word!r} cannot start an expression")
             op = OPERATORS[word]
-            args = [self._argument(slot, depth) for slot in op.signature]
+            args = [self._argument(word, slot, depth) for slot in op.signature]
             return op(*args)
         except FormulaError as error:
             raise error.at(column) from None
 
-    def _argument(self, slot: Slot, depth: int):
+    def _argument(self, op: str, slot: Slot, depth: int):
         if slot is Slot.VALUE:
             return self.read(depth + 1)
         column = self.position + 1
@@ -217,4 +237,10 @@ class _PrefixReader:
         if word not in self.vocab.literals:
             raise FormulaSyntaxError(f"expected a {slot} literal, got {word!r}", column=column)
         value = self.vocab.literals[word]
-        return value if slot is Slot.K else int(value) if value.is_integer() else value
+        if slot is Slot.K:
+            return value
+        # tokens are the action space: check() alone would accept any window up to max_window
+        try:
+            return self.vocab.config.action_literal(op, slot, value)
+        except FormulaError as error:
+            raise error.at(column) from None

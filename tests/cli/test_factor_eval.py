@@ -65,9 +65,24 @@ def test_json_metrics_equal_the_python_api(panel_file, market):
     assert printed["formula"] == FORMULA
 
 
+STOCHASTIC = "zscore((close - ts_min(low, 14)) / (ts_max(high, 14) - ts_min(low, 14)))"
+
+
+def test_a_user_window_outside_the_generator_s_set_is_evaluated(panel_file, market):
+    # the 14-day stochastic, as a technician writes it (14 is not a generator window)
+    result = alphafactory("factor", "eval", STOCHASTIC, "--data", str(panel_file), "--json")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    expected = factor_metrics(
+        evaluate(STOCHASTIC, market.panel), market.panel.returns, dates=market.panel.dates
+    )
+    assert printed["ic"] == pytest.approx(expected.ic, rel=1e-12)
+    assert printed["n_periods"] == expected.n_periods > 200
+
+
 def test_a_bad_line_yields_an_error_object_and_the_batch_goes_on(panel_file, tmp_path):
     formulas = tmp_path / "formulas.txt"
-    lines = [FORMULA, "# a comment", "ts_mean(close, 7)", "__import__('os')", "rank(close)"]
+    lines = [FORMULA, "# a comment", "ts_mean(close, 1001)", "__import__('os')", "rank(close)"]
     formulas.write_text("\n".join(lines) + "\n")
     result = alphafactory(
         "factor", "eval", "--formulas", str(formulas), "--data", str(panel_file), "--json"
@@ -76,12 +91,12 @@ def test_a_bad_line_yields_an_error_object_and_the_batch_goes_on(panel_file, tmp
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["formula"] for line in lines] == [
         FORMULA,
-        "ts_mean(close, 7)",
+        "ts_mean(close, 1001)",
         "__import__('os')",
         "rank(close)",
     ]
     assert "ic" in lines[0] and "ic" in lines[3]
-    assert "window must be one of" in lines[1]["error"] and "got 7" in lines[1]["error"]
+    assert "from 1 to 1000" in lines[1]["error"] and "got 1001" in lines[1]["error"]
     assert "error" in lines[2]
 
 

@@ -108,11 +108,11 @@ def test_mask_follows_kinds():
     assert not state.valid_mask().any()
 
 
-def test_literal_slots_offer_only_their_literals():
+def test_literal_slots_offer_only_the_action_space():
     state = GrammarState(VOCAB)
     state.step("ts_mean")
     state.step("close")
-    assert state.valid_tokens() == ["2", "3", "5", "10"]
+    assert state.valid_tokens() == ["2", "3", "5", "10"]  # text may use any window, tokens not
     state.step("5")
     assert state.done
     state = GrammarState(VOCAB)
