@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from alphafactory import portfolio
-from alphafactory.data.releases import as_of_times, point_in_time_macro
+from alphafactory.clock import decision_day, known_dates
+from alphafactory.data.releases import point_in_time_macro
 from alphafactory.formula import Node
 from alphafactory.metrics import FactorMetrics, parse_definition
 from alphafactory.panel import Panel
@@ -49,7 +50,7 @@ def decision_panel(
             f"{int(late.sum())} release(s) after the decision time {cutoff.isoformat()} were "
             f"passed in (e.g. {first!r}): only data released by then may be used"
         )
-    published = np.asarray(as_of_times(market.dates) <= cutoff)
+    published = known_dates(market.dates, cutoff)
     stop = int(published.sum())
     if stop < 2 or not published[:stop].all():
         raise DecisionError(f"fewer than 2 market dates were published by {cutoff.isoformat()}")
@@ -58,8 +59,7 @@ def decision_panel(
     if len(releases):
         macro = point_in_time_macro(releases, panel.dates)
         # the decision row sees everything released by the decision time (all passed in)
-        decision_day = cutoff.tz_convert("America/New_York").tz_localize(None).normalize()
-        latest = point_in_time_macro(releases, np.array([decision_day], dtype="datetime64[ns]"))
+        latest = point_in_time_macro(releases, np.array([decision_day(cutoff)]))
         for series, values in macro.items():
             values[-1] = latest[series][0]
     return Panel(panel.dates, panel.assets, dict(panel.fields), macro, dict(panel.groups))

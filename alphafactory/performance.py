@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from alphafactory.clock import visible_from
+
 
 @dataclass(frozen=True)
 class Performance:
@@ -39,7 +41,7 @@ def held_returns(
     the first holding period are left out). ``decisions`` must be increasing, UTC."""
     if len(decisions) != len(weights):
         raise ValueError(f"{len(decisions)} decision times for {len(weights)} weight sets")
-    closes = pd.DatetimeIndex(dates).tz_localize("America/New_York").tz_convert("UTC")
+    closes = visible_from(dates)
     # a date's return is earned up to its close: it counts for a decision made before the
     # previous close only, so the first date held is the second close after the decision
     first_held = np.searchsorted(closes, decisions, side="right") + 1

@@ -5,16 +5,18 @@ and the metric options once, then scores lists of formulas at full speed: evalua
 sub-expressions, macro formulas are mapped to assets together in one compiled pass, and the
 per-date metrics run over stacks of factors (see :mod:`alphafactory.metrics.sections`).
 A formula that does not parse or type-check gets ``None``, never an exception, so one bad
-formula never costs a batch.
+formula never costs a batch. This is the one scoring path: the workers, the search and
+``alphafactory factor eval`` (through :meth:`FormulaScorer.score_each`, which also reports
+why a formula is invalid and, for tear sheets, the per-date series) all score through it.
 
     >>> scorer = FormulaScorer(panel.rows(0, split))
     >>> metrics = scorer.score(["ts_zscore(us_infl, 12)", "rank(close)"])
-    >>> rewards = scorer.rewards(metrics, "hac_tstat")
+    >>> ic = metric_values(metrics, "ic")
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +48,19 @@ class ScoringOptions:
     quantiles: int = 5
     macro_window: int = 36  # rows of the trailing regression mapping macro factors to assets
     stack_bytes: int = 256 * 2**20  # memory for one stack of scored factors (T x N each)
+    # None: inferred from the scored dates' spacing (and the language's windows with it)
+    periods_per_year: float | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One formula's outcome in :meth:`FormulaScorer.score_each`."""
+
+    text: str  # the formula as given (a node's canonical text)
+    formula: Node | None  # the checked formula; None when it is not valid here
+    metrics: FactorMetrics | None
+    error: FormulaError | None  # why it is not valid
+    series: dict[str, np.ndarray] | None  # per-date arrays (FactorScorer.series), if asked
 
 
 class FormulaScorer:
@@ -70,7 +85,8 @@ class FormulaScorer:
                 f"got {score_from}"
             )
         self.panel = panel
-        self.config = config or config_for_panel(panel)
+        periods = options.periods_per_year
+        self.config = config or (config_for_periods(periods) if periods else config_for_panel(panel))
         self.options = options
         self.score_from = score_from
         self.evaluator = Evaluator(panel, config=self.config)
@@ -79,31 +95,38 @@ class FormulaScorer:
             dates=panel.dates[score_from:],
             horizon=options.horizon,
             quantiles=options.quantiles,
+            periods_per_year=periods,
         )
 
     def prepare(self, formula: Node | str) -> Node | None:
         """The checked formula, or None where it does not parse or type-check here."""
+        return self._check(formula)[0]
+
+    def _check(self, formula: Node | str) -> tuple[Node | None, FormulaError | None]:
         try:
-            return self.evaluator.prepare(formula)
-        except FormulaError:
-            return None
+            return self.evaluator.prepare(formula), None
+        except FormulaError as error:
+            return None, error
 
     def score(self, formulas: Sequence[Node | str]) -> list[FactorMetrics | None]:
         """Metrics per formula, in order; None for a formula that is not valid here."""
-        out: list[FactorMetrics | None] = [None] * len(formulas)
+        return [scored.metrics for scored in self.score_each(formulas)]
+
+    def score_each(
+        self, formulas: Sequence[Node | str], *, series: bool = False
+    ) -> Iterator[Scored]:
+        """A :class:`Scored` per formula, in order, a stack of formulas at a time (as much
+        as ``stack_bytes`` holds); with ``series`` also each valid one's per-date arrays."""
         rows, assets = self.panel.shape
         chunk = max(1, self.options.stack_bytes // (8 * rows * assets))
         for start in range(0, len(formulas), chunk):
-            prepared = [
-                (start + k, node)
-                for k, formula in enumerate(formulas[start : start + chunk])
-                if (node := self.prepare(formula)) is not None
-            ]
-            if prepared:
-                nodes = [node for _, node in prepared]
-                for (index, _), metrics in zip(prepared, self._score_nodes(nodes), strict=True):
-                    out[index] = metrics
-        return out
+            checked = [self._check(formula) for formula in formulas[start : start + chunk]]
+            nodes = [node for node, _ in checked if node is not None]
+            scored = iter(self._score_nodes(nodes, series) if nodes else ())
+            for formula, (node, error) in zip(formulas[start : start + chunk], checked, strict=True):
+                metrics, per_date = next(scored) if node is not None else (None, None)
+                text = formula if isinstance(formula, str) else str(formula)
+                yield Scored(text, node, metrics, error, per_date)
 
     def signals(self, formulas: Sequence[Node | str]) -> np.ndarray:
         """Per-asset values of valid formulas on the whole panel, (K, T, N): panel formulas
@@ -125,8 +148,13 @@ class FormulaScorer:
                 scores[k] = mapped[:, position]
         return np.stack(scores)
 
-    def _score_nodes(self, nodes: list[Node]) -> list[FactorMetrics]:
-        return self.metrics.score_batch(self.signals(nodes)[:, self.score_from :])
+    def _score_nodes(
+        self, nodes: list[Node], series: bool
+    ) -> list[tuple[FactorMetrics, dict[str, np.ndarray] | None]]:
+        stack = self.signals(nodes)[:, self.score_from :]
+        if series:
+            return self.metrics.score_batch_with_series(stack)
+        return [(metrics, None) for metrics in self.metrics.score_batch(stack)]
 
 
 def metric_values(metrics: Sequence[FactorMetrics | None], name: str) -> np.ndarray:

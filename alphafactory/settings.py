@@ -160,6 +160,8 @@ class PipelineSettings(BaseModel):
     worker_concurrency: int = Field(1, ge=1, le=64)
     # How long a relay or a consumer sleeps when it found nothing to do.
     poll_interval_s: float = Field(0.5, gt=0, le=60)
+    # The relay deletes outbox rows published longer ago than this; 0 keeps them all.
+    outbox_retention_hours: float = Field(168.0, ge=0)
     # `stack up` also starts the pipeline services (release handler, generator,
     # allocator, relay, one Celery worker) as local processes.
     services: bool = True

@@ -32,7 +32,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alphafactory.data import synthetic_market  # noqa: E402
-from deploy.local import stack  # noqa: E402
+from app import stack  # noqa: E402
 from storage.loading import load_panel, load_releases  # noqa: E402
 from storage.progress import trigger_status  # noqa: E402
 from tests.stack_support import (  # noqa: E402
@@ -155,7 +155,7 @@ def one_release(settings, publisher, when: pd.Timestamp, timeout_s: float = 900)
 
 
 def run(market, candidates: int, workers: int, repeats: int) -> list[dict]:
-    from producers.publisher import KafkaPublisher
+    from messaging.publisher import KafkaPublisher
 
     state, settings = make_state_dir("alphafactory-latency-"), None
     try:

@@ -13,18 +13,24 @@ ask.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
+from kafka.consumer.fetcher import ConsumerRecord
+from psycopg_pool import ConnectionPool
 
 from alphafactory.decision import allocate
-from alphafactory.events import Rebalance
+from alphafactory.events import BacktestResult, Rebalance, decode
 from alphafactory.strategy import Strategy
 from consumers.market_data import PanelCache
-from storage.allocations import allocation_id_for, write_allocation
+from storage.allocations import (
+    allocation_exists,
+    allocation_id_for,
+    lock_trigger,
+    write_allocation,
+)
 from storage.factors import evaluations, replace_alpha_pool
 from storage.outbox import OutboxEvent
 from storage.requests import RequestRecord, load_request, request_complete
@@ -52,9 +58,8 @@ def allocate_request(
         return None
     allocation_id = allocation_id_for(strategy.id, request.trigger_event_id)
     with conn.transaction():
-        lock_key = f"allocate:{strategy.id}:{request.trigger_event_id}"
-        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_key,))
-        if _allocated(conn, allocation_id):
+        lock_trigger(conn, strategy_id=strategy.id, trigger_event_id=request.trigger_event_id)
+        if allocation_exists(conn, allocation_id=allocation_id):
             return allocation_id
         alphas = evaluations(conn, strategy_id=strategy.id, as_of=request.as_of, alphas_only=True)
         panel = context.panels.get(conn, strategy, request.decision_time)
@@ -92,13 +97,6 @@ def allocate_request(
     return allocation_id
 
 
-def _allocated(conn: psycopg.Connection, allocation_id: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM core.allocations WHERE allocation_id = %s", (allocation_id,)
-    ).fetchone()
-    return row is not None
-
-
 def _rebalance(allocation_id: str, request: RequestRecord, weights, n_alphas: int) -> OutboxEvent:
     event = Rebalance(
         allocation_id=allocation_id,
@@ -109,4 +107,17 @@ def _rebalance(allocation_id: str, request: RequestRecord, weights, n_alphas: in
         n_alphas=n_alphas,
         created_at=datetime.now(UTC),
     )
-    return OutboxEvent(topic=event.topic, key=event.key(), payload=json.loads(event.to_json()))
+    return OutboxEvent.of(event)
+
+
+class AllocationHandler:
+    """``ConsumerLoop`` handler of ``alpha.backtest.results``: every result asks whether its
+    request is complete (one index probe) and allocates it once it is."""
+
+    def __init__(self, pool: ConnectionPool, context: AllocationContext) -> None:
+        self._pool, self._context = pool, context
+
+    def __call__(self, record: ConsumerRecord) -> None:
+        result = decode(BacktestResult, record.value)
+        with self._pool.connection() as conn:
+            allocate_request(conn, self._context, result.request_id)

@@ -1,4 +1,5 @@
-"""Dead-letter policy for :class:`consumers.loop.ConsumerLoop`.
+"""Dead letters for :class:`consumers.loop.ConsumerLoop`: what counts as poison, where
+poison goes, and the loop every service consumes with (:func:`dead_lettering_loop`).
 
 With ``on_error=DeadLetterPolicy(sink)`` a record whose handler raised is written to the
 sink with its source coordinates and the error, and the loop then commits past it and
@@ -18,15 +19,36 @@ Dead letters published to Kafka keep the original key, value and headers, plus::
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 from kafka.consumer.fetcher import ConsumerRecord
 
+from alphafactory.events import EventError
+from alphafactory.formula import FormulaError
+from alphafactory.settings import KafkaSettings
 from alphafactory.topics import DEAD_LETTERS
-from consumers.loop import ErrorPolicy, coordinates
-from producers.publisher import KafkaPublisher
+from consumers.loop import ConsumerLoop, ErrorPolicy, Handler, coordinates
+from messaging.publisher import KafkaPublisher
+from storage.errors import ConflictError, InvalidRecordError
 
 logger = logging.getLogger(__name__)
+
+
+class UnknownStrategy(LookupError):
+    """A record for a strategy this service does not run."""
+
+
+# Errors a retry cannot cure: an invalid event, a strategy this deployment does not run, a
+# formula that does not fit the model, a record conflicting with what is stored. Anything
+# else (Postgres or Redis down...) stops the consumer before its commit instead.
+POISON: tuple[type[Exception], ...] = (
+    EventError,
+    UnknownStrategy,
+    FormulaError,
+    ConflictError,
+    InvalidRecordError,
+)
 
 HEADER_PREFIX = "dead_letter."
 HEADER_TOPIC = "dead_letter.topic"
@@ -127,3 +149,27 @@ class PoisonOnly:
         if not isinstance(error, self._poison):
             raise error
         self._dead_letters(record, error)
+
+
+def dead_lettering_loop(
+    kafka: KafkaSettings,
+    *,
+    publisher: KafkaPublisher,
+    group_id: str,
+    topics: Sequence[str],
+    handler: Handler,
+    dead_letter_topic: str = DEAD_LETTERS,
+    **loop_options,
+) -> ConsumerLoop:
+    """The consume loop of a service: :data:`POISON` to the dead letters (then commit and
+    go on), any other error stops the loop uncommitted. ``loop_options`` go to
+    :class:`ConsumerLoop` (``stop_event``, ``batch_size``, ``max_records``...)."""
+    sink = KafkaDeadLetterSink(publisher, topic=dead_letter_topic)
+    return ConsumerLoop(
+        kafka,
+        group_id=group_id,
+        topics=topics,
+        handler=handler,
+        on_error=PoisonOnly(DeadLetterPolicy(sink, group_id=group_id), POISON),
+        **loop_options,
+    )

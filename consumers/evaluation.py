@@ -133,5 +133,4 @@ def _store(conn, request: RequestRecord, formula_hash, formula, metrics, qualifi
         metrics=numbers,
         evaluated_at=datetime.now(UTC),
     )
-    payload = json.loads(result.to_json())
-    enqueue(conn, event=OutboxEvent(topic=result.topic, key=result.key(), payload=payload))
+    enqueue(conn, event=OutboxEvent.of(result))

@@ -6,11 +6,12 @@ nothing and a crash at any point loses nothing):
 1. Rebalance rule: a request within ``rebalance.min_days_between`` days after the
    strategy's last allocation (for another trigger) is skipped.
 2. ``register_request``: once per (strategy, trigger).
-3. If its candidates are not recorded yet: ask the generator (batched next-action calls,
-   through Triton or in process per the settings) for ``generation.candidates`` new
-   formulas, conditioned on the strategy's target, excluding every formula already
-   evaluated for the strategy and date; store them as factors and as the request's
-   candidates in one transaction. The sampling seed comes from the request id, so a
+3. If its candidates are not recorded yet: the strategy's own formulas
+   (``formulas.include``) and ``generation.candidates`` new ones from the generator
+   (batched next-action calls, through Triton or in process per the settings,
+   conditioned on the strategy's target), excluding every formula already evaluated for
+   the strategy and date; store them as factors and as the request's candidates in one
+   transaction. The sampling seed comes from the request id, so a
    request generated again after a crash writes the same formulas.
 4. Send the still-pending candidates to the workers in chunks; with none at all, allocate
    at once (there will be no result to wake the allocator).
@@ -26,26 +27,26 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
 import psycopg
+from kafka.consumer.fetcher import ConsumerRecord
+from psycopg_pool import ConnectionPool
 
-from alphafactory.events import GenerationRequest
+from alphafactory.events import GenerationRequest, decode
 from alphafactory.formula import Kind, Vocabulary, formula_hash
+from alphafactory.retry import Backoff, RetryStopped, retry
 from alphafactory.strategy import Strategy
 from consumers.allocation import AllocationContext, allocate_request
+from consumers.dead_letters import UnknownStrategy
 from inference.sampling import NextActionPolicy, SamplingOptions, Target, generate
 from inference.triton_client import TritonUnavailable
+from storage.allocations import recent_allocation
 from storage.factors import evaluations, upsert_factor
 from storage.requests import RequestRecord, pending_candidates, register_request, set_candidates
 
 log = logging.getLogger(__name__)
 Dispatch = Callable[[str, list[str], int], int]  # (request id, hashes, chunk size) -> tasks
-
-
-class UnknownStrategy(LookupError):
-    """A request for a strategy this service does not run."""
 
 
 @dataclass
@@ -85,22 +86,17 @@ def handle_request(
         ),
     )
     if stored.n_candidates is None:
-        formulas = _generate(conn, context, strategy, stored, request.candidates)
+        candidates = _candidates(conn, context, strategy, stored, request.candidates)
         with conn.transaction():
-            for formula in formulas:
-                upsert_factor(
-                    conn,
-                    formula_hash=formula_hash(formula),
-                    formula=str(formula),
-                    origin="generator",
-                )
-            set_candidates(conn, stored.request_id, [formula_hash(f) for f in formulas])
+            for hashed, text, origin in candidates:
+                upsert_factor(conn, formula_hash=hashed, formula=text, origin=origin)
+            set_candidates(conn, stored.request_id, [hashed for hashed, _, _ in candidates])
         log.info(
             "request %s (%s, %s): %d new candidates",
             stored.request_id,
             strategy.id,
             stored.as_of,
-            len(formulas),
+            len(candidates),
         )
     pending = pending_candidates(conn, stored.request_id)
     if not pending:
@@ -109,58 +105,88 @@ def handle_request(
     return context.dispatch(stored.request_id, pending, strategy.generation.chunk_size)
 
 
-def _generate(conn, context: GenerationContext, strategy: Strategy, request: RequestRecord, n: int):
-    done = evaluations(conn, strategy_id=strategy.id, as_of=request.as_of)
+def _candidates(
+    conn, context: GenerationContext, strategy: Strategy, request: RequestRecord, n: int
+) -> list[tuple[str, str, str]]:
+    """(formula hash, canonical text, origin) of the request's new candidates: the
+    strategy's own ``formulas.include``, then ``n`` generated ones, none of them evaluated
+    for the strategy and date before."""
+    done = set(evaluations(conn, strategy_id=strategy.id, as_of=request.as_of)["formula_hash"])
+    included = [(formula_hash(text), text, "strategy") for text in strategy.formulas.include]
+    included = [item for item in included if item[0] not in done]
+    exclude = done | {hashed for hashed, _, _ in included}
+    generated = _generate(context, strategy, request, n, exclude)
+    return included + [(formula_hash(f), str(f), "generator") for f in generated]
+
+
+def _generate(context: GenerationContext, strategy: Strategy, request: RequestRecord, n, exclude):
     target = Target.parse(strategy.alpha.target)
     seed = int.from_bytes(hashlib.sha256(request.request_id.encode()).digest()[:8], "little")
     options = SamplingOptions(temperature=strategy.generation.temperature, gamma=context.gamma)
     roots = {Kind(kind) for kind in strategy.formulas.root_kinds}
-    wait = context.retry_wait_s
-    while True:
-        try:
-            return generate(
-                context.policy,
-                context.vocab,
-                target.value,
-                n,
-                options=options,
-                rng=np.random.default_rng(seed),
-                root_kinds=roots,
-                exclude=set(done["formula_hash"]),
-            ).formulas
-        except TritonUnavailable as error:
-            log.warning(
-                "request %s waits for Triton (retry in %.0f s): %s", request.request_id, wait, error
-            )
-            if context.stop_event.wait(wait):
-                raise
-            wait = min(2 * wait, 60.0)
+
+    def sample():
+        return generate(
+            context.policy,
+            context.vocab,
+            target.value,
+            n,
+            options=options,
+            rng=np.random.default_rng(seed),
+            root_kinds=roots,
+            exclude=exclude,
+        ).formulas
+
+    def log_wait(error: BaseException, _failures: int, delay: float) -> None:
+        log.warning(
+            "request %s waits for Triton (retry in %.0f s): %s", request.request_id, delay, error
+        )
+
+    # Triton down with no fallback: wait for as long as it takes (the consumer does not
+    # commit past the request); a stop ends the wait with Triton's error, uncommitted, so
+    # the request comes back after the restart.
+    try:
+        return retry(
+            sample,
+            retry_on=TritonUnavailable,
+            backoff=Backoff(first_s=context.retry_wait_s, max_s=max(60.0, context.retry_wait_s)),
+            sleep=context.stop_event.wait,
+            on_retry=log_wait,
+        )
+    except RetryStopped as stopped:
+        raise stopped.__cause__ from None
 
 
 def _too_soon(conn: psycopg.Connection, strategy: Strategy, request: GenerationRequest) -> bool:
     days = strategy.rebalance.min_days_between
     if days <= 0:
         return False
-    row = conn.execute(
-        """
-        SELECT as_of, trigger_event_id FROM core.allocations
-        WHERE strategy_id = %s AND as_of <= %s AND as_of > %s AND trigger_event_id <> %s
-        ORDER BY as_of DESC LIMIT 1
-        """,
-        (
-            strategy.id,
-            request.as_of,
-            request.as_of - timedelta(days=days),
-            request.trigger_event_id,
-        ),
-    ).fetchone()
-    if row is not None:
+    recent = recent_allocation(
+        conn,
+        strategy_id=strategy.id,
+        as_of=request.as_of,
+        within_days=days,
+        other_than_trigger=request.trigger_event_id,
+    )
+    if recent is not None:
         log.info(
             "request %s skipped: %s rebalanced on %s (trigger %s), within %d days",
             request.request_id,
             strategy.id,
-            row[0],
-            row[1],
+            *recent,
             days,
         )
-    return row is not None
+    return recent is not None
+
+
+class GenerationHandler:
+    """``ConsumerLoop`` handler of ``alpha.generation.requests``: each request on a pooled
+    connection (one at a time between commits: a request can take minutes)."""
+
+    def __init__(self, pool: ConnectionPool, context: GenerationContext) -> None:
+        self._pool, self._context = pool, context
+
+    def __call__(self, record: ConsumerRecord) -> None:
+        request = decode(GenerationRequest, record.value)
+        with self._pool.connection() as conn:
+            handle_request(conn, self._context, request)

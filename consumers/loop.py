@@ -35,9 +35,10 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
+from alphafactory.retry import Backoff, RetriesExhausted, RetryStopped, retry
 from alphafactory.settings import KafkaSettings
-from producers.connection import client_options
-from producers.errors import BrokerUnavailableError, ConsumeError
+from messaging.client import client_options
+from messaging.errors import BrokerUnavailableError, ConsumeError
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,7 @@ Handler = Callable[[ConsumerRecord], None]
 ErrorPolicy = Callable[[ConsumerRecord, Exception], None]
 Offsets = dict[TopicPartition, OffsetAndMetadata]
 
-_FIRST_BACKOFF_S = 0.1
-_MAX_BACKOFF_S = 5.0
+_BACKOFF = Backoff(first_s=0.1, max_s=5.0)
 
 
 def raise_error(record: ConsumerRecord, error: Exception) -> None:
@@ -280,28 +280,28 @@ class ConsumerLoop:
         An interruptible operation (poll) returns None when the stop event is set while it
         waits to retry; a commit keeps trying, since it records work already done.
         """
-        deadline: float | None = None
-        delay = _FIRST_BACKOFF_S
-        while True:
-            try:
-                return call()
-            except KafkaError as error:
-                where = f"consumer group {self._group_id!r} on topics {list(self._topics)}"
-                if not error.retriable:
-                    raise ConsumeError(f"{operation} failed for {where}: {error}") from error
-                now = time.monotonic()
-                deadline = deadline if deadline is not None else now + self._retry_timeout_s
-                if now >= deadline:
-                    raise ConsumeError(
-                        f"{operation} kept failing for {self._retry_timeout_s:g} s "
-                        f"for {where}: {error}"
-                    ) from error
-                logger.warning(
-                    "%s failed for %s, retrying in %.1f s: %s", operation, where, delay, error
-                )
-            if interruptible:
-                if self.stop_event.wait(delay):
-                    return None
-            else:
-                time.sleep(delay)
-            delay = min(delay * 2, _MAX_BACKOFF_S)
+        where = f"consumer group {self._group_id!r} on topics {list(self._topics)}"
+
+        def log_retry(error: BaseException, _failures: int, delay: float) -> None:
+            logger.warning(
+                "%s failed for %s, retrying in %.1f s: %s", operation, where, delay, error
+            )
+
+        try:
+            return retry(
+                call,
+                retry_on=lambda e: isinstance(e, KafkaError) and e.retriable,
+                backoff=_BACKOFF,
+                timeout_s=self._retry_timeout_s,
+                sleep=self.stop_event.wait if interruptible else time.sleep,
+                on_retry=log_retry,
+            )
+        except RetryStopped:
+            return None
+        except RetriesExhausted as exhausted:
+            raise ConsumeError(
+                f"{operation} kept failing for {self._retry_timeout_s:g} s for {where}: "
+                f"{exhausted.__cause__}"
+            ) from exhausted.__cause__
+        except KafkaError as error:
+            raise ConsumeError(f"{operation} failed for {where}: {error}") from error

@@ -17,6 +17,7 @@ import pandas as pd
 import psycopg
 
 from alphafactory.decision import decision_panel
+from alphafactory.formula import parse
 from alphafactory.panel import Panel
 from alphafactory.strategy import Strategy
 from storage.loading import GROUP_PREFIX
@@ -24,6 +25,13 @@ from storage.macro import releases_until
 from storage.market import as_panel, market_as_of
 
 HISTORY_ROWS_BEYOND_TRAINING = 120  # warm-up rows for rolling windows before the window
+
+
+def warm_up_rows(strategy: Strategy) -> int:
+    """Rows of history before the scoring window: enough for generated formulas' windows
+    and for the longest of the strategy's own (``formulas.include``, any window)."""
+    own = [parse(text).lookback for text in strategy.formulas.include]
+    return max([HISTORY_ROWS_BEYOND_TRAINING, *own])
 
 
 class NoMarketData(LookupError):
@@ -76,5 +84,5 @@ def strategy_panel(conn: psycopg.Connection, strategy: Strategy, decision_time: 
     releases = releases_until(
         conn, until=decision_time, series_ids=list(strategy.formulas.operands) or None
     )
-    history = strategy.alpha.training_months + HISTORY_ROWS_BEYOND_TRAINING
+    history = strategy.alpha.training_months + warm_up_rows(strategy)
     return decision_panel(market, releases, decision_time, history)

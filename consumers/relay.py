@@ -12,9 +12,10 @@ wait for the broker's acknowledgements, mark them sent, commit. Delivery is at-l
 Consumers absorb both through their event ids (``request_id``, ``event_id``...).
 Per-key order holds with one relay; with several, two batches may interleave.
 
-:func:`run_relay` is the relay process: batches back to back while there is a backlog, a
-``poll_interval_s`` wait on the stop event when idle (so SIGTERM stops it at once), and a
-growing wait after a failed publish (the broker may be down).
+:func:`run_relay` is the relay loop: batches back to back while there is a backlog, an
+``idle_s`` wait on the stop event when idle (so SIGTERM stops it at once), jittered
+backoff after a failed publish (the broker may be down), and the published rows older
+than the retention setting deleted once a minute, so the outbox stays small.
 """
 
 from __future__ import annotations
@@ -22,19 +23,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg import pq
 
-from alphafactory.settings import Settings
-from producers.errors import PublishError
-from producers.publisher import KafkaPublisher, OutgoingRecord
-from storage.db import connect
-from storage.outbox import OutboxMessage, claim_unsent, mark_sent
+from alphafactory.retry import Backoff, RetryStopped, retry
+from messaging.errors import PublishError
+from messaging.publisher import KafkaPublisher, OutgoingRecord
+from storage.outbox import OutboxMessage, claim_unsent, mark_sent, prune_sent
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
+PRUNE_EVERY_S = 60.0
 _MAX_BACKOFF_S = 30.0
 
 
@@ -72,33 +75,49 @@ def relay_once(conn: psycopg.Connection, publisher: KafkaPublisher, limit: int =
     return len(messages)
 
 
-def run_relay(settings: Settings, stop_event: threading.Event, *, limit: int = BATCH_SIZE) -> int:
+def run_relay(
+    conn: psycopg.Connection,
+    publisher: KafkaPublisher,
+    *,
+    stop_event: threading.Event,
+    idle_s: float,
+    retention: timedelta | None,
+    limit: int = BATCH_SIZE,
+    prune_every_s: float = PRUNE_EVERY_S,
+) -> int:
     """Relay until ``stop_event`` is set; returns how many messages were published.
 
-    A failed publish is logged and retried with a growing pause (up to 30 s); a Postgres
-    error ends the process (its supervisor restarts it; unsent rows wait in the outbox).
+    A failed publish is retried for as long as it takes, with jittered backoff from
+    ``idle_s`` up to 30 s (the broker may be down; the rows wait in the outbox). A Postgres
+    error ends the loop (its supervisor restarts the process). Every ``prune_every_s``
+    the rows published more than ``retention`` ago are deleted (None keeps them).
     """
-    idle_s = settings.pipeline.poll_interval_s
-    published = 0
-    with (
-        connect(settings.postgres.dsn("app"), autocommit=True) as conn,
-        KafkaPublisher.open(settings.kafka) as publisher,
-    ):
-        logger.info("outbox relay started (batches of %d)", limit)
-        backoff_s = idle_s
-        while not stop_event.is_set():
-            try:
-                count = relay_once(conn, publisher, limit)
-            except PublishError as error:
-                logger.warning(
-                    "outbox relay: publish failed, retrying in %.1f s: %s", backoff_s, error
-                )
-                stop_event.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
-                continue
-            backoff_s = idle_s
-            published += count
-            if count < limit:  # drained: nothing left worth an immediate new query
-                stop_event.wait(idle_s)
+    backoff = Backoff(first_s=idle_s, max_s=max(idle_s, _MAX_BACKOFF_S))
+    published, next_prune = 0, 0.0
+    logger.info("outbox relay started (batches of %d)", limit)
+    while not stop_event.is_set():
+        if retention is not None and time.monotonic() >= next_prune:
+            pruned = prune_sent(conn, sent_before=datetime.now(UTC) - retention)
+            logger.log(logging.INFO if pruned else logging.DEBUG, "pruned %d sent row(s)", pruned)
+            next_prune = time.monotonic() + prune_every_s
+        try:
+            count = retry(
+                lambda: relay_once(conn, publisher, limit),
+                retry_on=PublishError,
+                backoff=backoff,
+                sleep=stop_event.wait,
+                on_retry=_log_failed_publish,
+            )
+        except RetryStopped:
+            break
+        published += count
+        if count < limit:  # drained: nothing left worth an immediate new query
+            stop_event.wait(idle_s)
     logger.info("outbox relay stopped after publishing %d message(s)", published)
     return published
+
+
+def _log_failed_publish(error: BaseException, failures: int, delay: float) -> None:
+    logger.warning(
+        "outbox relay: publish failed (%d in a row), retrying in %.1f s: %s", failures, delay, error
+    )

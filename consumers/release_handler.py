@@ -11,10 +11,10 @@ For each record, in ONE Postgres transaction (:func:`handle_release`):
    the commit). Its ``request_id`` derives from (strategy, event_id), so even a request
    re-emitted by hand names the same request downstream.
 
-The request is as of the release time's New York calendar date and may only use data
-released by ``released_at``. Releases are append-only: an older vintage arriving after a
-newer one is stored next to it (as-of reads pick by ``released_at``) and gets its own
-request; nothing is overwritten.
+The request is as of the release time's New York calendar date (``alphafactory.clock``)
+and may only use data released by ``released_at``. Releases are append-only: an older
+vintage arriving after a newer one is stored next to it (as-of reads pick by
+``released_at``) and gets its own request; nothing is overwritten.
 
 Errors: a record that can never be applied (``EventError``: not a valid event;
 ``ConflictError``; ``InvalidRecordError``) raises, and :class:`PoisonOnly` hands it to the
@@ -25,27 +25,23 @@ record is delivered again after a restart instead of being dead-lettered while v
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import psycopg
 from kafka.consumer.fetcher import ConsumerRecord
 from psycopg import pq
 
-from alphafactory.events import EventError, GenerationRequest, MacroRelease, decode, request_id_for
-from alphafactory.settings import KafkaSettings, Settings
-from alphafactory.strategy import Strategy, active_strategies
-from alphafactory.topics import DEAD_LETTERS, GENERATION_REQUESTS, MACRO_RELEASES
-from consumers.dead_letters import DeadLetterPolicy, KafkaDeadLetterSink, PoisonOnly
-from consumers.loop import ConsumerLoop, LoopStats, coordinates
-from producers.admin import ensure_topics
-from producers.publisher import KafkaPublisher
-from storage.db import connect
-from storage.errors import ConflictError, InvalidRecordError
+from alphafactory.clock import decision_date
+from alphafactory.events import GenerationRequest, MacroRelease, decode, request_id_for
+from alphafactory.settings import KafkaSettings
+from alphafactory.strategy import Strategy
+from alphafactory.topics import DEAD_LETTERS, MACRO_RELEASES
+from consumers.dead_letters import dead_lettering_loop
+from consumers.loop import ConsumerLoop, coordinates
+from messaging.publisher import KafkaPublisher
+from storage.errors import InvalidRecordError
 from storage.ledger import mark_processed
 from storage.macro import record_macro_observation
 from storage.outbox import OutboxEvent, enqueue
@@ -54,8 +50,6 @@ logger = logging.getLogger(__name__)
 
 GROUP_ID = "alphafactory-release-handler"
 CONSUMER = "release-handler"  # the processed-events ledger's name for this consumer
-NEW_YORK = ZoneInfo("America/New_York")  # US releases: the decision's calendar date there
-POISON: tuple[type[Exception], ...] = (EventError, ConflictError, InvalidRecordError)
 
 
 def release_request(
@@ -65,7 +59,7 @@ def release_request(
     return GenerationRequest(
         request_id=request_id_for(strategy.id, release.event_id),
         strategy_id=strategy.id,
-        as_of=release.released_at.astimezone(NEW_YORK).date(),
+        as_of=decision_date(release.released_at),
         decision_time=release.released_at,
         trigger_event_id=release.event_id,
         trigger="release",
@@ -82,8 +76,8 @@ def handle_release(
     now: datetime,
 ) -> list[GenerationRequest]:
     """Apply one ``macro.releases`` message; returns the requests enqueued (none for a
-    release already processed). Raises one of :data:`POISON` for a message that can never
-    be applied; the transaction is committed when it returns.
+    release already processed). Raises one of ``consumers.dead_letters.POISON`` for a
+    message that can never be applied; the transaction is committed when it returns.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now must carry a time zone, got naive {now!r}")
@@ -105,8 +99,7 @@ def handle_release(
             if not mark_processed(conn, consumer=CONSUMER, event_id=release.event_id):
                 return []
             for request in requests:
-                payload = json.loads(request.to_json())
-                enqueue(conn, event=OutboxEvent(request.topic, request.key(), payload))
+                enqueue(conn, event=OutboxEvent.of(request))
     except psycopg.DataError as error:
         # Deterministic for this content (e.g. a NUL character in a text field): poison,
         # not an outage, so it must go to the dead letters rather than stop the consumer.
@@ -165,35 +158,12 @@ def release_loop(
 ) -> ConsumerLoop:
     """The release handler's consume loop; ``loop_options`` go to :class:`ConsumerLoop`
     (``stop_event``, ``max_records``, ``idle_timeout_s``...)."""
-    sink = KafkaDeadLetterSink(publisher, topic=dead_letter_topic)
-    return ConsumerLoop(
+    return dead_lettering_loop(
         kafka,
+        publisher=publisher,
         group_id=group_id,
         topics=[topic],
         handler=ReleaseHandler(conn, strategies),
-        on_error=PoisonOnly(DeadLetterPolicy(sink, group_id=group_id), POISON),
+        dead_letter_topic=dead_letter_topic,
         **loop_options,
     )
-
-
-def run_release_handler(settings: Settings, stop_event: threading.Event) -> LoopStats:
-    """The release-handler process: consume until ``stop_event`` is set."""
-    strategies = active_strategies(settings.pipeline.strategies_dir)
-    logger.info(
-        "release handler: %d active strategies, triggered by %s",
-        len(strategies),
-        sorted({series for s in strategies for series in s.triggers.series}),
-    )
-    ensure_topics(settings.kafka, [MACRO_RELEASES, GENERATION_REQUESTS, DEAD_LETTERS])
-    with (
-        connect(settings.postgres.dsn("app"), autocommit=True) as conn,
-        KafkaPublisher.open(settings.kafka) as publisher,
-    ):
-        loop = release_loop(
-            settings.kafka,
-            conn=conn,
-            publisher=publisher,
-            strategies=strategies,
-            stop_event=stop_event,
-        )
-        return loop.run()

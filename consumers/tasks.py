@@ -3,41 +3,59 @@
 Delivery settings (DESIGN.md, measured on these machines): late acknowledgement and
 reject-on-worker-lost (a killed child's task is redelivered at once), prefetch 1 (a worker
 holds one chunk at a time, so a slow chunk never strands queued ones), Redis's visibility
-timeout from the settings (a killed whole worker's task returns after it), results
-ignored (business results go to Postgres). Every write is idempotent, so a redelivered
-chunk rewrites the same rows.
+timeout (a killed whole worker's task returns after it), results ignored (business
+results go to Postgres). Every write is idempotent, so a redelivered chunk rewrites the
+same rows.
 
-``configure(settings)`` is called once by each process that sends or runs tasks
-(``alphafactory worker``, the generation service); nothing connects at import.
+Nothing connects at import. The composition root (``app``) calls :func:`configure` in
+every process that sends or runs tasks, and, before a worker starts, :func:`serve_with`
+with the function that opens a worker process's resources; each prefork child calls it
+once after the fork (``worker_process_init``).
 """
 
 from __future__ import annotations
 
 import logging
-import random
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
+from psycopg_pool import ConnectionPool
 
-from alphafactory.settings import Settings
+from alphafactory.retry import Backoff
+from consumers.evaluation import EvaluationContext, evaluate_chunk, fail_chunk
 
 log = logging.getLogger(__name__)
 EVALUATE = "alphafactory.evaluate"
 QUEUE = "evaluate"
+# Between a failed chunk's attempts: 0-2 s, 0-4 s, 0-8 s... (full jitter)
+RETRY_BACKOFF = Backoff(first_s=2.0, max_s=60.0)
 
 app = Celery("alphafactory")
-_worker: dict = {}  # per worker process: settings, pool, evaluation context
 
 
-def configure(settings: Settings) -> Celery:
-    visibility = settings.pipeline.visibility_timeout_s
+@dataclass
+class WorkerResources:
+    """What one worker process keeps between chunks."""
+
+    pool: ConnectionPool
+    context: EvaluationContext
+    retries: int  # attempts after the first before a chunk is given up (fail_chunk)
+
+
+_opener: Callable[[], WorkerResources] | None = None
+_resources: WorkerResources | None = None
+
+
+def configure(*, broker_url: str, visibility_timeout_s: int) -> Celery:
     app.conf.update(
-        broker_url=settings.redis.url,
+        broker_url=broker_url,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
-            "visibility_timeout": visibility,
+            "visibility_timeout": visibility_timeout_s,
             # the sweep that hands a dead worker's unacknowledged tasks back
-            "unacked_restore_interval": max(1, visibility // 4),
+            "unacked_restore_interval": max(1, visibility_timeout_s // 4),
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -49,60 +67,53 @@ def configure(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_max_tasks_per_child=200,  # bounds the panel caches' growth
     )
-    app.conf.alphafactory_settings = settings
     return app
+
+
+def serve_with(opener: Callable[[], WorkerResources]) -> None:
+    """How a worker process opens its resources (set before the worker forks)."""
+    global _opener
+    _opener = opener
 
 
 @worker_process_init.connect
 def _open(**_kwargs) -> None:
-    """Each worker process (a prefork child) opens its own pool after the fork."""
-    import torch
-
-    from alphafactory.strategy import active_strategies
-    from consumers.evaluation import EvaluationContext
-    from storage.db import open_pool
-
-    torch.set_num_threads(1)  # DESIGN.md: one thread per process on 2 cores
-    settings: Settings = app.conf.alphafactory_settings
-    _worker["settings"] = settings
-    _worker["pool"] = open_pool(
-        settings.postgres.dsn("app"), min_size=1, max_size=2, name="alphafactory-worker"
-    )
-    strategies = active_strategies(settings.pipeline.strategies_dir)
-    _worker["context"] = EvaluationContext({s.id: s for s in strategies})
+    global _resources
+    if _opener is None:
+        raise RuntimeError("consumers.tasks.serve_with() was not called before the worker")
+    _resources = _opener()
 
 
 @worker_process_shutdown.connect
 def _close(**_kwargs) -> None:
-    pool = _worker.pop("pool", None)
-    if pool is not None:
-        pool.close()
+    global _resources
+    if _resources is not None:
+        _resources.pool.close()
+        _resources = None
 
 
 @app.task(name=EVALUATE, bind=True, acks_late=True, reject_on_worker_lost=True)
 def evaluate(self, request_id: str, formula_hashes: list[str]) -> int:
     """Evaluate one chunk of a request's candidates (``consumers.evaluation``)."""
-    from consumers.evaluation import evaluate_chunk, fail_chunk
-
-    if "pool" not in _worker:  # a solo pool, or eager mode in tests: no child init ran
+    if _resources is None:  # a solo pool: no child was forked, so no init ran
         _open()
-    retries = _worker["settings"].pipeline.task_retries
-    with _worker["pool"].connection() as conn:
+    resources = _resources
+    with resources.pool.connection() as conn:
         try:
-            return evaluate_chunk(conn, _worker["context"], request_id, formula_hashes)
+            return evaluate_chunk(conn, resources.context, request_id, formula_hashes)
         except Exception as error:
-            if self.request.retries >= retries:
+            attempt = self.request.retries
+            if attempt >= resources.retries:
                 fail_chunk(conn, request_id, formula_hashes, error)
                 return 0
             log.warning(
                 "request %s chunk failed (%s); retry %d of %d",
                 request_id,
                 error,
-                self.request.retries + 1,
-                retries,
+                attempt + 1,
+                resources.retries,
             )
-            countdown = random.uniform(0, 2 ** (self.request.retries + 1))  # full jitter
-            raise self.retry(exc=error, countdown=countdown) from error
+            raise self.retry(exc=error, countdown=RETRY_BACKOFF.delay(attempt)) from error
 
 
 def send_chunks(request_id: str, formula_hashes: list[str], chunk_size: int) -> int:

@@ -108,7 +108,7 @@ def known_factors(
         try:
             node = parse(entry.text, vocab.operands, vocab.config)
         except FormulaError:
-            continue  # an operand this panel lacks, or a window its config does not offer
+            continue  # an operand this panel lacks
         if _tokens_fit(node, vocab, max_tokens):
             out.append((entry, node))
     return out
@@ -116,7 +116,8 @@ def known_factors(
 
 def _tokens_fit(node: Node, vocab: Vocabulary, max_tokens: int) -> bool:
     """Whether the grammar could have written this formula within ``max_tokens``: text
-    allows any number as a constant, the token grammar only the configured ones."""
+    allows any number as a constant and any window up to ``max_window``, the token grammar
+    only the configured ones (the generator's action space)."""
     tokens = to_tokens(node)
     if len(tokens) > max_tokens or not all(token in vocab for token in tokens):
         return False

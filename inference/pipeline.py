@@ -1,8 +1,8 @@
 """The generator's jobs from files: what the CLI commands run (and tests call directly).
 
-Each job reads its inputs, runs the domain functions, writes its outputs and returns a
-JSON-ready summary; every failure a user can cause surfaces as a ``ValueError`` subclass
-with a message that names the bad input.
+Each takes a typed job (``inference.jobs``), reads its inputs, runs the domain functions,
+writes its outputs and returns a JSON-ready summary; every failure a user can cause
+surfaces as a ``ValueError`` subclass with a message that names the bad input.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from alphafactory.formula import Kind, Vocabulary
 from alphafactory.panel import Panel
 from alphafactory.scoring import FormulaScorer, config_for_panel, metric_values
 from inference.encoding import encode
+from inference.jobs import BuildJob, GenerateJob, PanelSource, SearchJob, TrainJob
 from inference.model import ModelConfig
 from inference.sampling import InProcessPolicy, SamplingOptions, Target, generate
 from inference.training import TrainConfig, load_checkpoint, save_checkpoint, train
@@ -46,58 +47,60 @@ def split_row(panel: Panel, split: str) -> int:
     return row
 
 
-def load_split_panel(path: Path, macro: list[str], split: str) -> tuple[Panel, int]:
+def load_split_panel(source: PanelSource) -> tuple[Panel, int]:
     from alphafactory.data.panel_files import load_panel
 
+    if source.split is None:
+        raise TrajectoryError("a split date is required (--split YYYY-MM-DD)")
     try:
-        panel = load_panel(path, macro_columns=macro)
+        panel = load_panel(source.data, macro_columns=list(source.macro))
     except OSError as error:
-        raise TrajectoryError(f"cannot read {path}: {error}") from None
-    return panel, split_row(panel, split)
+        raise TrajectoryError(f"cannot read {source.data}: {error}") from None
+    return panel, split_row(panel, source.split)
 
 
 def panel_vocabulary(panel: Panel) -> Vocabulary:
     return Vocabulary(panel.operand_kinds, config_for_panel(panel))
 
 
-def build_from_file(args) -> tuple[int, dict]:
-    panel, row = load_split_panel(args.data, args.macro, args.split)
+def build_from_file(job: BuildJob) -> tuple[int, dict]:
+    panel, row = load_split_panel(job.source)
     vocab = panel_vocabulary(panel)
-    spec = RewardSpec(args.metric, gamma=args.gamma)
+    spec = RewardSpec(job.metric, gamma=job.gamma)
     plan = BuildPlan(
-        random=args.random,
-        mcmc_chains=args.chains,
-        mcmc_steps=args.steps,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        root_kinds=_roots(args.roots),
-        seed=args.seed,
+        random=job.random,
+        mcmc_chains=job.chains,
+        mcmc_steps=job.steps,
+        temperature=job.temperature,
+        max_tokens=job.max_tokens,
+        root_kinds=job.roots,
+        seed=job.seed,
     )
     trajectories = build_trajectories(
         panel.head(row),
         vocab,
         spec,
         plan,
-        workers=args.workers,
-        provenance={"data_file": str(args.data), "split": args.split},
+        workers=job.workers,
+        provenance={"data_file": str(job.source.data), "split": job.source.split},
     )
-    save_trajectories(trajectories, args.out)
+    save_trajectories(trajectories, job.out)
     return len(trajectories), trajectories.provenance
 
 
-def train_from_file(args, *, progress: Callable[[dict], None] | None = None) -> dict:
-    trajectories = load_trajectories(args.trajectories)
-    panel, row = load_split_panel(args.data, args.macro, args.split)
+def train_from_file(job: TrainJob, *, progress: Callable[[dict], None] | None = None) -> dict:
+    trajectories = load_trajectories(job.trajectories)
+    panel, row = load_split_panel(job.source)
     vocab = panel_vocabulary(panel)
     saved = trajectories.provenance.get("vocabulary")
     if saved and saved != vocab.fingerprint:
         raise TrajectoryError(
-            f"{args.trajectories} was built on another vocabulary ({saved}) than {args.data} "
+            f"{job.trajectories} was built on another vocabulary ({saved}) than {job.source.data} "
             f"gives ({vocab.fingerprint}): same data file and columns expected"
         )
-    train_set, validation_set = holdout(trajectories, args.validation, args.seed)
-    if args.top is not None:
-        train_set = train_set.top(args.top)
+    train_set, validation_set = holdout(trajectories, job.validation, job.seed)
+    if job.top is not None:
+        train_set = train_set.top(job.top)
     gamma = float(trajectories.provenance.get("gamma", 1.0))
     context = int(trajectories.provenance.get("plan", {}).get("max_tokens", 16))
     metric = trajectories.provenance.get("metric", "hac_tstat")
@@ -114,25 +117,25 @@ def train_from_file(args, *, progress: Callable[[dict], None] | None = None) -> 
         vocab_size=len(vocab),
         context=context,
         max_depth=vocab.config.max_depth,
-        n_layer=args.layers,
-        n_head=args.heads,
-        d_model=args.d_model,
-        dropout=args.dropout,
-        behaviour_cloning=args.top is not None,
+        n_layer=job.layers,
+        n_head=job.heads,
+        d_model=job.d_model,
+        dropout=job.dropout,
+        behaviour_cloning=job.top is not None,
     )
     config = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        min_learning_rate=args.lr / 10,
-        warmup_steps=min(100, args.steps // 10),
-        seed=args.seed,
-        eval_every=max(1, args.steps // 10),
-        device=args.device,
+        steps=job.steps,
+        batch_size=job.batch_size,
+        learning_rate=job.lr,
+        min_learning_rate=job.lr / 10,
+        warmup_steps=min(100, job.steps // 10),
+        seed=job.seed,
+        eval_every=max(1, job.steps // 10),
+        device=job.device,
     )
     result = train(data, validation, model_config, config, progress=progress)
     summary = {
-        "checkpoint": str(args.out),
+        "checkpoint": str(job.out),
         "trajectories": len(train_set),
         "validation": len(validation_set),
         "best_loss": result.best_val_loss,
@@ -144,10 +147,10 @@ def train_from_file(args, *, progress: Callable[[dict], None] | None = None) -> 
         "metric": metric,
         "gamma": gamma,
         "clip": trajectories.provenance.get("clip"),
-        "split": args.split,
+        "split": job.source.split,
     }
     save_checkpoint(
-        args.out,
+        job.out,
         result.model,
         vocab,
         reward=reward,
@@ -251,25 +254,25 @@ def later_period_rewards(trajectories, panel, row, vocab, metric, source) -> np.
     return spec.rewards(metric_values(scorer.score(list(trajectories.frame["formula"])), metric))
 
 
-def generate_from_checkpoint(args, triton=None) -> dict:
+def generate_from_checkpoint(job: GenerateJob, triton=None) -> dict:
     """Generate with the checkpoint in process, or through Triton when ``triton`` (the
     ``TritonSettings``) is given; the checkpoint then supplies the vocabulary and, per
     ``triton.fallback``, the in-process answer when Triton is unavailable."""
-    checkpoint = load_checkpoint(args.model)
-    target = Target.parse(args.target)
+    checkpoint = load_checkpoint(job.model)
+    target = Target.parse(job.target)
     trained = checkpoint.reward.get("metric")
     if target.metric != trained:
         raise TrajectoryError(
-            f"--target {args.target!r}: this model was trained on {trained!r}; "
+            f"--target {job.target!r}: this model was trained on {trained!r}; "
             f"give a target such as {trained}=3"
         )
     options = SamplingOptions(
-        temperature=args.temperature,
-        top_k=args.top_k,
+        temperature=job.temperature,
+        top_k=job.top_k,
         gamma=float(checkpoint.reward.get("gamma", 1.0)),
     )
     trained_roots = checkpoint.provenance.get("plan", {}).get("root_kinds")
-    roots = _roots(args.roots) if args.roots else trained_roots
+    roots = job.roots or trained_roots
     policy = InProcessPolicy(checkpoint.model)
     if triton is not None:
         policy = triton_policy(triton, policy)
@@ -277,14 +280,14 @@ def generate_from_checkpoint(args, triton=None) -> dict:
         policy,
         checkpoint.vocab,
         target.value,
-        args.n,
+        job.n,
         options=options,
-        rng=np.random.default_rng(args.seed),
+        rng=np.random.default_rng(job.seed),
         root_kinds={Kind(k) for k in roots} if roots else None,
     )
     return {
         "target": {"metric": target.metric, "value": target.value},
-        "n_requested": args.n,
+        "n_requested": job.n,
         "n_generated": len(result.formulas),
         "attempts": result.attempts,
         "duplicates": result.duplicates,
@@ -292,32 +295,32 @@ def generate_from_checkpoint(args, triton=None) -> dict:
     }
 
 
-def search_from_file(args) -> dict:
+def search_from_file(job: SearchJob) -> dict:
     from alphafactory.data.panel_files import load_panel
     from alphafactory.metrics import parse_definition
     from inference.search import SearchConfig, run_search, search_report
 
-    definition = parse_definition(args.definition)
+    definition = parse_definition(job.definition)
     try:
-        panel = load_panel(args.data, macro_columns=args.macro)
+        panel = load_panel(job.source.data, macro_columns=list(job.source.macro))
     except OSError as error:
-        raise TrajectoryError(f"cannot read {args.data}: {error}") from None
-    split = args.split or str(panel.dates[int(0.7 * (panel.shape[0] - 1))])[:10]
+        raise TrajectoryError(f"cannot read {job.source.data}: {error}") from None
+    split = job.source.split or str(panel.dates[int(0.7 * (panel.shape[0] - 1))])[:10]
     row = split_row(panel, split)
     vocab = panel_vocabulary(panel)
     config = SearchConfig(
-        method=args.method,
-        budget=args.budget,
-        seed=args.seed,
-        reward=RewardSpec(args.metric),
-        max_tokens=args.max_tokens,
-        root_kinds=_roots(args.roots),
-        target=args.target,
-        train_steps=args.train_steps,
-        workers=args.workers,
+        method=job.method,
+        budget=job.budget,
+        seed=job.seed,
+        reward=RewardSpec(job.metric),
+        max_tokens=job.max_tokens,
+        root_kinds=job.roots,
+        target=job.target,
+        train_steps=job.train_steps,
+        workers=job.workers,
     )
     candidates = run_search(panel.head(row), vocab, config)
-    report = search_report(candidates, config, panel, row, definition, vocab, top=args.top)
+    report = search_report(candidates, config, panel, row, definition, vocab, top=job.top)
     return {**report, "split": split}
 
 
@@ -344,11 +347,3 @@ def triton_policy(triton, local: InProcessPolicy):
     if triton.fallback == "in_process":
         return FallbackPolicy(connect, local)
     return connect()
-
-
-def _roots(text: str) -> tuple[str, ...]:
-    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
-    bad = [k for k in kinds if k not in ("macro", "panel")]
-    if not kinds or bad:
-        raise TrajectoryError(f"--roots {text!r}: expected macro, panel or macro,panel")
-    return kinds

@@ -45,11 +45,6 @@ class TensorSpec:
     def numpy_dtype(self) -> type:
         return _NUMPY[self.data_type]
 
-    @property
-    def triton_dtype(self) -> str:
-        """The client library's spelling: FP32, INT64, BOOL."""
-        return pb.DataType.Name(self.data_type).removeprefix("TYPE_")
-
 
 def tensor_specs(context: int, vocab_size: int) -> tuple[list[TensorSpec], TensorSpec]:
     inputs = [

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -36,12 +36,10 @@ import numpy as np
 import pandas as pd
 
 from alphafactory.formula import (
-    FormulaError,
     Kind,
     Node,
     Vocabulary,
     formula_hash,
-    from_tokens,
     random_formula,
     to_tokens,
 )
@@ -302,12 +300,3 @@ def load_trajectories(path) -> TrajectorySet:
     frame = table.to_pandas()
     frame["tokens"] = [list(tokens) for tokens in frame["tokens"]]
     return TrajectorySet(frame[list(COLUMNS)], json.loads(raw))
-
-
-def validate_tokens(token_lists: Iterable[Sequence[str]], vocab: Vocabulary) -> None:
-    """Every trajectory spells a formula of this vocabulary (raises ``TrajectoryError``)."""
-    for row, tokens in enumerate(token_lists):
-        try:
-            from_tokens(tokens, vocab)
-        except FormulaError as error:
-            raise TrajectoryError(f"trajectory {row}: {error}") from None

@@ -18,12 +18,12 @@ the caller (the generation service) decides: retry the request later, nothing lo
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 
 import numpy as np
 
+from alphafactory.retry import Backoff, RetriesExhausted, retry
 from inference.repository import INPUT_NAMES, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
@@ -118,26 +118,25 @@ class TritonPolicy:
     def _with_retries(self, call, what: str):
         from tritonclient.utils import InferenceServerException
 
-        last: Exception | None = None
-        for attempt in range(self.retries):
-            try:
-                return call()
-            except (InferenceServerException, TritonUnavailable, OSError) as error:
-                last = error
-                if attempt + 1 < self.retries:
-                    delay = random.uniform(0.0, self.backoff_s * 2**attempt)  # full jitter
-                    log.info(
-                        "triton %s failed (%s); retry %d in %.2f s",
-                        what,
-                        _reason(error),
-                        attempt + 1,
-                        delay,
-                    )
-                    self._sleep(delay)
-        raise TritonUnavailable(
-            f"Triton at {self.url} (model {self.model_name!r}) failed {what} "
-            f"{self.retries} times: {_reason(last)}"
-        ) from last
+        def log_retry(error: BaseException, failures: int, delay: float) -> None:
+            log.info(
+                "triton %s failed (%s); retry %d in %.2f s", what, _reason(error), failures, delay
+            )
+
+        try:
+            return retry(
+                call,
+                retry_on=(InferenceServerException, TritonUnavailable, OSError),
+                backoff=Backoff(first_s=self.backoff_s, max_s=max(self.backoff_s, 5.0)),
+                attempts=self.retries,
+                sleep=self._sleep,
+                on_retry=log_retry,
+            )
+        except RetriesExhausted as exhausted:
+            raise TritonUnavailable(
+                f"Triton at {self.url} (model {self.model_name!r}) failed {what} "
+                f"{self.retries} times: {_reason(exhausted.__cause__)}"
+            ) from exhausted.__cause__
 
     def close(self) -> None:
         self._client.close()

@@ -10,8 +10,8 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from alphafactory.settings import KafkaSettings
-from producers.connection import client_options
-from producers.errors import BrokerUnavailableError, TopicSetupError
+from messaging.client import client_options
+from messaging.errors import BrokerUnavailableError, TopicSetupError
 
 logger = logging.getLogger(__name__)
 

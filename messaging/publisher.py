@@ -21,8 +21,8 @@ from kafka.errors import KafkaError
 from kafka.producer.future import RecordMetadata
 
 from alphafactory.settings import KafkaSettings
-from producers.connection import client_options
-from producers.errors import BrokerUnavailableError, PublishError
+from messaging.client import client_options
+from messaging.errors import BrokerUnavailableError, PublishError
 
 logger = logging.getLogger(__name__)
 

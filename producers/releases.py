@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from alphafactory.data.releases import RELEASE_COLUMNS
 from alphafactory.events import MacroRelease
-from producers.publisher import KafkaPublisher, OutgoingRecord
+from messaging.publisher import KafkaPublisher, OutgoingRecord
 
 logger = logging.getLogger(__name__)
 

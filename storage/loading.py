@@ -2,7 +2,7 @@
 seed data). Idempotent: loading the same data twice adds nothing.
 
 Market data: each (date, asset, field) of a panel becomes available at the end of its
-date's New York day, the panel's own visibility rule (``alphafactory.data.releases``);
+date's New York day, the panel's own visibility rule (``alphafactory.clock``);
 a group's integer codes are stored as the field ``group:<name>`` (``GROUP_PREFIX``), so a
 reader knows to turn them back into a group. Macro releases keep their release times.
 """
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from alphafactory.data.releases import as_of_times
+from alphafactory.clock import visible_from
 from alphafactory.panel import Panel
 from storage.macro import MacroObservation, record_macro_observations
 from storage.market import record_market_observations
@@ -24,7 +24,7 @@ GROUP_PREFIX = "group:"
 def load_panel(conn: psycopg.Connection, panel: Panel) -> int:
     """Store every field and group of ``panel``; returns how many observations were new."""
     t, n = panel.shape
-    available = np.repeat(as_of_times(panel.dates).to_numpy(), n)
+    available = np.repeat(visible_from(panel.dates).to_numpy(), n)
     base = {
         "asset": np.tile(panel.assets.astype(str), t),
         "date": np.repeat(pd.DatetimeIndex(panel.dates).date, n),

@@ -230,6 +230,19 @@ def _frequency(median_gap_days: float | None) -> str | None:
     return next(code for limit, code in _FREQUENCY_LIMITS if median_gap_days < limit)
 
 
+def count_releases(conn: psycopg.Connection, *, event_ids: Sequence[str] | None = None) -> int:
+    """How many releases are stored (of ``event_ids`` only, when given): what a replay
+    waits on before it triggers a decision that must see them all."""
+    row = conn.execute(
+        """
+        SELECT count(*) FROM core.macro_observations
+        WHERE %(ids)s::text[] IS NULL OR event_id = ANY(%(ids)s::text[])
+        """,
+        {"ids": None if event_ids is None else list(event_ids)},
+    ).fetchone()
+    return int(row[0])
+
+
 def macro_vintage_history(
     conn: psycopg.Connection, *, series_id: str, period: date | None = None
 ) -> pd.DataFrame:

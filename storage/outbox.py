@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import pq
 
+from alphafactory.events import Event
 from storage.db import require_text
 from storage.errors import InvalidRecordError, StorageError
 
@@ -36,6 +37,13 @@ class OutboxEvent:
     topic: str
     key: str | None
     payload: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, event: Event) -> OutboxEvent:
+        """The outbox row of a declared event (``alphafactory.events``): its topic, its
+        key and its JSON, exactly as a consumer will decode it. Every event the services
+        emit goes through here."""
+        return cls(topic=event.topic, key=event.key(), payload=json.loads(event.to_json()))
 
 
 @dataclass(frozen=True)

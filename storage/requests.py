@@ -7,7 +7,8 @@ Lifecycle of one request (every step idempotent, so a redelivered event repeats 
 2. ``set_candidates``: after generation, the new formulas (already in ``core.factors``) and
    their count, in one transaction; a second call for the same request changes nothing.
 3. ``mark_evaluated``: a Celery task, in the transaction that stores the evaluations.
-4. ``request_progress``: the allocator asks whether every candidate is evaluated.
+4. ``request_complete``: the allocator asks whether every candidate is evaluated (one
+   probe of the pending-candidates index).
 """
 
 from __future__ import annotations
@@ -32,16 +33,6 @@ class RequestRecord:
     trigger: str
     requested_at: datetime
     n_candidates: int | None = None
-
-
-@dataclass(frozen=True)
-class Progress:
-    n_candidates: int | None  # None: generation not finished
-    n_evaluated: int
-
-    @property
-    def complete(self) -> bool:
-        return self.n_candidates is not None and self.n_evaluated >= self.n_candidates
 
 
 _COLUMNS = (
@@ -152,21 +143,6 @@ def request_complete(conn: psycopg.Connection, request_id: str) -> bool:
         (request_id,),
     ).fetchone()
     return bool(row and row[0])
-
-
-def request_progress(conn: psycopg.Connection, request_id: str) -> Progress:
-    row = conn.execute(
-        """
-        SELECT r.n_candidates,
-               (SELECT count(*) FROM core.request_candidates AS c
-                WHERE c.request_id = r.request_id AND c.evaluated_at IS NOT NULL)
-        FROM core.generation_requests AS r WHERE r.request_id = %s
-        """,
-        (request_id,),
-    ).fetchone()
-    if row is None:
-        raise ConflictError(f"request {request_id!r} is not registered")
-    return Progress(row[0], int(row[1]))
 
 
 def request_formulas(

@@ -62,7 +62,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 @contextlib.contextmanager
 def running_stack(settings: Settings):
-    from deploy.local import stack
+    from app import stack
 
     try:
         stack.up(settings)

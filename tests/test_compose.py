@@ -27,23 +27,20 @@ from alphafactory.settings import (
     load_settings,
     port_of,
 )
+from app.services import INFRASTRUCTURE, SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 HEALTHCHECK_SCRIPT = ROOT / "deploy" / "docker" / "healthcheck.py"
 
-INFRASTRUCTURE = ("kafka", "postgres", "redis", "triton")
 ONE_SHOT = ("migrate", "kafka-topics")
-# The `alphafactory` command of each application service (the names are a contract).
+TOOLS = ("replayer",)
+# The `alphafactory` command of each application service: the declared long-running
+# services (app.services.SERVICES, the names are a contract), the migration and the tools.
 APP_COMMANDS = {
     "migrate": ["db", "migrate"],
-    "release-handler": ["run", "release-handler"],
-    "generator": ["run", "generator"],
-    "allocator": ["run", "allocator"],
-    "relay": ["run", "relay"],
-    "worker": ["worker"],
-    "scheduler": ["run", "scheduler"],
+    **{declared.name: list(declared.command) for declared in SERVICES},
     "replayer": ["release", "replay"],
 }
 REQUIRED_SERVICES = (*INFRASTRUCTURE, *(name for name in APP_COMMANDS if name != "replayer"))
@@ -164,6 +161,33 @@ def test_compose_file_has_every_required_service(services):
     assert services["replayer"].get("profiles") == ["tools"], (
         "the replayer must not start by default"
     )
+
+
+def test_the_long_running_services_are_exactly_the_declared_ones(services):
+    running = set(services) - set(INFRASTRUCTURE) - set(ONE_SHOT) - set(TOOLS)
+    assert running == {declared.name for declared in SERVICES}, (
+        "docker-compose.yml and app.services.SERVICES list different services"
+    )
+
+
+@pytest.mark.parametrize("declared", SERVICES, ids=lambda s: s.name)
+def test_each_service_waits_for_the_infrastructure_it_is_declared_to_need(services, declared):
+    depends_on = services[declared.name]["depends_on"]
+    for needed in declared.needs:
+        assert depends_on.get(needed, {}).get("condition") == "service_healthy", (
+            f"{declared.name} needs {needed} (app.services) but does not wait for it"
+        )
+    unneeded = set(depends_on) & set(INFRASTRUCTURE) - set(declared.needs)
+    assert not unneeded, f"{declared.name} waits for {unneeded}, which it is not declared to need"
+
+
+@pytest.mark.parametrize("declared", SERVICES, ids=lambda s: s.name)
+def test_only_services_that_scale_out_are_replicated(services, declared):
+    replicas = services[declared.name].get("deploy", {}).get("replicas")
+    if declared.scales_out:
+        assert replicas != 1, f"{declared.name} scales out: do not pin it to one replica"
+    else:
+        assert replicas == 1, f"{declared.name} does not scale out: pin deploy.replicas to 1"
 
 
 def test_dependencies_wait_for_health_or_completion(services):

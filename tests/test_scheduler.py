@@ -1,25 +1,16 @@
-"""The request scheduler: monthly ticks, deterministic requests, and its state file."""
+"""The request scheduler's pure part: monthly ticks and deterministic requests (its
+Postgres state and outbox: tests/storage/test_storage_schedule.py)."""
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
+from alphafactory.clock import last_business_day
 from alphafactory.events import GenerationRequest, decode
 from alphafactory.strategy import Strategy
-from producers.errors import PublishError
-from producers.scheduler import (
-    due_ticks,
-    last_business_day,
-    load_state,
-    publish_due,
-    run_scheduler,
-    save_state,
-    schedule_requests,
-)
+from producers.scheduler import due_ticks, schedule_requests
 
 
 def utc(*args: int) -> datetime:
@@ -28,20 +19,6 @@ def utc(*args: int) -> datetime:
 
 def tick(year: int, month: int, day: int) -> datetime:
     return utc(year, month, day, 21)
-
-
-class RecordingPublisher:
-    """Stands in for KafkaPublisher: keeps what publish_many was given, or fails on demand."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.records: list = []
-        self.fail = fail
-
-    def publish_many(self, records):
-        if self.fail:
-            raise PublishError("broker refused", topic="t", key="k")
-        self.records.extend(records)
-        return []
 
 
 @pytest.fixture
@@ -130,69 +107,3 @@ def test_request_ids_differ_between_strategies_and_ticks(monthly):
 def test_candidates_override_the_strategy(monthly):
     (request,) = schedule_requests(monthly, [tick(2024, 5, 31)], 7)
     assert request.candidates == 7
-
-
-def test_state_file_round_trip_is_atomic(tmp_path):
-    path = tmp_path / "state" / "scheduler.json"
-    assert load_state(path) == {}
-    save_state(path, {"a": tick(2024, 5, 31)})
-    save_state(path, {"a": tick(2024, 6, 28), "b": tick(2024, 5, 31)})
-    assert load_state(path) == {"a": tick(2024, 6, 28), "b": tick(2024, 5, 31)}
-    assert [p.name for p in path.parent.iterdir()] == ["scheduler.json"]  # no temp left over
-    assert json.loads(path.read_text())["last_ticks"]["a"] == "2024-06-28T21:00:00+00:00"
-
-
-def test_an_unreadable_state_file_is_named(tmp_path):
-    path = tmp_path / "scheduler.json"
-    path.write_text("{not json")
-    with pytest.raises(ValueError, match="scheduler.json is unreadable"):
-        load_state(path)
-
-
-def test_publishing_twice_with_the_stored_state_sends_no_duplicates(monthly, tmp_path):
-    state = tmp_path / "scheduler.json"
-    idle = Strategy.model_validate({"id": "no_schedule"})
-    inactive = monthly.model_copy(update={"id": "inactive", "active": False})
-    publisher = RecordingPublisher()
-
-    sent = [
-        publish_due(publisher, [monthly, idle, inactive], state_path=state, now=n)
-        for n in (utc(2024, 6, 10), utc(2024, 6, 20), utc(2024, 7, 1))
-    ]
-
-    assert sent == [1, 0, 1]
-    requests = [decode(GenerationRequest, r.value) for r in publisher.records]
-    assert [r.decision_time for r in requests] == [tick(2024, 5, 31), tick(2024, 6, 28)]
-    assert {(r.topic, r.key) for r in publisher.records} == {
-        (GenerationRequest.topic, "monthly_test")
-    }
-    assert load_state(state) == {"monthly_test": tick(2024, 6, 28)}
-
-
-def test_a_failed_publish_does_not_advance_the_state(monthly, tmp_path):
-    state = tmp_path / "scheduler.json"
-    save_state(state, {"monthly_test": tick(2024, 4, 30)})
-    with pytest.raises(PublishError):
-        publish_due(RecordingPublisher(fail=True), [monthly], state_path=state, now=utc(2024, 6, 1))
-    assert load_state(state) == {"monthly_test": tick(2024, 4, 30)}
-
-
-def test_run_scheduler_publishes_until_stopped(monthly, tmp_path):
-    stop = threading.Event()
-    calls = []
-
-    def now() -> datetime:
-        calls.append(1)
-        if len(calls) == 2:
-            stop.set()
-        return utc(2024, 6, 10) if len(calls) == 1 else utc(2024, 7, 10)
-
-    publisher = RecordingPublisher()
-    published = run_scheduler(
-        publisher, [monthly], state_path=tmp_path / "s.json", now=now, stop_event=stop, poll_s=0.01
-    )
-    assert published == 2 and len(calls) == 2
-    assert [decode(GenerationRequest, r.value).as_of for r in publisher.records] == [
-        date(2024, 5, 31),
-        date(2024, 6, 28),
-    ]

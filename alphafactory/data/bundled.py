@@ -34,14 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from alphafactory.clock import local_times, visible_from
 from alphafactory.data.errors import DataError
-from alphafactory.data.releases import (
-    RELEASE_COLUMNS,
-    as_of_times,
-    event_ids,
-    point_in_time_macro,
-    release_times,
-)
+from alphafactory.data.releases import RELEASE_COLUMNS, event_ids, point_in_time_macro
 from alphafactory.panel import Panel
 
 INDUSTRIES = [
@@ -158,14 +153,14 @@ def _releases(sources: pd.DataFrame, last_date) -> tuple[pd.DataFrame, pd.DataFr
                     "series_id": series_id,
                     "period": period.to_numpy("datetime64[ns]"),
                     "value": column_values.to_numpy(),
-                    "released_at": release_times(day, clock),
+                    "released_at": local_times(day, clock),
                 }
             )
         )
     rows = pd.concat(parts, ignore_index=True)
     rows["event_id"] = event_ids(rows["series_id"], rows["period"], np.zeros(len(rows), int))
     # releases after the panel's last date are not part of this history
-    rows = rows[rows["released_at"] <= as_of_times(np.array([last_date]))[0]]
+    rows = rows[rows["released_at"] <= visible_from(np.array([last_date]))[0]]
     rows = rows.sort_values(["released_at", "series_id"], kind="stable", ignore_index=True)
     series = pd.DataFrame(
         [

@@ -6,9 +6,9 @@ A release table is a long DataFrame with the columns of the ``macro.releases`` e
 ``released_at`` (UTC, timezone-aware) and ``event_id`` (str, unique). A revision is a
 second row for the same (series, period) with a later ``released_at``.
 
-Visibility rule: a panel date ``t`` stands for the end of that trading day in New York, so
-the panel's macro value at ``t`` uses only rows with ``released_at <= as_of_times(t)``
-(23:59:59.999999 America/New_York on ``t``). Among them it shows the latest period
+Visibility rule (``alphafactory.clock``): a panel date ``t`` stands for the end of that
+trading day in New York, so the panel's macro value at ``t`` uses only rows with
+``released_at <= visible_from(t)``. Among them it shows the latest period
 released so far, at its latest vintage; a revision of an older period does not replace a
 newer period's value.
 """
@@ -18,20 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from alphafactory.clock import visible_from
+
 RELEASE_COLUMNS = ["series_id", "period", "value", "released_at", "event_id"]
-RELEASE_ZONE = "America/New_York"
-
-
-def as_of_times(dates: np.ndarray) -> pd.DatetimeIndex:
-    """The UTC instant up to which releases are visible at each panel date (end of NY day)."""
-    days = pd.DatetimeIndex(dates).normalize() + pd.Timedelta(days=1)
-    return days.tz_localize(RELEASE_ZONE).tz_convert("UTC") - pd.Timedelta(microseconds=1)
-
-
-def release_times(release_days: pd.DatetimeIndex | np.ndarray, clock: str) -> pd.DatetimeIndex:
-    """Local New York wall-clock ``clock`` ('08:30') on each day, as UTC (DST-aware)."""
-    local = pd.DatetimeIndex(release_days).normalize() + pd.Timedelta(clock + ":00")
-    return local.tz_localize(RELEASE_ZONE).tz_convert("UTC")
 
 
 def event_ids(series_id: pd.Series, period: pd.Series, vintage: np.ndarray) -> np.ndarray:
@@ -45,9 +34,9 @@ def point_in_time_macro(releases: pd.DataFrame, dates: np.ndarray) -> dict[str, 
 
     Vectorised per series: order the rows by release time; a row changes what a reader sees
     only if its period is the newest released so far (a running maximum); the value at
-    ``t`` is the last such row released at or before ``as_of_times(t)``; NaN before any.
+    ``t`` is the last such row released at or before ``visible_from(t)``; NaN before any.
     """
-    cutoffs = as_of_times(dates).asi8
+    cutoffs = visible_from(dates).asi8
     ordered = releases.sort_values(["series_id", "released_at", "period"], kind="stable")
     times = ordered["released_at"].dt.tz_convert("UTC").array.asi8
     periods = ordered["period"].to_numpy().astype(np.int64)

@@ -26,14 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from alphafactory.clock import local_times, visible_from
 from alphafactory.data.errors import DataError
-from alphafactory.data.releases import (
-    RELEASE_COLUMNS,
-    as_of_times,
-    event_ids,
-    point_in_time_macro,
-    release_times,
-)
+from alphafactory.data.releases import RELEASE_COLUMNS, event_ids, point_in_time_macro
 from alphafactory.panel import Panel
 
 FIELDS = ("close", "returns", "volume", "open", "high", "low")
@@ -224,7 +219,7 @@ def _macro_releases(rng, n_macro, dates, frequency) -> tuple[pd.DataFrame, pd.Da
         for freq in ("M", "Q")
     ]
     rows = pd.concat([p for p in parts if len(p)], ignore_index=True)
-    rows = rows[rows["released_at"] <= as_of_times(dates[-1:])[0]]
+    rows = rows[rows["released_at"] <= visible_from(dates[-1:])[0]]
     rows = rows.sort_values(["released_at", "series_id"], kind="stable", ignore_index=True)
     return rows[RELEASE_COLUMNS], series
 
@@ -255,7 +250,7 @@ def _series_rows(rng, series: pd.DataFrame, first, last, freq: str) -> pd.DataFr
             "series_id": np.r_[ids.ravel(), ids[revised]],
             "period": np.r_[starts.ravel(), starts[revised]],
             "value": np.r_[first_print.ravel(), path[revised]],
-            "released_at": release_times(np.r_[first_day.ravel(), revision_day[revised]], "08:30"),
+            "released_at": local_times(np.r_[first_day.ravel(), revision_day[revised]], "08:30"),
             "vintage": np.r_[np.zeros(path.size, int), np.ones(int(revised.sum()), int)],
         }
     )

@@ -38,7 +38,7 @@ import numpy as np
 
 from alphafactory.metrics.crosssection import mean_and_ir
 from alphafactory.metrics.errors import MetricsError
-from alphafactory.metrics.sections import ReturnTables, cross_sections
+from alphafactory.metrics.sections import CrossSections, ReturnTables, cross_sections
 from alphafactory.metrics.series import series_stats
 from alphafactory.panel import Panel
 
@@ -140,19 +140,21 @@ class FactorScorer:
 
     def score_batch(self, factors: np.ndarray) -> list[FactorMetrics]:
         """Metrics of each factor in a ``(F, T, N)`` stack (factors in parallel)."""
-        return self._score_stack(self._check_stack(factors))
+        return self._metrics(cross_sections(self._check_stack(factors), self.tables))
+
+    def score_batch_with_series(
+        self, factors: np.ndarray
+    ) -> list[tuple[FactorMetrics, dict[str, np.ndarray]]]:
+        """:meth:`score_batch` and :meth:`series` of each factor, from one pass."""
+        sections = cross_sections(self._check_stack(factors), self.tables)
+        metrics = self._metrics(sections)
+        return [(m, _series(sections, k)) for k, m in enumerate(metrics)]
 
     def series(self, factor: np.ndarray) -> dict[str, np.ndarray]:
         """Per-date ``ic``, ``rank_ic``, ``ls``, ``turnover`` (T,) and ``quantile_returns``
         (T, Q), NaN where a date does not count; e.g. for a tear sheet."""
         sections = cross_sections(self._check_stack(np.asarray(factor)[None]), self.tables)
-        return {
-            "ic": sections.ic[0],
-            "rank_ic": sections.rank_ic[0],
-            "ls": sections.ls[0],
-            "turnover": sections.turnover[0],
-            "quantile_returns": sections.quantile_returns[0],
-        }
+        return _series(sections, 0)
 
     def _check_stack(self, factors: np.ndarray) -> np.ndarray:
         stack = np.asarray(factors, dtype=np.float64)
@@ -163,8 +165,7 @@ class FactorScorer:
             )
         return stack
 
-    def _score_stack(self, x: np.ndarray) -> list[FactorMetrics]:
-        ls = cross_sections(x, self.tables)
+    def _metrics(self, ls: CrossSections) -> list[FactorMetrics]:
         ic_mean, icir, n_ic = mean_and_ir(ls.ic)
         rank_mean, rank_icir, _ = mean_and_ir(ls.rank_ic)
         stats = series_stats(ls.ls, self.periods_per_year)
@@ -204,6 +205,16 @@ class FactorScorer:
                 strict=True,
             )
         ]
+
+
+def _series(sections: CrossSections, k: int) -> dict[str, np.ndarray]:
+    return {
+        "ic": sections.ic[k],
+        "rank_ic": sections.rank_ic[k],
+        "ls": sections.ls[k],
+        "turnover": sections.turnover[k],
+        "quantile_returns": sections.quantile_returns[k],
+    }
 
 
 def factor_metrics(

@@ -41,7 +41,7 @@ def register(commands) -> None:
 
 
 def run(args, settings: Settings) -> int:
-    from deploy.local import stack
+    from app import stack
 
     if not args.verbose:  # the progress lines are the output; the services log to files
         logging.getLogger().setLevel(logging.WARNING)
@@ -60,9 +60,9 @@ def run(args, settings: Settings) -> int:
 
 
 def _demo(args, settings: Settings, started: float) -> int:
-    from alphafactory.cli import demo_steps as steps
     from alphafactory.data.bundled import bundled_market
     from alphafactory.strategy import active_strategies
+    from app.cli import demo_steps as steps
 
     (strategy,) = [
         s

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import psycopg
 
+from alphafactory.clock import known_dates
 from alphafactory.settings import Settings
+from storage.macro import count_releases
 
 TRIGGER_TIMEOUT_S = 300.0
 
@@ -42,12 +44,12 @@ def store_history(settings: Settings, market, start: pd.Timestamp) -> int:
         load_panel(conn, market.panel)
         history = market.releases[market.releases["released_at"] < start]
         load_releases(conn, history)
-        return int(conn.execute("SELECT count(*) FROM core.macro_observations").fetchone()[0])
+        return count_releases(conn)
 
 
 def ensure_generator(settings: Settings, panel, start: pd.Timestamp, args) -> str:
     """Train (or reuse) the generator on the rows before the window; export to Triton."""
-    from deploy.local import stack
+    from app import stack
     from inference.pipeline import panel_vocabulary, train_on_panel
     from inference.training import CheckpointError, load_checkpoint
     from inference.trajectories import BuildPlan
@@ -100,7 +102,7 @@ class Outcome:
 
 
 def replay(settings: Settings, strategy, releases: pd.DataFrame, trigger: str) -> list[Outcome]:
-    from producers.publisher import KafkaPublisher
+    from messaging.publisher import KafkaPublisher
     from producers.releases import publish_release, release_events
 
     outcomes: list[Outcome] = []
@@ -125,10 +127,7 @@ def replay(settings: Settings, strategy, releases: pd.DataFrame, trigger: str) -
 def _wait_stored(conn, event_ids: list[str]) -> None:
     deadline = time.monotonic() + TRIGGER_TIMEOUT_S
     while event_ids and time.monotonic() < deadline:
-        stored = conn.execute(
-            "SELECT count(*) FROM core.macro_observations WHERE event_id = ANY(%s)", (event_ids,)
-        ).fetchone()[0]
-        if stored == len(event_ids):
+        if count_releases(conn, event_ids=event_ids) == len(event_ids):
             return
         time.sleep(0.2)
     if event_ids:
@@ -182,9 +181,7 @@ def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: P
     decisions = pd.DatetimeIndex([o.decision_time for o in done]).tz_convert("UTC")
     benchmarks = []
     for when in decisions:
-        known = np.asarray(
-            pd.DatetimeIndex(panel.dates).tz_localize("America/New_York").tz_convert("UTC") <= when
-        )
+        known = known_dates(panel.dates, when)
         window = panel.returns[known][-strategy.portfolio.volatility_months :]
         benchmarks.append(dict(zip(panel.assets, portfolio.risk_parity(window), strict=True)))
     series = {

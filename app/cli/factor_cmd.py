@@ -106,7 +106,7 @@ class _Plotter:
         self.path, self.single, self.dates, self.failures = path, single, dates, 0
 
     def __call__(self, index: int, formula: str, series: dict, metrics: dict) -> None:
-        from alphafactory.cli.tearsheet import write_tearsheet
+        from app.cli.tearsheet import write_tearsheet
 
         path = self.path
         target = path if self.single else path.with_name(f"{path.stem}-{index + 1}{path.suffix}")

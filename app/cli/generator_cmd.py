@@ -10,6 +10,7 @@ from the later period that validation uses, so nothing after the split leaks int
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -147,11 +148,26 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _job(cls, args, **values):
+    """A typed job (``inference.jobs``) from the parsed arguments: each field of ``cls``
+    the namespace has (a panel file becomes a ``PanelSource``), then ``values``."""
+    from inference.jobs import PanelSource, root_kinds
+
+    fields = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    if "source" in fields:
+        given["source"] = PanelSource(args.data, args.split, tuple(args.macro))
+    if isinstance(given.get("roots"), str):
+        given["roots"] = root_kinds(given["roots"])
+    return cls(**{**given, **values})
+
+
 def run_build(args, settings: Settings) -> int:
+    from inference.jobs import BuildJob
     from inference.pipeline import build_from_file
 
     try:
-        count, provenance = build_from_file(args)
+        count, provenance = build_from_file(_job(BuildJob, args))
     except ValueError as error:
         return _fail(str(error))
     print(json.dumps({"trajectories": count, "out": str(args.out), **provenance}))
@@ -159,10 +175,14 @@ def run_build(args, settings: Settings) -> int:
 
 
 def run_train(args, settings: Settings) -> int:
+    from inference.jobs import TrainJob
     from inference.pipeline import train_from_file
 
+    def progress(event: dict) -> None:
+        print(json.dumps(event), file=sys.stderr)
+
     try:
-        summary = train_from_file(args, progress=lambda e: print(json.dumps(e), file=sys.stderr))
+        summary = train_from_file(_job(TrainJob, args), progress=progress)
     except ValueError as error:
         return _fail(str(error))
     print(json.dumps(summary))
@@ -200,10 +220,11 @@ def run_export(args, settings: Settings) -> int:
 
 
 def run_search(args, settings: Settings) -> int:
+    from inference.jobs import SearchJob
     from inference.pipeline import search_from_file
 
     try:
-        report = search_from_file(args)
+        report = search_from_file(_job(SearchJob, args))
     except ValueError as error:
         return _fail(str(error))
     if args.json:
@@ -217,11 +238,13 @@ def run_search(args, settings: Settings) -> int:
 
 
 def run_generate(args, settings: Settings) -> int:
+    from inference.jobs import GenerateJob
     from inference.pipeline import generate_from_checkpoint
     from inference.triton_client import TritonUnavailable
 
     try:
-        result = generate_from_checkpoint(args, settings.triton if args.via == "triton" else None)
+        job = _job(GenerateJob, args)
+        result = generate_from_checkpoint(job, settings.triton if args.via == "triton" else None)
     except ValueError as error:
         return _fail(str(error))
     except TritonUnavailable as error:

@@ -10,7 +10,8 @@ import argparse
 import logging
 import sys
 
-from alphafactory.cli import (
+from alphafactory.settings import Settings, SettingsError, load_settings
+from app.cli import (
     db_cmd,
     demo_cmd,
     factor_cmd,
@@ -20,7 +21,6 @@ from alphafactory.cli import (
     stack_cmd,
     strategy_cmd,
 )
-from alphafactory.settings import Settings, SettingsError, load_settings
 
 SUBCOMMANDS = (
     stack_cmd,

@@ -123,8 +123,8 @@ def release_from_args(args, *, now: datetime):
 
 def _open_publisher(settings: Settings):
     from alphafactory.topics import MACRO_RELEASES
-    from producers.admin import ensure_topics
-    from producers.publisher import KafkaPublisher
+    from messaging.admin import ensure_topics
+    from messaging.publisher import KafkaPublisher
 
     # `stack up` creates every topic; this makes a fresh or external broker work too, and
     # leaves an existing topic untouched. Bounded by the request timeout so a missing broker
@@ -136,7 +136,7 @@ def _open_publisher(settings: Settings):
 
 
 def run_publish(args, settings: Settings) -> int:
-    from producers.errors import KafkaEdgeError
+    from messaging.errors import KafkaEdgeError
     from producers.releases import publish_release
 
     try:
@@ -197,7 +197,7 @@ def _stop_on_ctrl_c(stop: threading.Event):
 
 def run_replay(args, settings: Settings) -> int:
     from alphafactory.data.bundled import bundled_market
-    from producers.errors import KafkaEdgeError
+    from messaging.errors import KafkaEdgeError
     from producers.releases import release_events, replay, select_releases
 
     try:

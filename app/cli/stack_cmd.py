@@ -26,7 +26,7 @@ def register(commands) -> None:
 
 
 def run_up(args, settings: Settings) -> int:
-    from deploy.local import stack
+    from app import stack
 
     try:
         report = stack.up(settings)
@@ -46,7 +46,7 @@ def run_up(args, settings: Settings) -> int:
 
 
 def run_down(args, settings: Settings) -> int:
-    from deploy.local import stack
+    from app import stack
 
     stopped = stack.down(settings)
     print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
@@ -54,7 +54,7 @@ def run_down(args, settings: Settings) -> int:
 
 
 def run_restart(args, settings: Settings) -> int:
-    from deploy.local import stack
+    from app import stack
 
     try:
         restarted = stack.restart(settings, args.components)
@@ -66,7 +66,7 @@ def run_restart(args, settings: Settings) -> int:
 
 
 def run_status(args, settings: Settings) -> int:
-    from deploy.local import stack
+    from app import stack
 
     return print_status(stack.status(settings), as_json=args.json)
 

@@ -27,8 +27,8 @@ def port_in_use(address: str) -> bool:
 
 
 def kafka(settings: KafkaSettings, timeout_s: float = 3.0) -> str | None:
-    from producers.admin import wait_for_broker
-    from producers.errors import BrokerUnavailableError
+    from messaging.admin import wait_for_broker
+    from messaging.errors import BrokerUnavailableError
 
     try:
         wait_for_broker(settings, timeout_s=timeout_s)

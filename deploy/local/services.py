@@ -1,32 +1,30 @@
-"""The pipeline services of the local stack: the same processes docker-compose runs.
+"""The pipeline services as local processes: the same commands docker-compose runs.
 
-``stack up`` starts them after Kafka, Postgres, Redis and Triton are ready and migrated
-(when ``pipeline.services`` is on): ``alphafactory run release-handler | generator |
-allocator | relay`` and one ``alphafactory worker``, each detached in its own process
-group with a pid file and a log under the state directory, its settings passed through
-``ALPHAFACTORY_*`` variables. A service is ready while its process lives; ``stack down``
-sends SIGTERM first, so consumers finish the record in hand and commit.
+The composition root hands ``deploy.local.stack`` one :class:`ServiceProcess` per declared
+service (``app.services.SERVICES``); ``stack up`` starts them after Kafka, Postgres, Redis
+and Triton are ready and migrated, each detached in its own process group with a pid file
+and a log under the state directory, its settings passed through ``ALPHAFACTORY_*``
+variables. A service is ready while its process lives; ``stack down`` sends SIGTERM first,
+so consumers finish the record in hand and commit.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+from collections.abc import Sequence
 
 from alphafactory.settings import Settings, settings_env
 from deploy.local import process
 from deploy.local.components import StackPaths
 
-RUN_SERVICES = ("release-handler", "generator", "allocator", "relay")
 
-
-class Service:
-    def __init__(self, name: str, argv: list[str]) -> None:
+class ServiceProcess:
+    def __init__(self, name: str, argv: Sequence[str]) -> None:
         self.name = name
-        self._argv = argv
+        self._argv = list(argv)
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "alphafactory.cli.main", *self._argv]
+        return list(self._argv)
 
     def running_pid(self, settings: Settings, paths: StackPaths) -> int | None:
         return process.running_pid(paths.pid(self.name))
@@ -37,7 +35,7 @@ class Service:
         env["PYTHONUNBUFFERED"] = "1"
         # the service name is in the command line: it tells our process from a stranger
         process.spawn(
-            self.argv(),
+            self._argv,
             pid_file=paths.pid(self.name),
             log_file=paths.log(self.name),
             marker=self._argv[-1],
@@ -57,13 +55,4 @@ class Service:
     health = ready
 
     def describe(self, settings: Settings) -> dict:
-        return {"command": " ".join(["alphafactory", *self._argv])}
-
-
-SERVICES = tuple(Service(name, ["run", name]) for name in RUN_SERVICES) + (
-    Service("worker", ["worker"]),
-)
-
-
-def enabled(settings: Settings) -> tuple[Service, ...]:
-    return SERVICES if settings.pipeline.services else ()
+        return {"command": " ".join(self._argv)}

@@ -1,22 +1,26 @@
-"""`alphafactory stack up | down | status`: the local embedded stack as one unit.
+"""The local embedded stack as one unit: infrastructure processes, then the services.
 
 ``up`` starts every embedded component that is not already running (so a second ``up``
-changes nothing), waits until each answers its own protocol, then creates the Kafka
-topics and prepares the database (roles, schema). Components configured as external
-(``embedded=false``) are not started, only waited for, so the same command prepares a
-production database and broker.
+changes nothing), waits until each answers its own protocol, then runs the caller's
+``prepare`` (the composition root creates the Kafka topics and migrates the database) and
+starts the services it is given. Components configured as external (``embedded=false``)
+are not started, only waited for, so the same command prepares a production database and
+broker.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from alphafactory.settings import Settings
 from deploy.local import process
 from deploy.local.components import COMPONENTS, ComponentError, StackPaths, embedded
-from deploy.local.services import SERVICES, enabled
+from deploy.local.services import ServiceProcess
+
+Services = Sequence[ServiceProcess]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,11 @@ def stack_paths(settings: Settings) -> StackPaths:
     return StackPaths(settings.state_path)
 
 
-def up(settings: Settings) -> UpReport:
+def up(
+    settings: Settings, *, prepare: Callable[[Settings], list[str]], services: Services
+) -> UpReport:
+    """Start the stack; ``prepare`` runs once the infrastructure is ready and returns the
+    migrations it applied; ``services`` start after it."""
     paths = stack_paths(settings)
     paths.root.mkdir(parents=True, exist_ok=True)
     report = UpReport()
@@ -65,14 +73,15 @@ def up(settings: Settings) -> UpReport:
     failures += _wait_until_ready(settings, paths, [c for c in COMPONENTS if c.name not in failed])
     if failures:
         raise StackError(failures)
-    report.migrations_applied = _prepare_services(settings)
-    _start_pipeline(settings, paths, report)
+    report.migrations_applied = prepare(settings)
+    _start_services(settings, paths, services, report)
     return report
 
 
-def _start_pipeline(settings: Settings, paths: StackPaths, report: UpReport) -> None:
+def _start_services(
+    settings: Settings, paths: StackPaths, services: Services, report: UpReport
+) -> None:
     """The pipeline services, once the infrastructure is ready and migrated."""
-    services = enabled(settings)
     for service in services:
         if service.running_pid(settings, paths) is not None:
             report.already_running.append(service.name)
@@ -96,11 +105,11 @@ def _start_pipeline(settings: Settings, paths: StackPaths, report: UpReport) -> 
 COMPONENT_NAMES = {component.name for component in COMPONENTS}
 
 
-def restart(settings: Settings, names: list[str]) -> list[str]:
-    """Stop and start the named embedded components (e.g. triton, to serve a newly
-    exported model) and wait until they are ready; returns the names restarted."""
+def restart(settings: Settings, names: list[str], services: Services) -> list[str]:
+    """Stop and start the named embedded components or services (e.g. triton, to serve a
+    newly exported model) and wait until they are ready; returns the names restarted."""
     paths = stack_paths(settings)
-    known = {component.name: component for component in (*COMPONENTS, *enabled(settings))}
+    known = {component.name: component for component in (*COMPONENTS, *services)}
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise StackError(
@@ -154,26 +163,18 @@ def _wait_until_ready(settings: Settings, paths: StackPaths, components) -> list
     return failures
 
 
-def _prepare_services(settings: Settings) -> list[str]:
-    from alphafactory.topics import ALL_TOPICS
-    from producers.admin import ensure_topics
-    from storage.admin import prepare_database
-
-    ensure_topics(settings.kafka, ALL_TOPICS)
-    return prepare_database(settings.postgres)
-
-
-def down(settings: Settings) -> list[str]:
-    """Stop every embedded component this state directory started; returns their names."""
+def down(settings: Settings, services: Services) -> list[str]:
+    """Stop the services and every embedded component this state directory started;
+    returns their names."""
     paths = stack_paths(settings)
-    stopped = [s.name for s in SERVICES if s.stop(settings, paths)]
+    stopped = [s.name for s in services if s.stop(settings, paths)]
     for component in reversed(COMPONENTS):
         if embedded(component, settings) and component.stop(settings, paths):
             stopped.append(component.name)
     return stopped
 
 
-def status(settings: Settings) -> dict:
+def status(settings: Settings, services: Services) -> dict:
     """Live health of every component, in the shape DESIGN.md's contract fixes."""
     paths = stack_paths(settings)
     result: dict = {"state_dir": str(paths.root)}
@@ -191,7 +192,7 @@ def status(settings: Settings) -> dict:
         if reason is not None:
             entry["error"] = reason
         result[component.name] = entry
-    for service in enabled(settings):
+    for service in services:
         reason = service.health(settings)
         entry = {
             **service.describe(settings),
@@ -201,6 +202,6 @@ def status(settings: Settings) -> dict:
             "log": str(paths.log(service.name)),
         }
         result[service.name] = entry if reason is None else {**entry, "error": reason}
-    names = [c.name for c in COMPONENTS] + [s.name for s in enabled(settings)]
+    names = [c.name for c in COMPONENTS] + [s.name for s in services]
     result["up"] = all(result[name]["up"] for name in names)
     return result

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alphafactory.cli.tearsheet import write_tearsheet
 from alphafactory.data.panel_files import save_panel
 from alphafactory.data.synthetic import synthetic_market
+from app.cli.tearsheet import write_tearsheet
 
 FORMULA = "-ts_mean(returns, 5)"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphafactory.data.releases import RELEASE_COLUMNS, as_of_times
+from alphafactory.clock import visible_from
+from alphafactory.data.releases import RELEASE_COLUMNS
 
 pytest.importorskip("arch")
 pytest.importorskip("linearmodels")
@@ -66,7 +67,7 @@ def test_release_times_strictly_after_period_end(market):
 
 
 def test_macro_arrays_have_no_look_ahead(market):
-    cutoffs = as_of_times(market.panel.dates)
+    cutoffs = visible_from(market.panel.dates)
     rel = market.releases
     for series_id, values in market.panel.macro.items():
         rows = rel[rel["series_id"] == series_id].sort_values("released_at")

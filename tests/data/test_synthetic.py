@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alphafactory.clock import visible_from
 from alphafactory.data import DataError, synthetic_market
-from alphafactory.data.releases import RELEASE_COLUMNS, as_of_times
+from alphafactory.data.releases import RELEASE_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def test_releases_after_period_end_with_revisions(market):
 
 def test_macro_arrays_are_point_in_time(market):
     """Oracle: at t, the newest period released by t, at its latest vintage released by t."""
-    cutoffs = as_of_times(market.panel.dates).asi8
+    cutoffs = visible_from(market.panel.dates).asi8
     rel = market.releases
     for series_id, values in market.panel.macro.items():
         rows = rel[rel["series_id"] == series_id]
@@ -125,7 +126,7 @@ def test_macro_arrays_are_point_in_time(market):
 
 def test_no_value_before_first_release(market):
     dates = pd.DatetimeIndex(market.panel.dates)
-    cutoffs = as_of_times(market.panel.dates)
+    cutoffs = visible_from(market.panel.dates)
     rel = market.releases
     for series_id, values in market.panel.macro.items():
         rows = rel[rel["series_id"] == series_id]

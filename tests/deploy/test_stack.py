@@ -150,7 +150,7 @@ def only_embedded(component: str, state_dir: Path):
 
 
 def failure_of(component: str, settings):
-    from deploy.local import stack
+    from app import stack
 
     with pytest.raises(stack.StackError) as raised:
         stack.up(settings)

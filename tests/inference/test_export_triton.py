@@ -160,7 +160,7 @@ class TestOnTheLocalTriton:
     @pytest.fixture(scope="class")
     @classmethod
     def served(cls, checkpoint, stack_settings):
-        from deploy.local import stack
+        from app import stack
 
         name = stack_settings.triton.generator_model
         export_repository(

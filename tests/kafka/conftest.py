@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from alphafactory.settings import KafkaSettings, PostgresSettings
-from producers.connection import bootstrap_servers
+from messaging.client import bootstrap_servers
 from storage.admin import prepare_database
 
 

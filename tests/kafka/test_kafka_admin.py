@@ -8,9 +8,9 @@ import pytest
 from kafka import KafkaAdminClient
 
 from alphafactory.settings import KafkaSettings
-from producers.admin import ensure_topics, wait_for_broker
-from producers.connection import bootstrap_servers
-from producers.errors import BrokerUnavailableError, KafkaEdgeError
+from messaging.admin import ensure_topics, wait_for_broker
+from messaging.client import bootstrap_servers
+from messaging.errors import BrokerUnavailableError, KafkaEdgeError
 
 
 def _partition_counts(settings: KafkaSettings, topics: list[str]) -> dict[str, int]:

@@ -23,8 +23,8 @@ from consumers.dead_letters import (
     KafkaDeadLetterSink,
 )
 from consumers.loop import ConsumerLoop
-from producers.admin import ensure_topics
-from producers.publisher import KafkaPublisher, OutgoingRecord
+from messaging.admin import ensure_topics
+from messaging.publisher import KafkaPublisher, OutgoingRecord
 
 
 def _publish(settings, topic: str, values: range, *, keys: int = 5) -> None:

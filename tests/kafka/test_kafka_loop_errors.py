@@ -23,7 +23,7 @@ from kafka.errors import (
 
 from alphafactory.settings import KafkaSettings
 from consumers.loop import ConsumerLoop, LoopStats, stop_on_signals
-from producers.errors import ConsumeError
+from messaging.errors import ConsumeError
 
 TOPIC = "fake.topic"
 PARTITION = TopicPartition(TOPIC, 0)

@@ -6,9 +6,9 @@ import pytest
 from kafka.errors import KafkaError
 
 from alphafactory.settings import KafkaSettings
-from producers.admin import ensure_topics
-from producers.errors import BrokerUnavailableError, PublishError
-from producers.publisher import KafkaPublisher, OutgoingRecord
+from messaging.admin import ensure_topics
+from messaging.errors import BrokerUnavailableError, PublishError
+from messaging.publisher import KafkaPublisher, OutgoingRecord
 
 
 def test_publish_returns_the_acknowledged_position(kafka_settings, unique, read_topic):

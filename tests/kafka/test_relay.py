@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 
 import psycopg
 import pytest
 
 from consumers.relay import relay_once, run_relay
-from producers.admin import ensure_topics
-from producers.errors import PublishError
-from producers.publisher import KafkaPublisher
+from messaging.admin import ensure_topics
+from messaging.errors import PublishError
+from messaging.publisher import KafkaPublisher
 from storage.outbox import OutboxEvent, enqueue
 
 
@@ -194,21 +195,19 @@ def test_a_failed_publish_leaves_the_rows_unsent_until_a_retry_succeeds(
 
 
 def test_run_relay_drains_the_outbox_and_stops_at_once_on_the_stop_event(
-    stack_settings, db, connect, unique, read_topic
+    connect, publisher, unique, read_topic, kafka_settings
 ):
     topic = unique("relay-run")
-    ensure_topics(stack_settings.kafka, [topic], partitions=1)
-    settings = stack_settings.model_copy(
-        update={
-            "postgres": db,
-            "pipeline": stack_settings.pipeline.model_copy(update={"poll_interval_s": 30}),
-        }
-    )
+    ensure_topics(kafka_settings, [topic], partitions=1)
     conn = connect()
     fill(conn, topic, 250)  # more than one batch
     stop = threading.Event()
     result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(run_relay(settings, stop, limit=100)))
+
+    def relay() -> None:
+        result.append(run_relay(conn, publisher, stop_event=stop, idle_s=30, retention=None))
+
+    thread = threading.Thread(target=relay)
     thread.start()
     try:
         published = read_topic(topic, expect=250, timeout_s=30)
@@ -220,8 +219,41 @@ def test_run_relay_drains_the_outbox_and_stops_at_once_on_the_stop_event(
         started = time.monotonic()
         thread.join(10)
 
-    # the relay was waiting out a 30 s poll interval: the stop event cut it short
+    # the relay was waiting out a 30 s idle interval: the stop event cut it short
     assert time.monotonic() - started < 5
     assert result == [250]
     assert seqs(published) == list(range(250))
     assert unsent(conn) == []
+
+
+def test_run_relay_prunes_rows_sent_before_the_retention(
+    connect, publisher, unique, read_topic, kafka_settings
+):
+    topic = unique("relay-prune")
+    ensure_topics(kafka_settings, [topic], partitions=1)
+    conn = connect()
+    old, recent = fill(conn, topic, 2), fill(conn, topic, 2, start=2)
+    conn.execute(
+        "UPDATE core.outbox SET sent_at = now() - interval '3 days' WHERE id = ANY(%s)", (old,)
+    )
+    conn.execute(
+        "UPDATE core.outbox SET sent_at = now() - interval '1 hour' WHERE id = ANY(%s)",
+        (recent[:1],),
+    )
+    unpublished = recent[1:]
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=lambda: run_relay(
+            conn, publisher, stop_event=stop, idle_s=0.05, retention=timedelta(days=1)
+        )
+    )
+    thread.start()
+    try:
+        read_topic(topic, expect=1, timeout_s=20)
+    finally:
+        stop.set()
+        thread.join(10)
+    left = [r[0] for r in conn.execute("SELECT id FROM core.outbox ORDER BY id")]
+    # older than a day: gone; sent an hour ago, and the one the relay just sent: kept
+    assert left == recent and unsent(conn) == []
+    assert unpublished[0] in left

@@ -23,11 +23,12 @@ from consumers.dead_letters import (
     HEADER_OFFSET,
     HEADER_PARTITION,
     HEADER_TOPIC,
+    POISON,
     PoisonOnly,
 )
-from consumers.release_handler import CONSUMER, POISON, handle_release, release_loop
-from producers.admin import ensure_topics
-from producers.publisher import KafkaPublisher, OutgoingRecord
+from consumers.release_handler import CONSUMER, handle_release, release_loop
+from messaging.admin import ensure_topics
+from messaging.publisher import KafkaPublisher, OutgoingRecord
 from storage.errors import ConflictError, InvalidRecordError
 from storage.ledger import is_processed
 from storage.macro import macro_as_of, macro_vintage_history

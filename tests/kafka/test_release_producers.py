@@ -16,15 +16,15 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from alphafactory.cli.main import build_parser
-from alphafactory.cli.release_cmd import _stop_on_ctrl_c
 from alphafactory.data.bundled import bundled_market
 from alphafactory.data.synthetic import synthetic_market
 from alphafactory.events import MacroRelease, decode
 from alphafactory.settings import KafkaSettings
 from alphafactory.topics import MACRO_RELEASES
-from producers.admin import ensure_topics
-from producers.publisher import KafkaPublisher
+from app.cli.main import build_parser
+from app.cli.release_cmd import _stop_on_ctrl_c
+from messaging.admin import ensure_topics
+from messaging.publisher import KafkaPublisher
 from producers.releases import (
     InvalidReleaseError,
     make_release,

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from alphafactory.topics import DEAD_LETTERS
-from deploy.local import stack
+from app import stack
 from storage.loading import load_panel, load_releases
 from storage.macro import macro_as_of
 from tests.stack_support import isolated_settings, make_state_dir, untrained_generator
@@ -156,7 +156,7 @@ def test_duplicates_and_out_of_order_releases_have_one_effect_each(live):
 
 def test_a_killed_consumer_resumes_after_its_last_commit(live):
     paths = stack.stack_paths(live)
-    pid = stack.SERVICES[0].running_pid(live, paths)  # the release handler
+    pid = stack.service_process("release-handler").running_pid(live, paths)
     os.kill(pid, signal.SIGKILL)
     messages = [
         release(f"2018-{m:02d}-01", f"2018-{m + 2:02d}-1{m % 9}T12:30:00+00:00", series="M0001")

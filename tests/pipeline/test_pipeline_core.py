@@ -16,11 +16,12 @@ import pytest
 
 from alphafactory.decision import decision_panel, evaluate_formulas
 from alphafactory.events import GenerationRequest, request_id_for
+from alphafactory.formula import formula_hash
 from consumers.allocation import AllocationContext, allocate_request
 from consumers.evaluation import EvaluationContext, evaluate_chunk, fail_chunk
 from consumers.generation import GenerationContext, UnknownStrategy, handle_request
 from storage.factors import evaluations
-from storage.requests import pending_candidates, request_progress
+from storage.requests import pending_candidates, request_complete
 
 
 def make_request(market, strategy, row: int, trigger: str) -> GenerationRequest:
@@ -70,7 +71,7 @@ def test_a_request_flows_to_positions_once(conn, market, strategy, contexts, uni
     for request_id, chunk in sent:
         assert evaluate_chunk(conn, evaluation, request_id, chunk) == len(chunk)
     assert evaluate_chunk(conn, evaluation, *sent[0]) == 0  # a redelivered chunk
-    assert request_progress(conn, request.request_id).complete
+    assert request_complete(conn, request.request_id)
     allocation_id = allocate_request(conn, allocation, request.request_id)
     assert allocate_request(conn, allocation, request.request_id) == allocation_id
     rows = conn.execute(
@@ -164,3 +165,36 @@ def test_with_triton_down_and_no_fallback_the_request_waits_and_retries(
     calls["failed"] = 0
     with pytest.raises(TritonUnavailable):
         handle_request(conn, generation, make_request(market, strategy, 102, unique_trigger + "b"))
+
+
+def test_a_strategy_s_own_formulas_are_candidates_at_every_decision_with_any_window(
+    conn, market, strategy, generator, unique_trigger
+):
+    own = "ts_zscore(M0001, 7)"  # 7 months: outside the generator's windows
+    formulas = strategy.formulas.model_copy(update={"include": (own,)})
+    mine = strategy.model_copy(update={"id": f"own-{unique_trigger}", "formulas": formulas})
+    sent: list[tuple[str, list[str]]] = []
+
+    def dispatch(request_id, hashes, chunk_size):
+        sent.append((request_id, list(hashes)))
+        return 1
+
+    policy, vocab = generator
+    strategies = {mine.id: mine}
+    generation = GenerationContext(
+        strategies, policy, vocab, 1.0, dispatch, AllocationContext(strategies), threading.Event()
+    )
+    request = make_request(market, mine, 100, unique_trigger)
+    handle_request(conn, generation, request)
+    (request_id, hashes) = sent[0]
+    assert formula_hash(own) in hashes and len(hashes) == mine.generation.candidates + 1
+    assert conn.execute(
+        "SELECT origin FROM core.factors WHERE formula_hash = %s", (formula_hash(own),)
+    ).fetchone() == ("strategy",)
+    evaluate_chunk(conn, EvaluationContext(strategies), request_id, hashes)
+    stored = evaluations(conn, strategy_id=mine.id, as_of=request.as_of).set_index("formula")
+    assert np.isfinite(stored.loc[own, "hac_tstat"])  # scored over the whole window
+    # a second trigger on the same date does not evaluate it again
+    sent.clear()
+    handle_request(conn, generation, make_request(market, mine, 100, unique_trigger + "-2"))
+    assert formula_hash(own) not in (sent[0][1] if sent else [])

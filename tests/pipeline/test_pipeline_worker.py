@@ -15,16 +15,18 @@ import pandas as pd
 import pytest
 
 from alphafactory.events import GenerationRequest, request_id_for
+from app.wiring import celery_app
 from consumers import tasks
 from consumers.allocation import AllocationContext, allocate_request
 from consumers.generation import GenerationContext, handle_request
-from storage.requests import request_progress
+from storage.progress import trigger_status
+from storage.requests import request_complete
 
 pytestmark = pytest.mark.slow
 
 
 def start_worker(env, log_path):
-    command = [sys.executable, "-m", "alphafactory.cli.main", "worker"]
+    command = [sys.executable, "-m", "app.cli.main", "worker"]
     return subprocess.Popen(
         command,
         env=env,
@@ -50,8 +52,12 @@ def wait_for(condition, timeout_s: float, what: str):
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def evaluated(conn, request) -> int:
+    return trigger_status(conn, request.strategy_id, request.trigger_event_id).evaluated
+
+
 def dispatch_request(conn, market, strategy, generator, settings, *, candidates, chunk_size):
-    tasks.configure(settings)
+    celery_app(settings)
     trigger = f"worker-{time.time_ns()}"
     when = (pd.Timestamp(market.panel.dates[105]) + pd.Timedelta(days=10)).tz_localize(UTC)
     request = GenerationRequest(
@@ -90,16 +96,16 @@ def test_a_killed_worker_loses_and_doubles_nothing(
         )
         assert sent == 40
         wait_for(
-            lambda: request_progress(conn, request.request_id).n_evaluated >= 3,
+            lambda: evaluated(conn, request) >= 3,
             120,
             "the first evaluations",
         )
         os.killpg(worker.pid, signal.SIGKILL)  # the whole worker, children included
         worker.wait(timeout=30)
-        done_at_kill = request_progress(conn, request.request_id).n_evaluated
+        done_at_kill = evaluated(conn, request)
         worker = start_worker(service_env, tmp_path / "worker.log")
         wait_for(
-            lambda: request_progress(conn, request.request_id).complete,
+            lambda: request_complete(conn, request.request_id),
             180,
             "every evaluation after the restart",
         )

@@ -17,7 +17,6 @@ from storage.requests import (
     register_request,
     request_complete,
     request_formulas,
-    request_progress,
     set_candidates,
 )
 
@@ -39,9 +38,7 @@ def factors(conn, unique, count: int) -> list[str]:
 
 def test_a_request_is_complete_when_every_candidate_is_evaluated(app_conn, unique):
     stored = register_request(app_conn, request(unique))
-    assert (
-        stored.n_candidates is None and not request_progress(app_conn, stored.request_id).complete
-    )
+    assert stored.n_candidates is None and not request_complete(app_conn, stored.request_id)
     hashes = factors(app_conn, unique, 3)
     assert set_candidates(app_conn, stored.request_id, hashes + hashes[:1])  # duplicates once
     assert not set_candidates(app_conn, stored.request_id, hashes[:1])  # already recorded
@@ -52,11 +49,9 @@ def test_a_request_is_complete_when_every_candidate_is_evaluated(app_conn, uniqu
     }
     assert mark_evaluated(app_conn, stored.request_id, hashes[:2]) == 2
     assert mark_evaluated(app_conn, stored.request_id, hashes[:2]) == 0  # a retried task
-    progress = request_progress(app_conn, stored.request_id)
-    assert (progress.n_candidates, progress.n_evaluated, progress.complete) == (3, 2, False)
+    assert pending_candidates(app_conn, stored.request_id) == [hashes[2]]
     assert not request_complete(app_conn, stored.request_id)
     mark_evaluated(app_conn, stored.request_id, hashes[2:])
-    assert request_progress(app_conn, stored.request_id).complete
     assert request_complete(app_conn, stored.request_id)
     assert not request_complete(app_conn, unique("missing"))
     assert pending_candidates(app_conn, stored.request_id) == []
@@ -65,7 +60,7 @@ def test_a_request_is_complete_when_every_candidate_is_evaluated(app_conn, uniqu
 def test_no_candidates_is_complete_at_once(app_conn, unique):
     stored = register_request(app_conn, request(unique))
     set_candidates(app_conn, stored.request_id, [])
-    assert request_progress(app_conn, stored.request_id).complete
+    assert request_complete(app_conn, stored.request_id)
 
 
 def test_one_trigger_registers_one_request_even_concurrently(connect_as, unique):
@@ -96,5 +91,4 @@ def test_a_request_id_reused_for_another_trigger_is_a_conflict(app_conn, unique)
     )
     with pytest.raises(ConflictError, match="already used by another trigger"):
         register_request(app_conn, other)
-    with pytest.raises(ConflictError, match="is not registered"):
-        request_progress(app_conn, unique("missing"))
+    assert load_request(app_conn, unique("missing")) is None

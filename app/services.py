@@ -1,0 +1,243 @@
+"""Every pipeline service, declared once, and how each is wired from the settings.
+
+:data:`SERVICES` is the only list of the long-running services: ``alphafactory stack up``
+starts each as a local process, ``alphafactory run all`` runs the consumers among them in
+one process, and tests/test_compose.py holds docker-compose.yml to it (names, commands,
+the infrastructure each waits for, which ones may be scaled out).
+
+Each ``run_*`` function builds one service's resources (pools, the producer, strategies,
+the generator) from the settings, runs it until ``stop_event`` is set, and closes what it
+opened. Errors follow one rule: a record a retry cannot cure is dead-lettered and the
+service goes on (``consumers.dead_letters.POISON``); anything else (Postgres down...)
+ends the service before its commit, so its supervisor restarts it and the record comes
+back. Heavy modules are imported inside the functions: ``alphafactory --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from alphafactory.settings import Settings
+from app import wiring
+
+log = logging.getLogger("alphafactory.services")
+INFRASTRUCTURE = ("kafka", "postgres", "redis", "triton")
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    command: tuple[str, ...]  # the `alphafactory` arguments that run it
+    needs: tuple[str, ...]  # the infrastructure it talks to (a subset of INFRASTRUCTURE)
+    scales_out: bool  # more instances share the work (Kafka partitions, the Celery queue)
+    role: str
+
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        "release-handler",
+        ("run", "release-handler"),
+        ("kafka", "postgres"),
+        True,
+        "macro.releases -> point-in-time store -> generation requests",
+    ),
+    Service(
+        "generator",
+        ("run", "generator"),
+        ("kafka", "postgres", "redis", "triton"),
+        True,
+        "generation requests -> batched next-action calls -> Celery chunks",
+    ),
+    Service(
+        "allocator",
+        ("run", "allocator"),
+        ("kafka", "postgres"),
+        True,
+        "backtest results -> select, combine, allocate -> target positions",
+    ),
+    # one relay keeps each key's events in order; several would interleave batches
+    Service("relay", ("run", "relay"), ("kafka", "postgres"), False, "outbox -> Kafka"),
+    Service(
+        "scheduler",
+        ("run", "scheduler"),
+        ("postgres",),
+        False,
+        "scheduled generation requests -> outbox",
+    ),
+    Service(
+        "worker",
+        ("worker",),
+        ("postgres", "redis"),
+        True,
+        "Celery: evaluate candidates point-in-time -> metrics in Postgres",
+    ),
+)
+
+
+def service(name: str) -> Service:
+    for declared in SERVICES:
+        if declared.name == name:
+            return declared
+    raise KeyError(f"no service {name!r}; expected one of {[s.name for s in SERVICES]}")
+
+
+def consumer_services() -> tuple[Service, ...]:
+    """The services ``alphafactory run NAME`` runs (the Celery worker has its own command)."""
+    return tuple(s for s in SERVICES if s.command[0] == "run")
+
+
+def _pool(settings: Settings, name: str):
+    from storage.db import open_pool
+
+    return open_pool(settings.postgres.dsn("app"), min_size=1, max_size=2, name=name)
+
+
+def _consume(settings: Settings, stop_event, *, group: str, topic: str, handler, **options):
+    from consumers.dead_letters import dead_lettering_loop
+    from messaging.publisher import KafkaPublisher
+
+    with KafkaPublisher.open(settings.kafka) as publisher:
+        loop = dead_lettering_loop(
+            settings.kafka,
+            publisher=publisher,
+            group_id=group,
+            topics=[topic],
+            handler=handler,
+            stop_event=stop_event,
+            **options,
+        )
+        return loop.run()
+
+
+def run_release_handler(settings: Settings, stop_event: threading.Event):
+    from alphafactory.topics import DEAD_LETTERS, GENERATION_REQUESTS, MACRO_RELEASES
+    from consumers.release_handler import release_loop
+    from messaging.admin import ensure_topics
+    from messaging.publisher import KafkaPublisher
+    from storage.db import connect
+
+    strategies = list(wiring.strategies_by_id(settings).values())
+    triggers = sorted({series for s in strategies for series in s.triggers.series})
+    log.info("release handler: %d active strategies, triggered by %s", len(strategies), triggers)
+    ensure_topics(settings.kafka, [MACRO_RELEASES, GENERATION_REQUESTS, DEAD_LETTERS])
+    with (
+        connect(settings.postgres.dsn("app"), autocommit=True) as conn,
+        KafkaPublisher.open(settings.kafka) as publisher,
+    ):
+        loop = release_loop(
+            settings.kafka,
+            conn=conn,
+            publisher=publisher,
+            strategies=strategies,
+            stop_event=stop_event,
+        )
+        return loop.run()
+
+
+def run_allocator(settings: Settings, stop_event: threading.Event, **loop_options):
+    from alphafactory.topics import BACKTEST_RESULTS
+    from consumers.allocation import AllocationContext, AllocationHandler
+
+    pool = _pool(settings, "allocator")
+    try:
+        handler = AllocationHandler(pool, AllocationContext(wiring.strategies_by_id(settings)))
+        return _consume(
+            settings,
+            stop_event,
+            group="alphafactory-allocator",
+            topic=BACKTEST_RESULTS,
+            handler=handler,
+            **loop_options,
+        )
+    finally:
+        pool.close()
+
+
+def run_generator(settings: Settings, stop_event: threading.Event, **loop_options):
+    from alphafactory.topics import GENERATION_REQUESTS
+    from consumers.generation import GenerationHandler
+
+    checkpoint = wiring.wait_for_checkpoint(settings, stop_event)
+    if checkpoint is None:  # stopped while waiting
+        return None
+    pool = _pool(settings, "generator")
+    try:
+        handler = GenerationHandler(
+            pool, wiring.generation_context(settings, checkpoint, stop_event)
+        )
+        # one request at a time between commits: each can take minutes
+        return _consume(
+            settings,
+            stop_event,
+            group="alphafactory-generator",
+            topic=GENERATION_REQUESTS,
+            handler=handler,
+            batch_size=1,
+            **loop_options,
+        )
+    finally:
+        pool.close()
+
+
+def run_relay(settings: Settings, stop_event: threading.Event):
+    from consumers.relay import run_relay as relay
+    from messaging.publisher import KafkaPublisher
+    from storage.db import connect
+
+    hours = settings.pipeline.outbox_retention_hours
+    with (
+        connect(settings.postgres.dsn("app"), autocommit=True) as conn,
+        KafkaPublisher.open(settings.kafka) as publisher,
+    ):
+        return relay(
+            conn,
+            publisher,
+            stop_event=stop_event,
+            idle_s=settings.pipeline.poll_interval_s,
+            retention=timedelta(hours=hours) if hours > 0 else None,
+        )
+
+
+def run_scheduler(settings: Settings, stop_event: threading.Event):
+    from producers.scheduler import run_scheduler as scheduler
+    from storage.db import connect
+
+    strategies = list(wiring.strategies_by_id(settings).values())
+    with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+        return scheduler(conn, strategies, stop_event=stop_event)
+
+
+def run_worker(settings: Settings, extra_args: list[str] = ()) -> None:
+    """A Celery worker on the evaluation queue (blocks; Celery handles SIGTERM: warm
+    shutdown, the running chunk finishes)."""
+    from consumers import tasks
+
+    celery = wiring.celery_app(settings)
+    tasks.serve_with(lambda: wiring.open_worker_resources(settings))
+    celery.worker_main(
+        [
+            "worker",
+            f"--loglevel={settings.log_level}",
+            "--pool=prefork",
+            f"--concurrency={settings.pipeline.worker_concurrency}",
+            "-Q",
+            tasks.QUEUE,
+            "--hostname=alphafactory@%h",
+            "--without-gossip",
+            "--without-mingle",
+            *extra_args,
+        ]
+    )
+
+
+RUNNERS: dict[str, Callable[[Settings, threading.Event], object]] = {
+    "release-handler": run_release_handler,
+    "generator": run_generator,
+    "allocator": run_allocator,
+    "relay": run_relay,
+    "scheduler": run_scheduler,
+}

@@ -1,0 +1,87 @@
+"""The per-process resources the services are built from: the Celery app, a worker
+process's pool and strategies, the generator and its policy. Opened here, in lifecycle
+hooks and ``run_*`` functions, never at import."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from alphafactory.settings import Settings
+
+log = logging.getLogger("alphafactory.services")
+
+
+def celery_app(settings: Settings):
+    """The Celery app, configured for this deployment's Redis (senders and workers)."""
+    from consumers import tasks
+
+    return tasks.configure(
+        broker_url=settings.redis.url,
+        visibility_timeout_s=settings.pipeline.visibility_timeout_s,
+    )
+
+
+def open_worker_resources(settings: Settings):
+    """What one Celery worker process opens after the fork (``tasks.serve_with``)."""
+    import torch
+
+    from consumers.evaluation import EvaluationContext
+    from consumers.tasks import WorkerResources
+    from storage.db import open_pool
+
+    torch.set_num_threads(1)  # DESIGN.md: one thread per process on 2 cores
+    pool = open_pool(
+        settings.postgres.dsn("app"), min_size=1, max_size=2, name="alphafactory-worker"
+    )
+    return WorkerResources(
+        pool=pool,
+        context=EvaluationContext(strategies_by_id(settings)),
+        retries=settings.pipeline.task_retries,
+    )
+
+
+def wait_for_checkpoint(settings: Settings, stop_event: threading.Event):
+    """The generator checkpoint, once it exists (an always-on service waits for its model:
+    `alphafactory model train`, the demo); None if stopped first."""
+    from inference.training import load_checkpoint
+
+    path = settings.pipeline.generator_checkpoint
+    if not path.exists():
+        log.warning("waiting for a generator checkpoint at %s", path)
+        while not path.exists():
+            if stop_event.wait(settings.pipeline.poll_interval_s * 4):
+                return None
+    return load_checkpoint(path)
+
+
+def generation_context(settings: Settings, checkpoint, stop_event: threading.Event):
+    """The generation service's context: strategies, the policy (Triton, with the
+    checkpoint in process as fallback per ``triton.fallback``), Celery dispatch."""
+    import torch
+
+    from consumers import tasks
+    from consumers.allocation import AllocationContext
+    from consumers.generation import GenerationContext
+    from inference.pipeline import triton_policy
+    from inference.sampling import InProcessPolicy
+
+    torch.set_num_threads(1)
+    celery_app(settings)
+    strategies = strategies_by_id(settings)
+    return GenerationContext(
+        strategies=strategies,
+        policy=triton_policy(settings.triton, InProcessPolicy(checkpoint.model)),
+        vocab=checkpoint.vocab,
+        gamma=float(checkpoint.reward.get("gamma", 1.0)),
+        dispatch=tasks.send_chunks,
+        allocation=AllocationContext(strategies),
+        stop_event=stop_event,
+    )
+
+
+def strategies_by_id(settings: Settings) -> dict:
+    """The deployment's active strategies (``pipeline.strategies_dir``, or the bundled)."""
+    from alphafactory.strategy import active_strategies
+
+    return {s.id: s for s in active_strategies(settings.pipeline.strategies_dir)}
