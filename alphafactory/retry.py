@@ -8,7 +8,7 @@
 Delays grow by ``factor`` from ``first_s`` up to ``max_s``. With ``jitter`` (the default)
 each delay is drawn uniformly from [0, that ceiling] ("full jitter"), so clients that lost a
 server together do not all come back at the same instant. A retry is bounded by
-``attempts`` (calls in all) and/or ``timeout_s`` (seconds since the first failure); with
+``attempts`` (calls in all) and/or ``timeout_s`` (seconds since the first call began); with
 neither it goes on for as long as it takes, which is what an always-on service wants for an
 outage. ``sleep`` may return True to stop waiting (``threading.Event.wait`` does when the
 event is set): the retry then ends with :class:`RetryStopped`. Clock, sleep and random
@@ -101,7 +101,7 @@ def retry(
     if timeout_s is not None and timeout_s < 0:
         raise ValueError(f"timeout_s must be >= 0 or None, got {timeout_s!r}")
     retriable = _matcher(retry_on)
-    failures, started = 0, None
+    failures, started = 0, clock()
     while True:
         try:
             return call()
@@ -109,7 +109,6 @@ def retry(
             if not retriable(error):
                 raise
             failures += 1
-            started = clock() if started is None else started
             elapsed = clock() - started
             if (attempts is not None and failures >= attempts) or (
                 timeout_s is not None and elapsed >= timeout_s

@@ -9,13 +9,15 @@ from collections.abc import Iterable
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from alphafactory.retry import Backoff, RetriesExhausted, retry
 from alphafactory.settings import KafkaSettings
 from messaging.client import client_options
 from messaging.errors import BrokerUnavailableError, TopicSetupError
 
 logger = logging.getLogger(__name__)
 
-_RETRY_PAUSE_S = 0.2
+# a readiness probe polls at a steady pace: the broker is expected within seconds
+_READINESS_POLL = Backoff(first_s=0.2, max_s=0.2, jitter=False)
 
 
 def _open_admin(settings: KafkaSettings, *, timeout_s: float) -> KafkaAdminClient:
@@ -34,22 +36,29 @@ def wait_for_broker(settings: KafkaSettings, timeout_s: float = 30.0) -> None:
     Raises BrokerUnavailableError naming the address and the last cause after ``timeout_s``.
     """
     deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            with _open_admin(settings, timeout_s=remaining) as admin:
-                topics = admin.list_topics()
-            logger.info("Kafka broker at %s is up (%d topics)", settings.bootstrap, len(topics))
-            return
-        except (KafkaError, OSError) as error:
-            last_error = error
-            logger.debug("Kafka broker at %s not ready yet: %s", settings.bootstrap, error)
-            time.sleep(min(_RETRY_PAUSE_S, max(0.0, deadline - time.monotonic())))
-    raise BrokerUnavailableError(
-        f"no Kafka broker answered metadata at {settings.bootstrap} within {timeout_s:g} s "
-        f"(last error: {last_error}); start the local stack with `alphafactory stack up` "
-        f"or point ALPHAFACTORY_KAFKA__BOOTSTRAP at a running broker"
-    ) from last_error
+
+    def list_topics() -> list:
+        remaining = max(0.001, deadline - time.monotonic())
+        with _open_admin(settings, timeout_s=remaining) as admin:
+            return admin.list_topics()
+
+    try:
+        topics = retry(
+            list_topics,
+            retry_on=(KafkaError, OSError),
+            backoff=_READINESS_POLL,
+            timeout_s=timeout_s,
+            on_retry=lambda error, *_: logger.debug(
+                "Kafka broker at %s not ready yet: %s", settings.bootstrap, error
+            ),
+        )
+    except RetriesExhausted as exhausted:
+        raise BrokerUnavailableError(
+            f"no Kafka broker answered metadata at {settings.bootstrap} within {timeout_s:g} s "
+            f"(last error: {exhausted.__cause__}); start the local stack with `alphafactory "
+            "stack up` or point ALPHAFACTORY_KAFKA__BOOTSTRAP at a running broker"
+        ) from exhausted.__cause__
+    logger.info("Kafka broker at %s is up (%d topics)", settings.bootstrap, len(topics))
 
 
 def ensure_topics(

@@ -71,7 +71,7 @@ def test_attempts_bound_raises_from_the_last_error():
     assert len(fake.sleeps) == 2  # no wait after the last attempt
 
 
-def test_timeout_bound_counts_from_the_first_failure():
+def test_timeout_bound_counts_from_the_first_call():
     fake, flaky = FakeTime(), Flaky(failures=100)
     backoff = Backoff(first_s=1.0, max_s=1.0, jitter=False)
     with pytest.raises(RetriesExhausted) as raised:
