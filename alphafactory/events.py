@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +29,24 @@ MAX_EVENT_BYTES = 1 << 20  # 1 MiB: the broker's default message size limit
 
 class EventError(ValueError):
     """A message that is not a valid event of its topic."""
+
+
+class FutureEventError(EventError):
+    """A valid event dated later than now plus the allowed clock skew: a mistyped or
+    malicious timestamp must not become what the trading systems read as latest."""
+
+
+DEFAULT_MAX_SKEW = timedelta(minutes=5)
+
+
+def refuse_future(instant: datetime, *, now: datetime, max_skew: timedelta, what: str) -> None:
+    """FutureEventError naming ``what`` unless ``instant <= now + max_skew``."""
+    if instant > now + max_skew:
+        raise FutureEventError(
+            f"{what} {instant.isoformat()} is in the future: more than {max_skew} after now "
+            f"({now.isoformat()}); check the sender's clock and timestamps "
+            "(pipeline.max_clock_skew_s sets the tolerance)"
+        )
 
 
 def _aware(value: datetime) -> datetime:

@@ -160,6 +160,9 @@ class PipelineSettings(BaseModel):
     worker_concurrency: int = Field(1, ge=1, le=64)
     # How long a relay or a consumer sleeps when it found nothing to do.
     poll_interval_s: float = Field(0.5, gt=0, le=60)
+    # An event dated later than now plus this is refused (dead-lettered): a mistyped
+    # timestamp must not become the latest allocation.
+    max_clock_skew_s: float = Field(300.0, ge=0)
     # The relay deletes outbox rows published longer ago than this; 0 keeps them all.
     outbox_retention_hours: float = Field(168.0, ge=0)
     # `stack up` also starts the pipeline services (release handler, generator,

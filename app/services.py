@@ -118,24 +118,25 @@ def run_release_handler(settings: Settings, stop_event: threading.Event):
     from consumers.release_handler import release_loop
     from messaging.admin import ensure_topics
     from messaging.publisher import KafkaPublisher
-    from storage.db import connect
 
     strategies = list(wiring.strategies_by_id(settings).values())
     triggers = sorted({series for s in strategies for series in s.triggers.series})
     log.info("release handler: %d active strategies, triggered by %s", len(strategies), triggers)
     ensure_topics(settings.kafka, [MACRO_RELEASES, GENERATION_REQUESTS, DEAD_LETTERS])
-    with (
-        connect(settings.postgres.dsn("app"), autocommit=True) as conn,
-        KafkaPublisher.open(settings.kafka) as publisher,
-    ):
-        loop = release_loop(
-            settings.kafka,
-            conn=conn,
-            publisher=publisher,
-            strategies=strategies,
-            stop_event=stop_event,
-        )
-        return loop.run()
+    pool = _pool(settings, "release-handler")
+    try:
+        with KafkaPublisher.open(settings.kafka) as publisher:
+            loop = release_loop(
+                settings.kafka,
+                pool=pool,
+                publisher=publisher,
+                strategies=strategies,
+                stop_event=stop_event,
+                max_skew=timedelta(seconds=settings.pipeline.max_clock_skew_s),
+            )
+            return loop.run()
+    finally:
+        pool.close()
 
 
 def run_allocator(settings: Settings, stop_event: threading.Event, **loop_options):

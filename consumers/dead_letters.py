@@ -1,5 +1,6 @@
-"""Dead letters for :class:`consumers.loop.ConsumerLoop`: what counts as poison, where
-poison goes, and the loop every service consumes with (:func:`dead_lettering_loop`).
+"""Dead letters for :class:`consumers.loop.ConsumerLoop`: where poison goes
+(``consumers.failures`` says what is poison), and the loop every service consumes with
+(:func:`dead_lettering_loop`).
 
 With ``on_error=DeadLetterPolicy(sink)`` a record whose handler raised is written to the
 sink with its source coordinates and the error, and the loop then commits past it and
@@ -14,41 +15,33 @@ Dead letters published to Kafka keep the original key, value and headers, plus::
     dead_letter.error_type  exception class, e.g. ``builtins.ValueError``
     dead_letter.error       ``str(error)``, at most 2,000 characters
     dead_letter.group       consumer group that failed it (when the policy knows it)
+    dead_letter.length      the original value's length in bytes
+    dead_letter.sha256      the original value's SHA-256 (hex)
+    dead_letter.truncated   "1" when the value (or the record's own headers) had to be cut
+
+A dead letter never exceeds the broker's message size: the value is cut to
+``MAX_DEAD_LETTER_VALUE_BYTES`` and the source's own headers are dropped past a budget,
+so an oversized record cannot wedge its consumer; the length, hash and offsets identify
+the original, which the source topic (or the producer) still holds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Protocol
 
 from kafka.consumer.fetcher import ConsumerRecord
 
-from alphafactory.events import EventError
-from alphafactory.formula import FormulaError
 from alphafactory.settings import KafkaSettings
 from alphafactory.topics import DEAD_LETTERS
-from consumers.loop import ConsumerLoop, ErrorPolicy, Handler, coordinates
+from consumers.failures import Resilience
+from consumers.loop import ConsumerLoop, Handler, coordinates
 from messaging.publisher import KafkaPublisher
-from storage.errors import ConflictError, InvalidRecordError
 
 logger = logging.getLogger(__name__)
 
-
-class UnknownStrategy(LookupError):
-    """A record for a strategy this service does not run."""
-
-
-# Errors a retry cannot cure: an invalid event, a strategy this deployment does not run, a
-# formula that does not fit the model, a record conflicting with what is stored. Anything
-# else (Postgres or Redis down...) stops the consumer before its commit instead.
-POISON: tuple[type[Exception], ...] = (
-    EventError,
-    UnknownStrategy,
-    FormulaError,
-    ConflictError,
-    InvalidRecordError,
-)
 
 HEADER_PREFIX = "dead_letter."
 HEADER_TOPIC = "dead_letter.topic"
@@ -57,7 +50,13 @@ HEADER_OFFSET = "dead_letter.offset"
 HEADER_ERROR_TYPE = "dead_letter.error_type"
 HEADER_ERROR = "dead_letter.error"
 HEADER_GROUP = "dead_letter.group"
+HEADER_LENGTH = "dead_letter.length"
+HEADER_SHA256 = "dead_letter.sha256"
+HEADER_TRUNCATED = "dead_letter.truncated"
 _MAX_ERROR_CHARS = 2000
+# well under the 1 MiB default of brokers and producers, with room for the headers
+MAX_DEAD_LETTER_VALUE_BYTES = 512 * 1024
+_MAX_SOURCE_HEADER_BYTES = 64 * 1024
 
 
 class DeadLetterSink(Protocol):
@@ -70,24 +69,33 @@ class DeadLetterSink(Protocol):
 def dead_letter_headers(
     record: ConsumerRecord, error: BaseException, *, group_id: str | None = None
 ) -> dict[str, bytes]:
-    """The record's own headers (earlier dead-letter headers dropped) plus where and why."""
-    headers = {
-        name: value or b""
-        for name, value in (record.headers or [])
-        if not name.startswith(HEADER_PREFIX)
-    }
+    """The record's own headers (earlier dead-letter headers dropped, and all of them past
+    a size budget) plus where and why, and the original value's length and hash."""
+    own, budget, cut = {}, _MAX_SOURCE_HEADER_BYTES, False
+    for name, value in record.headers or []:
+        if name.startswith(HEADER_PREFIX):
+            continue
+        budget -= len(name) + len(value or b"")
+        if budget < 0:
+            cut = True
+            break
+        own[name] = value or b""
+    value = record.value or b""
     error_type = f"{type(error).__module__}.{type(error).__qualname__}"
-    headers.update(
-        {
-            HEADER_TOPIC: record.topic.encode(),
-            HEADER_PARTITION: str(record.partition).encode(),
-            HEADER_OFFSET: str(record.offset).encode(),
-            HEADER_ERROR_TYPE: error_type.encode(),
-            HEADER_ERROR: str(error)[:_MAX_ERROR_CHARS].encode("utf-8", "replace"),
-        }
-    )
+    headers = {
+        **own,
+        HEADER_TOPIC: record.topic.encode(),
+        HEADER_PARTITION: str(record.partition).encode(),
+        HEADER_OFFSET: str(record.offset).encode(),
+        HEADER_ERROR_TYPE: error_type.encode(),
+        HEADER_ERROR: str(error)[:_MAX_ERROR_CHARS].encode("utf-8", "replace"),
+        HEADER_LENGTH: str(len(value)).encode(),
+        HEADER_SHA256: hashlib.sha256(value).hexdigest().encode(),
+    }
     if group_id:
         headers[HEADER_GROUP] = group_id.encode()
+    if cut or len(value) > MAX_DEAD_LETTER_VALUE_BYTES:
+        headers[HEADER_TRUNCATED] = b"1"
     return headers
 
 
@@ -113,7 +121,7 @@ class KafkaDeadLetterSink:
         self._publisher.publish(
             self._topic,
             key=key,
-            value=record.value if record.value is not None else b"",
+            value=(record.value or b"")[:MAX_DEAD_LETTER_VALUE_BYTES],
             headers=dead_letter_headers(record, error, group_id=group_id),
             timeout_s=self._timeout_s,
         )
@@ -133,24 +141,6 @@ class DeadLetterPolicy:
         )
 
 
-class PoisonOnly:
-    """``on_error`` policy: dead-letter the errors a retry cannot cure (``poison``: an
-    invalid event, a conflicting record...), re-raise the rest.
-
-    A valid record that failed because Postgres was unreachable must be retried, not
-    dead-lettered: re-raising stops the loop before its offset is committed.
-    """
-
-    def __init__(self, dead_letters: ErrorPolicy, poison: tuple[type[Exception], ...]):
-        self._dead_letters = dead_letters
-        self._poison = poison
-
-    def __call__(self, record: ConsumerRecord, error: Exception) -> None:
-        if not isinstance(error, self._poison):
-            raise error
-        self._dead_letters(record, error)
-
-
 def dead_lettering_loop(
     kafka: KafkaSettings,
     *,
@@ -159,10 +149,12 @@ def dead_lettering_loop(
     topics: Sequence[str],
     handler: Handler,
     dead_letter_topic: str = DEAD_LETTERS,
+    poison_attempts: int = 3,
     **loop_options,
 ) -> ConsumerLoop:
-    """The consume loop of a service: :data:`POISON` to the dead letters (then commit and
-    go on), any other error stops the loop uncommitted. ``loop_options`` go to
+    """The consume loop of a service (``consumers.failures``): outages of Postgres, Kafka,
+    Redis or Triton are waited out, poison is tried ``poison_attempts`` times and then
+    dead-lettered (the loop commits past it and goes on). ``loop_options`` go to
     :class:`ConsumerLoop` (``stop_event``, ``batch_size``, ``max_records``...)."""
     sink = KafkaDeadLetterSink(publisher, topic=dead_letter_topic)
     return ConsumerLoop(
@@ -170,6 +162,8 @@ def dead_lettering_loop(
         group_id=group_id,
         topics=topics,
         handler=handler,
-        on_error=PoisonOnly(DeadLetterPolicy(sink, group_id=group_id), POISON),
+        on_error=DeadLetterPolicy(sink, group_id=group_id),
+        resilience=Resilience(f"consumer group {group_id!r}", poison_attempts=poison_attempts),
+        retry_timeout_s=None,  # poll and commit wait out a broker restart too
         **loop_options,
     )

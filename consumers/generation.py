@@ -38,7 +38,7 @@ from alphafactory.formula import Kind, Vocabulary, formula_hash
 from alphafactory.retry import Backoff, RetryStopped, retry
 from alphafactory.strategy import Strategy
 from consumers.allocation import AllocationContext, allocate_request
-from consumers.dead_letters import UnknownStrategy
+from consumers.failures import UnknownStrategy
 from inference.sampling import NextActionPolicy, SamplingOptions, Target, generate
 from inference.triton_client import TritonUnavailable
 from storage.allocations import recent_allocation

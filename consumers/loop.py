@@ -37,6 +37,7 @@ from kafka.structs import OffsetAndMetadata
 
 from alphafactory.retry import Backoff, RetriesExhausted, RetryStopped, retry
 from alphafactory.settings import KafkaSettings
+from consumers.failures import Resilience, Stopped
 from messaging.client import client_options
 from messaging.errors import BrokerUnavailableError, ConsumeError
 
@@ -125,12 +126,13 @@ class ConsumerLoop:
         topics: Sequence[str],
         handler: Handler,
         on_error: ErrorPolicy = raise_error,
+        resilience: Resilience | None = None,
         stop_event: threading.Event | None = None,
         max_records: int | None = None,
         idle_timeout_s: float | None = None,
         poll_timeout_s: float = 0.5,
         batch_size: int = 100,
-        retry_timeout_s: float = 60.0,
+        retry_timeout_s: float | None = 60.0,
         consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer,
     ) -> None:
         if isinstance(topics, str) or not topics:
@@ -146,6 +148,7 @@ class ConsumerLoop:
         self._topics = tuple(topics)
         self._handler = handler
         self._on_error = on_error
+        self._resilience = resilience
         self.stop_event = stop_event if stop_event is not None else threading.Event()
         self._max_records = max_records
         self._idle = _IdleClock(idle_timeout_s)
@@ -162,7 +165,10 @@ class ConsumerLoop:
     def run(self) -> LoopStats:
         """Consume until stopped (or max_records / idle_timeout_s); always closes the consumer."""
         self._idle.reset()
-        consumer = self._open_consumer()
+        try:
+            consumer = self._waiting_out_outages(self._open_consumer)
+        except Stopped:
+            return self.stats
         logger.info("consumer group %r consuming %s", self._group_id, list(self._topics))
         try:
             consumer.subscribe(list(self._topics))
@@ -235,20 +241,48 @@ class ConsumerLoop:
                     self._handle(record)
                     epoch = record.leader_epoch if record.leader_epoch is not None else -1
                     offsets[partition] = OffsetAndMetadata(record.offset + 1, "", epoch)
+        except Stopped:
+            pass  # stopped during an outage: the record in hand is not committed
         finally:
             self._commit(consumer, offsets)
 
     def _handle(self, record: ConsumerRecord) -> None:
-        try:
-            self._handler(record)
-        except Exception as error:
-            error.add_note(
-                f"while handling {coordinates(record)} in consumer group {self._group_id!r}"
-            )
-            self._on_error(record, error)  # raises unless the policy absorbed the error
-            self.stats.failed += 1
-        else:
-            self.stats.handled += 1
+        """With a ``resilience`` (``consumers.failures``), a transient failure is waited out
+        and the record handled again, and anything else gets ``poison_attempts`` tries;
+        then the error policy decides (a dead letter, or re-raising)."""
+        attempts = self._resilience.poison_attempts if self._resilience else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self._waiting_out_outages(lambda: self._handler(record))
+            except Stopped:
+                raise
+            except Exception as error:
+                if attempt < attempts:
+                    logger.warning(
+                        "%s: attempt %d of %d failed: %s: %s",
+                        coordinates(record),
+                        attempt,
+                        attempts,
+                        type(error).__name__,
+                        error,
+                    )
+                    continue
+                error.add_note(
+                    f"while handling {coordinates(record)} in consumer group {self._group_id!r}"
+                )
+                # raises unless the policy absorbed the error; a dead-letter write that
+                # meets an outage waits it out like the handler
+                self._waiting_out_outages(lambda e=error: self._on_error(record, e))
+                self.stats.failed += 1
+                return
+            else:
+                self.stats.handled += 1
+                return
+
+    def _waiting_out_outages(self, call: Callable[[], Any]) -> Any:
+        if self._resilience is None:
+            return call()
+        return self._resilience.call(call, self.stop_event)
 
     def _commit(self, consumer: KafkaConsumer, offsets: Offsets) -> None:
         if not offsets:

@@ -16,25 +16,33 @@ and may only use data released by ``released_at``. Releases are append-only: an 
 vintage arriving after a newer one is stored next to it (as-of reads pick by
 ``released_at``) and gets its own request; nothing is overwritten.
 
-Errors: a record that can never be applied (``EventError``: not a valid event;
-``ConflictError``; ``InvalidRecordError``) raises, and :class:`PoisonOnly` hands it to the
-dead-letter policy, which writes it with its coordinates and the loop commits past it. Any
-other error (Postgres down, a broken connection) stops the loop without committing, so the
-record is delivered again after a restart instead of being dead-lettered while valid.
+Errors (``consumers.failures``): a record that can never be applied (``EventError``: not
+a valid event; ``ConflictError``; ``InvalidRecordError``) is poison: after a few attempts
+the loop dead-letters it with its coordinates and commits past it. An outage (Postgres
+restarting, a broken connection) is waited out and the same record handled again, so a
+valid record is never dead-lettered.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from kafka.consumer.fetcher import ConsumerRecord
 from psycopg import pq
+from psycopg_pool import ConnectionPool
 
 from alphafactory.clock import decision_date
-from alphafactory.events import GenerationRequest, MacroRelease, decode, request_id_for
+from alphafactory.events import (
+    DEFAULT_MAX_SKEW,
+    GenerationRequest,
+    MacroRelease,
+    decode,
+    refuse_future,
+    request_id_for,
+)
 from alphafactory.settings import KafkaSettings
 from alphafactory.strategy import Strategy
 from alphafactory.topics import DEAD_LETTERS, MACRO_RELEASES
@@ -74,14 +82,18 @@ def handle_release(
     strategies: Sequence[Strategy],
     *,
     now: datetime,
+    max_skew: timedelta = DEFAULT_MAX_SKEW,
 ) -> list[GenerationRequest]:
     """Apply one ``macro.releases`` message; returns the requests enqueued (none for a
-    release already processed). Raises one of ``consumers.dead_letters.POISON`` for a
-    message that can never be applied; the transaction is committed when it returns.
+    release already processed); raises for a message that can never be applied (poison:
+    not a valid event, released after ``now + max_skew``, conflicting with what is
+    stored). The transaction is committed when it returns.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now must carry a time zone, got naive {now!r}")
     release = decode(MacroRelease, record_value)
+    what = f"release {release.event_id!r} has released_at"
+    refuse_future(release.released_at, now=now, max_skew=max_skew, what=what)
     _require_idle(conn)
     triggered = [s for s in strategies if s.active and s.triggered_by(release.series_id)]
     requests = [release_request(s, release, now=now) for s in triggered]
@@ -121,21 +133,27 @@ def _require_idle(conn: psycopg.Connection) -> None:
 
 
 class ReleaseHandler:
-    """``ConsumerLoop`` handler: :func:`handle_release` on one connection per process."""
+    """``ConsumerLoop`` handler: :func:`handle_release` on a pooled connection (a broken
+    one is replaced by the pool when Postgres comes back)."""
 
     def __init__(
         self,
-        conn: psycopg.Connection,
+        pool: ConnectionPool,
         strategies: Sequence[Strategy],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_skew: timedelta = DEFAULT_MAX_SKEW,
     ) -> None:
-        self._conn = conn
+        self._pool = pool
         self._strategies = tuple(strategies)
         self._clock = clock
+        self._max_skew = max_skew
 
     def __call__(self, record: ConsumerRecord) -> None:
-        requests = handle_release(self._conn, record.value, self._strategies, now=self._clock())
+        with self._pool.connection() as conn:
+            requests = handle_release(
+                conn, record.value, self._strategies, now=self._clock(), max_skew=self._max_skew
+            )
         if requests:
             logger.info(
                 "%s: %d generation request(s) for %s",
@@ -148,12 +166,13 @@ class ReleaseHandler:
 def release_loop(
     kafka: KafkaSettings,
     *,
-    conn: psycopg.Connection,
+    pool: ConnectionPool,
     publisher: KafkaPublisher,
     strategies: Sequence[Strategy],
     topic: str = MACRO_RELEASES,
     group_id: str = GROUP_ID,
     dead_letter_topic: str = DEAD_LETTERS,
+    max_skew: timedelta = DEFAULT_MAX_SKEW,
     **loop_options,
 ) -> ConsumerLoop:
     """The release handler's consume loop; ``loop_options`` go to :class:`ConsumerLoop`
@@ -163,7 +182,7 @@ def release_loop(
         publisher=publisher,
         group_id=group_id,
         topics=[topic],
-        handler=ReleaseHandler(conn, strategies),
+        handler=ReleaseHandler(pool, strategies, max_skew=max_skew),
         dead_letter_topic=dead_letter_topic,
         **loop_options,
     )

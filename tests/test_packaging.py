@@ -37,7 +37,8 @@ ALLOWED: dict[str, set[str]] = {
     "inference": {CORE, "numba", "torch", "onnx", "onnxscript", "onnxruntime"}
     | {"tritonclient", "pytriton", "google"}
     | DATA,
-    "consumers": {CORE, "messaging", "storage", "inference", "kafka", "celery"}
+    # Celery and its transport's errors (kombu, redis) are classified by consumers.failures
+    "consumers": {CORE, "messaging", "storage", "inference", "kafka", "celery", "kombu", "redis"}
     | {"psycopg", "psycopg_pool"}
     | DATA,
     "deploy": {CORE, "messaging", "inference", "psycopg", "redis"},

@@ -7,6 +7,7 @@ the requests enqueued here. Strategy files are written to a temporary directory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -14,22 +15,23 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from alphafactory.events import EventError, GenerationRequest, decode, request_id_for
+from alphafactory.events import GenerationRequest, decode, request_id_for
 from alphafactory.strategy import active_strategies
 from consumers.dead_letters import (
     HEADER_ERROR,
     HEADER_ERROR_TYPE,
     HEADER_GROUP,
+    HEADER_LENGTH,
     HEADER_OFFSET,
     HEADER_PARTITION,
+    HEADER_SHA256,
     HEADER_TOPIC,
-    POISON,
-    PoisonOnly,
 )
 from consumers.release_handler import CONSUMER, handle_release, release_loop
 from messaging.admin import ensure_topics
 from messaging.publisher import KafkaPublisher, OutgoingRecord
-from storage.errors import ConflictError, InvalidRecordError
+from storage.db import open_pool
+from storage.errors import ConflictError
 from storage.ledger import is_processed
 from storage.macro import macro_as_of, macro_vintage_history
 
@@ -46,6 +48,13 @@ def db(private_database):
 def conn(db):
     with psycopg.connect(db.dsn("app"), autocommit=True) as connection:
         yield connection
+
+
+@pytest.fixture
+def pool(db):
+    opened = open_pool(db.dsn("app"), min_size=1, max_size=1, name="release-handler-test")
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
@@ -98,7 +107,7 @@ def outbox_requests(conn, strategies) -> list[tuple[str, GenerationRequest]]:
 
 
 def test_a_release_through_kafka_is_stored_with_one_request_per_triggered_strategy(
-    kafka_settings, db, conn, strategies, series, unique, committed_offset
+    kafka_settings, db, conn, pool, strategies, series, unique, committed_offset
 ):
     topic, dead, group = unique("releases"), unique("dead"), unique("release-handler")
     ensure_topics(kafka_settings, [topic, dead], partitions=1)
@@ -111,7 +120,7 @@ def test_a_release_through_kafka_is_stored_with_one_request_per_triggered_strate
         publisher.publish(topic, key=series["cpi"], value=value)
         stats = release_loop(
             kafka_settings,
-            conn=conn,
+            pool=pool,
             publisher=publisher,
             strategies=strategies,
             topic=topic,
@@ -215,24 +224,10 @@ def test_a_connection_inside_a_transaction_is_refused(db, strategies, series):
             handle_release(conn, value, strategies, now=NOW)
 
 
-def test_only_poison_reaches_the_dead_letters_other_errors_stop_the_loop():
-    dead: list = []
-    policy = PoisonOnly(lambda record, error: dead.append(error), POISON)
-    poison = [EventError("bad"), ConflictError("reused"), InvalidRecordError("NUL")]
-    for error in poison:
-        policy("record", error)
-    outage = psycopg.OperationalError("server closed the connection")
-
-    with pytest.raises(psycopg.OperationalError):
-        policy("record", outage)
-
-    assert dead == poison
-
-
 def _malformed(
     series_id: str, reused_event_id: str, at: datetime
 ) -> list[tuple[bytes | None, str]]:
-    """Twenty messages the handler can never apply, each with the reason it must give."""
+    """Twenty-one messages the handler can never apply, each with the reason it must give."""
     good = json.loads(release(series_id, released_at=at, event_id="x"))
 
     def variant(**changes) -> bytes:
@@ -261,11 +256,12 @@ def _malformed(
         (variant(series_id="   "), "series_id must be a non-empty string"),
         (variant(series_id="cpi\u0000"), "cannot be stored"),
         (variant(event_id=reused_event_id, value=4.0), "already stored"),
+        (variant(released_at="2099-01-01T13:30:00+00:00"), "is in the future"),
     ]
 
 
 def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(
-    kafka_settings, conn, strategies, series, unique, committed_offset, read_topic
+    kafka_settings, conn, pool, strategies, series, unique, committed_offset, read_topic
 ):
     topic, dead, group = unique("releases"), unique("dead"), unique("release-handler")
     ensure_topics(kafka_settings, [topic, dead], partitions=3)
@@ -283,17 +279,20 @@ def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(
     malformed = _malformed(cpi, f"{cpi}:1", NOW)
     records = [OutgoingRecord(topic, cpi, v) for v in valid[:3]]
     # keyed apart, except the reused event id: on cpi's partition, after the release it reuses
-    keys = [f"bad-{i}" for i in range(19)] + [cpi]
+    keys = [f"bad-{i}" for i in range(19)] + [cpi] + ["bad-future"]
     records += [OutgoingRecord(topic, k, v) for k, (v, _) in zip(keys, malformed, strict=True)]
     # a redelivered valid release
     records += [OutgoingRecord(topic, cpi, valid[0])] + [
         OutgoingRecord(topic, cpi, v) for v in valid[3:]
     ]
-    with KafkaPublisher.open(kafka_settings, max_request_size=4 << 20) as publisher:
-        sent = publisher.publish_many(records)
+    # a feed that sends records over 1 MiB; the handler's own producer keeps the default
+    # limit, so the dead-letter copy of such a record must be cut to fit
+    with KafkaPublisher.open(kafka_settings, max_request_size=4 << 20) as feed:
+        sent = feed.publish_many(records)
+    with KafkaPublisher.open(kafka_settings) as publisher:
         stats = release_loop(
             kafka_settings,
-            conn=conn,
+            pool=pool,
             publisher=publisher,
             strategies=strategies,
             topic=topic,
@@ -302,13 +301,13 @@ def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(
             max_records=len(records),
         ).run()
 
-    assert (stats.handled, stats.failed) == (7, 20)
+    assert (stats.handled, stats.failed) == (7, 21)
     expected = {
         (meta.partition, meta.offset): reason
-        for meta, (_, reason) in zip(sent[3:23], malformed, strict=True)
+        for meta, (_, reason) in zip(sent[3:24], malformed, strict=True)
     }
-    letters = read_topic(dead, expect=20)
-    assert len(letters) == 20
+    letters = read_topic(dead, expect=21)
+    assert len(letters) == 21
     for letter in letters:
         headers = dict(letter.headers)
         where = (int(headers[HEADER_PARTITION]), int(headers[HEADER_OFFSET]))
@@ -317,12 +316,19 @@ def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(
         assert expected[where] in headers[HEADER_ERROR].decode(), headers[HEADER_ERROR]
         assert headers[HEADER_ERROR_TYPE].decode().rsplit(".", 1)[1] in {
             "EventError",
+            "FutureEventError",
             "ConflictError",
             "InvalidRecordError",
         }
     assert sorted(int(dict(x.headers)[HEADER_OFFSET]) for x in letters) == sorted(
         offset for _, offset in expected
     )
+    (large,) = [x for x in letters if b"more than the 1,048,576" in dict(x.headers)[HEADER_ERROR]]
+    headers = dict(large.headers)
+    original = malformed[12][0]
+    assert len(large.value) < 1 << 20 and original.startswith(large.value)
+    assert int(headers[HEADER_LENGTH]) == len(original)
+    assert headers[HEADER_SHA256].decode() == hashlib.sha256(original).hexdigest()
     assert macro_vintage_history(conn, series_id=cpi)["value"].tolist() == [1.0, 2, 3, 4, 5, 6]
     requests = [r for _, r in outbox_requests(conn, strategies)]
     assert len(requests) == 12  # six releases, two strategies, none for the redelivery
