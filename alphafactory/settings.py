@@ -154,9 +154,13 @@ class PipelineSettings(BaseModel):
     # Redis hands an unacknowledged task to another worker after this long (a killed
     # worker's task comes back then): keep it above the longest evaluation chunk.
     visibility_timeout_s: int = Field(600, ge=5)
-    # Attempts of an evaluation chunk before it is dead-lettered (and its formulas marked
-    # failed, so the request still completes).
+    # Retries of an evaluation chunk that fails with poison (bad data, a bug) before it is
+    # dead-lettered and its formulas marked failed, so the request still completes. An
+    # outage (Postgres, Redis) is retried for as long as it lasts, never counted here.
     task_retries: int = Field(3, ge=0, le=20)
+    # Deliveries of a chunk that killed their worker (out of memory, a crash) before the
+    # chunk is given up (its formulas recorded failed) instead of redelivered forever.
+    task_max_deliveries: int = Field(3, ge=1, le=100)
     worker_concurrency: int = Field(1, ge=1, le=64)
     # How long a relay or a consumer sleeps when it found nothing to do.
     poll_interval_s: float = Field(0.5, gt=0, le=60)

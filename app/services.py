@@ -96,7 +96,7 @@ def _pool(settings: Settings, name: str):
     return open_pool(settings.postgres.dsn("app"), min_size=1, max_size=2, name=name)
 
 
-def _consume(settings: Settings, stop_event, *, group: str, topic: str, handler, **options):
+def _consume(settings: Settings, stop_event, *, pool, group: str, topic: str, handler, **options):
     from consumers.dead_letters import dead_lettering_loop
     from messaging.publisher import KafkaPublisher
 
@@ -104,9 +104,11 @@ def _consume(settings: Settings, stop_event, *, group: str, topic: str, handler,
         loop = dead_lettering_loop(
             settings.kafka,
             publisher=publisher,
+            pool=pool,
             group_id=group,
             topics=[topic],
             handler=handler,
+            record_failure=handler.record_failure,
             stop_event=stop_event,
             **options,
         )
@@ -149,6 +151,7 @@ def run_allocator(settings: Settings, stop_event: threading.Event, **loop_option
         return _consume(
             settings,
             stop_event,
+            pool=pool,
             group="alphafactory-allocator",
             topic=BACKTEST_RESULTS,
             handler=handler,
@@ -174,6 +177,7 @@ def run_generator(settings: Settings, stop_event: threading.Event, **loop_option
         return _consume(
             settings,
             stop_event,
+            pool=pool,
             group="alphafactory-generator",
             topic=GENERATION_REQUESTS,
             handler=handler,

@@ -38,6 +38,7 @@ def open_worker_resources(settings: Settings):
         pool=pool,
         context=EvaluationContext(strategies_by_id(settings)),
         retries=settings.pipeline.task_retries,
+        max_deliveries=settings.pipeline.task_max_deliveries,
     )
 
 

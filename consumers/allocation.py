@@ -2,13 +2,13 @@
 
 Called by the allocator for every ``BacktestResult`` it consumes (and by the generation
 service for a request with no new candidates). It does nothing until every candidate of
-the request is evaluated, then, under a transaction-scoped advisory lock on (strategy,
-trigger), so concurrent allocators serialise: the strategy's qualified alphas for the
-as-of date (largest |HAC t-stat| first), ``alphafactory.decision.allocate`` on the panel as of
-the decision time, and in ONE transaction the alpha pool, the allocation, its positions
-and a ``Rebalance`` in the outbox. ``core.allocations`` is unique on (strategy, trigger),
-so a trigger is allocated exactly once however many results, duplicates and allocators
-ask.
+the request is evaluated, then, under a transaction-scoped advisory lock on the strategy
+(so concurrent allocators, duplicates or two triggers in flight, serialise): the
+strategy's qualified alphas for the as-of date (largest |HAC t-stat| first),
+``alphafactory.decision.allocate`` on the panel as of the decision time, and in ONE
+transaction the alpha pool, the allocation (with its decision time), its positions and a
+``Rebalance`` in the outbox. ``core.allocations`` is unique on (strategy, trigger), so a
+trigger is allocated exactly once however many results, duplicates and allocators ask.
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ from kafka.consumer.fetcher import ConsumerRecord
 from psycopg_pool import ConnectionPool
 
 from alphafactory.decision import allocate
-from alphafactory.events import BacktestResult, Rebalance, decode
+from alphafactory.events import BacktestResult, EventError, Rebalance, decode
 from alphafactory.strategy import Strategy
 from consumers.market_data import PanelCache
 from storage.allocations import (
     allocation_exists,
     allocation_id_for,
-    lock_trigger,
+    lock_strategy,
     write_allocation,
 )
 from storage.factors import evaluations, replace_alpha_pool
 from storage.outbox import OutboxEvent
-from storage.requests import RequestRecord, load_request, request_complete
+from storage.requests import RequestRecord, load_request, record_failure, request_complete
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,15 @@ def allocate_request(
     if not request_complete(conn, request_id):
         return None
     request = load_request(conn, request_id)
+    if request.failed_at is not None:  # finished with a recorded failure instead
+        return None
     strategy = context.strategies.get(request.strategy_id)
     if strategy is None:
         log.warning("request %s is for unknown strategy %r", request_id, request.strategy_id)
         return None
     allocation_id = allocation_id_for(strategy.id, request.trigger_event_id)
     with conn.transaction():
-        lock_trigger(conn, strategy_id=strategy.id, trigger_event_id=request.trigger_event_id)
+        lock_strategy(conn, strategy_id=strategy.id)
         if allocation_exists(conn, allocation_id=allocation_id):
             return allocation_id
         alphas = evaluations(conn, strategy_id=strategy.id, as_of=request.as_of, alphas_only=True)
@@ -82,6 +84,7 @@ def allocate_request(
             allocation_id=allocation_id,
             strategy_id=strategy.id,
             as_of=request.as_of,
+            decision_time=request.decision_time,
             trigger_event_id=request.trigger_event_id,
             weights=result.weights,
             event=event,
@@ -121,3 +124,13 @@ class AllocationHandler:
         result = decode(BacktestResult, record.value)
         with self._pool.connection() as conn:
             allocate_request(conn, self._context, result.request_id)
+
+    def record_failure(self, record: ConsumerRecord, error: BaseException) -> None:
+        """The request cannot be allocated (e.g. no market data at its decision time): it
+        ends failed, with the reason, and later results of it do not try again."""
+        try:
+            result = decode(BacktestResult, record.value)
+        except EventError:
+            return
+        with self._pool.connection() as conn:
+            record_failure(conn, result.request_id, f"{type(error).__name__}: {error}")

@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from kafka.consumer.fetcher import ConsumerRecord
+from psycopg_pool import ConnectionPool
 
 from alphafactory.settings import KafkaSettings
 from alphafactory.topics import DEAD_LETTERS
 from consumers.failures import Resilience
 from consumers.loop import ConsumerLoop, Handler, coordinates
 from messaging.publisher import KafkaPublisher
+from storage.dead_letters import record_dead_letter
 
 logger = logging.getLogger(__name__)
 
@@ -127,15 +129,52 @@ class KafkaDeadLetterSink:
         )
 
 
-class DeadLetterPolicy:
-    """``on_error`` policy: dead-letter the record, then let the loop commit and continue."""
+class PostgresDeadLetterSink:
+    """Keeps dead letters in ``core.dead_letters``, the system of record (a broker's log
+    may be lost); idempotent on the source coordinates."""
 
-    def __init__(self, sink: DeadLetterSink, *, group_id: str | None = None) -> None:
-        self._sink = sink
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def write(
+        self, record: ConsumerRecord, error: BaseException, *, group_id: str | None = None
+    ) -> None:
+        where = f" (consumer group {group_id})" if group_id else ""
+        with self._pool.connection() as conn:
+            record_dead_letter(
+                conn,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                payload=(record.value or b"")[:MAX_DEAD_LETTER_VALUE_BYTES],
+                error=f"{type(error).__name__}: {error}{where}"[:_MAX_ERROR_CHARS],
+            )
+
+
+FailureRecorder = Callable[[ConsumerRecord, BaseException], None]
+
+
+class DeadLetterPolicy:
+    """``on_error`` policy: record the failure (``record_failure``, e.g. a request's failed
+    state), write the dead letter to every sink in order, then let the loop commit past the
+    record. Each step is idempotent, so the loop may repeat them after an outage."""
+
+    def __init__(
+        self,
+        *sinks: DeadLetterSink,
+        group_id: str | None = None,
+        record_failure: FailureRecorder | None = None,
+    ) -> None:
+        self._sinks = sinks
         self._group_id = group_id
+        self._record_failure = record_failure
 
     def __call__(self, record: ConsumerRecord, error: Exception) -> None:
-        self._sink.write(record, error, group_id=self._group_id)
+        if self._record_failure is not None:
+            self._record_failure(record, error)
+        for sink in self._sinks:
+            sink.write(record, error, group_id=self._group_id)
         logger.warning(
             "dead-lettered %s after %s: %s", coordinates(record), type(error).__name__, error
         )
@@ -145,24 +184,32 @@ def dead_lettering_loop(
     kafka: KafkaSettings,
     *,
     publisher: KafkaPublisher,
+    pool: ConnectionPool,
     group_id: str,
     topics: Sequence[str],
     handler: Handler,
+    record_failure: FailureRecorder | None = None,
     dead_letter_topic: str = DEAD_LETTERS,
     poison_attempts: int = 3,
     **loop_options,
 ) -> ConsumerLoop:
     """The consume loop of a service (``consumers.failures``): outages of Postgres, Kafka,
-    Redis or Triton are waited out, poison is tried ``poison_attempts`` times and then
-    dead-lettered (the loop commits past it and goes on). ``loop_options`` go to
-    :class:`ConsumerLoop` (``stop_event``, ``batch_size``, ``max_records``...)."""
-    sink = KafkaDeadLetterSink(publisher, topic=dead_letter_topic)
+    Redis or Triton are waited out, poison is tried ``poison_attempts`` times, then its
+    failure recorded and the record dead-lettered in Postgres and on Kafka (the loop
+    commits past it and goes on). ``loop_options`` go to :class:`ConsumerLoop`
+    (``stop_event``, ``batch_size``, ``max_records``...)."""
+    policy = DeadLetterPolicy(
+        PostgresDeadLetterSink(pool),
+        KafkaDeadLetterSink(publisher, topic=dead_letter_topic),
+        group_id=group_id,
+        record_failure=record_failure,
+    )
     return ConsumerLoop(
         kafka,
         group_id=group_id,
         topics=topics,
         handler=handler,
-        on_error=DeadLetterPolicy(sink, group_id=group_id),
+        on_error=policy,
         resilience=Resilience(f"consumer group {group_id!r}", poison_attempts=poison_attempts),
         retry_timeout_s=None,  # poll and commit wait out a broker restart too
         **loop_options,

@@ -8,9 +8,12 @@ its candidate marked evaluated, and a ``BacktestResult`` in the outbox, which th
 publishes to ``alpha.backtest.results`` after the commit. A chunk delivered twice (a
 worker killed after the commit, before the acknowledgement) rewrites the same rows.
 
-``fail_chunk`` is the end of the retries: the formulas are stored as evaluated with an
-error and not qualified, so the request still completes, and the failure is kept in
-``core.dead_letters`` for an operator.
+:func:`run_chunk` is one delivery of a chunk with its failures classified
+(``consumers.failures``): an outage is retried for as long as it lasts, poison a bounded
+number of times, and each delivery is counted in Postgres (``storage.deliveries``) so a
+chunk that keeps killing its worker is given up. ``fail_chunk`` is the end of the
+retries: the formulas are stored as evaluated with an error and not qualified, so the
+request still completes, and the failure is kept in ``core.dead_letters`` for an operator.
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from alphafactory.decision import Evaluation, evaluate_formulas
 from alphafactory.events import BacktestResult
+from alphafactory.retry import Backoff
 from alphafactory.strategy import Strategy
+from consumers.failures import OUTAGE_BACKOFF, is_transient
 from consumers.market_data import PanelCache
 from storage.dead_letters import record_dead_letter
+from storage.deliveries import finish_delivery, start_delivery
 from storage.factors import upsert_evaluation
 from storage.outbox import OutboxEvent, enqueue
 from storage.requests import RequestRecord, load_request, mark_evaluated, request_formulas
@@ -134,3 +141,81 @@ def _store(conn, request: RequestRecord, formula_hash, formula, metrics, qualifi
         evaluated_at=datetime.now(UTC),
     )
     enqueue(conn, event=OutboxEvent.of(result))
+
+
+# Between a poison chunk's attempts: 0-2 s, 0-4 s, 0-8 s... (full jitter)
+POISON_BACKOFF = Backoff(first_s=2.0, max_s=60.0)
+
+
+class WorkerKilled(RuntimeError):
+    """A chunk whose deliveries keep killing their worker (poison for the chunk)."""
+
+
+@dataclass(frozen=True)
+class ChunkDelivery:
+    task_id: str
+    request_id: str
+    formula_hashes: list[str]
+    poison_attempts: int = 0  # earlier attempts that failed with poison
+    retried: int = 0  # earlier attempts in all (outages included): the outage backoff
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    evaluated: int = 0
+    retry: ChunkDelivery | None = None  # deliver this again after ``retry_in_s``
+    retry_in_s: float = 0.0
+    error: BaseException | None = None
+
+
+def run_chunk(
+    pool: ConnectionPool,
+    context: EvaluationContext,
+    delivery: ChunkDelivery,
+    *,
+    retries: int,
+    max_deliveries: int,
+) -> ChunkOutcome:
+    """One delivery of a chunk, its failures per ``consumers.failures``: an outage
+    (Postgres, Redis) is retried with backoff for as long as it lasts, never failing an
+    evaluation; poison gets ``retries`` more attempts, then ``fail_chunk`` records it; a
+    chunk that killed its worker ``max_deliveries`` times already is given up at once."""
+    try:
+        return ChunkOutcome(evaluated=_deliver(pool, context, delivery, max_deliveries))
+    except Exception as error:
+        if is_transient(error):
+            log.warning(
+                "request %s: a chunk waits for the infrastructure: %s", delivery.request_id, error
+            )
+            delay = OUTAGE_BACKOFF.delay(delivery.retried)
+            return ChunkOutcome(retry=delivery, retry_in_s=delay, error=error)
+        if delivery.poison_attempts >= retries:
+            with pool.connection() as conn:
+                fail_chunk(conn, delivery.request_id, delivery.formula_hashes, error)
+            return ChunkOutcome()
+        log.warning(
+            "request %s: chunk attempt %d of %d failed: %s",
+            delivery.request_id,
+            delivery.poison_attempts + 1,
+            retries + 1,
+            error,
+        )
+        next_try = replace(delivery, poison_attempts=delivery.poison_attempts + 1)
+        delay = POISON_BACKOFF.delay(delivery.poison_attempts)
+        return ChunkOutcome(retry=next_try, retry_in_s=delay, error=error)
+
+
+def _deliver(pool, context, delivery: ChunkDelivery, max_deliveries: int) -> int:
+    with pool.connection() as conn:
+        unfinished = start_delivery(conn, task_id=delivery.task_id, request_id=delivery.request_id)
+        try:
+            if unfinished > max_deliveries:
+                killed = WorkerKilled(
+                    f"the chunk was delivered {unfinished - 1} times without finishing: it "
+                    "kills its worker (memory, a crash)"
+                )
+                fail_chunk(conn, delivery.request_id, delivery.formula_hashes, killed)
+                return 0
+            return evaluate_chunk(conn, context, delivery.request_id, delivery.formula_hashes)
+        finally:
+            finish_delivery(conn, task_id=delivery.task_id)

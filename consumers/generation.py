@@ -33,7 +33,7 @@ import psycopg
 from kafka.consumer.fetcher import ConsumerRecord
 from psycopg_pool import ConnectionPool
 
-from alphafactory.events import GenerationRequest, decode
+from alphafactory.events import EventError, GenerationRequest, decode
 from alphafactory.formula import Kind, Vocabulary, formula_hash
 from alphafactory.retry import Backoff, RetryStopped, retry
 from alphafactory.strategy import Strategy
@@ -43,7 +43,13 @@ from inference.sampling import NextActionPolicy, SamplingOptions, Target, genera
 from inference.triton_client import TritonUnavailable
 from storage.allocations import recent_allocation
 from storage.factors import evaluations, upsert_factor
-from storage.requests import RequestRecord, pending_candidates, register_request, set_candidates
+from storage.requests import (
+    RequestRecord,
+    pending_candidates,
+    record_failure,
+    register_request,
+    set_candidates,
+)
 
 log = logging.getLogger(__name__)
 Dispatch = Callable[[str, list[str], int], int]  # (request id, hashes, chunk size) -> tasks
@@ -73,18 +79,10 @@ def handle_request(
         )
     if _too_soon(conn, strategy, request):
         return 0
-    stored = register_request(
-        conn,
-        RequestRecord(
-            request.request_id,
-            request.strategy_id,
-            request.as_of,
-            request.decision_time,
-            request.trigger_event_id,
-            request.trigger,
-            request.requested_at,
-        ),
-    )
+    stored = register_request(conn, _record_of(request))
+    if stored.failed_at is not None:
+        log.info("request %s failed before (%s): nothing to do", stored.request_id, stored.failure)
+        return 0
     if stored.n_candidates is None:
         candidates = _candidates(conn, context, strategy, stored, request.candidates)
         with conn.transaction():
@@ -103,6 +101,18 @@ def handle_request(
         allocate_request(conn, context.allocation, stored.request_id)
         return 0
     return context.dispatch(stored.request_id, pending, strategy.generation.chunk_size)
+
+
+def _record_of(request: GenerationRequest) -> RequestRecord:
+    return RequestRecord(
+        request.request_id,
+        request.strategy_id,
+        request.as_of,
+        request.decision_time,
+        request.trigger_event_id,
+        request.trigger,
+        request.requested_at,
+    )
 
 
 def _candidates(
@@ -190,3 +200,14 @@ class GenerationHandler:
         request = decode(GenerationRequest, record.value)
         with self._pool.connection() as conn:
             handle_request(conn, self._context, request)
+
+    def record_failure(self, record: ConsumerRecord, error: BaseException) -> None:
+        """A request that is poison ends registered and failed, with the reason (a message
+        that is not a request at all has nothing to record)."""
+        try:
+            request = decode(GenerationRequest, record.value)
+        except EventError:
+            return
+        with self._pool.connection() as conn:
+            stored = register_request(conn, _record_of(request))
+            record_failure(conn, stored.request_id, f"{type(error).__name__}: {error}")

@@ -180,6 +180,7 @@ def release_loop(
     return dead_lettering_loop(
         kafka,
         publisher=publisher,
+        pool=pool,
         group_id=group_id,
         topics=[topic],
         handler=ReleaseHandler(pool, strategies, max_skew=max_skew),

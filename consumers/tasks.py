@@ -23,14 +23,11 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 from psycopg_pool import ConnectionPool
 
-from alphafactory.retry import Backoff
-from consumers.evaluation import EvaluationContext, evaluate_chunk, fail_chunk
+from consumers.evaluation import ChunkDelivery, EvaluationContext, run_chunk
 
 log = logging.getLogger(__name__)
 EVALUATE = "alphafactory.evaluate"
 QUEUE = "evaluate"
-# Between a failed chunk's attempts: 0-2 s, 0-4 s, 0-8 s... (full jitter)
-RETRY_BACKOFF = Backoff(first_s=2.0, max_s=60.0)
 
 app = Celery("alphafactory")
 
@@ -41,7 +38,8 @@ class WorkerResources:
 
     pool: ConnectionPool
     context: EvaluationContext
-    retries: int  # attempts after the first before a chunk is given up (fail_chunk)
+    retries: int  # attempts after the first before a poison chunk is given up (fail_chunk)
+    max_deliveries: int = 3  # deliveries that killed their worker before it is given up
 
 
 _opener: Callable[[], WorkerResources] | None = None
@@ -93,27 +91,33 @@ def _close(**_kwargs) -> None:
 
 
 @app.task(name=EVALUATE, bind=True, acks_late=True, reject_on_worker_lost=True)
-def evaluate(self, request_id: str, formula_hashes: list[str]) -> int:
-    """Evaluate one chunk of a request's candidates (``consumers.evaluation``)."""
-    if _resources is None:  # a solo pool: no child was forked, so no init ran
-        _open()
-    resources = _resources
-    with resources.pool.connection() as conn:
-        try:
-            return evaluate_chunk(conn, resources.context, request_id, formula_hashes)
-        except Exception as error:
-            attempt = self.request.retries
-            if attempt >= resources.retries:
-                fail_chunk(conn, request_id, formula_hashes, error)
-                return 0
-            log.warning(
-                "request %s chunk failed (%s); retry %d of %d",
-                request_id,
-                error,
-                attempt + 1,
-                resources.retries,
-            )
-            raise self.retry(exc=error, countdown=RETRY_BACKOFF.delay(attempt)) from error
+def evaluate(self, request_id: str, formula_hashes: list[str], poison_attempts: int = 0) -> int:
+    """Evaluate one chunk of a request's candidates (``consumers.evaluation.run_chunk``
+    decides what a failure means; this only hands a retry back to Celery)."""
+    resources = _resources if _resources is not None else _open_now()
+    outcome = run_chunk(
+        resources.pool,
+        resources.context,
+        ChunkDelivery(
+            self.request.id, request_id, formula_hashes, poison_attempts, self.request.retries
+        ),
+        retries=resources.retries,
+        max_deliveries=resources.max_deliveries,
+    )
+    if outcome.retry is None:
+        return outcome.evaluated
+    delivery = outcome.retry
+    raise self.retry(
+        exc=outcome.error,
+        countdown=outcome.retry_in_s,
+        kwargs={"poison_attempts": delivery.poison_attempts},
+        max_retries=None,  # run_chunk bounds poison; an outage is waited out for good
+    )
+
+
+def _open_now() -> WorkerResources:
+    _open()  # a solo pool: no child was forked, so no init ran
+    return _resources
 
 
 def send_chunks(request_id: str, formula_hashes: list[str], chunk_size: int) -> int:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import psycopg
 
-from storage.db import require_date, require_finite, require_text
+from storage.db import require_aware, require_date, require_finite, require_text
 from storage.errors import ConflictError, InvalidRecordError
 from storage.outbox import OutboxEvent, enqueue
 
@@ -28,6 +28,7 @@ VIEW_COLUMNS = [
     "weight",
     "created_at",
     "trigger_event_id",
+    "decision_time",
 ]
 
 
@@ -50,6 +51,7 @@ def write_allocation(
     allocation_id: str,
     strategy_id: str,
     as_of: date,
+    decision_time: datetime,
     trigger_event_id: str,
     weights: Mapping[str, float],
     event: OutboxEvent | None = None,
@@ -60,15 +62,17 @@ def write_allocation(
     caller's transaction it uses a savepoint and commits with the caller. If the strategy
     already has an allocation for ``trigger_event_id`` (committed, or committed by a
     concurrent writer this call waited for) nothing is written and the existing id is
-    returned with ``created=False``.
+    returned with ``created=False``. ``decision_time`` orders the strategy's allocations:
+    the latest decision is what ``trading.latest_target_positions`` shows.
     """
     as_of = require_date(as_of, "as_of")
     positions = _positions(weights, allocation_id)
     with conn.transaction():
         row = conn.execute(
             """
-            INSERT INTO core.allocations (allocation_id, strategy_id, as_of, trigger_event_id)
-            VALUES (%s, %s, %s, %s)
+            INSERT INTO core.allocations
+                (allocation_id, strategy_id, as_of, decision_time, trigger_event_id)
+            VALUES (%s, %s, %s, %s, %s)
             ON CONFLICT DO NOTHING
             RETURNING allocation_id
             """,
@@ -76,6 +80,7 @@ def write_allocation(
                 require_text(allocation_id, "allocation_id"),
                 require_text(strategy_id, "strategy_id"),
                 as_of,
+                require_aware(decision_time, "decision_time"),
                 require_text(trigger_event_id, "trigger_event_id"),
             ),
         ).fetchone()
@@ -123,12 +128,12 @@ def _existing(
     return row[0]
 
 
-def lock_trigger(conn: psycopg.Connection, *, strategy_id: str, trigger_event_id: str) -> None:
-    """Serialise the allocators of one (strategy, trigger) until the caller's transaction
-    ends, so the second one finds the first one's allocation instead of computing its own."""
+def lock_strategy(conn: psycopg.Connection, *, strategy_id: str) -> None:
+    """Serialise the allocations of one strategy until the caller's transaction ends: a
+    duplicate finds the first one's allocation instead of computing its own, and two
+    triggers in flight allocate one after the other."""
     conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-        (f"allocate:{strategy_id}:{trigger_event_id}",),
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"allocate:{strategy_id}",)
     )
 
 
@@ -175,7 +180,8 @@ def latest_target_positions(
     """Rows of ``trading.latest_target_positions``, as trading systems see them."""
     rows = conn.execute(
         """
-        SELECT strategy_id, allocation_id, as_of, asset, weight, created_at, trigger_event_id
+        SELECT strategy_id, allocation_id, as_of, asset, weight, created_at, trigger_event_id,
+               decision_time
         FROM trading.latest_target_positions
         WHERE %(strategy)s::text IS NULL OR strategy_id = %(strategy)s::text
         ORDER BY strategy_id, asset

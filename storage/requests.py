@@ -33,11 +33,13 @@ class RequestRecord:
     trigger: str
     requested_at: datetime
     n_candidates: int | None = None
+    failed_at: datetime | None = None
+    failure: str | None = None
 
 
 _COLUMNS = (
     "request_id, strategy_id, as_of, decision_time, trigger_event_id, trigger, "
-    "requested_at, n_candidates"
+    "requested_at, n_candidates, failed_at, failure"
 )
 
 
@@ -49,7 +51,7 @@ def register_request(conn: psycopg.Connection, request: RequestRecord) -> Reques
         conn.execute(
             f"""
             INSERT INTO core.generation_requests ({_COLUMNS})
-            VALUES (%s, %s, %s, %s, %s, %s, %s, NULL)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL)
             ON CONFLICT DO NOTHING
             """,
             (
@@ -143,6 +145,20 @@ def request_complete(conn: psycopg.Connection, request_id: str) -> bool:
         (request_id,),
     ).fetchone()
     return bool(row and row[0])
+
+
+def record_failure(conn: psycopg.Connection, request_id: str, reason: str) -> bool:
+    """Finish the request with a failure instead of an allocation (poison: its data,
+    formulas or decision are bad). The first reason wins; False if the request is unknown
+    or already failed."""
+    cursor = conn.execute(
+        """
+        UPDATE core.generation_requests SET failed_at = now(), failure = %s
+        WHERE request_id = %s AND failed_at IS NULL
+        """,
+        (require_text(reason, "reason")[:2000], request_id),
+    )
+    return cursor.rowcount == 1
 
 
 def request_formulas(

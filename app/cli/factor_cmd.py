@@ -10,8 +10,10 @@ printed output is the same with or without it.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -75,32 +77,105 @@ def _positive_int(text: str) -> int:
 
 
 def run_eval(args, settings: Settings) -> int:
-    from alphafactory.allocator import keep_freed_memory
     from alphafactory.data.errors import DataError
-    from alphafactory.data.panel_files import load_panel
 
-    keep_freed_memory()
     if (args.expr is None) == (args.formulas is None):
         print("alphafactory: give exactly one of EXPR or --formulas FILE", file=sys.stderr)
         return 2
     try:
-        panel = load_panel(args.data, macro_columns=args.macro)
+        panel = _load(args)
         formulas = [args.expr] if args.expr else _read_formulas(args.formulas)
+        scorer = _scorer(panel, args)
     except (DataError, OSError) as error:
         print(f"alphafactory: {error}", file=sys.stderr)
         return 2
     failures = 0
     plotter = _Plotter(args.plot, single=args.expr is not None, dates=panel.dates)
-    for result in evaluate_formulas(
-        panel, formulas, args, on_scored=plotter if args.plot else None
-    ):
+    for index, scored in enumerate(scorer.score_each(formulas, series=args.plot is not None)):
+        result = _result(scored)
+        if args.plot and scored.metrics is not None:
+            plotter(index, result["formula"], scored.series, scored.metrics.to_dict())
         failures += "error" in result
         print(json.dumps(result) if args.json else _human(result))
     return 1 if failures or plotter.failures else 0
 
 
+def _load(args):
+    """The panel, read in a thread while this one loads the scoring kernels: reading
+    Parquet runs outside the GIL and numba's set-up is Python, so together they take about
+    the time of the longer (0.3 s less on 1,000 x 1,260). The reader's error is re-raised.
+
+    Process settings for a short evaluation run (a command, not a library): freed arrays
+    stay in the heap (``keep_freed_memory``); scipy's OpenBLAS, which numba's set-up loads
+    to check for BLAS and which nothing here calls, starts no threads to spin on the second
+    core (an explicit ``OPENBLAS_NUM_THREADS`` wins); no garbage collection while loading,
+    and what exists after it (modules, numba's types and kernels) lives as long as the
+    process, so it is frozen out of every later collection, the one at exit included (0.1
+    to 0.4 s of walking numba's objects)."""
+    import threading
+
+    from alphafactory.allocator import keep_freed_memory
+    from alphafactory.data.panel_files import load_panel
+    from alphafactory.scoring import load_kernels
+
+    keep_freed_memory()
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    outcome: dict = {}
+
+    def read() -> None:
+        try:
+            outcome["panel"] = load_panel(args.data, macro_columns=args.macro)
+        except BaseException as error:  # handed to the caller's thread below
+            outcome["error"] = error
+
+    gc.disable()
+    try:
+        reader = threading.Thread(target=read, name="alphafactory-read-panel")
+        reader.start()
+        load_kernels()
+        reader.join()
+    finally:
+        gc.freeze()
+        gc.enable()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["panel"]
+
+
+def _scorer(panel, args):
+    """The workers' scorer (:class:`~alphafactory.scoring.FormulaScorer`) with the options
+    of the command line; a panel it cannot score (too few dates) is a :class:`DataError`."""
+    from alphafactory.data.errors import DataError
+    from alphafactory.scoring import FormulaScorer, ScoringOptions
+
+    options = ScoringOptions(
+        horizon=args.horizon,
+        quantiles=args.quantiles,
+        macro_window=args.macro_window,
+        periods_per_year=args.periods_per_year,
+    )
+    try:
+        return FormulaScorer(panel, options=options)
+    except ValueError as error:  # MetricsError too: dates that give no periods per year
+        raise DataError(f"{args.data}: cannot score this panel: {error}") from error
+
+
+def _result(scored) -> dict:
+    """The printed object: the metrics (NaN as null), or the formula and why it failed."""
+    from alphafactory.formula import formula_hash
+
+    if scored.metrics is None:
+        error = scored.error
+        return {"formula": scored.text, "error": f"{type(error).__name__}: {error}"}
+    return {
+        "formula": str(scored.formula),
+        "formula_hash": formula_hash(scored.formula),
+        **{k: _json_number(v) for k, v in scored.metrics.to_dict().items()},
+    }
+
+
 class _Plotter:
-    """``on_scored`` callback for ``--plot``: one tear sheet per valid formula."""
+    """``--plot``: one tear sheet per valid formula."""
 
     def __init__(self, path: Path | None, *, single: bool, dates) -> None:
         self.path, self.single, self.dates, self.failures = path, single, dates, 0
@@ -122,40 +197,6 @@ class _Plotter:
 def _read_formulas(path: Path) -> list[str]:
     lines = path.read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-
-
-def evaluate_formulas(panel, formulas: list[str], args, *, on_scored=None):
-    """One result dict per formula: the metrics, or ``{"formula": text, "error": ...}``.
-
-    ``on_scored(index, formula, series, metrics)``, if given, is called for each valid
-    formula with its position in ``formulas``, its canonical text, the per-date
-    :meth:`FactorScorer.series` and the metrics dict (NaN as NaN, not None)."""
-    from alphafactory.evaluate import Evaluator, asset_scores
-    from alphafactory.formula import FormulaError, formula_hash
-    from alphafactory.metrics import FactorScorer, infer_periods_per_year
-    from alphafactory.scoring import config_for_periods
-
-    periods = args.periods_per_year or infer_periods_per_year(panel.dates)
-    config = config_for_periods(periods)
-    evaluator = Evaluator(panel, config=config)
-    scorer = FactorScorer.for_panel(
-        panel, horizon=args.horizon, quantiles=args.quantiles, periods_per_year=periods
-    )
-    for index, text in enumerate(formulas):
-        try:
-            formula = evaluator.prepare(text)
-        except FormulaError as error:
-            yield {"formula": text, "error": f"{type(error).__name__}: {error}"}
-            continue
-        values = asset_scores(formula, panel, window=args.macro_window, evaluator=evaluator)
-        metrics = scorer.score(values).to_dict()
-        if on_scored is not None:
-            on_scored(index, str(formula), scorer.series(values), metrics)
-        yield {
-            "formula": str(formula),
-            "formula_hash": formula_hash(formula),
-            **{k: _json_number(v) for k, v in metrics.items()},
-        }
 
 
 def _json_number(value):

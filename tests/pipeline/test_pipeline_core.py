@@ -13,15 +13,33 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+from kafka.consumer.fetcher import ConsumerRecord
 
-from alphafactory.decision import decision_panel, evaluate_formulas
-from alphafactory.events import GenerationRequest, request_id_for
+from alphafactory.decision import DecisionError, decision_panel, evaluate_formulas
+from alphafactory.events import BacktestResult, GenerationRequest, request_id_for
 from alphafactory.formula import formula_hash
-from consumers.allocation import AllocationContext, allocate_request
-from consumers.evaluation import EvaluationContext, evaluate_chunk, fail_chunk
+from consumers.allocation import AllocationContext, AllocationHandler, allocate_request
+from consumers.evaluation import (
+    ChunkDelivery,
+    EvaluationContext,
+    evaluate_chunk,
+    fail_chunk,
+    run_chunk,
+)
 from consumers.generation import GenerationContext, UnknownStrategy, handle_request
+from consumers.market_data import NoMarketData
+from storage.db import open_pool
+from storage.deliveries import start_delivery
 from storage.factors import evaluations
-from storage.requests import pending_candidates, request_complete
+from storage.progress import trigger_status
+from storage.requests import (
+    RequestRecord,
+    load_request,
+    pending_candidates,
+    register_request,
+    request_complete,
+    set_candidates,
+)
 
 
 def make_request(market, strategy, row: int, trigger: str) -> GenerationRequest:
@@ -198,3 +216,117 @@ def test_a_strategy_s_own_formulas_are_candidates_at_every_decision_with_any_win
     sent.clear()
     handle_request(conn, generation, make_request(market, mine, 100, unique_trigger + "-2"))
     assert formula_hash(own) not in (sent[0][1] if sent else [])
+
+
+class FailingPanels:
+    """A panel cache that raises ``error`` ``times`` times, then reads the real panels."""
+
+    def __init__(self, real, error: Exception, times: int) -> None:
+        self.real, self.error, self.left = real, error, times
+
+    def get(self, conn, strategy, decision_time):
+        if self.left:
+            self.left -= 1
+            raise self.error
+        return self.real.get(conn, strategy, decision_time)
+
+
+def _chunk(conn, market, strategy, contexts, trigger, row=100):
+    generation, evaluation, _, sent = contexts
+    request = make_request(market, strategy, row, trigger)
+    handle_request(conn, generation, request)
+    request_id, hashes = sent[0]
+    return request, ChunkDelivery(f"task-{trigger}", request_id, hashes), evaluation
+
+
+def test_an_outage_in_a_chunk_is_retried_and_never_fails_an_evaluation(
+    conn, pipeline_db, market, strategy, contexts, unique_trigger
+):
+    request, delivery, evaluation = _chunk(conn, market, strategy, contexts, unique_trigger)
+    outage = psycopg.OperationalError("terminating connection due to administrator command")
+    evaluation.panels = FailingPanels(evaluation.panels, outage, times=5)
+    with open_pool(pipeline_db.dsn("app"), min_size=1, max_size=1) as pool:
+        outcomes = [run_chunk(pool, evaluation, delivery, retries=0, max_deliveries=3)]
+        while outcomes[-1].retry is not None:
+            again = outcomes[-1].retry
+            outcomes.append(run_chunk(pool, evaluation, again, retries=0, max_deliveries=3))
+    assert len(outcomes) == 6 and outcomes[-1].evaluated == len(delivery.formula_hashes)
+    assert all(o.retry.poison_attempts == 0 for o in outcomes[:-1])  # an outage is not poison
+    stored = evaluations(conn, strategy_id=strategy.id, as_of=request.as_of)
+    assert stored["metrics"].map(lambda m: "error" not in m).all()
+
+
+def test_poison_in_a_chunk_gets_its_retries_then_fails_the_formulas(
+    conn, pipeline_db, market, strategy, contexts, unique_trigger
+):
+    request, delivery, evaluation = _chunk(conn, market, strategy, contexts, unique_trigger)
+    evaluation.panels = FailingPanels(evaluation.panels, NoMarketData("nothing by then"), 99)
+    with open_pool(pipeline_db.dsn("app"), min_size=1, max_size=1) as pool:
+        attempts = []
+        outcome = run_chunk(pool, evaluation, delivery, retries=2, max_deliveries=3)
+        while outcome.retry is not None:
+            attempts.append(outcome.retry.poison_attempts)
+            outcome = run_chunk(pool, evaluation, outcome.retry, retries=2, max_deliveries=3)
+    assert attempts == [1, 2]
+    assert not set(delivery.formula_hashes) & set(pending_candidates(conn, request.request_id))
+    letters = conn.execute(
+        "SELECT error FROM core.dead_letters WHERE key = %s", (request.request_id.encode(),)
+    ).fetchall()
+    assert any("NoMarketData: nothing by then" in error for (error,) in letters)
+
+
+def test_a_chunk_that_keeps_killing_its_worker_is_given_up(
+    conn, pipeline_db, market, strategy, contexts, unique_trigger
+):
+    request, delivery, evaluation = _chunk(conn, market, strategy, contexts, unique_trigger)
+    for _ in range(3):  # three deliveries started, their worker killed before the end
+        start_delivery(conn, task_id=delivery.task_id, request_id=delivery.request_id)
+    with open_pool(pipeline_db.dsn("app"), min_size=1, max_size=1) as pool:
+        outcome = run_chunk(pool, evaluation, delivery, retries=3, max_deliveries=3)
+    assert outcome.retry is None and outcome.evaluated == 0
+    assert not set(delivery.formula_hashes) & set(pending_candidates(conn, request.request_id))
+    letters = conn.execute(
+        "SELECT error FROM core.dead_letters WHERE key = %s", (request.request_id.encode(),)
+    ).fetchall()
+    assert any("WorkerKilled" in error and "3 times" in error for (error,) in letters)
+
+
+def test_a_request_that_cannot_be_allocated_ends_with_its_failure_recorded(
+    conn, pipeline_db, market, strategy, contexts, unique_trigger
+):
+    _, _, allocation, _ = contexts
+    early = make_request(market, strategy, 0, unique_trigger)  # before any market history
+    stored = register_request(conn, _record(early))
+    set_candidates(conn, stored.request_id, [])
+    with pytest.raises(DecisionError, match="fewer than 2 market dates"):
+        allocate_request(conn, allocation, early.request_id)
+    result = BacktestResult(
+        request_id=early.request_id,
+        strategy_id=strategy.id,
+        as_of=early.as_of,
+        formula_hash="0" * 64,
+        formula="x",
+        qualified=False,
+        metrics={},
+        evaluated_at=datetime.now(UTC),
+    )
+    record = ConsumerRecord("t", 0, 0, 0, 0, 0, b"k", result.to_json(), [], None, 1, 1, 0)
+    with open_pool(pipeline_db.dsn("app"), min_size=1, max_size=1) as pool:
+        handler = AllocationHandler(pool, allocation)
+        handler.record_failure(record, DecisionError("fewer than 2 market dates"))
+        handler(record)  # a later result of the failed request: nothing to do, no error
+    failed = load_request(conn, early.request_id)
+    assert failed.failed_at is not None and failed.failure.startswith("DecisionError: fewer")
+    assert trigger_status(conn, strategy.id, early.trigger_event_id).allocation_id is None
+
+
+def _record(request: GenerationRequest) -> RequestRecord:
+    return RequestRecord(
+        request.request_id,
+        request.strategy_id,
+        request.as_of,
+        request.decision_time,
+        request.trigger_event_id,
+        request.trigger,
+        request.requested_at,
+    )

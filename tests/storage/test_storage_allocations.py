@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
+import time as clock
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import UTC, date, datetime, time
 
 import psycopg
 import pytest
@@ -27,6 +27,7 @@ def allocate(conn, strategy, trigger, *, allocation_id=None, as_of=date(2024, 3,
         allocation_id=allocation_id or allocation_id_for(strategy, trigger),
         strategy_id=strategy,
         as_of=as_of,
+        decision_time=kw.pop("decision_time", datetime.combine(as_of, time(13, 30), UTC)),
         trigger_event_id=trigger,
         weights=kw.pop("weights", {"EQ": 0.6, "BOND": -0.6}),
         event=kw.pop("event", None),
@@ -55,7 +56,7 @@ def test_duplicate_waits_for_the_first_and_writes_nothing(connect_as, unique):
             event=event,
             weights={"EQ": 1.0},
         )
-        time.sleep(0.3)
+        clock.sleep(0.3)
         assert not pending.done(), "the duplicate must wait on the uncommitted unique key"
         first.commit()
         lost = pending.result(timeout=30)
@@ -93,7 +94,7 @@ def test_rolled_back_first_writer_lets_the_duplicate_in(connect_as, unique):
     allocate(first, strategy, trigger, allocation_id=unique("a1"))
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(allocate, second, strategy, trigger, allocation_id=unique("a2"))
-        time.sleep(0.3)
+        clock.sleep(0.3)
         assert not pending.done()
         first.rollback()
         assert pending.result(timeout=30) == AllocationResult(unique("a2"), created=True)
@@ -117,6 +118,7 @@ def test_views_show_every_allocation_and_the_latest_per_strategy(app_conn, conne
     newest = allocate(
         app_conn, strategy, unique("feb"), as_of=date(2024, 2, 29), weights={"EQ": 0.5, "GOLD": 0.5}
     )
+    # written last, but decided earlier: a late revision of January does not become latest
     allocate(app_conn, strategy, unique("late-jan-revision"), as_of=date(2024, 1, 31))
 
     latest = latest_target_positions(app_conn, strategy_id=strategy)
@@ -129,6 +131,29 @@ def test_views_show_every_allocation_and_the_latest_per_strategy(app_conn, conne
         "SELECT count(*) FROM trading.target_positions WHERE strategy_id = %s", (strategy,)
     ).fetchone()[0]
     assert rows == 1 + 2 + 2
+
+
+def test_latest_is_the_latest_decision_not_the_last_commit(app_conn, unique):
+    strategy, day = unique("s"), date(2024, 5, 15)
+    later = allocate(
+        app_conn,
+        strategy,
+        unique("payrolls"),
+        as_of=day,
+        decision_time=datetime(2024, 5, 15, 16, 0, tzinfo=UTC),
+        weights={"EQ": 1.0},
+    )
+    allocate(  # two triggers on one New York date; the earlier decision commits last
+        app_conn,
+        strategy,
+        unique("cpi"),
+        as_of=day,
+        decision_time=datetime(2024, 5, 15, 12, 30, tzinfo=UTC),
+        weights={"BOND": 1.0},
+    )
+    latest = latest_target_positions(app_conn, strategy_id=strategy)
+    assert set(latest["allocation_id"]) == {later.allocation_id}
+    assert latest["decision_time"].tolist() == [datetime(2024, 5, 15, 16, 0, tzinfo=UTC)]
 
 
 def test_views_refuse_writes_even_from_the_owner(connect_as):

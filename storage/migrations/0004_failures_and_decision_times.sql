@@ -1,0 +1,65 @@
+-- 0004: failures and deliveries recorded in Postgres (the system of record), and
+-- allocations ordered by their decision time.
+
+-- A request that cannot be completed (poison: its data, formulas or decision are bad)
+-- ends with a recorded failure instead of an allocation; one skipped by the rebalance rule
+-- records why. Either way the reconciler knows it is finished.
+ALTER TABLE core.generation_requests
+    ADD COLUMN failed_at timestamptz,
+    ADD COLUMN failure text CHECK (failure <> ''),
+    ADD COLUMN skipped text CHECK (skipped <> ''),
+    ADD CONSTRAINT generation_requests_failure_pair
+        CHECK ((failed_at IS NULL) = (failure IS NULL));
+
+-- Every delivery of a Celery task, counted where a killed worker cannot forget it: a task
+-- started more than N times without finishing is one that kills its worker.
+CREATE TABLE core.task_deliveries (
+    task_id    text PRIMARY KEY CHECK (task_id <> ''),
+    request_id text NOT NULL,
+    started    integer NOT NULL DEFAULT 0 CHECK (started >= 0),
+    finished   integer NOT NULL DEFAULT 0 CHECK (finished >= 0),
+    first_at   timestamptz NOT NULL DEFAULT now(),
+    last_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- "Latest" is the latest decision, not the last commit: two triggers on one date, or a
+-- replay out of order, must not make an older decision the one trading systems read.
+ALTER TABLE core.allocations ADD COLUMN decision_time timestamptz;
+UPDATE core.allocations AS a SET decision_time = r.decision_time
+FROM core.generation_requests AS r
+WHERE r.strategy_id = a.strategy_id AND r.trigger_event_id = a.trigger_event_id;
+UPDATE core.allocations SET decision_time = as_of::timestamptz WHERE decision_time IS NULL;
+ALTER TABLE core.allocations ALTER COLUMN decision_time SET NOT NULL;
+CREATE INDEX allocations_decision_idx
+    ON core.allocations (strategy_id, decision_time DESC, allocation_id DESC);
+
+CREATE OR REPLACE VIEW trading.target_positions AS
+SELECT a.strategy_id,
+       a.allocation_id,
+       a.as_of,
+       p.asset,
+       p.weight,
+       a.created_at,
+       a.trigger_event_id,
+       a.decision_time
+FROM core.allocations AS a
+JOIN core.positions AS p USING (allocation_id);
+
+-- The newest decision per strategy; ties (one instant, two triggers) by allocation id.
+CREATE OR REPLACE VIEW trading.latest_target_positions AS
+SELECT t.strategy_id,
+       t.allocation_id,
+       t.as_of,
+       t.asset,
+       t.weight,
+       t.created_at,
+       t.trigger_event_id,
+       t.decision_time
+FROM trading.target_positions AS t
+JOIN (
+    SELECT DISTINCT ON (strategy_id) allocation_id
+    FROM core.allocations
+    ORDER BY strategy_id, decision_time DESC, allocation_id DESC
+) AS latest USING (allocation_id);
+
+GRANT SELECT, INSERT, UPDATE ON core.task_deliveries TO {app_role};
