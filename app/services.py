@@ -191,29 +191,37 @@ def run_generator(settings: Settings, stop_event: threading.Event, **loop_option
 def run_relay(settings: Settings, stop_event: threading.Event):
     from consumers.relay import run_relay as relay
     from messaging.publisher import KafkaPublisher
-    from storage.db import connect
 
     hours = settings.pipeline.outbox_retention_hours
-    with (
-        connect(settings.postgres.dsn("app"), autocommit=True) as conn,
-        KafkaPublisher.open(settings.kafka) as publisher,
-    ):
-        return relay(
-            conn,
-            publisher,
-            stop_event=stop_event,
-            idle_s=settings.pipeline.poll_interval_s,
-            retention=timedelta(hours=hours) if hours > 0 else None,
-        )
+    pool = _pool(settings, "relay")
+    try:
+        with KafkaPublisher.open(settings.kafka) as publisher:
+            return relay(
+                pool,
+                publisher,
+                stop_event=stop_event,
+                idle_s=settings.pipeline.poll_interval_s,
+                retention=timedelta(hours=hours) if hours > 0 else None,
+            )
+    finally:
+        pool.close()
 
 
 def run_scheduler(settings: Settings, stop_event: threading.Event):
+    from consumers.failures import Resilience
     from producers.scheduler import run_scheduler as scheduler
-    from storage.db import connect
 
     strategies = list(wiring.strategies_by_id(settings).values())
-    with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
-        return scheduler(conn, strategies, stop_event=stop_event)
+    pool = _pool(settings, "scheduler")
+    try:
+        return scheduler(
+            pool,
+            strategies,
+            stop_event=stop_event,
+            wait_out_outages=Resilience("scheduler", logger=log).call,
+        )
+    finally:
+        pool.close()
 
 
 def run_worker(settings: Settings, extra_args: list[str] = ()) -> None:

@@ -13,9 +13,10 @@ Consumers absorb both through their event ids (``request_id``, ``event_id``...).
 Per-key order holds with one relay; with several, two batches may interleave.
 
 :func:`run_relay` is the relay loop: batches back to back while there is a backlog, an
-``idle_s`` wait on the stop event when idle (so SIGTERM stops it at once), jittered
-backoff after a failed publish (the broker may be down), and the published rows older
-than the retention setting deleted once a minute, so the outbox stays small.
+``idle_s`` wait on the stop event when idle (so SIGTERM stops it at once), an outage of
+the broker or of Postgres waited out, a row the broker refuses (too large) set aside in
+``core.dead_letters`` so it cannot stop the others, and the published rows older than the
+retention setting deleted once a minute, so the outbox stays small.
 """
 
 from __future__ import annotations
@@ -28,17 +29,19 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg import pq
+from psycopg_pool import ConnectionPool
 
-from alphafactory.retry import Backoff, RetryStopped, retry
+from consumers.dead_letters import MAX_DEAD_LETTER_VALUE_BYTES
+from consumers.failures import Resilience, Stopped, is_transient
 from messaging.errors import PublishError
 from messaging.publisher import KafkaPublisher, OutgoingRecord
+from storage.dead_letters import record_dead_letter
 from storage.outbox import OutboxMessage, claim_unsent, mark_sent, prune_sent
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
 PRUNE_EVERY_S = 60.0
-_MAX_BACKOFF_S = 30.0
 
 
 def outgoing(message: OutboxMessage) -> OutgoingRecord:
@@ -53,8 +56,9 @@ def outgoing(message: OutboxMessage) -> OutgoingRecord:
 def relay_once(conn: psycopg.Connection, publisher: KafkaPublisher, limit: int = BATCH_SIZE) -> int:
     """Publish up to ``limit`` unsent outbox rows and mark them sent; returns how many.
 
-    Raises ``PublishError`` when the broker did not acknowledge the batch; the rows are then
-    still unsent. ``conn`` must be idle (autocommit, or between transactions).
+    Raises ``PublishError`` when the broker was unreachable; the rows are then still
+    unsent. A row the broker refuses is set aside in ``core.dead_letters`` and marked sent.
+    ``conn`` must be idle (autocommit, or between transactions).
     """
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
@@ -67,7 +71,12 @@ def relay_once(conn: psycopg.Connection, publisher: KafkaPublisher, limit: int =
         messages = claim_unsent(conn, limit=limit)
         if not messages:
             return 0
-        publisher.publish_many([outgoing(m) for m in messages])
+        try:
+            publisher.publish_many([outgoing(m) for m in messages])
+        except PublishError as error:
+            if is_transient(error):
+                raise  # the broker is away: every row stays unsent, the batch comes back
+            _set_aside_refused(conn, publisher, messages)
         mark_sent(conn, ids=[m.id for m in messages])
     logger.debug(
         "relayed %d outbox message(s), ids %d..%d", len(messages), messages[0].id, messages[-1].id
@@ -75,8 +84,32 @@ def relay_once(conn: psycopg.Connection, publisher: KafkaPublisher, limit: int =
     return len(messages)
 
 
+def _set_aside_refused(conn, publisher: KafkaPublisher, messages: list[OutboxMessage]) -> None:
+    """The broker refused a record of the batch (too large, say): publish the rows one by
+    one and keep each refused one in ``core.dead_letters`` instead, so one bad row cannot
+    stop the outbox. An outage on the way raises and the whole batch stays unsent."""
+    for message in messages:
+        try:
+            publisher.publish_many([outgoing(message)])
+        except PublishError as error:
+            if is_transient(error):
+                raise
+            record_dead_letter(
+                conn,
+                topic=f"outbox:{message.topic}",
+                partition=None,
+                offset=message.id,
+                key=message.key,
+                payload=json.dumps(message.payload)[:MAX_DEAD_LETTER_VALUE_BYTES],
+                error=f"{type(error).__name__}: {error}",
+            )
+            logger.error(
+                "outbox row %d refused by the broker, dead-lettered: %s", message.id, error
+            )
+
+
 def run_relay(
-    conn: psycopg.Connection,
+    pool: ConnectionPool,
     publisher: KafkaPublisher,
     *,
     stop_event: threading.Event,
@@ -87,29 +120,24 @@ def run_relay(
 ) -> int:
     """Relay until ``stop_event`` is set; returns how many messages were published.
 
-    A failed publish is retried for as long as it takes, with jittered backoff from
-    ``idle_s`` up to 30 s (the broker may be down; the rows wait in the outbox). A Postgres
-    error ends the loop (its supervisor restarts the process). Every ``prune_every_s``
-    the rows published more than ``retention`` ago are deleted (None keeps them).
+    An outage of the broker or of Postgres is waited out (``consumers.failures``: backoff,
+    one log line per outage); the rows wait in the outbox. Every ``prune_every_s`` the rows
+    published more than ``retention`` ago are deleted (None keeps them).
     """
-    backoff = Backoff(first_s=idle_s, max_s=max(idle_s, _MAX_BACKOFF_S))
+    resilience = Resilience("outbox relay", logger=logger)
     published, next_prune = 0, 0.0
     logger.info("outbox relay started (batches of %d)", limit)
     while not stop_event.is_set():
-        if retention is not None and time.monotonic() >= next_prune:
-            pruned = prune_sent(conn, sent_before=datetime.now(UTC) - retention)
-            logger.log(logging.INFO if pruned else logging.DEBUG, "pruned %d sent row(s)", pruned)
-            next_prune = time.monotonic() + prune_every_s
+        prune = retention is not None and time.monotonic() >= next_prune
         try:
-            count = retry(
-                lambda: relay_once(conn, publisher, limit),
-                retry_on=PublishError,
-                backoff=backoff,
-                sleep=stop_event.wait,
-                on_retry=_log_failed_publish,
+            count = resilience.call(
+                lambda p=prune: _relay_pass(pool, publisher, limit, retention if p else None),
+                stop_event,
             )
-        except RetryStopped:
+        except Stopped:
             break
+        if prune:
+            next_prune = time.monotonic() + prune_every_s
         published += count
         if count < limit:  # drained: nothing left worth an immediate new query
             stop_event.wait(idle_s)
@@ -117,7 +145,9 @@ def run_relay(
     return published
 
 
-def _log_failed_publish(error: BaseException, failures: int, delay: float) -> None:
-    logger.warning(
-        "outbox relay: publish failed (%d in a row), retrying in %.1f s: %s", failures, delay, error
-    )
+def _relay_pass(pool, publisher, limit: int, retention: timedelta | None) -> int:
+    with pool.connection() as conn:
+        if retention is not None:
+            pruned = prune_sent(conn, sent_before=datetime.now(UTC) - retention)
+            logger.log(logging.INFO if pruned else logging.DEBUG, "pruned %d sent row(s)", pruned)
+        return relay_once(conn, publisher, limit)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from alphafactory.clock import decision_date, month_end_tick
 from alphafactory.events import GenerationRequest, request_id_for
@@ -138,20 +139,27 @@ def enqueue_due(conn: psycopg.Connection, strategies: Sequence[Strategy], *, now
 
 
 def run_scheduler(
-    conn: psycopg.Connection,
+    pool: ConnectionPool,
     strategies: Sequence[Strategy],
     *,
     stop_event: threading.Event,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     poll_s: float = 60.0,
+    wait_out_outages: Callable[[Callable[[], int], threading.Event], int] | None = None,
 ) -> int:
     """Enqueue due requests every ``poll_s`` seconds until ``stop_event`` is set; returns
-    the number enqueued. A Postgres error ends it (its supervisor restarts it; a tick not
-    committed is enqueued by the next pass)."""
+    the number enqueued. ``wait_out_outages(pass, stop_event)`` runs each pass (the
+    composition root gives ``consumers.failures.Resilience.call``: a Postgres restart is
+    waited out; a tick not committed is enqueued by the next pass)."""
     if poll_s <= 0:
         raise ValueError(f"poll_s must be positive, got {poll_s!r}")
     enqueued = 0
+
+    def one_pass() -> int:
+        with pool.connection() as conn:
+            return enqueue_due(conn, strategies, now=now())
+
     while not stop_event.is_set():
-        enqueued += enqueue_due(conn, strategies, now=now())
+        enqueued += wait_out_outages(one_pass, stop_event) if wait_out_outages else one_pass()
         stop_event.wait(poll_s)
     return enqueued

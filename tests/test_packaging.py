@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     CORE: DATA | {"numba", "pydantic", "pydantic_settings", "arch", "linearmodels", "statsmodels"},
     "storage": {CORE, "psycopg", "psycopg_pool"} | DATA,
     "messaging": {CORE, "kafka"},
-    "producers": {CORE, "messaging", "storage", "kafka", "psycopg", "pydantic"} | DATA,
+    "producers": {CORE, "messaging", "storage", "kafka", "psycopg", "psycopg_pool", "pydantic"}
+    | DATA,
     # the Triton client, and the local PyTriton server reading Triton's protobuf config
     "inference": {CORE, "numba", "torch", "onnx", "onnxscript", "onnxruntime"}
     | {"tritonclient", "pytriton", "google"}

@@ -14,11 +14,13 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+from kafka.errors import KafkaTimeoutError
 
 from consumers.relay import relay_once, run_relay
 from messaging.admin import ensure_topics
 from messaging.errors import PublishError
 from messaging.publisher import KafkaPublisher
+from storage.db import open_pool
 from storage.outbox import OutboxEvent, enqueue
 
 
@@ -39,6 +41,13 @@ def connect(db):
     yield make
     for conn in opened:
         conn.close()
+
+
+@pytest.fixture
+def pool(db):
+    opened = open_pool(db.dsn("app"), min_size=1, max_size=1, name="relay-test")
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
@@ -169,33 +178,55 @@ def test_two_relays_running_together_publish_each_row_once(
     assert unsent(connect()) == []
 
 
-def test_a_failed_publish_leaves_the_rows_unsent_until_a_retry_succeeds(
+class UnreachableBroker:
+    """A publisher whose broker is away: every batch times out."""
+
+    def publish_many(self, records):
+        try:
+            raise KafkaTimeoutError("Failed to update metadata after 30.0 secs")
+        except KafkaTimeoutError as error:
+            raise PublishError(f"{len(records)} records not published: {error}") from error
+
+
+def test_an_unreachable_broker_leaves_the_rows_unsent_until_a_retry_succeeds(
     kafka_settings, connect, publisher, unique, read_topic
 ):
     conn = connect()
     topic = unique("relay-fail")
+    ensure_topics(kafka_settings, [topic], partitions=1)
+    ids = fill(conn, topic, 3)
+    with pytest.raises(PublishError, match="3 records not published"):
+        relay_once(conn, UnreachableBroker(), 10)
+    assert unsent(conn) == ids
+    assert relay_once(conn, publisher, 10) == 3
+    assert unsent(conn) == []
+    assert seqs(read_topic(topic, expect=3, timeout_s=3)) == [0, 1, 2]
+
+
+def test_a_row_the_broker_refuses_is_set_aside_and_the_others_published(
+    kafka_settings, connect, unique, read_topic
+):
+    conn = connect()
+    topic = unique("relay-refused")
     ensure_topics(kafka_settings, [topic], partitions=1)
     ids = [
         enqueue(conn, event=OutboxEvent(topic, "k", {"seq": 0})),
         enqueue(conn, event=OutboxEvent(topic, "k", {"seq": 1, "pad": "x" * 5000})),
         enqueue(conn, event=OutboxEvent(topic, "k", {"seq": 2})),
     ]
-
-    with (
-        KafkaPublisher.open(kafka_settings, max_request_size=1000) as small,
-        pytest.raises(PublishError, match="1 of 2 records not published"),
-    ):
-        relay_once(conn, small, 10)
-
-    assert unsent(conn) == ids
-    assert relay_once(conn, publisher, 10) == 3
+    with KafkaPublisher.open(kafka_settings, max_request_size=1000) as small:
+        assert relay_once(conn, small, 10) == 3
     assert unsent(conn) == []
-    # at-least-once: the row acknowledged before the failure is published again
-    assert seqs(read_topic(topic, expect=5, timeout_s=3)) == [0, 0, 1, 2]
+    # at-least-once: the row acknowledged before the refusal is published again
+    assert seqs(read_topic(topic, expect=4, timeout_s=3)) == [0, 0, 2]
+    (letter,) = conn.execute(
+        'SELECT "offset", error FROM core.dead_letters WHERE topic = %s', (f"outbox:{topic}",)
+    ).fetchall()
+    assert letter[0] == ids[1] and "MessageSizeTooLarge" in letter[1]
 
 
 def test_run_relay_drains_the_outbox_and_stops_at_once_on_the_stop_event(
-    connect, publisher, unique, read_topic, kafka_settings
+    connect, pool, publisher, unique, read_topic, kafka_settings
 ):
     topic = unique("relay-run")
     ensure_topics(kafka_settings, [topic], partitions=1)
@@ -205,7 +236,7 @@ def test_run_relay_drains_the_outbox_and_stops_at_once_on_the_stop_event(
     result: list[int] = []
 
     def relay() -> None:
-        result.append(run_relay(conn, publisher, stop_event=stop, idle_s=30, retention=None))
+        result.append(run_relay(pool, publisher, stop_event=stop, idle_s=30, retention=None))
 
     thread = threading.Thread(target=relay)
     thread.start()
@@ -227,7 +258,7 @@ def test_run_relay_drains_the_outbox_and_stops_at_once_on_the_stop_event(
 
 
 def test_run_relay_prunes_rows_sent_before_the_retention(
-    connect, publisher, unique, read_topic, kafka_settings
+    connect, pool, publisher, unique, read_topic, kafka_settings
 ):
     topic = unique("relay-prune")
     ensure_topics(kafka_settings, [topic], partitions=1)
@@ -244,7 +275,7 @@ def test_run_relay_prunes_rows_sent_before_the_retention(
     stop = threading.Event()
     thread = threading.Thread(
         target=lambda: run_relay(
-            conn, publisher, stop_event=stop, idle_s=0.05, retention=timedelta(days=1)
+            pool, publisher, stop_event=stop, idle_s=0.05, retention=timedelta(days=1)
         )
     )
     thread.start()

@@ -7,11 +7,15 @@ import json
 import threading
 from datetime import UTC, date, datetime
 
+import psycopg
 import pytest
 
 from alphafactory.events import GenerationRequest, decode
+from alphafactory.retry import Backoff
 from alphafactory.strategy import Strategy
+from consumers.failures import Resilience
 from producers.scheduler import enqueue_due, run_scheduler
+from storage.db import open_pool
 from storage.schedule import last_ticks
 
 pytestmark = pytest.mark.stack
@@ -94,7 +98,9 @@ def test_a_pass_that_fails_midway_enqueues_nothing_and_keeps_the_state(
     assert len(outbox_requests(app_conn, monthly.id)) == 3
 
 
-def test_run_scheduler_enqueues_until_stopped(app_conn, monthly):
+def test_run_scheduler_enqueues_until_stopped_and_waits_out_an_outage(
+    app_conn, db_settings, monthly
+):
     stop = threading.Event()
     calls = []
 
@@ -104,8 +110,28 @@ def test_run_scheduler_enqueues_until_stopped(app_conn, monthly):
             stop.set()
         return utc(2024, 6, 10) if len(calls) == 1 else utc(2024, 7, 10)
 
-    enqueued = run_scheduler(app_conn, [monthly], now=now, stop_event=stop, poll_s=0.01)
-    assert enqueued == 2 and len(calls) == 2
+    outage = {"left": 3}
+
+    def postgres_restarting(one_pass, stop_event):
+        def flaky():
+            if outage["left"]:
+                outage["left"] -= 1
+                raise psycopg.OperationalError("the database system is starting up")
+            return one_pass()
+
+        resilience = Resilience("scheduler test", backoff=Backoff(0.001, 0.002))
+        return resilience.call(flaky, stop_event)
+
+    with open_pool(db_settings.dsn("app"), min_size=1, max_size=1) as pool:
+        enqueued = run_scheduler(
+            pool,
+            [monthly],
+            now=now,
+            stop_event=stop,
+            poll_s=0.01,
+            wait_out_outages=postgres_restarting,
+        )
+    assert enqueued == 2 and len(calls) == 2 and outage["left"] == 0
     assert [r.as_of for r in outbox_requests(app_conn, monthly.id)] == [
         date(2024, 5, 31),
         date(2024, 6, 28),
