@@ -21,6 +21,7 @@ from deploy.local.components import COMPONENTS, ComponentError, StackPaths, embe
 from deploy.local.services import ServiceProcess
 
 Services = Sequence[ServiceProcess]
+STARTUP_CHECK_S = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +89,25 @@ def _start_services(
         else:
             service.start(settings, paths)
             report.started.append(service.name)
-    time.sleep(1.0 if services else 0.0)  # a service that cannot start dies at once
+    time.sleep(STARTUP_CHECK_S if services else 0.0)  # a service that cannot start dies at once
     failures = [
-        ComponentError(
-            s.name,
-            f"exited during start-up ({process.exit_status(paths.pid(s.name))})",
-            paths.log(s.name),
-        )
+        ComponentError(s.name, f"exited during start-up ({reason})", paths.log(s.name))
         for s in services
-        if s.exited(settings, paths)
+        if (reason := _startup_failure(s, settings, paths))
     ]
     if failures:
         raise StackError(failures)
+
+
+def _startup_failure(service: ServiceProcess, settings: Settings, paths: StackPaths) -> str:
+    """Why a service just started is not running ("" if it is): its supervisor died, or
+    the service already exited and is being restarted."""
+    if service.exited(settings, paths):
+        return process.exit_status(paths.pid(service.name))
+    supervision = service.supervision(paths)
+    if supervision.get("restarts"):
+        return f"{supervision.get('last_exit')}; its supervisor keeps restarting it"
+    return ""
 
 
 COMPONENT_NAMES = {component.name for component in COMPONENTS}

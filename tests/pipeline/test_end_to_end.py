@@ -154,16 +154,17 @@ def test_duplicates_and_out_of_order_releases_have_one_effect_each(live):
     assert latest == [[newer["event_id"]]]  # the older release did not take over
 
 
-def test_a_killed_consumer_resumes_after_its_last_commit(live):
+def test_a_killed_consumer_is_restarted_and_resumes_after_its_last_commit(live):
     paths = stack.stack_paths(live)
-    pid = stack.service_process("release-handler").running_pid(live, paths)
+    handler = stack.service_process("release-handler")
+    pid = handler.supervision(paths)["child_pid"]
     os.kill(pid, signal.SIGKILL)
     messages = [
         release(f"2018-{m:02d}-01", f"2018-{m + 2:02d}-1{m % 9}T12:30:00+00:00", series="M0001")
         for m in (8, 9, 10)
     ]
     kcat_publish(live, [("M0001", json.dumps(m).encode()) for m in messages])
-    stack.up(live)  # starts what is not running: the handler, from its committed offsets
+    # no `stack up`: the supervisor restarts the handler, from its committed offsets
     ids = [m["event_id"] for m in messages]
     deadline = time.monotonic() + 120
     query = "SELECT count(*) FROM core.macro_observations WHERE event_id = ANY(%s)"
@@ -173,6 +174,8 @@ def test_a_killed_consumer_resumes_after_its_last_commit(live):
     assert (
         count(live, "SELECT count(*) FROM core.processed_events WHERE event_id = ANY(%s)", ids) == 3
     )
+    supervision = handler.supervision(paths)
+    assert supervision["child_pid"] != pid and supervision["last_exit"] == "killed by SIGKILL"
 
 
 def test_malformed_events_go_to_dead_letters_and_valid_ones_apply(live):
