@@ -167,6 +167,14 @@ class PipelineSettings(BaseModel):
     # An event dated later than now plus this is refused (dead-lettered): a mistyped
     # timestamp must not become the latest allocation.
     max_clock_skew_s: float = Field(300.0, ge=0)
+    # The reconciler: a pass every reconcile_every_s; a step is re-driven once it is older
+    # than reconcile_grace_s (pending candidates: reconcile_stall_s without task activity),
+    # one thing at most once per reconcile_stall_s; releases processed more than
+    # reconcile_lookback_hours ago are left alone.
+    reconcile_every_s: float = Field(30.0, gt=0)
+    reconcile_grace_s: float = Field(120.0, gt=0)
+    reconcile_stall_s: float = Field(600.0, gt=0)
+    reconcile_lookback_hours: float = Field(72.0, gt=0)
     # The relay deletes outbox rows published longer ago than this; 0 keeps them all.
     outbox_retention_hours: float = Field(168.0, ge=0)
     # `stack up` also starts the pipeline services (release handler, generator,

@@ -68,6 +68,14 @@ SERVICES: tuple[Service, ...] = (
         False,
         "scheduled generation requests -> outbox",
     ),
+    # one pass at a time is enough; a second would only race the first (harmlessly)
+    Service(
+        "reconciler",
+        ("run", "reconciler"),
+        ("kafka", "postgres", "redis"),
+        False,
+        "re-drives from Postgres what a crash or a lost log left unfinished",
+    ),
     Service(
         "worker",
         ("worker",),
@@ -224,6 +232,39 @@ def run_scheduler(settings: Settings, stop_event: threading.Event):
         pool.close()
 
 
+def run_reconciler(settings: Settings, stop_event: threading.Event):
+    from consumers import tasks
+    from consumers.reconciler import Reconciler, ReconcilerRules
+    from consumers.reconciler import run_reconciler as reconcile
+    from consumers.relay import relay_once
+    from messaging.publisher import KafkaPublisher
+
+    wiring.celery_app(settings)
+    pipeline = settings.pipeline
+    rules = ReconcilerRules(
+        grace=timedelta(seconds=pipeline.reconcile_grace_s),
+        stall=timedelta(seconds=pipeline.reconcile_stall_s),
+        lookback=timedelta(hours=pipeline.reconcile_lookback_hours),
+        redrive_every=timedelta(seconds=pipeline.reconcile_stall_s),
+    )
+    pool = _pool(settings, "reconciler")
+    try:
+        with KafkaPublisher.open(settings.kafka) as publisher:
+
+            def relay() -> int:
+                relayed = 0
+                with pool.connection() as conn:
+                    while count := relay_once(conn, publisher):
+                        relayed += count
+                return relayed
+
+            strategies = wiring.strategies_by_id(settings)
+            reconciler = Reconciler(pool, strategies, tasks.send_chunks, relay, rules)
+            return reconcile(reconciler, stop_event=stop_event, every_s=pipeline.reconcile_every_s)
+    finally:
+        pool.close()
+
+
 def run_worker(settings: Settings, extra_args: list[str] = ()) -> None:
     """A Celery worker on the evaluation queue (blocks; Celery handles SIGTERM: warm
     shutdown, the running chunk finishes)."""
@@ -253,4 +294,5 @@ RUNNERS: dict[str, Callable[[Settings, threading.Event], object]] = {
     "allocator": run_allocator,
     "relay": run_relay,
     "scheduler": run_scheduler,
+    "reconciler": run_reconciler,
 }

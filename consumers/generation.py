@@ -47,6 +47,7 @@ from storage.requests import (
     RequestRecord,
     pending_candidates,
     record_failure,
+    record_skip,
     register_request,
     set_candidates,
 )
@@ -77,11 +78,14 @@ def handle_request(
         raise UnknownStrategy(
             f"request {request.request_id!r} names strategy {request.strategy_id!r}; known: {known}"
         )
-    if _too_soon(conn, strategy, request):
-        return 0
     stored = register_request(conn, _record_of(request))
-    if stored.failed_at is not None:
-        log.info("request %s failed before (%s): nothing to do", stored.request_id, stored.failure)
+    if stored.failed_at is not None or stored.skipped is not None:
+        why = stored.failure or stored.skipped
+        log.info("request %s is finished already (%s): nothing to do", stored.request_id, why)
+        return 0
+    if stored.n_candidates is None and (reason := _too_soon(conn, strategy, stored)):
+        record_skip(conn, stored.request_id, reason)
+        log.info("request %s skipped: %s", stored.request_id, reason)
         return 0
     if stored.n_candidates is None:
         candidates = _candidates(conn, context, strategy, stored, request.candidates)
@@ -167,10 +171,11 @@ def _generate(context: GenerationContext, strategy: Strategy, request: RequestRe
         raise stopped.__cause__ from None
 
 
-def _too_soon(conn: psycopg.Connection, strategy: Strategy, request: GenerationRequest) -> bool:
+def _too_soon(conn: psycopg.Connection, strategy: Strategy, request: RequestRecord) -> str:
+    """Why the rebalance rule skips ``request`` ("" when it does not)."""
     days = strategy.rebalance.min_days_between
     if days <= 0:
-        return False
+        return ""
     recent = recent_allocation(
         conn,
         strategy_id=strategy.id,
@@ -178,15 +183,9 @@ def _too_soon(conn: psycopg.Connection, strategy: Strategy, request: GenerationR
         within_days=days,
         other_than_trigger=request.trigger_event_id,
     )
-    if recent is not None:
-        log.info(
-            "request %s skipped: %s rebalanced on %s (trigger %s), within %d days",
-            request.request_id,
-            strategy.id,
-            *recent,
-            days,
-        )
-    return recent is not None
+    if recent is None:
+        return ""
+    return f"{strategy.id} rebalanced on {recent[0]} (trigger {recent[1]}), within {days} days"
 
 
 class GenerationHandler:

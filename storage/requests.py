@@ -35,11 +35,12 @@ class RequestRecord:
     n_candidates: int | None = None
     failed_at: datetime | None = None
     failure: str | None = None
+    skipped: str | None = None
 
 
-_COLUMNS = (
+REQUEST_COLUMNS = (
     "request_id, strategy_id, as_of, decision_time, trigger_event_id, trigger, "
-    "requested_at, n_candidates, failed_at, failure"
+    "requested_at, n_candidates, failed_at, failure, skipped"
 )
 
 
@@ -50,8 +51,8 @@ def register_request(conn: psycopg.Connection, request: RequestRecord) -> Reques
     with conn.transaction():
         conn.execute(
             f"""
-            INSERT INTO core.generation_requests ({_COLUMNS})
-            VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL)
+            INSERT INTO core.generation_requests ({REQUEST_COLUMNS})
+            VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL, NULL)
             ON CONFLICT DO NOTHING
             """,
             (
@@ -65,7 +66,7 @@ def register_request(conn: psycopg.Connection, request: RequestRecord) -> Reques
             ),
         )
         stored = conn.execute(
-            f"SELECT {_COLUMNS} FROM core.generation_requests "
+            f"SELECT {REQUEST_COLUMNS} FROM core.generation_requests "
             "WHERE strategy_id = %s AND trigger_event_id = %s",
             (request.strategy_id, request.trigger_event_id),
         ).fetchone()
@@ -76,7 +77,8 @@ def register_request(conn: psycopg.Connection, request: RequestRecord) -> Reques
 
 def load_request(conn: psycopg.Connection, request_id: str) -> RequestRecord | None:
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM core.generation_requests WHERE request_id = %s", (request_id,)
+        f"SELECT {REQUEST_COLUMNS} FROM core.generation_requests WHERE request_id = %s",
+        (request_id,),
     ).fetchone()
     return None if row is None else RequestRecord(*row)
 
@@ -155,6 +157,20 @@ def record_failure(conn: psycopg.Connection, request_id: str, reason: str) -> bo
         """
         UPDATE core.generation_requests SET failed_at = now(), failure = %s
         WHERE request_id = %s AND failed_at IS NULL
+        """,
+        (require_text(reason, "reason")[:2000], request_id),
+    )
+    return cursor.rowcount == 1
+
+
+def record_skip(conn: psycopg.Connection, request_id: str, reason: str) -> bool:
+    """Finish the request without work (the rebalance rule skipped it); False if it was
+    skipped, failed or generated before."""
+    cursor = conn.execute(
+        """
+        UPDATE core.generation_requests SET skipped = %s
+        WHERE request_id = %s AND skipped IS NULL AND failed_at IS NULL
+          AND n_candidates IS NULL
         """,
         (require_text(reason, "reason")[:2000], request_id),
     )

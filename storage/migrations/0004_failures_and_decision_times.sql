@@ -1,5 +1,5 @@
--- 0004: failures and deliveries recorded in Postgres (the system of record), and
--- allocations ordered by their decision time.
+-- 0004: failures and deliveries recorded in Postgres (the system of record), what the
+-- reconciler re-drove, and allocations ordered by their decision time.
 
 -- A request that cannot be completed (poison: its data, formulas or decision are bad)
 -- ends with a recorded failure instead of an allocation; one skipped by the rebalance rule
@@ -62,4 +62,18 @@ JOIN (
     ORDER BY strategy_id, decision_time DESC, allocation_id DESC
 ) AS latest USING (allocation_id);
 
+-- What the reconciler found unfinished and re-drove (operators and the fault tests read it).
+CREATE TABLE core.reconciler_actions (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    action     text NOT NULL CHECK (action <> ''),
+    subject    text NOT NULL CHECK (subject <> ''),
+    detail     text,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX reconciler_actions_created_idx ON core.reconciler_actions (created_at);
+-- Requests a reconciler looks for: not finished (no candidates yet, or some pending).
+CREATE INDEX generation_requests_open_idx ON core.generation_requests (created_at)
+    WHERE failed_at IS NULL AND skipped IS NULL;
+
 GRANT SELECT, INSERT, UPDATE ON core.task_deliveries TO {app_role};
+GRANT SELECT, INSERT ON core.reconciler_actions TO {app_role};

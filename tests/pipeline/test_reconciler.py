@@ -1,0 +1,164 @@
+"""The reconciler on the real Postgres: each kind of unfinished work a lost log, a lost
+queue or a crash leaves behind is found and re-driven once, then left alone."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from alphafactory.events import GenerationRequest, MacroRelease, decode, request_id_for
+from consumers.evaluation import EvaluationContext, evaluate_chunk
+from consumers.generation import GenerationContext, handle_request
+from consumers.reconciler import Reconciler, ReconcilerRules
+from consumers.release_handler import CONSUMER
+from storage.db import open_pool
+from storage.ledger import mark_processed
+from storage.macro import record_macro_observation
+from storage.outbox import OutboxEvent, enqueue
+from storage.progress import trigger_status
+from storage.reconcile import reconciler_actions
+from storage.requests import RequestRecord, register_request
+
+NOW_RULES = ReconcilerRules(grace=timedelta(0), stall=timedelta(0), redrive_every=timedelta(1))
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.dispatched: list[tuple[str, list[str]]] = []
+        self.relayed = 0
+
+    def dispatch(self, request_id, hashes, chunk_size) -> int:
+        self.dispatched.append((request_id, list(hashes)))
+        return 1
+
+    def relay(self) -> int:
+        self.relayed += 1
+        return 0
+
+
+@pytest.fixture
+def pool(pipeline_db):
+    with open_pool(pipeline_db.dsn("app"), min_size=1, max_size=2) as opened:
+        yield opened
+
+
+@pytest.fixture
+def reconciler(pool, strategy):
+    calls = Calls()
+    reconciler = Reconciler(pool, {strategy.id: strategy}, calls.dispatch, calls.relay, NOW_RULES)
+    reconciler.calls = calls
+    return reconciler
+
+
+def when(market, row: int) -> datetime:
+    day = pd.Timestamp(market.panel.dates[row]) + pd.Timedelta(days=10, hours=14)
+    return day.tz_localize(UTC).to_pydatetime()
+
+
+def outbox_requests(conn, strategy_id: str, since_id: int) -> list[GenerationRequest]:
+    rows = conn.execute(
+        "SELECT payload FROM core.outbox WHERE key = %s AND id > %s ORDER BY id",
+        (strategy_id, since_id),
+    ).fetchall()
+    return [decode(GenerationRequest, json.dumps(payload).encode()) for (payload,) in rows]
+
+
+def last_outbox_id(conn) -> int:
+    return conn.execute("SELECT coalesce(max(id), 0) FROM core.outbox").fetchone()[0]
+
+
+def test_a_release_whose_request_was_lost_gets_it_again_once(
+    conn, market, strategy, reconciler, unique_trigger
+):
+    series = strategy.triggers.series[0]
+    release = MacroRelease(
+        event_id=unique_trigger,
+        series_id=series,
+        period=pd.Timestamp(market.panel.dates[100]).date(),
+        value=1.5,
+        released_at=when(market, 100),
+    )
+    with conn.transaction():  # handled, but the request never reached the outbox's reader
+        record_macro_observation(conn, **release.model_dump(exclude={"schema_version"}))
+        mark_processed(conn, consumer=CONSUMER, event_id=release.event_id)
+    start = last_outbox_id(conn)
+    first, second = reconciler.reconcile(), reconciler.reconcile()
+    assert first["lost_requests"] >= 1 and second["lost_requests"] == 0
+    requests = outbox_requests(conn, strategy.id, start)
+    (request,) = [r for r in requests if r.trigger_event_id == unique_trigger]
+    assert request.request_id == request_id_for(strategy.id, unique_trigger)
+    assert request.decision_time == release.released_at
+
+
+def test_requests_without_candidates_tasks_or_allocation_are_re_driven(
+    conn, market, strategy, generator, reconciler, unique_trigger
+):
+    policy, vocab = generator
+    lost: list = []  # the Celery queue is lost: nothing dispatched ever runs
+    strategies = {strategy.id: strategy}
+    generation = GenerationContext(
+        strategies,
+        policy,
+        vocab,
+        1.0,
+        lambda request_id, hashes, size: lost.append(hashes) or 1,
+        reconciler.allocation,
+        threading.Event(),
+    )
+    request = GenerationRequest(
+        request_id=request_id_for(strategy.id, unique_trigger),
+        strategy_id=strategy.id,
+        as_of=when(market, 100).date(),
+        decision_time=when(market, 100),
+        trigger_event_id=unique_trigger,
+        trigger="release",
+        candidates=strategy.generation.candidates,
+        requested_at=datetime.now(UTC),
+    )
+    handle_request(conn, generation, request)
+    done = reconciler.reconcile()
+    assert done["stalled"] >= 1 and reconciler.reconcile()["stalled"] == 0
+    (hashes,) = [h for rid, h in reconciler.calls.dispatched if rid == request.request_id]
+    assert sorted(hashes) == sorted(h for chunk in lost for h in chunk)
+    evaluate_chunk(conn, EvaluationContext(strategies), request.request_id, hashes)
+    # every result was lost on its way to the allocator: the reconciler allocates
+    assert trigger_status(conn, strategy.id, unique_trigger).allocation_id is None
+    assert reconciler.reconcile()["unallocated"] >= 1
+    assert trigger_status(conn, strategy.id, unique_trigger).allocation_id is not None
+    assert reconciler.reconcile()["unallocated"] == 0
+    actions = reconciler_actions(conn, since=request.requested_at)
+    kinds = {action for action, subject, *_ in actions if subject == request.request_id}
+    assert {"stalled", "unallocated"} <= kinds
+
+
+def test_a_registered_request_that_never_got_candidates_is_requested_again(
+    conn, market, strategy, reconciler, unique_trigger
+):
+    decided = when(market, 100)
+    record = RequestRecord(
+        request_id_for(strategy.id, unique_trigger),
+        strategy.id,
+        decided.date(),
+        decided,
+        unique_trigger,
+        "release",
+        datetime.now(UTC),
+    )
+    register_request(conn, record)  # the generator died here, its Kafka record lost too
+    start = last_outbox_id(conn)
+    assert reconciler.reconcile()["ungenerated"] >= 1
+    assert reconciler.reconcile()["ungenerated"] == 0
+    (again,) = [
+        r for r in outbox_requests(conn, strategy.id, start) if r.trigger_event_id == unique_trigger
+    ]
+    assert again.request_id == record.request_id and again.decision_time == decided
+
+
+def test_stale_unsent_outbox_rows_are_relayed(conn, reconciler, unique_trigger):
+    enqueue(conn, event=OutboxEvent(f"t.{unique_trigger}", "k", {"n": 1}))
+    reconciler.reconcile()
+    assert reconciler.calls.relayed >= 1
