@@ -27,10 +27,8 @@ log = logging.getLogger(__name__)
 
 def keep_freed_memory() -> bool:
     """Tune glibc's allocator for large, short-lived arrays; True when it took effect."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = _libc().mallopt
     except (OSError, AttributeError):
         log.debug("no glibc mallopt here; allocator left as it is")
         return False
@@ -40,3 +38,12 @@ def keep_freed_memory() -> bool:
     )
     log.debug("glibc mmap/trim thresholds raised to %d bytes: %s", _THRESHOLD, ok)
     return ok
+
+
+def _libc() -> ctypes.CDLL:
+    # glibc's soname first: find_library runs `ldconfig -p` in a subprocess (10-20 ms of a
+    # command's start)
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -86,7 +86,9 @@ class FormulaScorer:
             )
         self.panel = panel
         periods = options.periods_per_year
-        self.config = config or (config_for_periods(periods) if periods else config_for_panel(panel))
+        self.config = config or (
+            config_for_periods(periods) if periods else config_for_panel(panel)
+        )
         self.options = options
         self.score_from = score_from
         self.evaluator = Evaluator(panel, config=self.config)
@@ -123,7 +125,9 @@ class FormulaScorer:
             checked = [self._check(formula) for formula in formulas[start : start + chunk]]
             nodes = [node for node, _ in checked if node is not None]
             scored = iter(self._score_nodes(nodes, series) if nodes else ())
-            for formula, (node, error) in zip(formulas[start : start + chunk], checked, strict=True):
+            for formula, (node, error) in zip(
+                formulas[start : start + chunk], checked, strict=True
+            ):
                 metrics, per_date = next(scored) if node is not None else (None, None)
                 text = formula if isinstance(formula, str) else str(formula)
                 yield Scored(text, node, metrics, error, per_date)
@@ -132,29 +136,39 @@ class FormulaScorer:
         """Per-asset values of valid formulas on the whole panel, (K, T, N): panel formulas
         as evaluated, macro formulas mapped to assets. Raises ``FormulaError`` for an
         invalid one (check with ``prepare`` first)."""
+        values = self._signal_list(formulas)
+        return np.stack(values) if values else np.empty((0, *self.panel.shape))
+
+    def _signal_list(self, formulas: Sequence[Node | str]) -> list[np.ndarray]:
+        """:meth:`signals` as a list of (T, N) arrays: scoring needs no stack of them (one
+        is a panel-sized copy of each, into fresh memory)."""
         nodes = [self.evaluator.prepare(formula) for formula in formulas]
-        if not nodes:
-            return np.empty((0, *self.panel.shape))
         values = list(self.evaluator.evaluate_many(nodes))
         macro = [k for k, v in enumerate(values) if v.ndim == 1]
-        scores: list[np.ndarray | None] = [v if v.ndim == 2 else None for v in values]
         if macro:
             mapped = macro_scores(
                 np.column_stack([values[k] for k in macro]),
                 self.panel.returns,
                 window=self.options.macro_window,
-            )  # (T, K, N)
+            ).transpose(1, 0, 2)  # (K, T, N), contiguous underneath
             for position, k in enumerate(macro):
-                scores[k] = mapped[:, position]
-        return np.stack(scores)
+                values[k] = mapped[position]
+        return values
 
     def _score_nodes(
         self, nodes: list[Node], series: bool
     ) -> list[tuple[FactorMetrics, dict[str, np.ndarray] | None]]:
-        stack = self.signals(nodes)[:, self.score_from :]
+        values = [v[self.score_from :] for v in self._signal_list(nodes)]
         if series:
-            return self.metrics.score_batch_with_series(stack)
-        return [(metrics, None) for metrics in self.metrics.score_batch(stack)]
+            return self.metrics.score_batch_with_series(values)
+        return [(metrics, None) for metrics in self.metrics.score_batch(values)]
+
+
+def load_kernels() -> None:
+    """Load the compiled kernels that every scoring runs, on toy data: from numba's disk
+    cache, and the first load in a process also sets numba up (about 0.3 s of Python).
+    Call it while something else waits on I/O, e.g. while a panel file is being read."""
+    FactorScorer(np.zeros((4, 5)), periods_per_year=252).score(np.zeros((4, 5)))
 
 
 def metric_values(metrics: Sequence[FactorMetrics | None], name: str) -> np.ndarray:

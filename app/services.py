@@ -20,9 +20,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from alphafactory.settings import Settings
 from app import wiring
+
+if TYPE_CHECKING:
+    from alphafactory.settings import Settings
 
 log = logging.getLogger("alphafactory.services")
 INFRASTRUCTURE = ("kafka", "postgres", "redis", "triton")

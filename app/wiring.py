@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
-from alphafactory.settings import Settings
+if TYPE_CHECKING:
+    from alphafactory.settings import Settings
+
 
 log = logging.getLogger("alphafactory.services")
 

@@ -28,9 +28,10 @@ from alphafactory.formula.nodes import Constant, Operand
 from alphafactory.metrics import FactorScorer
 
 TINY = 1e-12
-# Alpha101-style, in our language (vwap and adv replaced by fields we have). A rank of a
-# value with exact ties (a sum of ranks, a covariance of a constant rank) is dropped: ulp
-# noise decides those ties differently in any two implementations.
+# Alpha101-style, in our language (vwap and adv replaced by fields we have). An outer rank
+# of a value with exact ties in one implementation only (a rolling covariance of ranks: ulp
+# noise of pandas' online algorithm) is dropped. Sums of ranks tie as in pandas, bit for
+# bit (tests/metrics/test_metrics_ties.py); the set is kept as it was, for comparison.
 ALPHA101 = (
     "-ts_corr(rank(delta(log(volume), 2)), rank((close - open) / open), 5)",  # 2
     "-ts_corr(rank(open), rank(volume), 10)",  # 3

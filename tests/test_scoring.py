@@ -48,3 +48,29 @@ def test_a_later_period_is_scored_with_history_and_only_its_own_dates(panel):
         assert metrics == expected
     with pytest.raises(ValueError, match="score_from"):
         FormulaScorer(panel, score_from=149)
+
+
+def test_score_each_says_why_a_formula_is_invalid_and_gives_series(panel):
+    scorer = FormulaScorer(panel)
+    scored = list(scorer.score_each(FORMULAS, series=True))
+    assert [s.text for s in scored] == FORMULAS
+    assert [s.metrics is None for s in scored] == [False, False, True, False, True]
+    assert "rank" in str(scored[2].error) and "nonsense" in str(scored[4].error)
+    reference = FactorScorer.for_panel(panel)
+    values = asset_scores(FORMULAS[1], panel, window=36, evaluator=scorer.evaluator)
+    expected = reference.series(values)
+    assert scored[1].metrics == reference.score(values)
+    assert set(scored[1].series) == set(expected)
+    for key, array in expected.items():
+        np.testing.assert_array_equal(scored[1].series[key], array)
+    assert all(s.series is None for s in scorer.score_each(FORMULAS[:2]))
+
+
+def test_periods_per_year_and_metric_options_override(panel):
+    options = ScoringOptions(periods_per_year=4, horizon=2, quantiles=3, macro_window=24)
+    scorer = FormulaScorer(panel, options=options)
+    metrics = scorer.score([FORMULAS[0]])[0]
+    assert metrics.periods_per_year == 4 and metrics.horizon == 2 and metrics.quantiles == 3
+    values = asset_scores(FORMULAS[0], panel, window=24, evaluator=scorer.evaluator)
+    expected = FactorScorer(panel.returns, horizon=2, quantiles=3, periods_per_year=4)
+    assert metrics == expected.score(values)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
+from alphafactory.data.arrow_panel import read_parquet_columns
 from alphafactory.data.errors import (
     DataError,
     DateParseError,
@@ -30,6 +31,9 @@ from alphafactory.data.errors import (
 )
 from alphafactory.panel import Panel
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
 _SHOW = 5  # how many offending rows an error message lists
@@ -41,11 +45,19 @@ def load_panel(
     macro_columns: Sequence[str] | None = None,
     group_columns: Sequence[str] | None = None,
 ) -> Panel:
-    """Read a long-format panel file into a dense dates x assets :class:`Panel`."""
+    """Read a long-format panel file into a dense dates x assets :class:`Panel`.
+
+    Parquet files are read with pyarrow straight into numpy (:mod:`.arrow_panel`); CSV,
+    group columns and anything Arrow's path leaves out go through pandas."""
     path = Path(path)
-    frame = _read(path)
     macro_columns, group_columns = list(macro_columns or ()), list(group_columns or ())
-    _check_columns(path, frame, macro_columns + group_columns)
+    _check_file(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES and not group_columns:
+        columns = read_parquet_columns(path)
+        if columns is not None:
+            return _from_columns(path, columns, macro_columns)
+    frame = _read(path)
+    _check_columns(path, [str(c) for c in frame.columns], macro_columns + group_columns)
     dates = _parse_dates(path, frame["date"])
     _check_sorted(path, dates)
     assets = frame["asset"].astype(str).to_numpy()
@@ -60,10 +72,55 @@ def load_panel(
     fields = {c: _scatter(numeric[c], row, col, shape, np.nan) for c in field_names}
     groups = {c: _scatter(_codes(frame[c]), row, col, shape, -1) for c in group_columns}
     macro = {c: _per_date(path, c, numeric[c], row, unique_dates) for c in macro_columns}
+    return _panel(path, unique_dates, unique_assets, fields, macro, groups)
+
+
+def _from_columns(path: Path, columns, macro_columns: list[str]) -> Panel:
+    """The panel from Arrow's arrays, with the pandas path's checks and messages."""
+    _check_columns(path, columns.names, macro_columns)
+    _check_sorted(path, columns.dates)
+    # dates ascend, so each date's rows are one run: no sort needed to index them
+    starts = np.empty(len(columns.dates), dtype=bool)
+    starts[0] = True
+    np.not_equal(columns.dates[1:], columns.dates[:-1], out=starts[1:])
+    unique_dates = columns.dates[starts]
+    shape = (len(unique_dates), len(columns.assets))
+    index = np.int32 if shape[0] * shape[1] < 2**31 else np.int64
+    row = np.cumsum(starts, dtype=index) - 1
+    flat = row * index(shape[1]) + columns.codes
+    # rows in (date, asset) order: every (date, asset) once, and no index needed to place them
+    ordered = bool(np.all(flat[1:] > flat[:-1]))
+    if not ordered and np.bincount(flat, minlength=flat.size).max(initial=0) > 1:
+        _check_duplicates(path, columns.dates, columns.assets[columns.codes])
+    dense = ordered and len(flat) == shape[0] * shape[1]
+    fields = {
+        name: _place(columns.numeric(name), None if dense else flat, shape)
+        for name in columns.names
+        if name not in ("date", "asset", *macro_columns)
+    }
+    macro = {
+        c: _per_date(path, c, np.concatenate(columns.numeric(c)), row, unique_dates)
+        for c in macro_columns
+    }
+    return _panel(path, unique_dates, columns.assets, fields, macro, {})
+
+
+def _place(chunks: list[np.ndarray], flat: np.ndarray | None, shape) -> np.ndarray:
+    """A (T, N) field from a column's chunks: copied in order (``flat`` None: the rows are
+    every (date, asset) in order) or scattered to ``flat``, NaN where no row."""
+    if flat is None:
+        return np.concatenate(chunks).reshape(shape)  # a writable copy, also of one chunk
+    out = np.full(shape[0] * shape[1], np.nan)
+    start = 0
+    for chunk in chunks:
+        out[flat[start : start + len(chunk)]] = chunk
+        start += len(chunk)
+    return out.reshape(shape)
+
+
+def _panel(path: Path, dates, assets, fields, macro, groups) -> Panel:
     try:
-        return Panel(
-            dates=unique_dates, assets=unique_assets, fields=fields, macro=macro, groups=groups
-        )
+        return Panel(dates=dates, assets=assets, fields=fields, macro=macro, groups=groups)
     except ValueError as e:
         raise DataError(f"{path}: {e}") from e
 
@@ -84,6 +141,8 @@ def save_panel(panel: Panel, path: str | Path) -> Path:
     columns.update({k: v.reshape(-1).astype(np.float64) for k, v in panel.fields.items()})
     columns.update({k: np.repeat(v.astype(np.float64), n) for k, v in panel.macro.items()})
     columns.update({k: v.reshape(-1).astype(np.int64) for k, v in panel.groups.items()})
+    import pandas as pd
+
     frame = pd.DataFrame(columns)
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
@@ -103,15 +162,19 @@ def _unsupported(path: Path) -> UnsupportedFormatError:
     )
 
 
-def _read(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
+def _check_file(path: Path) -> None:
+    if path.suffix.lower() not in PARQUET_SUFFIXES + CSV_SUFFIXES:
         raise _unsupported(path)
     if not path.is_file():
         raise DataError(f"{path}: no such panel file")
     if path.stat().st_size == 0:
         raise EmptyFileError(f"{path}: the file is empty; expected a header and rows")
-    if suffix in PARQUET_SUFFIXES:
+
+
+def _read(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    if path.suffix.lower() in PARQUET_SUFFIXES:
         frame = pd.read_parquet(path)
     else:
         # dates and assets stay text here so parsing errors can quote the exact cell
@@ -126,8 +189,7 @@ def _read(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _check_columns(path: Path, frame: pd.DataFrame, declared: list[str]) -> None:
-    columns = [str(c) for c in frame.columns]
+def _check_columns(path: Path, columns: list[str], declared: list[str]) -> None:
     for required in ("date", "asset"):
         if required not in columns:
             raise MissingColumnError(
@@ -150,6 +212,8 @@ def _check_columns(path: Path, frame: pd.DataFrame, declared: list[str]) -> None
 
 
 def _parse_dates(path: Path, raw: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
@@ -176,6 +240,8 @@ def _check_sorted(path: Path, dates: np.ndarray) -> None:
 
 
 def _check_duplicates(path: Path, dates: np.ndarray, assets: np.ndarray) -> None:
+    import pandas as pd
+
     keys = pd.DataFrame({"date": dates, "asset": assets})
     dup = keys.duplicated(keep="first").to_numpy()
     if dup.any():
@@ -188,6 +254,8 @@ def _check_duplicates(path: Path, dates: np.ndarray, assets: np.ndarray) -> None
 
 
 def _numeric(path: Path, column: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_complex_dtype(column):
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
     values = pd.to_numeric(column, errors="coerce")
@@ -202,6 +270,8 @@ def _numeric(path: Path, column: pd.Series) -> np.ndarray:
 
 
 def _codes(column: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(column):
         # numeric labels are taken as the codes themselves, so save/load keeps them
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -217,6 +287,8 @@ def _scatter(values, row, col, shape, fill) -> np.ndarray:
 
 
 def _per_date(path: Path, name: str, values: np.ndarray, row: np.ndarray, dates) -> np.ndarray:
+    import pandas as pd
+
     frame = pd.DataFrame({"row": row, "v": values})
     stats = frame.groupby("row")["v"].agg(["min", "max", "first"])
     differ = np.flatnonzero((stats["max"] > stats["min"]).to_numpy())

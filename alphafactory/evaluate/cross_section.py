@@ -7,79 +7,27 @@ squared deviations) in float64 for accuracy, and outputs keep the input's dtype.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from numba import njit, prange
 
+from alphafactory.ordering import rank_rows
+
 _JIT = {"parallel": True, "cache": True, "nogil": True}
-_SORT_THREADS = max(1, min(8, os.cpu_count() or 1))
-_sorter = ThreadPoolExecutor(_SORT_THREADS, thread_name_prefix="alphafactory-rank")
 
 
 def rank(x: np.ndarray) -> np.ndarray:
     """pandas ``rank(axis=1, pct=True)``: average rank of ties divided by the valid count.
 
-    ``argsort`` per row, threaded over row blocks (numpy releases the GIL while sorting),
-    with missing values sorted as +inf: numpy sorts several times slower with NaN present,
-    and +inf lands after every valid value. Rows holding a real +inf keep their NaN, so a
-    NaN can never take a real +inf's place among the first ``count`` sorted positions.
+    Exactly, bit for bit: the average rank is a multiple of 1/2 and is divided (not
+    multiplied by a reciprocal, which differs in the last bit, e.g. ``3 * (1/10) !=
+    3/10``) by the count, as pandas does, so sums of ranks tie where pandas' tie. NaN stays
+    NaN and does not count; +-inf rank as values. Rows run in parallel, each ordered by
+    :func:`~alphafactory.ordering.order_and_ranks` (radix, no comparison sort).
     """
     x = np.ascontiguousarray(x)
-    keys = np.empty(x.shape, dtype=x.dtype)
-    counts = np.empty(x.shape[0], dtype=np.int64)
-    _sort_keys(x, keys, counts)
-    order = np.empty(x.shape, dtype=np.int64)
-
-    def sort_rows(rows: slice) -> None:
-        order[rows] = np.argsort(keys[rows], axis=1)
-
-    bounds = np.linspace(0, x.shape[0], _SORT_THREADS + 1).astype(int)
-    list(
-        _sorter.map(
-            sort_rows, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-        )
-    )
     out = np.empty(x.shape, dtype=x.dtype)
-    _scatter_ranks(x, order, counts, out)
+    rank_rows(x, out, True, False)
     return out
-
-
-@njit(**_JIT)
-def _sort_keys(x, keys, counts):
-    rows, columns = x.shape
-    for t in prange(rows):
-        real_inf = False
-        for j in range(columns):
-            real_inf |= x[t, j] == np.inf
-        valid = 0
-        for j in range(columns):
-            value = x[t, j]
-            missing = value != value
-            keys[t, j] = np.inf if missing and not real_inf else value
-            valid += not missing
-        counts[t] = valid
-
-
-@njit(**_JIT)
-def _scatter_ranks(x, order, counts, out):
-    """Walk each row in sorted order; a run of equal values shares its average rank."""
-    rows, columns = x.shape
-    for t in prange(rows):
-        row, sorted_index, valid = x[t], order[t], counts[t]
-        scale = 1.0 / max(valid, 1)
-        start = 0
-        while start < valid:
-            end = start
-            while end + 1 < valid and row[sorted_index[end + 1]] == row[sorted_index[start]]:
-                end += 1
-            value = ((start + end) * 0.5 + 1.0) * scale
-            for k in range(start, end + 1):
-                out[t, sorted_index[k]] = value
-            start = end + 1
-        for k in range(valid, columns):
-            out[t, sorted_index[k]] = np.nan
 
 
 @njit(cache=True, inline="always")

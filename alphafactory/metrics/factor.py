@@ -32,6 +32,7 @@ every core where one factor at a time uses one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -138,12 +139,13 @@ class FactorScorer:
     def score(self, factor: np.ndarray) -> FactorMetrics:
         return self.score_batch(np.asarray(factor)[None])[0]
 
-    def score_batch(self, factors: np.ndarray) -> list[FactorMetrics]:
-        """Metrics of each factor in a ``(F, T, N)`` stack (factors in parallel)."""
+    def score_batch(self, factors: np.ndarray | Sequence[np.ndarray]) -> list[FactorMetrics]:
+        """Metrics of each factor of a ``(F, T, N)`` stack, or of a sequence of ``(T, N)``
+        factors (no stack needed), over every core."""
         return self._metrics(cross_sections(self._check_stack(factors), self.tables))
 
     def score_batch_with_series(
-        self, factors: np.ndarray
+        self, factors: np.ndarray | Sequence[np.ndarray]
     ) -> list[tuple[FactorMetrics, dict[str, np.ndarray]]]:
         """:meth:`score_batch` and :meth:`series` of each factor, from one pass."""
         sections = cross_sections(self._check_stack(factors), self.tables)
@@ -156,7 +158,17 @@ class FactorScorer:
         sections = cross_sections(self._check_stack(np.asarray(factor)[None]), self.tables)
         return _series(sections, 0)
 
-    def _check_stack(self, factors: np.ndarray) -> np.ndarray:
+    def _check_stack(self, factors) -> np.ndarray | list[np.ndarray]:
+        """A ``(F, T, N)`` float64 stack, or a list of ``(T, N)`` float64 factors."""
+        if isinstance(factors, list | tuple):
+            checked = [np.asarray(f, dtype=np.float64) for f in factors]
+            shapes = {f.shape for f in checked}
+            if shapes - {self.returns.shape}:
+                raise MetricsError(
+                    f"factors have shapes {sorted(shapes)}; expected (T, N) = "
+                    f"{self.returns.shape}, the returns' shape"
+                )
+            return checked
         stack = np.asarray(factors, dtype=np.float64)
         if stack.ndim != 3 or stack.shape[1:] != self.returns.shape:
             raise MetricsError(

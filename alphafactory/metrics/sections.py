@@ -1,6 +1,7 @@
 """The per-date statistics of a factor batch, compiled: IC, rank IC, quantiles, turnover.
 
-One pass per factor (factors in parallel over every core), one date at a time, following
+One pass per factor and block of dates (in parallel over every core: factors when there
+are many, blocks of dates when there are few), one date at a time, following
 the conventions of :mod:`alphafactory.metrics.factor` exactly: a stable sort of the valid
 assets gives both the average ranks of the rank IC and the quantiles of the long-short
 portfolio (with horizon 1 the two share their valid assets, so one sort serves both), and
@@ -15,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
-from alphafactory.metrics._kernels import MIN_ASSETS, average_ranks
-from alphafactory.metrics.crosssection import ForwardReturns
+from alphafactory.metrics._kernels import MIN_ASSETS, forward_returns
+from alphafactory.ordering import order_and_ranks, rank_rows, workspace
+
+_SEPARATE_BYTES = 4 * 2**20  # factors this big are scored one call each, not stacked
 
 
 @dataclass(frozen=True)
@@ -37,77 +40,82 @@ class ReturnTables:
     def __init__(self, returns: np.ndarray, horizon: int, quantiles: int) -> None:
         self.quantiles = quantiles
         self.horizon = horizon
-        forward = ForwardReturns.build(returns, horizon)
-        self.forward = forward.values
-        self.forward_ranks = average_ranks(forward.values, forward.order, forward.valid)
-        self.forward_counts = forward.valid.sum(axis=1)
+        self.forward = forward_returns(returns, horizon)
+        # average ranks among each date's finite forward returns, compiled (a numpy sort of
+        # the whole table cost more than scoring a factor)
+        self.forward_ranks = np.empty(returns.shape)
+        rank_rows(self.forward, self.forward_ranks, False, True)
+        self.forward_counts = np.isfinite(self.forward).sum(axis=1)
         self.next_returns = np.full(returns.shape, np.nan)
         self.next_returns[:-1] = returns[1:]
 
 
-def cross_sections(x: np.ndarray, tables: ReturnTables) -> CrossSections:
-    """Per-date IC, rank IC and long-short statistics of a ``(F, T, N)`` factor batch."""
-    f, t, _n = x.shape
+def cross_sections(factors, tables: ReturnTables) -> CrossSections:
+    """Per-date IC, rank IC and long-short statistics of a ``(F, T, N)`` factor stack, or
+    of a sequence of ``(T, N)`` factors (scored one by one, each over every core, so that
+    no stack of them has to be built)."""
+    if not isinstance(factors, np.ndarray) and tables.forward.nbytes < _SEPARATE_BYTES:
+        factors = np.stack(factors)  # small factors: one call for all beats one call each
+    stacks = [factors] if isinstance(factors, np.ndarray) else [f[None] for f in factors]
+    stacks = [np.ascontiguousarray(stack, dtype=np.float64) for stack in stacks]
+    f, t = sum(len(stack) for stack in stacks), tables.forward.shape[0]
     q = tables.quantiles
     ic, rank_ic, ls, turnover = (np.full((f, t), np.nan) for _ in range(4))
     quantile_returns = np.full((f, t, q), np.nan)
     defined = np.zeros((f, t), dtype=np.bool_)
-    _sections(
-        np.ascontiguousarray(x, dtype=np.float64),
-        tables.forward,
-        tables.forward_ranks,
-        tables.forward_counts,
-        tables.next_returns,
-        q,
-        tables.horizon == 1,
-        ic,
-        rank_ic,
-        ls,
-        quantile_returns,
-        turnover,
-        defined,
-    )
+    start = 0
+    for stack in stacks:
+        k = len(stack)
+        # enough (factor, date block) items for every thread: dates in parallel when the
+        # factors are few, each factor in one block when they are many
+        blocks = max(1, min(t, -(-4 * get_num_threads() // max(k, 1))))
+        rows = slice(start, start + k)
+        _sections(
+            stack,
+            (tables.forward, tables.forward_ranks, tables.forward_counts, tables.next_returns),
+            q,
+            tables.horizon == 1,
+            blocks,
+            (ic[rows], rank_ic[rows], ls[rows], quantile_returns[rows], turnover[rows]),
+            defined[rows],
+        )
+        start += k
     return CrossSections(ic, rank_ic, ls, quantile_returns, turnover, defined)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _sections(
-    x,
-    forward,
-    forward_ranks,
-    forward_counts,
-    next_returns,
-    quantiles,
-    shared_mask,
-    ic,
-    rank_ic,
-    ls,
-    quantile_returns,
-    turnover,
-    defined,
-):
+def _sections(x, tables, quantiles, shared_mask, blocks, out, defined):
     # Helpers take whole arrays plus indices, never row views: a view of an array shared
     # by the threads bumps its reference count atomically, and at 20 assets a date that
     # contention costs more than the arithmetic.
     factors, dates, assets = x.shape
-    tables = (forward, forward_ranks, forward_counts)
-    for f in prange(factors):
+    per_block = -(-dates // blocks)
+    forward, forward_ranks, forward_counts, next_returns = tables
+    ic_tables = (forward, forward_ranks, forward_counts)
+    # the long-short portfolio's assets: a forward return at horizon 1, else a next return
+    portfolio_mask = forward if shared_mask else next_returns
+    ic, rank_ic, ls, quantile_returns, turnover = out
+    for item in prange(factors * blocks):
+        f, first = item // blocks, (item % blocks) * per_block
+        if first >= dates:
+            continue
         # scratch, reused across dates: no allocation in the inner loop
         index, order = np.empty(assets, np.int64), np.empty(assets, np.int64)
-        other_order = np.empty(assets, np.int64)
         values, other = np.empty(assets), np.empty(assets)
         ranks, other_ranks = np.empty(assets), np.empty(assets)
-        scratch = (values, other, ranks, other_ranks, other_order)
+        work = workspace(assets)
+        scratch = (index, values, other, ranks, other_ranks, np.empty(assets, np.int64), work)
         weights = np.zeros((2, assets))  # this date's and the previous long-short date's
-        previous = -1  # which weights row holds the previous long-short portfolio
-        for t in range(dates):
+        # which weights row holds the previous long-short portfolio (-1: none yet)
+        previous = _last_portfolio(x, f, first, portfolio_mask, quantiles, scratch, order, weights)
+        for t in range(first, min(dates, first + per_block)):
             n = _valid(x, f, t, forward, index, values)
-            _order_and_ranks(values, n, order, ranks)
+            order_and_ranks(values, n, order, ranks, work)
             if n >= MIN_ASSETS:
-                _date_ic(f, t, n, tables, index, scratch, ic, rank_ic)
+                _date_ic(f, t, n, ic_tables, index, scratch, ic, rank_ic)
             if not shared_mask:  # the portfolio's assets: a next-period return, not forward
                 n = _valid(x, f, t, next_returns, index, values)
-                _order_and_ranks(values, n, order, ranks)
+                order_and_ranks(values, n, order, ranks, work)
             if n < max(MIN_ASSETS, quantiles):
                 continue
             current = 1 if previous == 0 else 0
@@ -121,20 +129,35 @@ def _sections(
 
 
 @njit(cache=True)
+def _last_portfolio(x, f, first, portfolio_mask, quantiles, scratch, order, weights):
+    """Put the portfolio of the last long-short date before ``first`` in ``weights[0]``
+    and return 0, or -1 when there is none: a block of dates starts from the portfolio
+    the block before it ended with, so turnover does not depend on the blocks."""
+    index, values, _other, ranks, _other_ranks, _other_order, work = scratch
+    for t in range(first - 1, -1, -1):
+        n = _valid(x, f, t, portfolio_mask, index, values)
+        if n >= max(MIN_ASSETS, quantiles):
+            order_and_ranks(values, n, order, ranks, work)
+            _weights(index, order, n, quantiles, weights, 0)
+            return 0
+    return -1
+
+
+@njit(cache=True)
 def _date_ic(f, t, n, tables, index, scratch, ic, rank_ic):
     """Pearson and Spearman IC of factor ``f`` at date ``t`` over its ``n`` valid assets;
     both stay NaN when either side is constant. The forward returns' ranks come from the
     table when every asset with a forward return is valid (the common case), else from
     their own sort."""
     forward, forward_ranks, forward_counts = tables
-    values, other, ranks, other_ranks, other_order = scratch
+    _index, values, other, ranks, other_ranks, other_order, work = scratch
     for k in range(n):
         other[k] = forward[t, index[k]]
     if n == forward_counts[t]:
         for k in range(n):
             other_ranks[k] = forward_ranks[t, index[k]]
     else:
-        _order_and_ranks(other, n, other_order, other_ranks)
+        order_and_ranks(other, n, other_order, other_ranks, work)
     rank_value = _pearson(ranks, other_ranks, n)
     if not np.isnan(rank_value):
         ic[f, t], rank_ic[f, t] = _pearson(values, other, n), rank_value
@@ -151,43 +174,6 @@ def _valid(x, f, t, other, index, values):
             index[n], values[n] = j, value
             n += 1
     return n
-
-
-@njit(cache=True)
-def _order_and_ranks(values, n, order, ranks):
-    """The stable ascending order of ``values[:n]`` into ``order[:n]`` (ties by position)
-    and their 1-based ranks, runs of equal values averaged, into ``ranks[:n]``.
-
-    Short rows (macro panels map to tens of assets) count, for each value, the values
-    below it and the equal ones: n^2 comparisons, but without branches, so they run as
-    vector instructions and beat any sort at this size. Long rows merge-sort."""
-    if n > 32:
-        order[:n] = np.argsort(values[:n], kind="mergesort")
-        _average_ranks(values, n, order, ranks)
-        return
-    for i in range(n):
-        value = values[i]
-        below = equal = equal_before = 0
-        for j in range(n):
-            below += values[j] < value
-            equal += values[j] == value
-        for j in range(i):
-            equal_before += values[j] == value
-        order[below + equal_before] = i
-        ranks[i] = below + (equal + 1) / 2.0
-
-
-@njit(cache=True)
-def _average_ranks(values, n, order, ranks):
-    """1-based ranks of ``values[:n]`` into ``ranks``, runs of equal values averaged."""
-    start = 0
-    while start < n:
-        end = start
-        while end + 1 < n and values[order[end + 1]] == values[order[start]]:
-            end += 1
-        for k in range(start, end + 1):
-            ranks[order[k]] = (start + end) / 2.0 + 1.0
-        start = end + 1
 
 
 @njit(cache=True)

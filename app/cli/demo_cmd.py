@@ -21,8 +21,11 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alphafactory.settings import Settings
+if TYPE_CHECKING:
+    from alphafactory.settings import Settings
+
 
 TRIGGER_SERIES = "us_core_cpi"
 

@@ -14,8 +14,10 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alphafactory.settings import Settings
+if TYPE_CHECKING:
+    from alphafactory.settings import Settings
 
 
 def register(commands) -> None:

@@ -1,7 +1,10 @@
 """The `alphafactory` command: the composition root that builds settings and wires edges.
 
 Settings are built once here, validated, and passed down; each subcommand module
-registers its own arguments and a handler ``run(args, settings) -> int``.
+registers its own arguments and a handler ``run(args, settings) -> int``. A research
+command that reads no settings (``factor eval``) says so with ``needs_settings=False`` and
+gets ``None``: it starts without importing pydantic, as the subcommand modules import
+their heavy parts only inside their handlers.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ import argparse
 import logging
 import sys
 
-from alphafactory.settings import Settings, SettingsError, load_settings
 from app.cli import (
     db_cmd,
     demo_cmd,
@@ -48,13 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        settings: Settings = load_settings()
-    except SettingsError as error:
-        print(f"alphafactory: {error}", file=sys.stderr)
-        return 2
+    settings = None
+    if getattr(args, "needs_settings", True):
+        from alphafactory.settings import SettingsError, load_settings
+
+        try:
+            settings = load_settings()
+        except SettingsError as error:
+            print(f"alphafactory: {error}", file=sys.stderr)
+            return 2
     logging.basicConfig(
-        level=settings.log_level,
+        level=settings.log_level if settings else "INFO",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

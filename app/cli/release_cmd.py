@@ -16,8 +16,10 @@ import signal
 import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from alphafactory.settings import Settings
+if TYPE_CHECKING:
+    from alphafactory.settings import Settings
 
 
 def register(commands) -> None:

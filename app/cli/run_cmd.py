@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
-from alphafactory.settings import Settings
 from app.services import RUNNERS, consumer_services
+
+if TYPE_CHECKING:
+    from alphafactory.settings import Settings
 
 log = logging.getLogger("alphafactory.run")
 

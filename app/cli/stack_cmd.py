@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from alphafactory.settings import Settings
+if TYPE_CHECKING:
+    from alphafactory.settings import Settings
 
 
 def register(commands) -> None:

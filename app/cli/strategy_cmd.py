@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alphafactory.settings import Settings
-from alphafactory.strategy import StrategyError, active_strategies
+if TYPE_CHECKING:
+    from alphafactory.settings import Settings
 
 
 def register(commands) -> None:
@@ -36,6 +36,7 @@ def register(commands) -> None:
 def run_list(args, settings: Settings) -> int:
     import psycopg
 
+    from alphafactory.strategy import StrategyError, active_strategies
     from storage.errors import StorageError
 
     try:

@@ -106,3 +106,17 @@ def test_a_bad_panel_file_is_named(tmp_path):
     result = alphafactory("factor", "eval", FORMULA, "--data", str(bad))
     assert result.returncode == 2
     assert "date" in result.stderr and str(bad) in result.stderr
+
+
+def test_periods_per_year_override_reaches_the_metrics(tmp_path, market):
+    panel_file = save_panel(market.panel, tmp_path / "p.parquet")
+    result = alphafactory(
+        "factor", "eval", FORMULA, "--data", str(panel_file), "--json", "--periods-per-year", "12"
+    )
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    expected = factor_metrics(
+        evaluate(FORMULA, market.panel), market.panel.returns, periods_per_year=12
+    ).to_dict()
+    assert printed["periods_per_year"] == 12
+    assert printed["ls_sharpe"] == pytest.approx(expected["ls_sharpe"], rel=1e-12)
