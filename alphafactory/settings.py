@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ALPHAFACTORY_"
@@ -60,6 +60,16 @@ class KafkaSettings(BaseModel):
         return value
 
 
+# The local embedded stack's passwords: published here, so good for a loopback cluster
+# only. With any component external they are refused, given or not (``Settings``).
+LOCAL_DEFAULT_PASSWORDS = {
+    "admin": "postgres-admin-local",
+    "owner": "alphafactory-owner-local",
+    "app": "alphafactory-app-local",
+    "trading": "trading-reader-local",
+}
+
+
 class PostgresSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(15432, gt=0, lt=65536)
@@ -67,32 +77,57 @@ class PostgresSettings(BaseModel):
     # The superuser that creates the database and roles: the embedded cluster's
     # bootstrap superuser (initdb sets its password), or an external server's admin.
     admin_user: str = "postgres"
-    admin_password: SecretStr = SecretStr("postgres-admin-local")
     owner_user: str = "alphafactory_owner"
-    owner_password: SecretStr = SecretStr("alphafactory-owner-local")
     app_user: str = "alphafactory_app"
-    app_password: SecretStr = SecretStr("alphafactory-app-local")
     trading_user: str = "trading_reader"
-    trading_password: SecretStr = SecretStr("trading-reader-local")
+    # None: the local default (LOCAL_DEFAULT_PASSWORDS), for an all-embedded stack only
+    admin_password: SecretStr | None = None
+    owner_password: SecretStr | None = None
+    app_password: SecretStr | None = None
+    trading_password: SecretStr | None = None
     embedded: bool = True
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(8, ge=1)
 
-    def dsn(self, role: str = "app", database: str | None = None) -> str:
-        """A libpq URI for ``role``: one of admin, owner, app, trading."""
-        users = {
-            "admin": (self.admin_user, self.admin_password),
-            "owner": (self.owner_user, self.owner_password),
-            "app": (self.app_user, self.app_password),
-            "trading": (self.trading_user, self.trading_password),
-        }
-        if role not in users:
-            raise ValueError(f"unknown Postgres role {role!r}; expected one of {sorted(users)}")
-        user, password = users[role]
-        secret = password.get_secret_value()
+    def user(self, role: str) -> str:
+        _check_role(role)
+        return getattr(self, f"{role}_user")
+
+    def password(self, role: str) -> str:
+        """``role``'s password; the local default only while Postgres is embedded."""
+        _check_role(role)
+        given: SecretStr | None = getattr(self, f"{role}_password")
+        if given is not None:
+            return given.get_secret_value()
+        if self.embedded:
+            return LOCAL_DEFAULT_PASSWORDS[role]
+        variable = f"{ENV_PREFIX}POSTGRES{ENV_NESTED_DELIMITER}{role.upper()}_PASSWORD"
+        raise SettingsError(
+            f"{variable} is not set: Postgres is external (postgres.embedded=false), so the "
+            f"{self.user(role)!r} role has no default password; set it in the environment"
+        )
+
+    def dsn(self, role: str = "app", database: str | None = None, *, missing_ok=False) -> str:
+        """A libpq URI for ``role``: one of admin, owner, app, trading. ``missing_ok``: a
+        password that is not set is left out (to show where a role connects) instead of
+        raising."""
+        user = self.user(role)
+        try:
+            secret = self.password(role)
+        except SettingsError:
+            if not missing_ok:
+                raise
+            secret = ""
         auth = quote(user, safe="") + (f":{quote(secret, safe='')}" if secret else "")
         db = database or self.database
         return f"postgresql://{auth}@{self.host}:{self.port}/{quote(db, safe='')}"
+
+
+def _check_role(role: str) -> None:
+    if role not in LOCAL_DEFAULT_PASSWORDS:
+        raise ValueError(
+            f"unknown Postgres role {role!r}; expected one of {sorted(LOCAL_DEFAULT_PASSWORDS)}"
+        )
 
 
 class RedisSettings(BaseModel):
@@ -214,6 +249,32 @@ class Settings(BaseSettings):
     @property
     def state_path(self) -> Path:
         return self.state_dir.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _no_published_passwords_beyond_loopback(self) -> Settings:
+        """With any component external the deployment is not the loopback stack: the
+        published local passwords are refused, given or defaulted."""
+        external = [n for n in ("kafka", "postgres", "redis", "triton") if not _embedded(self, n)]
+        if not external:
+            return self
+        for role, default in LOCAL_DEFAULT_PASSWORDS.items():
+            given = getattr(self.postgres, f"{role}_password")
+            variable = f"{ENV_PREFIX}POSTGRES{ENV_NESTED_DELIMITER}{role.upper()}_PASSWORD"
+            if given is not None and given.get_secret_value() == default:
+                raise ValueError(
+                    f"{variable} is the local stack's published default, refused because "
+                    f"{', '.join(external)} is external; set a secret"
+                )
+            if given is None and self.postgres.embedded:
+                raise ValueError(
+                    f"{variable} must be set: {', '.join(external)} is external, so the "
+                    "embedded Postgres may not use the published local default"
+                )
+        return self
+
+
+def _embedded(settings: Settings, component: str) -> bool:
+    return getattr(settings, component).embedded
 
 
 def load_settings(**overrides) -> Settings:

@@ -6,7 +6,7 @@ A strategy's sections (every key has a default except ``id``)::
 
     id = "macro_allocation"          # letters, digits, _ and -
     active = true
-    [universe]    data = "bundled"   # or a panel file; assets = [] (all)
+    [universe]    data = "bundled"   # or "store" (loaded data); assets = [] (all)
     [formulas]    root_kinds = ["macro"], max_tokens = 12, operands = [] (all),
                   include = [] (formulas of your own, see below)
     [alpha]       definition = "hac_tstat >= 2", target = "hac_tstat=3",
@@ -40,7 +40,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from alphafactory.formula import FormulaError, canonical
 from alphafactory.metrics import parse_definition
@@ -59,7 +67,9 @@ class _Section(BaseModel):
 
 
 class Universe(_Section):
-    data: str = "bundled"
+    # bundled: the dataset shipped with the package (its series are known in advance);
+    # store: whatever has been loaded into Postgres (``alphafactory data load``)
+    data: Literal["bundled", "store"] = "bundled"
     assets: tuple[str, ...] = ()
 
 
@@ -163,6 +173,22 @@ class Strategy(_Section):
         if not _ID.match(value):
             raise ValueError("id must be 1-64 letters, digits, _ or -, starting alphanumeric")
         return value
+
+    @model_validator(mode="after")
+    def _triggers_exist(self) -> Strategy:
+        """A trigger on a series that never comes would leave the strategy silent."""
+        if self.universe.data != "bundled":
+            return self  # the store's series are checked against what is loaded
+        from alphafactory.data.bundled import RELEASE_RULES
+
+        unknown = sorted(set(self.triggers.series) - set(RELEASE_RULES))
+        if unknown:
+            raise ValueError(
+                f"triggers.series names {unknown}, which the bundled data does not have "
+                f"(its series: {', '.join(sorted(RELEASE_RULES))}); for series of your own, "
+                'load them (`alphafactory data load`) and set [universe] data = "store"'
+            )
+        return self
 
     def triggered_by(self, series_id: str) -> bool:
         return series_id in self.triggers.series

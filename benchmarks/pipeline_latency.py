@@ -57,6 +57,8 @@ kind = "long_short"
 series = ["M0000"]
 [rebalance]
 min_days_between = 0
+[universe]
+data = "store"
 """
 
 

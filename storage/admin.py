@@ -33,9 +33,9 @@ _ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSR
 def bootstrap_database(settings: PostgresSettings) -> None:
     """Create or update the owner, app and trading roles and the database."""
     roles = [
-        (settings.owner_user, settings.owner_password.get_secret_value()),
-        (settings.app_user, settings.app_password.get_secret_value()),
-        (settings.trading_user, settings.trading_password.get_secret_value()),
+        (settings.owner_user, settings.password("owner")),
+        (settings.app_user, settings.password("app")),
+        (settings.trading_user, settings.password("trading")),
     ]
     if len({name for name, _ in roles} | {settings.admin_user}) != 4:
         raise BootstrapError(

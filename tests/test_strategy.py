@@ -106,3 +106,23 @@ def test_included_formulas_must_be_strings(tmp_path):
     path.write_text('id = "s"\n[formulas]\ninclude = [3]\n')
     with pytest.raises(StrategyError, match="formulas.include.0: Input should be a valid string"):
         load_strategy(path)
+
+
+def test_a_trigger_series_the_bundled_data_lacks_fails_at_load(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text('id = "typo"\n[triggers]\nseries = ["us_core_cpi", "us_cor_cpi"]\n')
+    with pytest.raises(StrategyError) as raised:
+        load_strategy(path)
+    message = str(raised.value)
+    assert "typo.toml" in message and "['us_cor_cpi']" in message
+    assert "us_core_cpi" in message  # the known series are listed
+    assert 'data = "store"' in message  # and what to do for series of one's own
+
+
+def test_the_store_universe_triggers_on_any_loaded_series(tmp_path):
+    path = tmp_path / "own.toml"
+    path.write_text('id = "own"\n[universe]\ndata = "store"\n[triggers]\nseries = ["my_pmi"]\n')
+    assert load_strategy(path).triggered_by("my_pmi")
+    path.write_text('id = "own"\n[universe]\ndata = "somewhere"\n')
+    with pytest.raises(StrategyError, match="universe.data"):
+        load_strategy(path)

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from alphafactory.settings import Settings, host_of, port_of
+from alphafactory.settings import Settings, SettingsError, host_of, port_of
 from deploy.local import probes, process
 from deploy.local.binaries import (
     ensure_postgres_user_can_reach,
@@ -232,7 +232,7 @@ class Postgres:
             host=settings.postgres.host,
             port=settings.postgres.port,
             admin_user=settings.postgres.admin_user,
-            admin_password=settings.postgres.admin_password.get_secret_value(),
+            admin_password=settings.postgres.password("admin"),
         )
 
     def running_pid(self, settings: Settings, paths: StackPaths) -> int | None:
@@ -262,15 +262,22 @@ class Postgres:
         return self.server(settings, paths).stop()
 
     def ready(self, settings: Settings) -> str | None:
-        return probes.postgres(settings.postgres.dsn("admin", database="postgres"))
+        return self._probe(settings, "admin", database="postgres")
 
     def health(self, settings: Settings) -> str | None:
-        return probes.postgres(settings.postgres.dsn("app"))
+        return self._probe(settings, "app")
+
+    def _probe(self, settings: Settings, role: str, **options) -> str | None:
+        try:
+            dsn = settings.postgres.dsn(role, **options)
+        except SettingsError as error:  # an external server's password is not set
+            return str(error)
+        return probes.postgres(dsn)
 
     def describe(self, settings: Settings) -> dict:
         return {
-            "dsn": settings.postgres.dsn("app"),
-            "trading_dsn": settings.postgres.dsn("trading"),
+            "dsn": settings.postgres.dsn("app", missing_ok=True),
+            "trading_dsn": settings.postgres.dsn("trading", missing_ok=True),
         }
 
 

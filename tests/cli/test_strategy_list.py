@@ -23,6 +23,9 @@ from tests.stack_support import free_ports, settings_env
 RELEASED = datetime(2024, 1, 1, tzinfo=UTC)
 
 
+STORE = '[universe]\ndata = "store"\n'  # series of the tests' own, not the bundled data
+
+
 @pytest.fixture(scope="module")
 def database(stack_settings):
     settings = stack_settings.postgres.model_copy(update={"database": f"t_{uuid.uuid4().hex[:12]}"})
@@ -34,9 +37,9 @@ def database(stack_settings):
 def strategies_dir(tmp_path) -> Path:
     """Three strategies: two active (one scheduled, without trigger series), one inactive."""
     files = {
-        "rates.toml": 'id = "rates"\n[triggers]\nseries = ["us_cpi", "us_payrolls"]\n',
+        "rates.toml": f'id = "rates"\n{STORE}[triggers]\nseries = ["us_cpi", "us_payrolls"]\n',
         "monthly.toml": 'id = "monthly"\n[triggers]\nschedule = "monthly"\n',
-        "old.toml": 'id = "old"\nactive = false\n[triggers]\nseries = ["us_cpi"]\n',
+        "old.toml": f'id = "old"\nactive = false\n{STORE}[triggers]\nseries = ["us_cpi"]\n',
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -86,7 +89,7 @@ def test_json_reports_the_newest_stored_period_and_the_inferred_frequency(
     # series unique to this test: the module's database keeps the other tests' rows
     cpi, claims, gdp = (f"{name}_{uuid.uuid4().hex[:8]}" for name in ("cpi", "claims", "gdp"))
     (tmp_path / "s.toml").write_text(
-        f'id = "s"\n[triggers]\nseries = {json.dumps([cpi, claims, gdp])}\n'
+        f'id = "s"\n{STORE}[triggers]\nseries = {json.dumps([cpi, claims, gdp])}\n'
     )
     months = [date(2023, m, 1) for m in range(1, 13)]
     weeks = [date(2024, 1, 5) + timedelta(weeks=w) for w in range(8)]

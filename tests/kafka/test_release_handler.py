@@ -76,6 +76,7 @@ def strategies(tmp_path, series):
     for name, (active, triggers, candidates) in files.items():
         (tmp_path / f"{name}.toml").write_text(
             f'id = "{name}-{token}"\nactive = {str(active).lower()}\n'
+            '[universe]\ndata = "store"\n'
             f"[generation]\ncandidates = {candidates}\n"
             f"[triggers]\nseries = {json.dumps(triggers)}\n"
         )

@@ -82,6 +82,8 @@ kind = "long_only"
 series = ["M0000"]
 [rebalance]
 min_days_between = 0
+[universe]
+data = "store"
 """
 
 

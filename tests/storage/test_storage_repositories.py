@@ -193,7 +193,7 @@ def test_pool_opens_explicitly_and_reports_a_bad_login_without_the_password(db_s
             assert conn.autocommit  # each call commits; a transaction block is a real one
     finally:
         pool.close()
-    wrong = db_settings.dsn("app").replace(db_settings.app_password.get_secret_value(), "nope")
+    wrong = db_settings.dsn("app").replace(db_settings.password("app"), "nope")
     with pytest.raises(StorageConnectionError) as caught:
         open_pool(wrong, min_size=1, max_size=1, timeout_s=2)
     assert "nope" not in str(caught.value)
