@@ -35,6 +35,13 @@ def connect(dsn: str, *, autocommit: bool = False, connect_timeout: int = 10) ->
         raise StorageConnectionError(f"cannot connect to {redact_dsn(dsn)}: {e}") from e
 
 
+def ping(dsn: str, *, timeout_s: float = 3.0) -> None:
+    """Connect and run a query: the server accepts logins and answers (psycopg errors
+    propagate, for the caller to word)."""
+    with psycopg.connect(dsn, connect_timeout=max(1, int(timeout_s))) as conn:
+        conn.execute("SELECT 1").fetchone()
+
+
 def open_pool(
     dsn: str,
     *,

@@ -42,7 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "consumers": {CORE, "messaging", "storage", "inference", "kafka", "celery", "kombu", "redis"}
     | {"psycopg", "psycopg_pool"}
     | DATA,
-    "deploy": {CORE, "messaging", "inference", "psycopg", "redis"},
+    "deploy": {CORE, "messaging", "storage", "inference", "psycopg", "redis"},
     "app": FIRST_PARTY | DATA | {"psycopg", "matplotlib", "torch", "celery"},
 }
 # Standard-library I/O each edge may use beyond the core's share.

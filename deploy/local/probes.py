@@ -40,9 +40,10 @@ def kafka(settings: KafkaSettings, timeout_s: float = 3.0) -> str | None:
 def postgres(dsn: str, timeout_s: float = 3.0) -> str | None:
     import psycopg
 
+    from storage.db import ping
+
     try:
-        with psycopg.connect(dsn, connect_timeout=max(1, int(timeout_s))) as conn:
-            conn.execute("SELECT 1").fetchone()
+        ping(dsn, timeout_s=timeout_s)
         return None
     except psycopg.Error as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
