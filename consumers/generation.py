@@ -78,7 +78,7 @@ def handle_request(
         raise UnknownStrategy(
             f"request {request.request_id!r} names strategy {request.strategy_id!r}; known: {known}"
         )
-    stored = register_request(conn, _record_of(request))
+    stored = register_request(conn, RequestRecord.of(request))
     if stored.failed_at is not None or stored.skipped is not None:
         why = stored.failure or stored.skipped
         log.info("request %s is finished already (%s): nothing to do", stored.request_id, why)
@@ -105,18 +105,6 @@ def handle_request(
         allocate_request(conn, context.allocation, stored.request_id)
         return 0
     return context.dispatch(stored.request_id, pending, strategy.generation.chunk_size)
-
-
-def _record_of(request: GenerationRequest) -> RequestRecord:
-    return RequestRecord(
-        request.request_id,
-        request.strategy_id,
-        request.as_of,
-        request.decision_time,
-        request.trigger_event_id,
-        request.trigger,
-        request.requested_at,
-    )
 
 
 def _candidates(
@@ -208,5 +196,5 @@ class GenerationHandler:
         except EventError:
             return
         with self._pool.connection() as conn:
-            stored = register_request(conn, _record_of(request))
+            stored = register_request(conn, RequestRecord.of(request))
             record_failure(conn, stored.request_id, f"{type(error).__name__}: {error}")

@@ -113,16 +113,7 @@ class Reconciler:
             redriven_since=now - self.rules.redrive_every,
         )
         for record in stuck:
-            request = GenerationRequest(
-                request_id=record.request_id,
-                strategy_id=record.strategy_id,
-                as_of=record.as_of,
-                decision_time=record.decision_time,
-                trigger_event_id=record.trigger_event_id,
-                trigger=record.trigger,
-                candidates=self._candidates(record),
-                requested_at=record.requested_at,
-            )
+            request = record.event(candidates=self._candidates(record))
             self._enqueue(conn, request, "ungenerated", record.request_id)
         return len(stuck)
 

@@ -19,6 +19,7 @@ from datetime import date, datetime
 
 import psycopg
 
+from alphafactory.events import GenerationRequest
 from storage.db import require_aware, require_date, require_text
 from storage.errors import ConflictError
 
@@ -36,6 +37,32 @@ class RequestRecord:
     failed_at: datetime | None = None
     failure: str | None = None
     skipped: str | None = None
+
+    @classmethod
+    def of(cls, request: GenerationRequest) -> RequestRecord:
+        """The row a generation request registers."""
+        return cls(
+            request.request_id,
+            request.strategy_id,
+            request.as_of,
+            request.decision_time,
+            request.trigger_event_id,
+            request.trigger,
+            request.requested_at,
+        )
+
+    def event(self, *, candidates: int) -> GenerationRequest:
+        """The registered request as its event again (the reconciler re-drives it)."""
+        return GenerationRequest(
+            request_id=self.request_id,
+            strategy_id=self.strategy_id,
+            as_of=self.as_of,
+            decision_time=self.decision_time,
+            trigger_event_id=self.trigger_event_id,
+            trigger=self.trigger,
+            candidates=candidates,
+            requested_at=self.requested_at,
+        )
 
 
 REQUEST_COLUMNS = (

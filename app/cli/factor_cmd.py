@@ -231,17 +231,9 @@ def _json_number(value):
 def _human(result: dict) -> str:
     if "error" in result:
         return f"{result['formula']}\n  error: {result['error']}"
-    keys = (
-        "ic",
-        "rank_ic",
-        "icir",
-        "ls_sharpe",
-        "ls_annual_return",
-        "ls_max_drawdown",
-        "turnover",
-        "hac_tstat",
-        "n_periods",
-    )
+    from alphafactory.metrics import CONTRACT_KEYS
+
+    keys = [k for k in CONTRACT_KEYS if k not in ("rank_icir", "periods_per_year")]
     cells = "  ".join(f"{k}={_fmt(result.get(k))}" for k in keys)
     return f"{result['formula']}\n  {cells}"
 

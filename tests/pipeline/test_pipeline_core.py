@@ -296,7 +296,7 @@ def test_a_request_that_cannot_be_allocated_ends_with_its_failure_recorded(
 ):
     _, _, allocation, _ = contexts
     early = make_request(market, strategy, 0, unique_trigger)  # before any market history
-    stored = register_request(conn, _record(early))
+    stored = register_request(conn, RequestRecord.of(early))
     set_candidates(conn, stored.request_id, [])
     with pytest.raises(DecisionError, match="fewer than 2 market dates"):
         allocate_request(conn, allocation, early.request_id)
@@ -318,15 +318,3 @@ def test_a_request_that_cannot_be_allocated_ends_with_its_failure_recorded(
     failed = load_request(conn, early.request_id)
     assert failed.failed_at is not None and failed.failure.startswith("DecisionError: fewer")
     assert trigger_status(conn, strategy.id, early.trigger_event_id).allocation_id is None
-
-
-def _record(request: GenerationRequest) -> RequestRecord:
-    return RequestRecord(
-        request.request_id,
-        request.strategy_id,
-        request.as_of,
-        request.decision_time,
-        request.trigger_event_id,
-        request.trigger,
-        request.requested_at,
-    )
