@@ -75,12 +75,17 @@ def generation_context(settings: Settings, checkpoint, stop_event: threading.Eve
     strategies = strategies_by_id(settings)
     return GenerationContext(
         strategies=strategies,
-        policy=triton_policy(settings.triton, InProcessPolicy(checkpoint.model)),
+        policy=triton_policy(
+            settings.triton,
+            InProcessPolicy(checkpoint.model),
+            trained_until=checkpoint.trained_until,
+        ),
         vocab=checkpoint.vocab,
         gamma=float(checkpoint.reward.get("gamma", 1.0)),
         dispatch=tasks.send_chunks,
         allocation=AllocationContext(strategies),
         stop_event=stop_event,
+        trained_until=checkpoint.trained_until,
     )
 
 
@@ -89,3 +94,34 @@ def strategies_by_id(settings: Settings) -> dict:
     from alphafactory.strategy import active_strategies
 
     return {s.id: s for s in active_strategies(settings.pipeline.strategies_dir)}
+
+
+SETTLE_TIMEOUT_S = 300.0
+
+
+def release_settling(settings: Settings):
+    """(settle, is_trigger) for a deterministic replay (``producers.releases.replay``):
+    settle waits until the given releases are stored; triggers are the series of the
+    active strategies."""
+    import time
+
+    from storage.db import connect
+    from storage.macro import count_releases
+
+    triggers = {
+        s for strategy in strategies_by_id(settings).values() for s in strategy.triggers.series
+    }
+
+    def settle(event_ids: list[str]) -> None:
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+            while count_releases(conn, event_ids=event_ids) < len(set(event_ids)):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{len(event_ids)} published releases were not all stored within "
+                        f"{SETTLE_TIMEOUT_S:.0f} s: is the release handler running? (its log: "
+                        f"{settings.state_path / 'logs' / 'release-handler.log'})"
+                    )
+                time.sleep(0.1)
+
+    return settle, (lambda release: release.series_id in triggers)

@@ -3,9 +3,10 @@
 For each ``GenerationRequest`` (every step idempotent, so a redelivered request repeats
 nothing and a crash at any point loses nothing):
 
-1. Rebalance rule: a request within ``rebalance.min_days_between`` days after the
-   strategy's last allocation (for another trigger) is skipped.
-2. ``register_request``: once per (strategy, trigger).
+1. ``register_request``: once per (strategy, trigger); a request that ended before
+   (failed, skipped) does nothing more.
+2. Rebalance rule: a request decided within ``rebalance.min_days_between`` days after
+   the strategy's last request that was not skipped is recorded as skipped.
 3. If its candidates are not recorded yet: the strategy's own formulas
    (``formulas.include``) and ``generation.candidates`` new ones from the generator
    (batched next-action calls, through Triton or in process per the settings,
@@ -27,6 +28,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import psycopg
@@ -41,11 +43,11 @@ from consumers.allocation import AllocationContext, allocate_request
 from consumers.failures import UnknownStrategy
 from inference.sampling import NextActionPolicy, SamplingOptions, Target, generate
 from inference.triton_client import TritonUnavailable
-from storage.allocations import recent_allocation
 from storage.factors import evaluations, upsert_factor
 from storage.requests import (
     RequestRecord,
     pending_candidates,
+    recent_request,
     record_failure,
     record_skip,
     register_request,
@@ -66,6 +68,12 @@ class GenerationContext:
     allocation: AllocationContext
     stop_event: threading.Event
     retry_wait_s: float = 5.0
+    # everything the generator was trained on had been released by then (None: unknown)
+    trained_until: datetime | None = None
+
+
+class GeneratorFromTheFuture(ValueError):
+    """The generator was trained on data released after the request's decision time."""
 
 
 def handle_request(
@@ -88,6 +96,7 @@ def handle_request(
         log.info("request %s skipped: %s", stored.request_id, reason)
         return 0
     if stored.n_candidates is None:
+        _refuse_a_future_model(context, stored)
         candidates = _candidates(conn, context, strategy, stored, request.candidates)
         with conn.transaction():
             for hashed, text, origin in candidates:
@@ -105,6 +114,18 @@ def handle_request(
         allocate_request(conn, context.allocation, stored.request_id)
         return 0
     return context.dispatch(stored.request_id, pending, strategy.generation.chunk_size)
+
+
+def _refuse_a_future_model(context: GenerationContext, request: RequestRecord) -> None:
+    """Point-in-time holds for the generator too: a model trained on data released after
+    the decision would carry the future into it (poison: the request ends failed)."""
+    cutoff = context.trained_until
+    if cutoff is not None and request.decision_time < cutoff:
+        raise GeneratorFromTheFuture(
+            f"request {request.request_id!r} decides at {request.decision_time.isoformat()}, "
+            f"but the generator was trained on data released until {cutoff.isoformat()}; "
+            "serve a generator trained on data before the decision (model train --split)"
+        )
 
 
 def _candidates(
@@ -160,20 +181,22 @@ def _generate(context: GenerationContext, strategy: Strategy, request: RequestRe
 
 
 def _too_soon(conn: psycopg.Connection, strategy: Strategy, request: RequestRecord) -> str:
-    """Why the rebalance rule skips ``request`` ("" when it does not)."""
+    """Why the rebalance rule skips ``request`` ("" when it does not): the strategy
+    rebalanced for another trigger within ``min_days_between`` days before it."""
     days = strategy.rebalance.min_days_between
     if days <= 0:
         return ""
-    recent = recent_allocation(
+    recent = recent_request(
         conn,
         strategy_id=strategy.id,
-        as_of=request.as_of,
-        within_days=days,
+        decision_time=request.decision_time,
+        within=timedelta(days=days),
         other_than_trigger=request.trigger_event_id,
     )
     if recent is None:
         return ""
-    return f"{strategy.id} rebalanced on {recent[0]} (trigger {recent[1]}), within {days} days"
+    when, trigger = recent
+    return f"{strategy.id} rebalances for {trigger} decided {when.isoformat()}, within {days} days"
 
 
 class GenerationHandler:

@@ -56,7 +56,9 @@ def export_repository(checkpoint: Checkpoint, repository: Path, options: Serving
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     export_onnx(model, staging / MODEL_FILE)
-    (folder / CONFIG_FILE).write_text(config_text(config.context, config.vocab_size, options))
+    until = checkpoint.trained_until
+    text = config_text(config.context, config.vocab_size, options, trained_until=until)
+    (folder / CONFIG_FILE).write_text(text)
     (folder / METADATA_FILE).write_text(json.dumps(generator_metadata(checkpoint), indent=1))
     shutil.rmtree(version_dir, ignore_errors=True)
     staging.rename(version_dir)  # a server polling the repository never sees half a model
@@ -107,5 +109,6 @@ def generator_metadata(checkpoint: Checkpoint) -> dict:
         "context": checkpoint.model.config.context,
         "vocabulary": checkpoint.vocab.to_dict(),
         "reward": checkpoint.reward,
+        "trained_until": until.isoformat() if (until := checkpoint.trained_until) else None,
         "root_kinds": checkpoint.provenance.get("plan", {}).get("root_kinds"),
     }

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alphafactory.clock import visible_from
 from alphafactory.formula import Kind, Vocabulary
 from alphafactory.panel import Panel
 from alphafactory.scoring import FormulaScorer, config_for_panel, metric_values
@@ -143,11 +144,15 @@ def train_from_file(job: TrainJob, *, progress: Callable[[dict], None] | None = 
         "rows_per_second": round(result.rows_per_second),
         "history": result.history,
     }
+    # the validation rewards come from the dates after the split, and they choose the
+    # checkpoint kept: with validation, the model has seen the whole file
+    last_seen = panel.dates[-1] if validation is not None else panel.dates[row - 1]
     reward = {
         "metric": metric,
         "gamma": gamma,
         "clip": trajectories.provenance.get("clip"),
         "split": job.source.split,
+        "trained_until": _released_by(last_seen),
     }
     save_checkpoint(
         job.out,
@@ -218,6 +223,7 @@ def train_on_panel(
         "gamma": spec.gamma,
         "clip": spec.clip,
         "split": str(panel.dates[row])[:10],
+        "trained_until": _released_by(panel.dates[row - 1]),
     }
     save_checkpoint(
         out,
@@ -228,6 +234,11 @@ def train_on_panel(
         training=summary,
     )
     return summary
+
+
+def _released_by(date) -> str:
+    """When the data of panel date ``date`` (and everything before) had been released."""
+    return visible_from(np.array([date], dtype="datetime64[ns]"))[0].isoformat()
 
 
 def holdout(trajectories: TrajectorySet, fraction: float, seed: int):
@@ -324,8 +335,10 @@ def search_from_file(job: SearchJob) -> dict:
     return {**report, "split": split}
 
 
-def triton_policy(triton, local: InProcessPolicy):
-    """The Triton client of the settings, wrapped in the fallback when configured."""
+def triton_policy(triton, local: InProcessPolicy, *, trained_until=None):
+    """The Triton client of the settings, wrapped in the fallback when configured. A
+    served model that says it was trained later than the checkpoint (``trained_until``)
+    is another model: refused, so the point-in-time check on the checkpoint holds."""
     from inference.triton_client import FallbackPolicy, TritonPolicy, TritonUnavailable
 
     def connect() -> TritonPolicy:
@@ -341,6 +354,12 @@ def triton_policy(triton, local: InProcessPolicy):
                 f"Triton's {triton.generator_model!r} has context and vocabulary {shapes}; "
                 f"the checkpoint has {(local.context, local.model.config.vocab_size)}: "
                 "export this checkpoint and restart Triton"
+            )
+        if remote.trained_until and trained_until and remote.trained_until > trained_until:
+            raise TritonUnavailable(
+                f"Triton's {triton.generator_model!r} was trained on data released until "
+                f"{remote.trained_until.isoformat()}, after the checkpoint's "
+                f"{trained_until.isoformat()}: export this checkpoint and restart Triton"
             )
         return remote
 

@@ -75,8 +75,12 @@ class ServingOptions:
             raise RepositoryError(f"model name {self.model_name!r}: letters, digits, _ and - only")
 
 
-def config_text(context: int, vocab_size: int, options: ServingOptions) -> str:
-    """The production ``config.pbtxt`` (ONNX Runtime backend, dynamic batching)."""
+def config_text(
+    context: int, vocab_size: int, options: ServingOptions, *, trained_until=None
+) -> str:
+    """The production ``config.pbtxt`` (ONNX Runtime backend, dynamic batching). The
+    training cutoff goes in as the parameter ``trained_until`` (ISO-8601), which Triton
+    reports with the model's config, so a client knows what the served version saw."""
     config = pb.ModelConfig(
         name=options.model_name,
         platform="onnxruntime_onnx",
@@ -94,6 +98,8 @@ def config_text(context: int, vocab_size: int, options: ServingOptions) -> str:
     kind = group.KIND_GPU if options.instances == "gpu" else group.KIND_CPU
     config.instance_group.add(count=options.instance_count, kind=kind)
     config.version_policy.specific.versions.append(options.version)
+    if trained_until is not None:
+        config.parameters["trained_until"].string_value = trained_until.isoformat()
     return text_format.MessageToString(config)
 
 

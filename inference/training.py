@@ -22,11 +22,13 @@ import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from alphafactory.clock import visible_from
 from alphafactory.formula import FormulaError, Vocabulary
 from inference.encoding import EncodedTrajectories
 from inference.model import DecisionTransformer, ModelConfig, action_loss
@@ -266,6 +268,21 @@ class Checkpoint:
     reward: dict
     provenance: dict
     training: dict
+
+    @property
+    def trained_until(self) -> datetime | None:
+        """The instant by which everything the model was trained on had been released
+        (``reward["trained_until"]``, or the end of the day before its ``split``); None for
+        a model that does not say (untrained, or made by hand). A decision before it
+        would see the future through the generator."""
+        stamp = self.reward.get("trained_until")
+        if stamp:
+            return datetime.fromisoformat(stamp)
+        split = self.reward.get("split")
+        if not split:
+            return None
+        day_before = np.datetime64(split, "D") - np.timedelta64(1, "D")
+        return visible_from(np.array([day_before]))[0].to_pydatetime()
 
 
 def load_checkpoint(path: str | Path, *, device: str = "cpu") -> Checkpoint:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 import numpy as np
 
@@ -58,10 +59,12 @@ class TritonPolicy:
         self._sleep = sleep
         self._client = grpcclient.InferenceServerClient(url=url)
         self._grpc = grpcclient
-        self.context, self.vocab_size, self.max_batch_size = self._describe()
+        self.context, self.vocab_size, self.max_batch_size, self.trained_until = self._describe()
 
-    def _describe(self) -> tuple[int, int, int]:
-        """Readiness check plus the model's shapes, from Triton's own model config."""
+    def _describe(self) -> tuple[int, int, int, datetime | None]:
+        """Readiness check plus the model's shapes and training cutoff (the config
+        parameter ``trained_until``, when the exporter wrote it), from Triton's own model
+        config."""
 
         def ask():
             if not self._client.is_server_ready(client_timeout=self.timeout_s):
@@ -79,7 +82,9 @@ class TritonPolicy:
                 f"model {self.model_name!r} at {self.url} has inputs {tuple(dims)}, "
                 f"expected {INPUT_NAMES}: not an alphafactory generator"
             )
-        return dims["rtg"][0], dims["mask"][0], int(config.get("max_batch_size", 0)) or 1
+        stamp = config.get("parameters", {}).get("trained_until", {}).get("string_value")
+        until = datetime.fromisoformat(stamp) if stamp else None
+        return dims["rtg"][0], dims["mask"][0], int(config.get("max_batch_size", 0)) or 1, until
 
     def __call__(self, rtg, features, actions, lengths, mask) -> np.ndarray:
         arrays = {

@@ -155,6 +155,8 @@ def replay(
     stop_event: threading.Event | None = None,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    settle: Callable[[list[str]], None] | None = None,
+    is_trigger: Callable[[MacroRelease], bool] = lambda release: True,
 ) -> int:
     """Publish ``events`` in release-time order; returns how many were acknowledged.
 
@@ -164,6 +166,11 @@ def replay(
     against ``clock`` from the replay's start, so time spent publishing is not added on top.
     ``stop_event`` is checked before every batch; with the default ``sleep`` the wait is on
     the event itself, so setting it interrupts a pause at once.
+
+    ``settle(event_ids)``, if given, must block until those releases are stored: it is
+    called before each release that ``is_trigger``, with every release published since the
+    last call, so each decision sees every earlier release whatever the partitions' lag,
+    and a replay's allocations do not depend on its speed.
     """
     if speed is not None and not (math.isfinite(speed) and speed > 0):
         raise ValueError(f"speed must be a positive number or None, got {speed!r}")
@@ -173,29 +180,59 @@ def replay(
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     chosen = select_releases(events, since=since, until=until)
     stop = stop_event or threading.Event()
+    sender = _Sender(publisher, settle, is_trigger)
     if speed is None:
         batches = [chosen[i : i + batch_size] for i in range(0, len(chosen), batch_size)]
-        return _publish_batches(publisher, batches, stop)
+        return _publish_batches(sender, batches, stop)
     if stop_event is not None and sleep is time.sleep:
         sleep = stop_event.wait
-    return _publish_paced(publisher, chosen, speed, max_gap_s, sleep, clock, stop)
+    return _publish_paced(sender, chosen, speed, max_gap_s, sleep, clock, stop)
+
+
+class _Sender:
+    """Publishes batches; with ``settle``, waits before each trigger for the releases
+    published since the last wait to be stored."""
+
+    def __init__(self, publisher: KafkaPublisher, settle, is_trigger) -> None:
+        self._publisher, self._settle, self._is_trigger = publisher, settle, is_trigger
+        self._unsettled: list[str] = []
+
+    def send(self, batch: list[MacroRelease]) -> None:
+        if self._settle is None:
+            self._publish(batch)
+            return
+        pending: list[MacroRelease] = []
+        for release in batch:
+            if self._is_trigger(release):
+                self._publish(pending)
+                pending = []
+                if self._unsettled:
+                    self._settle(self._unsettled)
+                    self._unsettled = []
+            pending.append(release)
+        self._publish(pending)
+
+    def _publish(self, releases: list[MacroRelease]) -> None:
+        if releases:
+            self._publisher.publish_many([_record(e) for e in releases])
+            self._unsettled += [e.event_id for e in releases]
 
 
 def _publish_batches(
-    publisher: KafkaPublisher, batches: Sequence[list[MacroRelease]], stop: threading.Event
+    sender: _Sender, batches: Sequence[list[MacroRelease]], stop: threading.Event
 ) -> int:
     published = 0
     for batch in batches:
         if stop.is_set():
             logger.info("replay stopped after %d releases", published)
             break
-        publisher.publish_many([_record(e) for e in batch])
+        sender.send(batch)
         published += len(batch)
     return published
 
 
 def _publish_paced(
-    publisher: KafkaPublisher,
+    sender: _Sender,
     chosen: list[MacroRelease],
     speed: float,
     max_gap_s: float,
@@ -216,7 +253,7 @@ def _publish_paced(
             logger.info("replay stopped after %d releases", published)
             break
         batch = list(group)
-        publisher.publish_many([_record(e) for e in batch])
+        sender.send(batch)
         published += len(batch)
         previous = released_at
     return published

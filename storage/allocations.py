@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pandas as pd
 import psycopg
@@ -142,27 +142,6 @@ def allocation_exists(conn: psycopg.Connection, *, allocation_id: str) -> bool:
         "SELECT 1 FROM core.allocations WHERE allocation_id = %s", (allocation_id,)
     ).fetchone()
     return row is not None
-
-
-def recent_allocation(
-    conn: psycopg.Connection,
-    *,
-    strategy_id: str,
-    as_of: date,
-    within_days: int,
-    other_than_trigger: str,
-) -> tuple[date, str] | None:
-    """(as_of, trigger_event_id) of the strategy's newest allocation in the ``within_days``
-    days up to ``as_of`` for a trigger other than ``other_than_trigger``; None if none."""
-    row = conn.execute(
-        """
-        SELECT as_of, trigger_event_id FROM core.allocations
-        WHERE strategy_id = %s AND as_of <= %s AND as_of > %s AND trigger_event_id <> %s
-        ORDER BY as_of DESC LIMIT 1
-        """,
-        (strategy_id, as_of, as_of - timedelta(days=within_days), other_than_trigger),
-    ).fetchone()
-    return None if row is None else (row[0], row[1])
 
 
 def target_positions(conn: psycopg.Connection, *, allocation_id: str) -> dict[str, float]:

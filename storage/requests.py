@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import psycopg
 
@@ -202,6 +202,36 @@ def record_skip(conn: psycopg.Connection, request_id: str, reason: str) -> bool:
         (require_text(reason, "reason")[:2000], request_id),
     )
     return cursor.rowcount == 1
+
+
+def recent_request(
+    conn: psycopg.Connection,
+    *,
+    strategy_id: str,
+    decision_time: datetime,
+    within: timedelta,
+    other_than_trigger: str,
+) -> tuple[datetime, str] | None:
+    """(decision time, trigger) of the strategy's latest request decided in ``within``
+    before ``decision_time`` (ties included) that was neither skipped nor failed: the
+    rebalance it stands for. Requests, not allocations, so the answer does not depend on
+    how far the earlier one has got (a replay's speed)."""
+    row = conn.execute(
+        """
+        SELECT decision_time, trigger_event_id FROM core.generation_requests
+        WHERE strategy_id = %(strategy)s AND trigger_event_id <> %(trigger)s
+          AND decision_time <= %(at)s AND decision_time > %(since)s
+          AND skipped IS NULL AND failed_at IS NULL
+        ORDER BY decision_time DESC, request_id DESC LIMIT 1
+        """,
+        {
+            "strategy": strategy_id,
+            "trigger": other_than_trigger,
+            "at": decision_time,
+            "since": decision_time - within,
+        },
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
 
 
 def request_formulas(

@@ -50,6 +50,12 @@ def register(commands) -> None:
         "(default: as fast as possible)",
     )
     replay.add_argument("--max-gap", default="5", help="longest pause in seconds (default 5)")
+    replay.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="do not wait, before each release that triggers a strategy, for the earlier "
+        "ones to be stored (faster, but a decision may miss a release still in flight)",
+    )
     replay.add_argument("--json", action="store_true", help="print one JSON object")
     replay.set_defaults(handler=run_replay)
 
@@ -209,10 +215,17 @@ def run_replay(args, settings: Settings) -> int:
         return 2
     window = {"since": options.pop("since"), "until": options.pop("until")}
     events = select_releases(release_events(bundled_market().releases), **window)
+    if not args.no_wait:
+        from app.wiring import release_settling
+
+        options["settle"], options["is_trigger"] = release_settling(settings)
     stop = threading.Event()
     try:
         with _stop_on_ctrl_c(stop), _open_publisher(settings) as publisher:
             published = replay(publisher, events, stop_event=stop, **options)
+    except TimeoutError as error:
+        print(f"alphafactory: {error}", file=sys.stderr)
+        return 1
     except KafkaEdgeError as error:
         print(f"alphafactory: {error}", file=sys.stderr)
         return 1

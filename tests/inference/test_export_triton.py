@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
+from datetime import UTC, datetime
 
 import numpy as np
 import onnx
@@ -101,6 +103,23 @@ def test_the_repository_layout_and_config_match_the_onnx_graph(exported):
     served = read_model(folder)
     assert served.version == 2 and served.metadata["context"] == CONTEXT
     assert Vocabulary.from_dict(served.metadata["vocabulary"]).fingerprint == VOCAB.fingerprint
+
+
+def test_the_training_cutoff_travels_with_the_checkpoint_and_the_served_model(checkpoint, tmp_path):
+    assert checkpoint.trained_until is None  # a hand-made model does not say
+    dated = dataclasses.replace(
+        checkpoint, reward={**checkpoint.reward, "trained_until": "2015-01-31T04:59:59+00:00"}
+    )
+    assert dated.trained_until == datetime(2015, 1, 31, 4, 59, 59, tzinfo=UTC)
+    split_only = dataclasses.replace(
+        checkpoint, reward={**checkpoint.reward, "split": "2015-02-01"}
+    )
+    # trained on the rows before the split: released by the end of the day before it (NY)
+    assert split_only.trained_until == datetime(2015, 2, 1, 4, 59, 59, 999999, tzinfo=UTC)
+    export_repository(dated, tmp_path, ServingOptions(model_name="gen"))
+    config = text_format.Parse((tmp_path / "gen" / "config.pbtxt").read_text(), pb.ModelConfig())
+    assert config.parameters["trained_until"].string_value == "2015-01-31T04:59:59+00:00"
+    assert read_model(tmp_path / "gen").metadata["trained_until"] == "2015-01-31T04:59:59+00:00"
 
 
 def test_onnx_runtime_computes_the_same_logits_as_torch(checkpoint, exported):

@@ -415,6 +415,7 @@ def test_cli_replay_sends_the_bundled_window(cli, read_topic):
         "2009-07-31",
         "--speed",
         "1e9",
+        "--no-wait",  # no release handler runs here to store them
         "--json",
     )
 
@@ -434,6 +435,54 @@ def test_cli_replay_sends_the_bundled_window(cli, read_topic):
         where=lambda r: json.loads(r.value)["event_id"] in wanted,
     )
     assert {decode(MacroRelease, r.value).event_id for r in records} == wanted
+
+
+@pytest.mark.parametrize("speed", [None, 1e9])
+def test_a_settled_replay_waits_before_each_trigger_for_the_releases_before_it(series, speed):
+    at = datetime(2024, 1, 2, 13, 30, tzinfo=UTC)
+    history = [
+        release(f"{series}-other", at),
+        release(f"{series}-trigger", at + timedelta(days=1)),
+        release(f"{series}-other", at + timedelta(days=2), date(2024, 1, 1)),
+        release(f"{series}-other", at + timedelta(days=2), date(2024, 2, 1)),
+        release(f"{series}-trigger", at + timedelta(days=3)),
+    ]
+    spy, settled = SpyPublisher(None), []
+
+    def settle(event_ids):  # what was published before each trigger, and only that
+        published = [json.loads(r.value)["event_id"] for batch in spy.batches for r in batch]
+        assert set(event_ids) <= set(published)
+        settled.append(list(event_ids))
+
+    replay(
+        spy,
+        history,
+        speed=speed,
+        sleep=lambda s: None,
+        settle=settle,
+        is_trigger=lambda r: r.series_id.endswith("-trigger"),
+    )
+    ids = [e.event_id for e in history]
+    assert settled == [ids[:1], ids[1:4]]
+
+
+def test_release_settling_waits_for_the_store_and_names_the_handler_when_it_is_silent(
+    stack_settings, monkeypatch, series
+):
+    from app import wiring
+    from storage.db import connect
+    from storage.macro import record_macro_observation
+
+    settle, is_trigger = wiring.release_settling(stack_settings)
+    stored = release(series, datetime(2024, 1, 2, 13, 30, tzinfo=UTC))
+    with connect(stack_settings.postgres.dsn("app"), autocommit=True) as conn:
+        record_macro_observation(conn, **stored.model_dump(exclude={"schema_version"}))
+    settle([stored.event_id])  # returns: it is stored
+    assert is_trigger(stored.model_copy(update={"series_id": "us_core_cpi"}))
+    assert not is_trigger(stored)
+    monkeypatch.setattr(wiring, "SETTLE_TIMEOUT_S", 0.3)
+    with pytest.raises(TimeoutError, match="release-handler.log"):
+        settle([stored.event_id, f"{series}-never-published"])
 
 
 def test_cli_replay_rejects_a_bad_speed(cli):

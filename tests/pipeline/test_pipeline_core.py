@@ -7,7 +7,7 @@ the dispatch collects chunks, and each chunk is evaluated the way the task does 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,13 @@ from consumers.evaluation import (
     fail_chunk,
     run_chunk,
 )
-from consumers.generation import GenerationContext, UnknownStrategy, handle_request
+from consumers.generation import (
+    GenerationContext,
+    GenerationHandler,
+    GeneratorFromTheFuture,
+    UnknownStrategy,
+    handle_request,
+)
 from consumers.market_data import NoMarketData
 from storage.db import open_pool
 from storage.deliveries import start_delivery
@@ -318,3 +324,61 @@ def test_a_request_that_cannot_be_allocated_ends_with_its_failure_recorded(
     failed = load_request(conn, early.request_id)
     assert failed.failed_at is not None and failed.failure.startswith("DecisionError: fewer")
     assert trigger_status(conn, strategy.id, early.trigger_event_id).allocation_id is None
+
+
+def test_the_rebalance_rule_skips_on_requests_not_on_how_far_they_got(
+    conn, market, strategy, generator, unique_trigger
+):
+    rule = strategy.rebalance.model_copy(update={"min_days_between": 20})
+    spaced = strategy.model_copy(update={"id": f"spaced-{unique_trigger}", "rebalance": rule})
+    policy, vocab = generator
+    sent: list = []
+    strategies = {spaced.id: spaced}
+    generation = GenerationContext(
+        strategies,
+        policy,
+        vocab,
+        1.0,
+        lambda rid, hashes, size: sent.append(rid) or 1,
+        AllocationContext(strategies),
+        threading.Event(),
+    )
+    first = make_request(market, spaced, 100, unique_trigger + "-a")
+    soon = first.model_copy(
+        update={
+            "request_id": request_id_for(spaced.id, unique_trigger + "-b"),
+            "trigger_event_id": unique_trigger + "-b",
+            "decision_time": first.decision_time + timedelta(days=10),
+        }
+    )
+    later = soon.model_copy(
+        update={
+            "request_id": request_id_for(spaced.id, unique_trigger + "-c"),
+            "trigger_event_id": unique_trigger + "-c",
+            "decision_time": first.decision_time + timedelta(days=25),
+        }
+    )
+    for request in (first, soon, later):  # the first is never allocated here
+        handle_request(conn, generation, request)
+    assert sent == [first.request_id, later.request_id]
+    skipped = load_request(conn, soon.request_id).skipped
+    assert skipped and unique_trigger + "-a" in skipped and "within 20 days" in skipped
+    handle_request(conn, generation, soon)  # redelivered: still skipped, nothing sent
+    assert sent == [first.request_id, later.request_id]
+
+
+def test_a_generator_trained_after_the_decision_is_refused_and_the_request_fails(
+    conn, pipeline_db, market, strategy, contexts, unique_trigger
+):
+    generation, _, _, sent = contexts
+    request = make_request(market, strategy, 100, unique_trigger)
+    generation.trained_until = request.decision_time + timedelta(days=1)
+    with pytest.raises(GeneratorFromTheFuture, match="trained on data released until"):
+        handle_request(conn, generation, request)
+    assert sent == []  # nothing was generated with it
+    record = ConsumerRecord("t", 0, 0, 0, 0, 0, b"k", request.to_json(), [], None, 1, 1, 0)
+    with open_pool(pipeline_db.dsn("app"), min_size=1, max_size=1) as pool:
+        GenerationHandler(pool, generation).record_failure(record, GeneratorFromTheFuture("x"))
+    assert load_request(conn, request.request_id).failure == "GeneratorFromTheFuture: x"
+    generation.trained_until = request.decision_time - timedelta(days=1)
+    assert handle_request(conn, generation, request) == 0  # failed for good: not retried
