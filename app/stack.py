@@ -51,7 +51,13 @@ def down(settings: Settings) -> list[str]:
 
 
 def restart(settings: Settings, names: list[str]) -> list[str]:
-    return stack.restart(settings, names, _enabled(settings))
+    restarted = stack.restart(settings, names, _enabled(settings))
+    if "kafka" in restarted:  # the local broker's log is in memory: its topics are gone
+        from alphafactory.topics import ALL_TOPICS
+        from messaging.admin import ensure_topics
+
+        ensure_topics(settings.kafka, ALL_TOPICS)
+    return restarted
 
 
 def status(settings: Settings) -> dict:

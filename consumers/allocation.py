@@ -63,7 +63,15 @@ def allocate_request(
         lock_strategy(conn, strategy_id=strategy.id)
         if allocation_exists(conn, allocation_id=allocation_id):
             return allocation_id
-        alphas = evaluations(conn, strategy_id=strategy.id, as_of=request.as_of, alphas_only=True)
+        # this request's own candidates only: what other requests of the same instant have
+        # evaluated so far depends on timing, and the weights must not
+        alphas = evaluations(
+            conn,
+            strategy_id=strategy.id,
+            decision_time=request.decision_time,
+            alphas_only=True,
+            request_id=request.request_id,
+        )
         panel = context.panels.get(conn, strategy, request.decision_time)
         result = allocate(
             panel,
@@ -76,6 +84,7 @@ def allocate_request(
             conn,
             strategy_id=strategy.id,
             as_of=request.as_of,
+            decision_time=request.decision_time,
             weights={hashes[f]: w for f, w in result.pool.items()},
         )
         event = _rebalance(allocation_id, request, result.weights, len(result.pool))

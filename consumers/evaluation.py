@@ -122,6 +122,7 @@ def _store(conn, request: RequestRecord, formula_hash, formula, metrics, qualifi
         formula_hash=formula_hash,
         strategy_id=request.strategy_id,
         as_of=request.as_of,
+        decision_time=request.decision_time,
         metrics=metrics,
         is_alpha=qualified,
     )

@@ -31,7 +31,7 @@ from psycopg_pool import PoolTimeout
 
 from alphafactory.retry import Backoff, RetryStopped, retry
 from inference.triton_client import TritonUnavailable
-from messaging.errors import BrokerUnavailableError, ConsumeError
+from messaging.errors import RECORD_ERRORS, BrokerUnavailableError, ConsumeError
 from storage.errors import StorageConnectionError
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,10 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 
 def _transient(error: BaseException) -> bool:
     if isinstance(error, KafkaError):
-        # retriable: the broker is away or busy; not: the record itself was refused
-        # (MessageSizeTooLargeError, an invalid topic...)
-        return bool(error.retriable)
+        # the record itself refused (too large, an invalid topic...): poison; anything
+        # else is the broker or the client being away, retriable or not by kafka-python's
+        # flag (a broker restart leaves an idempotent producer with a "fatal" error)
+        return not isinstance(error, RECORD_ERRORS)
     return isinstance(error, _TRANSIENT)
 
 

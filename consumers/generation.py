@@ -10,9 +10,8 @@ nothing and a crash at any point loses nothing):
 3. If its candidates are not recorded yet: the strategy's own formulas
    (``formulas.include``) and ``generation.candidates`` new ones from the generator
    (batched next-action calls, through Triton or in process per the settings,
-   conditioned on the strategy's target), excluding every formula already evaluated for
-   the strategy and date; store them as factors and as the request's candidates in one
-   transaction. The sampling seed comes from the request id, so a
+   conditioned on the strategy's target); store them as factors and as the request's
+   candidates in one transaction. The sampling seed comes from the request id, so a
    request generated again after a crash writes the same formulas.
 4. Send the still-pending candidates to the workers in chunks; with none at all, allocate
    at once (there will be no result to wake the allocator).
@@ -43,7 +42,7 @@ from consumers.allocation import AllocationContext, allocate_request
 from consumers.failures import UnknownStrategy
 from inference.sampling import NextActionPolicy, SamplingOptions, Target, generate
 from inference.triton_client import TritonUnavailable
-from storage.factors import evaluations, upsert_factor
+from storage.factors import upsert_factor
 from storage.requests import (
     RequestRecord,
     pending_candidates,
@@ -97,7 +96,7 @@ def handle_request(
         return 0
     if stored.n_candidates is None:
         _refuse_a_future_model(context, stored)
-        candidates = _candidates(conn, context, strategy, stored, request.candidates)
+        candidates = _candidates(context, strategy, stored, request.candidates)
         with conn.transaction():
             for hashed, text, origin in candidates:
                 upsert_factor(conn, formula_hash=hashed, formula=text, origin=origin)
@@ -129,15 +128,14 @@ def _refuse_a_future_model(context: GenerationContext, request: RequestRecord) -
 
 
 def _candidates(
-    conn, context: GenerationContext, strategy: Strategy, request: RequestRecord, n: int
+    context: GenerationContext, strategy: Strategy, request: RequestRecord, n: int
 ) -> list[tuple[str, str, str]]:
-    """(formula hash, canonical text, origin) of the request's new candidates: the
-    strategy's own ``formulas.include``, then ``n`` generated ones, none of them evaluated
-    for the strategy and date before."""
-    done = set(evaluations(conn, strategy_id=strategy.id, as_of=request.as_of)["formula_hash"])
+    """(formula hash, canonical text, origin) of the request's candidates: the strategy's
+    own ``formulas.include``, then ``n`` more from the generator. A request's candidates
+    depend on the request alone (its seed), never on what other requests have reached,
+    so a replay's decisions do not depend on its speed."""
     included = [(formula_hash(text), text, "strategy") for text in strategy.formulas.include]
-    included = [item for item in included if item[0] not in done]
-    exclude = done | {hashed for hashed, _, _ in included}
+    exclude = {hashed for hashed, _, _ in included}
     generated = _generate(context, strategy, request, n, exclude)
     return included + [(formula_hash(f), str(f), "generator") for f in generated]
 

@@ -15,6 +15,29 @@ Invalid arguments (an illegal topic name, a value that is not bytes) raise ``Val
 
 from __future__ import annotations
 
+from kafka.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    InvalidTimestampError,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    UnsupportedForMessageFormatError,
+)
+
+# What the broker refuses because of the record itself: sending it again cannot work. Any
+# other Kafka error is the broker or the client being unavailable (a restart leaves even
+# "non-retriable" ones behind, such as an idempotent producer's InitProducerId failure).
+RECORD_ERRORS: tuple[type[Exception], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    CorruptRecordError,
+    InvalidRecordError,
+    InvalidTimestampError,
+    UnsupportedForMessageFormatError,
+)
+
 
 class KafkaEdgeError(Exception):
     """Root of every error raised by the Kafka edges."""

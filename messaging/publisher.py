@@ -11,8 +11,9 @@ record is durable before it moves on; ``publish_many`` sends a batch and flushes
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from kafka.producer.future import RecordMetadata
 
 from alphafactory.settings import KafkaSettings
 from messaging.client import client_options
-from messaging.errors import BrokerUnavailableError, PublishError
+from messaging.errors import RECORD_ERRORS, BrokerUnavailableError, PublishError
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,17 @@ def _encode_headers(headers: Headers | None) -> list[tuple[str, bytes]]:
 class KafkaPublisher:
     """Publishes records and waits for their acknowledgement; close() flushes."""
 
-    def __init__(self, producer: KafkaProducer, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        producer: KafkaProducer,
+        *,
+        timeout_s: float = 30.0,
+        renew: Callable[[], KafkaProducer] | None = None,
+    ) -> None:
         self._producer = producer
         self._timeout_s = timeout_s
         self._closed = False
+        self._renew = renew  # a new producer, for when this one is dead (see _recover)
 
     @classmethod
     def open(
@@ -92,14 +100,18 @@ class KafkaPublisher:
             delivery_timeout_ms=settings.request_timeout_ms + linger_ms,
         )
         options.update(overrides)
-        try:
-            producer = KafkaProducer(**options)
-        except KafkaError as error:
-            raise BrokerUnavailableError(
-                f"could not open a Kafka producer on {settings.bootstrap}: {error}"
-            ) from error
+
+        def connect() -> KafkaProducer:
+            try:
+                return KafkaProducer(**options)
+            except KafkaError as error:
+                raise BrokerUnavailableError(
+                    f"could not open a Kafka producer on {settings.bootstrap}: {error}"
+                ) from error
+
+        producer = connect()
         logger.debug("Kafka producer open on %s", settings.bootstrap)
-        return cls(producer, timeout_s=timeout_s)
+        return cls(producer, timeout_s=timeout_s, renew=connect)
 
     def publish(
         self,
@@ -116,6 +128,7 @@ class KafkaPublisher:
             future = self._send(OutgoingRecord(topic, key, value, headers))
             return future.get(timeout=timeout)
         except KafkaError as error:
+            self._recover(error)
             raise PublishError(
                 f"publish to topic {topic!r} with key {key!r} failed: {error}",
                 topic=topic,
@@ -150,6 +163,7 @@ class KafkaPublisher:
             failures.append(rejected)
         if failures:
             record, error = failures[0]
+            self._recover(error)
             attempted = len(sent) + (rejected is not None)
             raise PublishError(
                 f"{len(failures)} of {attempted} records not published; first: topic "
@@ -165,6 +179,7 @@ class KafkaPublisher:
         try:
             self._producer.flush(timeout=timeout)
         except KafkaError as error:
+            self._recover(error)
             raise PublishError(
                 f"records still unacknowledged after flushing for {timeout:g} s: {error}"
             ) from error
@@ -179,6 +194,23 @@ class KafkaPublisher:
         finally:
             self._producer.close(timeout=self._timeout_s if timeout_s is None else timeout_s)
             logger.debug("Kafka producer closed")
+
+    def _recover(self, error: BaseException) -> None:
+        """After a failure that is not about the record (``RECORD_ERRORS``), replace the
+        producer: a broker restart can leave an idempotent producer in a fatal state
+        (InitProducerId failed) where every later send fails. The caller still gets the
+        error, and retries on the new producer."""
+        if self._renew is None or isinstance(error, RECORD_ERRORS):
+            return
+        old = self._producer
+        try:
+            self._producer = self._renew()
+        except BrokerUnavailableError as unavailable:
+            logger.debug("Kafka producer not renewed yet: %s", unavailable)
+            return  # the broker is still away: the next failure tries again
+        with contextlib.suppress(Exception):
+            old.close(timeout=0)
+        logger.info("Kafka producer renewed after %s: %s", type(error).__name__, error)
 
     def __enter__(self) -> KafkaPublisher:
         return self

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from storage.db import require_date, require_finite, require_text
+from storage.db import require_aware, require_date, require_finite, require_text
 from storage.errors import ConflictError, InvalidRecordError
 
 # The metrics copied into their own columns (see migration 0001) for filtering and sorting.
@@ -79,22 +79,23 @@ def upsert_evaluation(
     formula_hash: str,
     strategy_id: str,
     as_of: date,
+    decision_time: datetime,
     metrics: Mapping[str, Any],
     is_alpha: bool | None = None,
 ) -> bool:
-    """Store the evaluation of a factor for a strategy as of a date; True if it was new.
-
-    A retried task overwrites its earlier result for the same key. Non-finite floats in
-    ``metrics`` are stored as JSON null (JSON has no NaN).
+    """Store the evaluation of a factor for a strategy at a decision time (its data as of
+    then); True if it was new. A retried task rewrites the same row: the same inputs give
+    the same metrics. Non-finite floats in ``metrics`` are stored as JSON null.
     """
     document = _json_safe(metrics)
     if not isinstance(document, dict):
         raise InvalidRecordError(f"metrics must be a mapping, got {type(metrics).__name__}")
     row = conn.execute(
         """
-        INSERT INTO core.evaluations (formula_hash, strategy_id, as_of, metrics, is_alpha)
-        VALUES (%s, %s, %s, %s, %s)
-        ON CONFLICT (formula_hash, strategy_id, as_of) DO UPDATE
+        INSERT INTO core.evaluations
+            (formula_hash, strategy_id, as_of, decision_time, metrics, is_alpha)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        ON CONFLICT (formula_hash, strategy_id, decision_time) DO UPDATE
             SET metrics = EXCLUDED.metrics, is_alpha = EXCLUDED.is_alpha, evaluated_at = now()
         RETURNING (xmax = 0) AS inserted
         """,
@@ -102,6 +103,7 @@ def upsert_evaluation(
             require_text(formula_hash, "formula_hash"),
             require_text(strategy_id, "strategy_id"),
             require_date(as_of, "as_of"),
+            require_aware(decision_time, "decision_time"),
             Jsonb(document, dumps=_dumps),
             is_alpha,
         ),
@@ -110,51 +112,75 @@ def upsert_evaluation(
 
 
 def evaluations(
-    conn: psycopg.Connection, *, strategy_id: str, as_of: date, alphas_only: bool = False
+    conn: psycopg.Connection,
+    *,
+    strategy_id: str,
+    decision_time: datetime,
+    alphas_only: bool = False,
+    request_id: str | None = None,
 ) -> pd.DataFrame:
-    """The evaluations of a strategy on a date: ``formula_hash, formula, is_alpha``, the key
-    metric columns, ``metrics`` (dict) and ``evaluated_at``; best HAC t-stat first."""
+    """The evaluations of a strategy at a decision time (of ``request_id``'s candidates
+    only, when given): ``formula_hash, formula, is_alpha``, the key metric columns,
+    ``metrics`` (dict) and ``evaluated_at``; best HAC t-stat first."""
     columns = ["formula_hash", "formula", "is_alpha", *KEY_METRICS, "metrics", "evaluated_at"]
     query = sql.SQL(
         """
         SELECT e.formula_hash, f.formula, e.is_alpha, {metrics}, e.metrics, e.evaluated_at
         FROM core.evaluations AS e JOIN core.factors AS f USING (formula_hash)
-        WHERE e.strategy_id = %s AND e.as_of = %s AND (NOT %s OR e.is_alpha)
+        WHERE e.strategy_id = %(strategy)s AND e.decision_time = %(at)s
+          AND (NOT %(alphas)s OR e.is_alpha)
+          AND (%(request)s::text IS NULL OR e.formula_hash IN (
+              SELECT c.formula_hash FROM core.request_candidates AS c
+              WHERE c.request_id = %(request)s::text))
         ORDER BY e.hac_tstat DESC NULLS LAST, e.formula_hash
         """
     ).format(metrics=sql.SQL(", ").join(sql.Identifier("e", m) for m in KEY_METRICS))
-    rows = conn.execute(query, (strategy_id, require_date(as_of, "as_of"), alphas_only)).fetchall()
-    return pd.DataFrame(rows, columns=columns)
+    arguments = {
+        "strategy": strategy_id,
+        "at": require_aware(decision_time, "decision_time"),
+        "alphas": alphas_only,
+        "request": request_id,
+    }
+    return pd.DataFrame(conn.execute(query, arguments).fetchall(), columns=columns)
 
 
 def replace_alpha_pool(
-    conn: psycopg.Connection, *, strategy_id: str, as_of: date, weights: Mapping[str, float]
+    conn: psycopg.Connection,
+    *,
+    strategy_id: str,
+    as_of: date,
+    decision_time: datetime,
+    weights: Mapping[str, float],
 ) -> int:
-    """Make ``weights`` (formula_hash -> weight) the pool of a strategy on a date; a retry
+    """Make ``weights`` (formula_hash -> weight) the pool of a strategy's decision; a retry
     with the same weights leaves the same pool. Returns the number of members."""
     as_of = require_date(as_of, "as_of")
+    at = require_aware(decision_time, "decision_time")
     members = [(h, require_finite(w, f"weight of {h!r}")) for h, w in weights.items()]
     with conn.transaction():
         conn.execute(
-            "DELETE FROM core.alpha_pools WHERE strategy_id = %s AND as_of = %s",
-            (require_text(strategy_id, "strategy_id"), as_of),
+            "DELETE FROM core.alpha_pools WHERE strategy_id = %s AND decision_time = %s",
+            (require_text(strategy_id, "strategy_id"), at),
         )
         if members:
             conn.execute(
                 """
-                INSERT INTO core.alpha_pools (strategy_id, as_of, formula_hash, weight)
-                SELECT %s, %s, * FROM unnest(%s::text[], %s::float8[])
+                INSERT INTO core.alpha_pools (strategy_id, as_of, decision_time, formula_hash,
+                                              weight)
+                SELECT %s, %s, %s, * FROM unnest(%s::text[], %s::float8[])
                 """,
-                (strategy_id, as_of, [m[0] for m in members], [m[1] for m in members]),
+                (strategy_id, as_of, at, [m[0] for m in members], [m[1] for m in members]),
             )
     return len(members)
 
 
-def alpha_pool(conn: psycopg.Connection, *, strategy_id: str, as_of: date) -> dict[str, float]:
+def alpha_pool(
+    conn: psycopg.Connection, *, strategy_id: str, decision_time: datetime
+) -> dict[str, float]:
     rows = conn.execute(
         "SELECT formula_hash, weight FROM core.alpha_pools "
-        "WHERE strategy_id = %s AND as_of = %s ORDER BY formula_hash",
-        (strategy_id, require_date(as_of, "as_of")),
+        "WHERE strategy_id = %s AND decision_time = %s ORDER BY formula_hash",
+        (strategy_id, require_aware(decision_time, "decision_time")),
     ).fetchall()
     return dict(rows)
 

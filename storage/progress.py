@@ -23,7 +23,7 @@ def trigger_status(
     conn: psycopg.Connection, strategy_id: str, trigger_event_id: str
 ) -> TriggerStatus:
     request = conn.execute(
-        "SELECT request_id, n_candidates, as_of FROM core.generation_requests "
+        "SELECT request_id, n_candidates, decision_time FROM core.generation_requests "
         "WHERE strategy_id = %s AND trigger_event_id = %s",
         (strategy_id, trigger_event_id),
     ).fetchone()
@@ -42,19 +42,19 @@ def trigger_status(
         weights = dict(rows)
     if request is None:
         return TriggerStatus(None, None, 0, 0, 0, allocation_id, weights)
-    request_id, generated, as_of = request
+    request_id, generated, decided = request
     evaluated, qualified = conn.execute(
         """
         SELECT count(*), count(*) FILTER (WHERE e.is_alpha)
         FROM core.request_candidates AS c
         JOIN core.evaluations AS e ON e.formula_hash = c.formula_hash
-             AND e.strategy_id = %s AND e.as_of = %s
+             AND e.strategy_id = %s AND e.decision_time = %s
         WHERE c.request_id = %s AND c.evaluated_at IS NOT NULL
         """,
-        (strategy_id, as_of, request_id),
+        (strategy_id, decided, request_id),
     ).fetchone()
     pool = conn.execute(
-        "SELECT count(*) FROM core.alpha_pools WHERE strategy_id = %s AND as_of = %s",
-        (strategy_id, as_of),
+        "SELECT count(*) FROM core.alpha_pools WHERE strategy_id = %s AND decision_time = %s",
+        (strategy_id, decided),
     ).fetchone()[0]
     return TriggerStatus(request_id, generated, evaluated, qualified, pool, allocation_id, weights)

@@ -62,6 +62,28 @@ JOIN (
     ORDER BY strategy_id, decision_time DESC, allocation_id DESC
 ) AS latest USING (allocation_id);
 
+-- A decision is an instant, not a date: two triggers on one New York day see different
+-- data. Evaluations and alpha pools are keyed by the decision time (rows from before this
+-- version, one decision per date, get the date's midnight).
+ALTER TABLE core.evaluations ADD COLUMN decision_time timestamptz;
+UPDATE core.evaluations SET decision_time = as_of::timestamptz;
+ALTER TABLE core.evaluations ALTER COLUMN decision_time SET NOT NULL;
+ALTER TABLE core.evaluations DROP CONSTRAINT evaluations_pkey;
+ALTER TABLE core.evaluations ADD PRIMARY KEY (formula_hash, strategy_id, decision_time);
+CREATE INDEX evaluations_decision_idx ON core.evaluations (strategy_id, decision_time);
+ALTER TABLE core.alpha_pools ADD COLUMN decision_time timestamptz;
+UPDATE core.alpha_pools SET decision_time = as_of::timestamptz;
+ALTER TABLE core.alpha_pools ALTER COLUMN decision_time SET NOT NULL;
+ALTER TABLE core.alpha_pools DROP CONSTRAINT alpha_pools_pkey;
+ALTER TABLE core.alpha_pools ADD PRIMARY KEY (strategy_id, decision_time, formula_hash);
+
+-- A broker that lost its log starts its offsets again from 0, so the coordinates alone do
+-- not name a record: a dead letter is the same only if its payload is the same too.
+ALTER TABLE core.dead_letters
+    ADD COLUMN payload_sha256 bytea GENERATED ALWAYS AS (sha256(payload)) STORED,
+    DROP CONSTRAINT dead_letters_record_key,
+    ADD CONSTRAINT dead_letters_record_key UNIQUE (topic, partition, "offset", payload_sha256);
+
 -- What the reconciler found unfinished and re-drove (operators and the fault tests read it).
 CREATE TABLE core.reconciler_actions (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

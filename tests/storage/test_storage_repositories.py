@@ -23,6 +23,8 @@ from storage.ledger import is_processed, mark_processed
 from storage.market import as_panel, market_as_of, panel_to_observations, record_market_observations
 
 AS_OF = date(2024, 3, 29)
+DECIDED = datetime(2024, 3, 29, 12, 30, tzinfo=UTC)
+AT = {"as_of": AS_OF, "decision_time": DECIDED}
 
 
 def test_factor_upsert_is_idempotent_and_guards_the_hash(app_conn, unique):
@@ -46,18 +48,22 @@ def test_evaluation_upsert_overwrites_one_row_per_key(app_conn, unique):
         "n_periods": 120,
     }
     assert upsert_evaluation(
-        app_conn, formula_hash=h, strategy_id=strategy, as_of=AS_OF, metrics=metrics, is_alpha=True
+        app_conn, formula_hash=h, strategy_id=strategy, metrics=metrics, is_alpha=True, **AT
     )
     assert not upsert_evaluation(
         app_conn,
         formula_hash=h,
         strategy_id=strategy,
-        as_of=AS_OF,
         metrics={**metrics, "ls_sharpe": 1.3},
         is_alpha=True,
+        **AT,
     )
-
-    frame = evaluations(app_conn, strategy_id=strategy, as_of=AS_OF, alphas_only=True)
+    # a second decision the same day is a row of its own: it saw other data
+    later = {"as_of": AS_OF, "decision_time": DECIDED + timedelta(hours=4)}
+    assert upsert_evaluation(
+        app_conn, formula_hash=h, strategy_id=strategy, metrics=metrics, is_alpha=False, **later
+    )
+    frame = evaluations(app_conn, strategy_id=strategy, decision_time=DECIDED, alphas_only=True)
     assert len(frame) == 1
     row = frame.iloc[0]
     assert (row["ls_sharpe"], row["hac_tstat"], row["ic"]) == (1.3, 3.1, 0.05)
@@ -71,12 +77,12 @@ def test_alpha_pool_replacement_is_idempotent(app_conn, unique):
     for h in hashes:
         upsert_factor(app_conn, formula_hash=h, formula=h, origin="generator")
     replace_alpha_pool(
-        app_conn, strategy_id=strategy, as_of=AS_OF, weights={hashes[0]: 0.5, hashes[1]: 0.5}
+        app_conn, strategy_id=strategy, weights={hashes[0]: 0.5, hashes[1]: 0.5}, **AT
     )
     weights = {hashes[1]: 0.25, hashes[2]: 0.75}
-    assert replace_alpha_pool(app_conn, strategy_id=strategy, as_of=AS_OF, weights=weights) == 2
-    assert replace_alpha_pool(app_conn, strategy_id=strategy, as_of=AS_OF, weights=weights) == 2
-    assert alpha_pool(app_conn, strategy_id=strategy, as_of=AS_OF) == weights
+    assert replace_alpha_pool(app_conn, strategy_id=strategy, weights=weights, **AT) == 2
+    assert replace_alpha_pool(app_conn, strategy_id=strategy, weights=weights, **AT) == 2
+    assert alpha_pool(app_conn, strategy_id=strategy, decision_time=DECIDED) == weights
 
 
 def test_ledger_marks_once_and_rolls_back_with_the_transaction(connect_as, unique):
