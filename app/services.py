@@ -7,10 +7,12 @@ the infrastructure each waits for, which ones may be scaled out).
 
 Each ``run_*`` function builds one service's resources (pools, the producer, strategies,
 the generator) from the settings, runs it until ``stop_event`` is set, and closes what it
-opened. Errors follow one rule: a record a retry cannot cure is dead-lettered and the
-service goes on (``consumers.dead_letters.POISON``); anything else (Postgres down...)
-ends the service before its commit, so its supervisor restarts it and the record comes
-back. Heavy modules are imported inside the functions: ``alphafactory --help`` stays fast.
+opened. Errors follow one rule (``consumers.failures``): an outage of the infrastructure
+(Postgres, Kafka, Redis or Triton down) is waited out in process, the record in hand kept;
+a record a retry cannot cure is dead-lettered after bounded attempts and the service goes
+on. SIGTERM sets ``stop_event``: the work in hand is finished and committed, the rest
+handed back (tests/pipeline/test_sigterm.py). Heavy modules are imported inside the
+functions: ``alphafactory --help`` stays fast.
 """
 
 from __future__ import annotations

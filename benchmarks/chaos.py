@@ -54,6 +54,21 @@ def resident_mib(world) -> dict[str, float]:
     return found
 
 
+def differing(actual: dict, expected: dict) -> dict[str, str]:
+    """trigger -> how its weights differ from the fault-free run's (empty when identical)."""
+    found = {}
+    for trigger in sorted(set(actual) | set(expected)):
+        got, want = actual.get(trigger, {}), expected.get(trigger, {})
+        if got == want:
+            continue
+        if set(got) != set(want):
+            found[trigger] = f"assets {sorted(got)} vs {sorted(want)}"
+        else:
+            gap = max(abs(got[a] - want[a]) for a in want)
+            found[trigger] = f"max |weight difference| {gap:.3g}"
+    return found
+
+
 def burst(world, count: int) -> float:
     """``count`` releases of the series no strategy triggers on (new vintages, one feed
     burst); returns the seconds until all are stored."""
@@ -84,6 +99,7 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--months", type=int, default=240, help="synthetic market length")
+    parser.add_argument("--keep", action="store_true", help="leave the stack up to inspect")
     args = parser.parse_args()
     state = make_state_dir("alphafactory-chaos-bench-")
     market = synthetic_market(n_assets=6, n_dates=args.months, n_macro=4, seed=21, frequency="M")
@@ -100,14 +116,18 @@ def main() -> int:
         expected = fault_free_positions(world, database=f"chaos_ref_{uuid.uuid4().hex[:8]}")
         actual = positions(world.settings, world.strategy.id)
         report["positions_identical"] = actual == expected
+        report["positions_differing"] = differing(actual, expected)
         report["positions_compared"] = len(expected)
         report["rss_mib_before_burst"] = resident_mib(world)
         report["burst_stored_s"] = round(burst(world, args.burst), 1)
         report["rss_mib_after_burst"] = resident_mib(world)
         report["all_up"] = stack.status(world.settings)["up"]
     finally:
-        stack.down(world.settings)
-        shutil.rmtree(state, ignore_errors=True)
+        if args.keep:
+            report["state_dir"] = str(state)
+        else:
+            stack.down(world.settings)
+            shutil.rmtree(state, ignore_errors=True)
     print(json.dumps(report, indent=1))
     good = not report.get("violations") and report.get("positions_identical")
     return 0 if good and report.get("all_up") else 1

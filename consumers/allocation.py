@@ -72,6 +72,7 @@ def allocate_request(
             alphas_only=True,
             request_id=request.request_id,
         )
+        log.info("request %s: allocating from %d qualified alpha(s)", request_id, len(alphas))
         panel = context.panels.get(conn, strategy, request.decision_time)
         result = allocate(
             panel,

@@ -96,6 +96,12 @@ def handle_request(
         return 0
     if stored.n_candidates is None:
         _refuse_a_future_model(context, stored)
+        log.info(
+            "request %s (%s): generating %d candidates",
+            stored.request_id,
+            strategy.id,
+            request.candidates,
+        )
         candidates = _candidates(context, strategy, stored, request.candidates)
         with conn.transaction():
             for hashed, text, origin in candidates:

@@ -117,6 +117,15 @@ def release_events(releases: pd.DataFrame) -> list[MacroRelease]:
     return sorted(events, key=_release_order)
 
 
+def triggers_last_in_each_instant(
+    releases: Sequence[MacroRelease], is_trigger: Callable[[MacroRelease], bool]
+) -> list[MacroRelease]:
+    """``releases`` (in release-time order) with the triggering ones after the others of
+    the same ``released_at``: a decision at that instant sees all of them, so a replay
+    must have them stored first. Otherwise the order is kept."""
+    return sorted(releases, key=lambda release: (release.released_at, is_trigger(release)))
+
+
 def _check_bound(name: str, bound: datetime | None) -> None:
     if bound is not None and (bound.tzinfo is None or bound.utcoffset() is None):
         raise ValueError(f"{name}={bound.isoformat()} has no time zone; pass an aware datetime")
@@ -170,7 +179,8 @@ def replay(
     ``settle(event_ids)``, if given, must block until those releases are stored: it is
     called before each release that ``is_trigger``, with every release published since the
     last call, so each decision sees every earlier release whatever the partitions' lag,
-    and a replay's allocations do not depend on its speed.
+    and a replay's allocations do not depend on its speed. Triggers then go out after the
+    other releases of their instant, which their decision (at that instant) includes.
     """
     if speed is not None and not (math.isfinite(speed) and speed > 0):
         raise ValueError(f"speed must be a positive number or None, got {speed!r}")
@@ -179,6 +189,8 @@ def replay(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     chosen = select_releases(events, since=since, until=until)
+    if settle is not None:  # a trigger's decision sees every release of its own instant too
+        chosen = triggers_last_in_each_instant(chosen, is_trigger)
     stop = stop_event or threading.Event()
     sender = _Sender(publisher, settle, is_trigger)
     if speed is None:

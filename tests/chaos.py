@@ -77,15 +77,17 @@ class World:
         return [r for r in self.replay if self.strategy.triggered_by(r.series_id)]
 
 
-def make_world(state_dir: Path, market, *, n_triggers: int) -> World:
+def make_world(
+    state_dir: Path, market, *, n_triggers: int, strategy_toml: str = STRATEGY_TOML
+) -> World:
     """Settings for a stack with every service (fast reconciler), the strategy, and the
     window of the market's releases that holds its last ``n_triggers`` triggers."""
-    from producers.releases import release_events
+    from producers.releases import release_events, triggers_last_in_each_instant
 
-    strategy = Strategy.model_validate(tomllib.loads(STRATEGY_TOML))
+    strategy = Strategy.model_validate(tomllib.loads(strategy_toml))
     strategies_dir = state_dir / "strategies"
     strategies_dir.mkdir(parents=True, exist_ok=True)
-    (strategies_dir / "chaos.toml").write_text(STRATEGY_TOML)
+    (strategies_dir / f"{strategy.id}.toml").write_text(strategy_toml)
     base = isolated_settings(state_dir)
     pipeline = base.pipeline.model_copy(
         update={
@@ -103,20 +105,24 @@ def make_world(state_dir: Path, market, *, n_triggers: int) -> World:
     events = release_events(market.releases)
     triggers = [e for e in events if strategy.triggered_by(e.series_id)]
     start = pd.Timestamp(triggers[-n_triggers].released_at)
-    replay = [e for e in events if e.released_at >= start]
+    later = [e for e in events if e.released_at >= start]
+    replay = triggers_last_in_each_instant(later, lambda e: strategy.triggered_by(e.series_id))
     return World(settings, strategy, market, start, replay)
 
 
 def start_world(world: World) -> None:
-    """Generator checkpoint, the stack with its services, and the history before the window."""
+    """Generator checkpoint served by Triton, the stack with its services, and the history
+    before the window."""
+    from inference.export import export_repository
+    from inference.repository import ServingOptions
+    from inference.training import load_checkpoint
     from storage.loading import load_panel, load_releases
 
-    untrained_generator(
-        world.market.panel,
-        context=8,
-        d_model=16,
-        path=world.settings.pipeline.generator_checkpoint,
-    )
+    checkpoint = world.settings.pipeline.generator_checkpoint
+    untrained_generator(world.market.panel, context=8, d_model=16, path=checkpoint)
+    # served by Triton from the start, as after `alphafactory demo`: its restarts are faults
+    serving = ServingOptions(model_name=world.settings.triton.generator_model, instances="cpu")
+    export_repository(load_checkpoint(checkpoint), world.settings.triton.repository, serving)
     stack.up(world.settings)
     history = world.market.releases[world.market.releases["released_at"] < world.start]
     with psycopg.connect(world.settings.postgres.dsn("app"), autocommit=True) as conn:
@@ -209,11 +215,10 @@ class Feed:
         self.unsettled = []
 
     def _send(self, records) -> None:
-        from messaging.publisher import KafkaPublisher
+        from messaging.publisher import KafkaPublisher, OutgoingRecord
 
         with KafkaPublisher.open(self.settings.kafka, timeout_s=10) as publisher:
-            for key, value in records:
-                publisher.publish(MACRO_RELEASES, key=key, value=value, timeout_s=10)
+            publisher.publish_many(OutgoingRecord(MACRO_RELEASES, k, v) for k, v in records)
 
     def _missing(self, records) -> list[tuple[str, bytes]]:
         with psycopg.connect(self.settings.postgres.dsn("app"), connect_timeout=3) as conn:

@@ -103,7 +103,7 @@ class Outcome:
 
 def replay(settings: Settings, strategy, releases: pd.DataFrame, trigger: str) -> list[Outcome]:
     from messaging.publisher import KafkaPublisher
-    from producers.releases import publish_release, release_events
+    from producers.releases import publish_release, release_events, triggers_last_in_each_instant
 
     outcomes: list[Outcome] = []
     published: list[str] = []
@@ -111,7 +111,10 @@ def replay(settings: Settings, strategy, releases: pd.DataFrame, trigger: str) -
         KafkaPublisher.open(settings.kafka) as publisher,
         psycopg.connect(settings.postgres.dsn("app"), autocommit=True) as conn,
     ):
-        for event in release_events(releases):
+        events = triggers_last_in_each_instant(
+            release_events(releases), lambda release: release.series_id == trigger
+        )
+        for event in events:
             if event.series_id == trigger:
                 # every earlier release stored first, so the decision sees all of them
                 _wait_stored(conn, published)

@@ -466,6 +466,23 @@ def test_a_settled_replay_waits_before_each_trigger_for_the_releases_before_it(s
     assert settled == [ids[:1], ids[1:4]]
 
 
+def test_a_settled_replay_publishes_a_trigger_after_the_other_releases_of_its_instant(series):
+    at = datetime(2024, 1, 2, 13, 30, tzinfo=UTC)
+    # by series id the trigger would go first; its decision at `at` includes the sibling
+    history = [release(f"{series}-trigger", at), release(f"{series}-zz-sibling", at)]
+    spy, settled = SpyPublisher(None), []
+    replay(
+        spy,
+        history,
+        speed=None,
+        settle=lambda event_ids: settled.append(list(event_ids)),
+        is_trigger=lambda r: r.series_id.endswith("-trigger"),
+    )
+    published = [json.loads(r.value)["event_id"] for batch in spy.batches for r in batch]
+    assert published == [history[1].event_id, history[0].event_id]
+    assert settled == [[history[1].event_id]]
+
+
 def test_release_settling_waits_for_the_store_and_names_the_handler_when_it_is_silent(
     stack_settings, monkeypatch, series
 ):
