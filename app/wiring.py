@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from alphafactory.events import MacroRelease
     from alphafactory.settings import Settings
 
 
@@ -99,29 +102,62 @@ def strategies_by_id(settings: Settings) -> dict:
 SETTLE_TIMEOUT_S = 300.0
 
 
-def release_settling(settings: Settings):
-    """(settle, is_trigger) for a deterministic replay (``producers.releases.replay``):
-    settle waits until the given releases are stored; triggers are the series of the
-    active strategies."""
-    import time
+class ReplaySettling(NamedTuple):
+    """The waits of a deterministic replay (``producers.releases.replay``)."""
+
+    settle: Callable[[list[str]], None]  # until these releases are stored
+    is_trigger: Callable[[MacroRelease], bool]  # a trigger series of an active strategy
+    decided: Callable[[list[MacroRelease]], None]  # until their strategies decided on these
+
+
+def release_settling(settings: Settings) -> ReplaySettling:
+    """The waits of a replay against this stack's Postgres (each gives up after
+    ``SETTLE_TIMEOUT_S``, naming the service to look at)."""
+    import psycopg
 
     from storage.db import connect
     from storage.macro import count_releases
+    from storage.progress import decided_strategies
 
-    triggers = {
-        s for strategy in strategies_by_id(settings).values() for s in strategy.triggers.series
-    }
+    strategies = list(strategies_by_id(settings).values())
+    series = {s for strategy in strategies for s in strategy.triggers.series}
+    triggered = {s: {x.id for x in strategies if x.triggered_by(s)} for s in series}
+    logs = settings.state_path / "logs"
+
+    def wait(done: Callable[[object], bool], what: str, log: str) -> None:
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+
+        def give_up_after_the_deadline() -> None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{what} within {SETTLE_TIMEOUT_S:.0f} s: is the {log} running? "
+                    f"(its log: {logs / f'{log}.log'})"
+                )
+
+        while True:
+            try:
+                with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+                    while not done(conn):
+                        give_up_after_the_deadline()
+                        time.sleep(0.1)
+                return
+            except psycopg.OperationalError:  # Postgres restarting: waited out, as by services
+                give_up_after_the_deadline()
+                time.sleep(0.5)
 
     def settle(event_ids: list[str]) -> None:
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
-            while count_releases(conn, event_ids=event_ids) < len(set(event_ids)):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"{len(event_ids)} published releases were not all stored within "
-                        f"{SETTLE_TIMEOUT_S:.0f} s: is the release handler running? (its log: "
-                        f"{settings.state_path / 'logs' / 'release-handler.log'})"
-                    )
-                time.sleep(0.1)
+        wait(
+            lambda conn: count_releases(conn, event_ids=event_ids) >= len(set(event_ids)),
+            f"{len(event_ids)} published releases were not all stored",
+            "release-handler",
+        )
 
-    return settle, (lambda release: release.series_id in triggers)
+    def decided(triggers: list[MacroRelease]) -> None:
+        def all_decided(conn) -> bool:
+            return all(
+                triggered[t.series_id] <= decided_strategies(conn, t.event_id) for t in triggers
+            )
+
+        wait(all_decided, f"no decision on {[t.event_id for t in triggers]}", "allocator")
+
+    return ReplaySettling(settle, lambda release: release.series_id in triggered, decided)

@@ -36,7 +36,7 @@ from tests.chaos_checks import (  # noqa: E402
     positions,
     wait_until_finished,
 )
-from tests.stack_support import make_state_dir  # noqa: E402
+from tests.stack_support import make_state_dir, months_ending_before_now  # noqa: E402
 
 
 def resident_mib(world) -> dict[str, float]:
@@ -102,11 +102,15 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the stack up to inspect")
     args = parser.parse_args()
     state = make_state_dir("alphafactory-chaos-bench-")
-    market = synthetic_market(n_assets=6, n_dates=args.months, n_macro=4, seed=21, frequency="M")
+    start = months_ending_before_now(args.months)
+    market = synthetic_market(
+        n_assets=6, n_dates=args.months, n_macro=4, seed=21, frequency="M", start=start
+    )
     world = make_world(state, market, n_triggers=args.triggers)
     report: dict = {"triggers": len(world.triggers), "releases": len(world.replay)}
     try:
         start_world(world)
+        report["rss_mib_at_start"] = resident_mib(world)
         run = run_with_faults(world, seed=args.seed, n_faults=args.faults, n_bad=args.bad)
         outcomes = wait_until_finished(world, timeout_s=1800)
         report["replay_s"] = round(run.seconds, 1)
@@ -119,6 +123,7 @@ def main() -> int:
         report["positions_differing"] = differing(actual, expected)
         report["positions_compared"] = len(expected)
         report["rss_mib_before_burst"] = resident_mib(world)
+        report["burst_releases"] = args.burst
         report["burst_stored_s"] = round(burst(world, args.burst), 1)
         report["rss_mib_after_burst"] = resident_mib(world)
         report["all_up"] = stack.status(world.settings)["up"]

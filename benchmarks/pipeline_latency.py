@@ -38,6 +38,7 @@ from storage.progress import trigger_status  # noqa: E402
 from tests.stack_support import (  # noqa: E402
     isolated_settings,
     make_state_dir,
+    months_ending_before_now,
     untrained_generator,
 )
 
@@ -184,7 +185,14 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.candidates, args.repeats, args.workers, args.series = [20], 1, [1], 10
-    market = synthetic_market(n_assets=20, n_dates=360, n_macro=args.series, seed=2, frequency="M")
+    market = synthetic_market(
+        n_assets=20,
+        n_dates=360,
+        n_macro=args.series,
+        seed=2,
+        frequency="M",
+        start=months_ending_before_now(360),
+    )
     print(f"market: 20 assets x 360 months, {args.series} macro series; trigger M0000")
     print(
         "candidates  workers  releases  p50 s  p95 s  max s  evaluations/s  qualified"

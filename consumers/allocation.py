@@ -73,7 +73,7 @@ def allocate_request(
             request_id=request.request_id,
         )
         log.info("request %s: allocating from %d qualified alpha(s)", request_id, len(alphas))
-        panel = context.panels.get(conn, strategy, request.decision_time)
+        panel = context.panels.get(conn, strategy, request.decision_time, request.trigger_event_id)
         result = allocate(
             panel,
             strategy,

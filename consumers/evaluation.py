@@ -64,7 +64,7 @@ def evaluate_chunk(
     missing = sorted(set(hashes) - set(formulas))
     if missing:
         raise UnknownRequest(f"request {request_id!r} has no candidates {missing[:3]}")
-    panel = context.panels.get(conn, strategy, request.decision_time)
+    panel = context.panels.get(conn, strategy, request.decision_time, request.trigger_event_id)
     results = evaluate_formulas(panel, strategy, list(formulas.values()))
     with conn.transaction():
         for formula_hash, result in zip(formulas, results, strict=True):

@@ -2,9 +2,13 @@
 
 Market observations available by the decision time and macro releases made by then are
 the only inputs (``storage.market.market_as_of``, ``storage.macro.releases_until``);
-``alphafactory.decision.decision_panel`` aligns them. A worker process evaluates many
-chunks of one request, so panels are cached per (strategy, decision time): the same
-inputs always give the same panel, and a bounded cache keeps memory flat.
+``alphafactory.decision.decision_panel`` aligns them. A decision triggered by a release
+sees the releases stored before its trigger, not those stored after it (a late arrival,
+or another release of the same instant): every worker and the allocator build one panel
+per decision whatever the timing, and a re-driven one builds it again. A worker process
+evaluates many chunks of one request, so panels are cached per (strategy, decision time,
+trigger's place in the store): the same inputs always give the same panel, and a bounded
+cache keeps memory flat.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from alphafactory.formula import parse
 from alphafactory.panel import Panel
 from alphafactory.strategy import Strategy
 from storage.loading import GROUP_PREFIX
-from storage.macro import releases_until
+from storage.macro import observation_id, releases_until
 from storage.market import as_panel, market_as_of
 
 HISTORY_ROWS_BEYOND_TRAINING = 120  # warm-up rows for rolling windows before the window
@@ -61,28 +65,48 @@ def market_panel(conn: psycopg.Connection, decision_time: datetime, assets=None)
 
 
 class PanelCache:
-    """Decision panels by (strategy id, decision time), least recently used dropped."""
+    """Decision panels by (strategy id, decision time, what was stored by the trigger),
+    least recently used dropped."""
 
     def __init__(self, size: int = 8) -> None:
         self._size = size
-        self._panels: OrderedDict[tuple[str, datetime], Panel] = OrderedDict()
+        self._panels: OrderedDict[tuple[str, datetime, int | None], Panel] = OrderedDict()
 
-    def get(self, conn: psycopg.Connection, strategy: Strategy, decision_time: datetime) -> Panel:
-        key = (strategy.id, pd.Timestamp(decision_time).tz_convert("UTC").to_pydatetime())
+    def get(
+        self,
+        conn: psycopg.Connection,
+        strategy: Strategy,
+        decision_time: datetime,
+        trigger_event_id: str | None = None,
+    ) -> Panel:
+        stored_by = observation_id(conn, trigger_event_id) if trigger_event_id else None
+        at = pd.Timestamp(decision_time).tz_convert("UTC").to_pydatetime()
+        key = (strategy.id, at, stored_by)
         if key in self._panels:
             self._panels.move_to_end(key)
             return self._panels[key]
-        panel = strategy_panel(conn, strategy, decision_time)
+        panel = strategy_panel(conn, strategy, decision_time, stored_by=stored_by)
         self._panels[key] = panel
         while len(self._panels) > self._size:
             self._panels.popitem(last=False)
         return panel
 
 
-def strategy_panel(conn: psycopg.Connection, strategy: Strategy, decision_time: datetime) -> Panel:
+def strategy_panel(
+    conn: psycopg.Connection,
+    strategy: Strategy,
+    decision_time: datetime,
+    *,
+    stored_by: int | None = None,
+) -> Panel:
+    """The panel of a decision: market data available by ``decision_time`` and the
+    releases made by then, of those stored up to observation ``stored_by`` when given."""
     market = market_panel(conn, decision_time, strategy.universe.assets or None)
     releases = releases_until(
-        conn, until=decision_time, series_ids=list(strategy.formulas.operands) or None
+        conn,
+        until=decision_time,
+        series_ids=list(strategy.formulas.operands) or None,
+        stored_by=stored_by,
     )
     history = strategy.alpha.training_months + warm_up_rows(strategy)
     return decision_panel(market, releases, decision_time, history)

@@ -166,6 +166,7 @@ def replay(
     batch_size: int = DEFAULT_BATCH_SIZE,
     settle: Callable[[list[str]], None] | None = None,
     is_trigger: Callable[[MacroRelease], bool] = lambda release: True,
+    decided: Callable[[list[MacroRelease]], None] | None = None,
 ) -> int:
     """Publish ``events`` in release-time order; returns how many were acknowledged.
 
@@ -181,6 +182,10 @@ def replay(
     last call, so each decision sees every earlier release whatever the partitions' lag,
     and a replay's allocations do not depend on its speed. Triggers then go out after the
     other releases of their instant, which their decision (at that instant) includes.
+    ``decided(triggers)``, if given, must block until the decisions on those triggers have
+    ended: it is called before a trigger that shares its instant with triggers sent before
+    it, so their decisions never see it, whatever the timing (each decision sees the
+    releases sent before it, as a replay of the same releases in process would).
     """
     if speed is not None and not (math.isfinite(speed) and speed > 0):
         raise ValueError(f"speed must be a positive number or None, got {speed!r}")
@@ -192,7 +197,7 @@ def replay(
     if settle is not None:  # a trigger's decision sees every release of its own instant too
         chosen = triggers_last_in_each_instant(chosen, is_trigger)
     stop = stop_event or threading.Event()
-    sender = _Sender(publisher, settle, is_trigger)
+    sender = _Sender(publisher, settle, is_trigger, decided)
     if speed is None:
         batches = [chosen[i : i + batch_size] for i in range(0, len(chosen), batch_size)]
         return _publish_batches(sender, batches, stop)
@@ -205,9 +210,11 @@ class _Sender:
     """Publishes batches; with ``settle``, waits before each trigger for the releases
     published since the last wait to be stored."""
 
-    def __init__(self, publisher: KafkaPublisher, settle, is_trigger) -> None:
+    def __init__(self, publisher: KafkaPublisher, settle, is_trigger, decided=None) -> None:
         self._publisher, self._settle, self._is_trigger = publisher, settle, is_trigger
+        self._decided = decided
         self._unsettled: list[str] = []
+        self._instant_triggers: list[MacroRelease] = []  # sent at the latest trigger's instant
 
     def send(self, batch: list[MacroRelease]) -> None:
         if self._settle is None:
@@ -221,8 +228,15 @@ class _Sender:
                 if self._unsettled:
                     self._settle(self._unsettled)
                     self._unsettled = []
+                self._after_instant_peers(release)
             pending.append(release)
         self._publish(pending)
+
+    def _after_instant_peers(self, trigger: MacroRelease) -> None:
+        peers = [t for t in self._instant_triggers if t.released_at == trigger.released_at]
+        if peers and self._decided is not None:
+            self._decided(peers)
+        self._instant_triggers = [*peers, trigger]
 
     def _publish(self, releases: list[MacroRelease]) -> None:
         if releases:

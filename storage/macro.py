@@ -146,24 +146,41 @@ def macro_as_of(
 
 
 def releases_until(
-    conn: psycopg.Connection, *, until: datetime, series_ids: Sequence[str] | None = None
+    conn: psycopg.Connection,
+    *,
+    until: datetime,
+    series_ids: Sequence[str] | None = None,
+    stored_by: int | None = None,
 ) -> pd.DataFrame:
     """Every release (all vintages) made at or before ``until``, in release order: the
-    input of the point-in-time alignment (``alphafactory.data.releases``)."""
+    input of the point-in-time alignment (``alphafactory.data.releases``). With
+    ``stored_by`` (an observation id, see :func:`observation_id`), only the releases
+    stored up to that one: what was known when it arrived."""
     rows = conn.execute(
         """
         SELECT series_id, period, value, released_at, event_id
         FROM core.macro_observations
         WHERE released_at <= %(until)s
           AND (%(series)s::text[] IS NULL OR series_id = ANY(%(series)s::text[]))
+          AND (%(stored_by)s::bigint IS NULL OR observation_id <= %(stored_by)s::bigint)
         ORDER BY released_at, series_id, period, observation_id
         """,
         {
             "until": require_aware(until, "until"),
             "series": None if series_ids is None else list(series_ids),
+            "stored_by": stored_by,
         },
     ).fetchall()
     return _frame(rows, AS_OF_COLUMNS)
+
+
+def observation_id(conn: psycopg.Connection, event_id: str) -> int | None:
+    """The id of a stored release (ids grow in the order releases are stored); None when
+    no release has that event id (a scheduled trigger, say)."""
+    row = conn.execute(
+        "SELECT observation_id FROM core.macro_observations WHERE event_id = %s", (event_id,)
+    ).fetchone()
+    return row[0] if row else None
 
 
 def last_periods(conn: psycopg.Connection, *, series_ids: Sequence[str]) -> dict[str, date]:

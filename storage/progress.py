@@ -58,3 +58,18 @@ def trigger_status(
         (strategy_id, decided),
     ).fetchone()[0]
     return TriggerStatus(request_id, generated, evaluated, qualified, pool, allocation_id, weights)
+
+
+def decided_strategies(conn: psycopg.Connection, trigger_event_id: str) -> set[str]:
+    """The strategies whose decision on a trigger has ended: allocated, failed or skipped."""
+    rows = conn.execute(
+        """
+        SELECT r.strategy_id FROM core.generation_requests AS r
+        WHERE r.trigger_event_id = %s
+          AND (r.failed_at IS NOT NULL OR r.skipped IS NOT NULL OR EXISTS (
+              SELECT 1 FROM core.allocations AS a
+              WHERE a.strategy_id = r.strategy_id AND a.trigger_event_id = r.trigger_event_id))
+        """,
+        (trigger_event_id,),
+    ).fetchall()
+    return {strategy_id for (strategy_id,) in rows}

@@ -156,12 +156,14 @@ class Injector:
         self.applied.append((time.monotonic(), fault))
 
 
-def fault_plan(rng: random.Random, n_faults: int, window_s: float) -> list[tuple[float, str]]:
-    """(seconds from the start, fault), in time order: every kind at least once, the rest
-    drawn at random, at uniformly random moments of the window."""
+def fault_plan(rng: random.Random, n_faults: int, n_triggers: int) -> list[tuple[float, str]]:
+    """(moment, fault) in replay order: every kind at least once, the rest drawn at random.
+    A moment ``k + f`` is the fraction ``f`` of the pause after the ``k``-th trigger, while
+    its request is being generated, evaluated and allocated; moments are uniform over the
+    replay whatever its speed."""
     faults = list(FAULTS) * (n_faults // len(FAULTS)) + rng.sample(FAULTS, n_faults % len(FAULTS))
     rng.shuffle(faults)
-    return sorted((rng.uniform(0, window_s), fault) for fault in faults)
+    return sorted((rng.uniform(0, n_triggers), fault) for fault in faults)
 
 
 def bad_events(rng: random.Random, count: int, now: datetime) -> list[tuple[str, bytes]]:
@@ -261,32 +263,73 @@ def run_with_faults(
     world: World, *, seed: int, n_faults: int, n_bad: int, pace_s: float = 2.0
 ) -> Run:
     """Replay ``world`` (a pause of ``pace_s`` after each trigger, so the work overlaps
-    the faults) while a thread applies the seeded fault plan at random moments of the
-    replay, some in the middle of a batch; returns what was injected."""
+    the faults) while a thread applies the seeded fault plan at its moments of the replay,
+    some in the middle of a batch; returns what was injected."""
     rng = random.Random(seed)
-    plan = fault_plan(rng, n_faults, pace_s * len(world.triggers))
+    plan = fault_plan(rng, n_faults, len(world.triggers))
     bad = bad_events(rng, n_bad, datetime.now(UTC))
     bad_at = dict(zip(rng.sample(range(len(world.replay)), len(bad)), bad, strict=True))
+    from app.wiring import release_settling
+
+    decided = release_settling(world.settings).decided
     feed, injector, started = Feed(world.settings), Injector(world.settings), time.monotonic()
-    faults = threading.Thread(target=_apply_on_time, args=(injector, plan, started))
+    progress, instant_triggers = Progress(), []
+    faults = threading.Thread(target=_apply_in_time, args=(injector, plan, progress, pace_s))
     faults.start()
     try:
         for step, release in enumerate(world.replay):
             trigger = world.strategy.triggered_by(release.series_id)
             if trigger:
                 feed.settle()  # every earlier release stored: the decision sees all of them
+                # and the decisions on the triggers of its instant never see this one
+                instant_triggers = [
+                    t for t in instant_triggers if t.released_at == release.released_at
+                ]
+                if instant_triggers:
+                    decided(instant_triggers)
+                instant_triggers.append(release)
             feed.publish([(release.key(), release.to_json())])
             if step in bad_at:
                 feed.publish([bad_at[step]])
             if trigger:
+                progress.triggered()
                 time.sleep(pace_s)
     finally:
+        progress.finished()
         faults.join()
     feed.settle()
     return Run(injector, bad, time.monotonic() - started)
 
 
-def _apply_on_time(injector: Injector, plan: list[tuple[float, str]], started: float) -> None:
-    for at, fault in plan:
-        time.sleep(max(0.0, started + at - time.monotonic()))
+class Progress:
+    """When each trigger of the replay was published, for the fault thread to follow."""
+
+    def __init__(self) -> None:
+        self.published: list[float] = []
+        self.done = False
+        self._changed = threading.Condition()
+
+    def triggered(self) -> None:
+        with self._changed:
+            self.published.append(time.monotonic())
+            self._changed.notify_all()
+
+    def finished(self) -> None:
+        with self._changed:
+            self.done = True
+            self._changed.notify_all()
+
+    def published_at(self, k: int) -> float | None:
+        """When the ``k``-th trigger went out (None: the replay ended before it)."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self.published) > k or self.done)
+            return self.published[k] if len(self.published) > k else None
+
+
+def _apply_in_time(injector: Injector, plan, progress: Progress, pace_s: float) -> None:
+    for moment, fault in plan:
+        published = progress.published_at(int(moment))
+        if published is None:  # the replay stopped early (it failed): nothing left to hit
+            return
+        time.sleep(max(0.0, published + (moment % 1) * pace_s - time.monotonic()))
         injector.apply(fault)

@@ -94,8 +94,9 @@ def positions(settings: Settings, strategy_id: str) -> dict[str, dict[str, float
 
 
 def fault_free_positions(world: World, database: str) -> dict[str, dict[str, float]]:
-    """The same releases through the same pipeline code, in process and in order, on a
-    fresh database of the same server: what the faulty run must reproduce bit for bit."""
+    """The same releases through the same pipeline code, in process and in order (each
+    trigger decided before the next release is stored), on a fresh database of the same
+    server: what the faulty run must reproduce bit for bit."""
     from consumers.allocation import AllocationContext, allocate_request
     from consumers.evaluation import EvaluationContext, evaluate_chunk
     from consumers.generation import GenerationContext, handle_request
@@ -134,8 +135,9 @@ def fault_free_positions(world: World, database: str) -> dict[str, dict[str, flo
             threading.Event(),
         )
         now = datetime.now(UTC)
-        for release in world.replay:
+        for release in world.replay:  # each decision sees the releases sent before it
             handle_release(conn, release.to_json(), [world.strategy], now=now)
-        for trigger in world.triggers:
-            handle_request(conn, generation, release_request(world.strategy, trigger, now=now))
+            if world.strategy.triggered_by(release.series_id):
+                request = release_request(world.strategy, release, now=now)
+                handle_request(conn, generation, request)
     return positions(settings, world.strategy.id)

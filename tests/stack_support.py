@@ -8,6 +8,8 @@ import socket
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from alphafactory.settings import Settings, load_settings
 
 
@@ -23,6 +25,13 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def months_ending_before_now(n_months: int) -> str:
+    """The ``start`` of a monthly synthetic market of ``n_months`` whose last month, and
+    so its last release, lies before now: the release handler refuses future events."""
+    first = pd.Timestamp.now(tz="UTC").normalize() - pd.DateOffset(months=n_months + 3)
+    return first.strftime("%Y-%m-01")
 
 
 def make_state_dir(prefix: str = "alphafactory-test-") -> Path:

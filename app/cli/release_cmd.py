@@ -218,7 +218,7 @@ def run_replay(args, settings: Settings) -> int:
     if not args.no_wait:
         from app.wiring import release_settling
 
-        options["settle"], options["is_trigger"] = release_settling(settings)
+        options.update(release_settling(settings)._asdict())
     stop = threading.Event()
     try:
         with _stop_on_ctrl_c(stop), _open_publisher(settings) as publisher:

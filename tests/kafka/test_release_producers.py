@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import uuid
@@ -483,6 +484,33 @@ def test_a_settled_replay_publishes_a_trigger_after_the_other_releases_of_its_in
     assert settled == [[history[1].event_id]]
 
 
+def test_a_trigger_sharing_its_instant_waits_for_the_decisions_on_the_earlier_ones(series):
+    at = datetime(2024, 1, 2, 13, 30, tzinfo=UTC)
+    history = [
+        release(f"{series}-a-trigger", at),
+        release(f"{series}-b-trigger", at),
+        release(f"{series}-c-trigger", at),
+        release(f"{series}-a-trigger", at + timedelta(days=1), date(2024, 1, 1)),
+    ]
+    spy, waits = SpyPublisher(None), []
+
+    def decided(triggers):  # what was published when each wait began
+        published = [json.loads(r.value)["event_id"] for batch in spy.batches for r in batch]
+        waits.append(([t.event_id for t in triggers], published))
+
+    replay(
+        spy,
+        history,
+        speed=None,
+        settle=lambda event_ids: None,
+        is_trigger=lambda r: r.series_id.endswith("-trigger"),
+        decided=decided,
+    )
+    ids = [e.event_id for e in history]
+    # b waits for a's decision, c for a's and b's; the next instant waits for nothing
+    assert waits == [(ids[:1], ids[:1]), (ids[:2], ids[:2])]
+
+
 def test_release_settling_waits_for_the_store_and_names_the_handler_when_it_is_silent(
     stack_settings, monkeypatch, series
 ):
@@ -490,7 +518,7 @@ def test_release_settling_waits_for_the_store_and_names_the_handler_when_it_is_s
     from storage.db import connect
     from storage.macro import record_macro_observation
 
-    settle, is_trigger = wiring.release_settling(stack_settings)
+    settle, is_trigger, decided = wiring.release_settling(stack_settings)
     stored = release(series, datetime(2024, 1, 2, 13, 30, tzinfo=UTC))
     with connect(stack_settings.postgres.dsn("app"), autocommit=True) as conn:
         record_macro_observation(conn, **stored.model_dump(exclude={"schema_version"}))
@@ -500,6 +528,10 @@ def test_release_settling_waits_for_the_store_and_names_the_handler_when_it_is_s
     monkeypatch.setattr(wiring, "SETTLE_TIMEOUT_S", 0.3)
     with pytest.raises(TimeoutError, match="release-handler.log"):
         settle([stored.event_id, f"{series}-never-published"])
+    cpi = stored.model_copy(update={"series_id": "us_core_cpi"})
+    expected = f"no decision on.*{re.escape(stored.event_id)}.*allocator.log"
+    with pytest.raises(TimeoutError, match=expected):
+        decided([cpi])  # no strategy has decided on it
 
 
 def test_cli_replay_rejects_a_bad_speed(cli):

@@ -233,11 +233,11 @@ class FailingPanels:
     def __init__(self, real, error: Exception, times: int) -> None:
         self.real, self.error, self.left = real, error, times
 
-    def get(self, conn, strategy, decision_time):
+    def get(self, conn, strategy, decision_time, trigger_event_id=None):
         if self.left:
             self.left -= 1
             raise self.error
-        return self.real.get(conn, strategy, decision_time)
+        return self.real.get(conn, strategy, decision_time, trigger_event_id)
 
 
 def _chunk(conn, market, strategy, contexts, trigger, row=100):

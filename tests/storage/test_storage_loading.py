@@ -49,3 +49,42 @@ def test_a_loaded_dataset_reads_back_as_the_same_point_in_time_panel(fresh_db, m
             np.testing.assert_array_equal(from_db.macro[name], values)
         cache = PanelCache(size=1)
         assert cache.get(conn, strategy, when) is cache.get(conn, strategy, when)
+
+
+def test_a_decision_sees_what_was_stored_before_its_trigger_whatever_arrives_later(
+    fresh_db, market
+):
+    import psycopg
+
+    from storage.admin import prepare_database
+    from storage.macro import record_macro_observation
+
+    settings = fresh_db()
+    prepare_database(settings)
+    series = sorted(market.releases["series_id"].unique())
+    when = (pd.Timestamp(market.panel.dates[40]) + pd.Timedelta(days=20)).tz_localize(UTC)
+    period = pd.Timestamp(market.panel.dates[40]).date()
+    strategy = Strategy.model_validate({"id": "s", "alpha": {"training_months": 24}})
+
+    def release(series_id: str, value: float) -> dict:
+        event_id = f"{series_id}:{period}:at-decision"
+        return dict(
+            series_id=series_id, period=period, value=value, released_at=when, event_id=event_id
+        )
+
+    with psycopg.connect(settings.dsn("app"), autocommit=True) as conn:
+        load_panel(conn, market.panel)
+        load_releases(conn, market.releases[market.releases["released_at"] < when])
+        trigger = release(series[0], 1.0)
+        record_macro_observation(conn, **trigger)
+        cache = PanelCache()
+        before = cache.get(conn, strategy, when, trigger["event_id"])
+        # a release of the same instant (or a late one) stored after the trigger
+        record_macro_observation(conn, **release(series[1], 99.0))
+        again = PanelCache().get(conn, strategy, when, trigger["event_id"])
+        everything = PanelCache().get(conn, strategy, when)
+    assert before.macro[series[0]][-1] == 1.0
+    for name, values in before.macro.items():  # a fresh cache rebuilds the same panel
+        np.testing.assert_array_equal(again.macro[name], values)
+    assert everything.macro[series[1]][-1] == 99.0  # without a trigger: all stored by now
+    assert before.macro[series[1]][-1] != 99.0
