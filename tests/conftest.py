@@ -18,3 +18,17 @@ def stack_settings():
             yield settings
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def cli(stack_settings, capsys):
+    """Runs `alphafactory ARGS...` in process; returns (exit code, stdout, stderr)."""
+    from app.cli.main import build_parser
+
+    def run(*argv: str, settings=stack_settings) -> tuple[int, str, str]:
+        args = build_parser().parse_args(list(argv))
+        code = args.handler(args, settings)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -14,6 +14,7 @@ import logging
 import sys
 
 from app.cli import (
+    data_cmd,
     db_cmd,
     demo_cmd,
     factor_cmd,
@@ -27,6 +28,7 @@ from app.cli import (
 SUBCOMMANDS = (
     stack_cmd,
     db_cmd,
+    data_cmd,
     factor_cmd,
     generator_cmd,
     demo_cmd,

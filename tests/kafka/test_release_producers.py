@@ -22,7 +22,6 @@ from alphafactory.data.synthetic import synthetic_market
 from alphafactory.events import MacroRelease, decode
 from alphafactory.settings import KafkaSettings
 from alphafactory.topics import MACRO_RELEASES
-from app.cli.main import build_parser
 from app.cli.release_cmd import _stop_on_ctrl_c
 from messaging.admin import ensure_topics
 from messaging.publisher import KafkaPublisher
@@ -49,19 +48,6 @@ def publisher(kafka_settings):
     ensure_topics(kafka_settings, [MACRO_RELEASES])
     with KafkaPublisher.open(kafka_settings) as opened:
         yield opened
-
-
-@pytest.fixture
-def cli(stack_settings, capsys):
-    """Runs `alphafactory ARGS...` in process; returns (exit code, stdout, stderr)."""
-
-    def run(*argv: str, settings=stack_settings) -> tuple[int, str, str]:
-        args = build_parser().parse_args(list(argv))
-        code = args.handler(args, settings)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def release(series: str, at: datetime, period: date = date(2023, 12, 1)) -> MacroRelease:

@@ -1,0 +1,79 @@
+"""`alphafactory data load`: a user's panel or release file (or the bundled set) into the
+point-in-time store, idempotently: loading the same file again stores nothing new, and a
+file with a bad row stores nothing at all (the error names file, line, column, value)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alphafactory.settings import Settings
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("data", help="load market data and macro releases")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    load = actions.add_parser(
+        "load",
+        help="store a panel file, a release file or the bundled data (idempotent)",
+        description="Store data point-in-time. Panel files follow the panel contract "
+        "(date, asset, one column per field; CSV or Parquet), each value available at the "
+        "end of its date's New York day. Release files are either simple (series_id, "
+        "period, value, released_at with its UTC offset) or ALFRED vintages (series_id, "
+        "date, value, realtime_start), each vintage released at --release-time in New York.",
+    )
+    what = load.add_mutually_exclusive_group(required=True)
+    what.add_argument("--panel", metavar="FILE", help="a panel file (CSV or Parquet)")
+    what.add_argument("--releases", metavar="FILE", help="a release file (CSV or Parquet)")
+    what.add_argument("--bundled", action="store_true", help="the bundled panel and releases")
+    load.add_argument(
+        "--release-time",
+        default="08:30",
+        metavar="HH:MM",
+        help="New York clock time of ALFRED vintages (default 08:30)",
+    )
+    load.set_defaults(handler=run_load)
+
+
+def run_load(args, settings: Settings) -> int:
+    from alphafactory.data.errors import DataError
+    from storage.db import connect
+    from storage.errors import StorageError
+
+    try:
+        what, panel, releases = _read(args)
+        with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+            stored = _store(conn, panel, releases)
+    except (DataError, StorageError) as error:
+        print(f"alphafactory: {error}", file=sys.stderr)
+        return 1
+    print(f"{what}: {stored} new observation(s) stored")
+    return 0
+
+
+def _read(args):
+    """(description, panel or None, release table or None) of what to load."""
+    if args.bundled:
+        from alphafactory.data.bundled import bundled_market
+
+        market = bundled_market()
+        return "bundled data", market.panel, market.releases
+    if args.panel:
+        from alphafactory.data.panel_files import load_panel
+
+        return args.panel, load_panel(args.panel), None
+    from datetime import UTC, datetime
+
+    from alphafactory.data.release_files import read_release_file
+
+    table = read_release_file(args.releases, release_time=args.release_time, now=datetime.now(UTC))
+    return args.releases, None, table
+
+
+def _store(conn, panel, releases) -> int:
+    from storage.loading import load_panel, load_releases
+
+    with conn.transaction():  # all of it or, on an error, nothing
+        stored = load_panel(conn, panel) if panel is not None else 0
+        return stored + (load_releases(conn, releases) if releases is not None else 0)
