@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 import uuid
@@ -29,14 +28,14 @@ sys.path.insert(0, str(ROOT))
 from alphafactory.data import synthetic_market  # noqa: E402
 from app import stack  # noqa: E402
 from app.services import SERVICES  # noqa: E402
-from tests.chaos import Feed, make_world, run_with_faults, start_world  # noqa: E402
+from tests.chaos import Feed, run_with_faults, running_world  # noqa: E402
 from tests.chaos_checks import (  # noqa: E402
     fault_free_positions,
     invariants,
     positions,
     wait_until_finished,
 )
-from tests.stack_support import make_state_dir, months_ending_before_now  # noqa: E402
+from tests.stack_support import months_ending_before_now  # noqa: E402
 
 
 def resident_mib(world) -> dict[str, float]:
@@ -91,6 +90,29 @@ def burst(world, count: int) -> float:
     return time.monotonic() - started
 
 
+def measure(world, args) -> dict:
+    """The run with faults, its checks, then the burst: the figures of CHAOS.md."""
+    report: dict = {"triggers": len(world.triggers), "releases": len(world.replay)}
+    report["rss_mib_at_start"] = resident_mib(world)
+    run = run_with_faults(world, seed=args.seed, n_faults=args.faults, n_bad=args.bad)
+    outcomes = wait_until_finished(world, timeout_s=1800)
+    report["replay_s"] = round(run.seconds, 1)
+    report["faults"] = dict(Counter(fault for _, fault in run.injector.applied))
+    report["outcomes"] = dict(Counter(v.split(":")[0] for v in outcomes.values()))
+    report["violations"] = invariants(world, run)
+    expected = fault_free_positions(world, database=f"chaos_ref_{uuid.uuid4().hex[:8]}")
+    actual = positions(world.settings, world.strategy.id)
+    report["positions_identical"] = actual == expected
+    report["positions_differing"] = differing(actual, expected)
+    report["positions_compared"] = len(expected)
+    report["rss_mib_before_burst"] = resident_mib(world)
+    report["burst_releases"] = args.burst
+    report["burst_stored_s"] = round(burst(world, args.burst), 1)
+    report["rss_mib_after_burst"] = resident_mib(world)
+    report["all_up"] = stack.status(world.settings)["up"]
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--triggers", type=int, default=120)
@@ -101,38 +123,15 @@ def main() -> int:
     parser.add_argument("--months", type=int, default=240, help="synthetic market length")
     parser.add_argument("--keep", action="store_true", help="leave the stack up to inspect")
     args = parser.parse_args()
-    state = make_state_dir("alphafactory-chaos-bench-")
     start = months_ending_before_now(args.months)
     market = synthetic_market(
         n_assets=6, n_dates=args.months, n_macro=4, seed=21, frequency="M", start=start
     )
-    world = make_world(state, market, n_triggers=args.triggers)
-    report: dict = {"triggers": len(world.triggers), "releases": len(world.replay)}
-    try:
-        start_world(world)
-        report["rss_mib_at_start"] = resident_mib(world)
-        run = run_with_faults(world, seed=args.seed, n_faults=args.faults, n_bad=args.bad)
-        outcomes = wait_until_finished(world, timeout_s=1800)
-        report["replay_s"] = round(run.seconds, 1)
-        report["faults"] = dict(Counter(fault for _, fault in run.injector.applied))
-        report["outcomes"] = dict(Counter(v.split(":")[0] for v in outcomes.values()))
-        report["violations"] = invariants(world, run)
-        expected = fault_free_positions(world, database=f"chaos_ref_{uuid.uuid4().hex[:8]}")
-        actual = positions(world.settings, world.strategy.id)
-        report["positions_identical"] = actual == expected
-        report["positions_differing"] = differing(actual, expected)
-        report["positions_compared"] = len(expected)
-        report["rss_mib_before_burst"] = resident_mib(world)
-        report["burst_releases"] = args.burst
-        report["burst_stored_s"] = round(burst(world, args.burst), 1)
-        report["rss_mib_after_burst"] = resident_mib(world)
-        report["all_up"] = stack.status(world.settings)["up"]
-    finally:
+    prefix, options = "alphafactory-chaos-bench-", {"n_triggers": args.triggers}
+    with running_world(prefix, market, keep=args.keep, **options) as world:
+        report = measure(world, args)
         if args.keep:
-            report["state_dir"] = str(state)
-        else:
-            stack.down(world.settings)
-            shutil.rmtree(state, ignore_errors=True)
+            report["state_dir"] = str(world.settings.state_path)
     print(json.dumps(report, indent=1))
     good = not report.get("violations") and report.get("positions_identical")
     return 0 if good and report.get("all_up") else 1

@@ -15,10 +15,12 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import threading
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +33,7 @@ from alphafactory.settings import Settings
 from alphafactory.strategy import Strategy
 from alphafactory.topics import MACRO_RELEASES
 from app import stack
-from tests.stack_support import isolated_settings, untrained_generator
+from tests.stack_support import isolated_settings, make_state_dir, untrained_generator
 
 SERVICE_FAULTS = tuple(f"kill:{name}" for name in ("release-handler", "generator", "worker"))
 SERVICE_FAULTS += tuple(f"kill:{name}" for name in ("allocator", "relay", "reconciler"))
@@ -108,6 +110,21 @@ def make_world(
     later = [e for e in events if e.released_at >= start]
     replay = triggers_last_in_each_instant(later, lambda e: strategy.triggered_by(e.series_id))
     return World(settings, strategy, market, start, replay)
+
+
+@contextlib.contextmanager
+def running_world(prefix: str, market, *, keep: bool = False, **options) -> Iterator[World]:
+    """A started world (:func:`make_world` ``options``) in a new state directory, its
+    stack brought down and the directory removed afterwards (unless ``keep``)."""
+    state = make_state_dir(prefix)
+    world = make_world(state, market, **options)
+    try:
+        start_world(world)
+        yield world
+    finally:
+        if not keep:
+            stack.down(world.settings)
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def start_world(world: World) -> None:

@@ -8,7 +8,6 @@ fault-free run of the same releases, and every service is up."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from pathlib import Path
 
@@ -17,29 +16,22 @@ import pytest
 from alphafactory.data import synthetic_market
 from alphafactory.settings import LOCAL_DEFAULT_PASSWORDS
 from app import stack
-from tests.chaos import FAULTS, make_world, run_with_faults, start_world
+from tests.chaos import FAULTS, run_with_faults, running_world
 from tests.chaos_checks import (
     fault_free_positions,
     invariants,
     positions,
     wait_until_finished,
 )
-from tests.stack_support import make_state_dir
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def world():
-    state = make_state_dir("alphafactory-chaos-")
     market = synthetic_market(n_assets=6, n_dates=120, n_macro=4, seed=21, frequency="M")
-    built = make_world(state, market, n_triggers=12)
-    try:
-        start_world(built)
-        yield built
-    finally:
-        stack.down(built.settings)
-        shutil.rmtree(state, ignore_errors=True)
+    with running_world("alphafactory-chaos-", market, n_triggers=12) as started:
+        yield started
 
 
 @pytest.mark.timeout(900)

@@ -7,7 +7,6 @@ falls between the lines that start and finish the work."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from datetime import timedelta
@@ -19,8 +18,7 @@ import pytest
 from alphafactory.data import synthetic_market
 from app import stack
 from app.services import SERVICES
-from tests.chaos import STRATEGY_TOML, Feed, make_world, start_world, until_it_works
-from tests.stack_support import make_state_dir
+from tests.chaos import STRATEGY_TOML, Feed, running_world, until_it_works
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +32,10 @@ EXIT_TIMEOUT_S = 60.0
 
 @pytest.fixture(scope="module")
 def world():
-    state = make_state_dir("alphafactory-sigterm-")
     market = synthetic_market(n_assets=6, n_dates=96, n_macro=4, seed=21, frequency="M")
-    built = make_world(state, market, n_triggers=3, strategy_toml=BUSY_STRATEGY)
-    try:
-        start_world(built)
-        yield built
-    finally:
-        stack.down(built.settings)
-        shutil.rmtree(state, ignore_errors=True)
+    options = {"n_triggers": 3, "strategy_toml": BUSY_STRATEGY}
+    with running_world("alphafactory-sigterm-", market, **options) as started:
+        yield started
 
 
 class Service:
