@@ -1,7 +1,7 @@
 """The decision panel of a strategy, read from Postgres as of the decision time.
 
 Market observations available by the decision time and macro releases made by then are
-the only inputs (``storage.market.market_as_of``, ``storage.macro.releases_until``);
+the only inputs (``storage.market.latest_as_of``, ``storage.macro.releases_until``);
 ``alphafactory.decision.decision_panel`` aligns them. A decision triggered by a release
 sees the releases stored before its trigger, not those stored after it (a late arrival,
 or another release of the same instant): every worker and the allocator build one panel
@@ -22,11 +22,11 @@ import psycopg
 
 from alphafactory.decision import decision_panel
 from alphafactory.formula import parse
+from alphafactory.observations import GROUP_PREFIX
 from alphafactory.panel import Panel
 from alphafactory.strategy import Strategy
-from storage.loading import GROUP_PREFIX
 from storage.macro import observation_id, releases_until
-from storage.market import as_panel, market_as_of
+from storage.market import latest_as_of
 
 HISTORY_ROWS_BEYOND_TRAINING = 120  # warm-up rows for rolling windows before the window
 
@@ -44,23 +44,22 @@ class NoMarketData(LookupError):
 
 def market_panel(conn: psycopg.Connection, decision_time: datetime, assets=None) -> Panel:
     """Every market field available by ``decision_time`` as a dense panel."""
-    frame = market_as_of(conn, as_of=decision_time, assets=list(assets) if assets else None)
-    if frame.empty:
+    latest = latest_as_of(conn, as_of=decision_time, assets=list(assets) if assets else None)
+    if len(latest.days) == 0:
         raise NoMarketData(f"no market observations were available by {decision_time.isoformat()}")
-    wide = as_panel(frame).sort_values(["date", "asset"])
-    dates = np.unique(wide["date"].to_numpy("datetime64[ns]"))
-    names = np.unique(wide["asset"].astype(str).to_numpy())
-    row = np.searchsorted(dates, wide["date"].to_numpy("datetime64[ns]"))
-    col = np.searchsorted(names, wide["asset"].astype(str).to_numpy())
+    days, row = np.unique(latest.days, return_inverse=True)
+    names, col = np.unique(latest.assets.astype(str), return_inverse=True)
     fields, groups = {}, {}
-    for name in (c for c in wide.columns if c not in ("date", "asset")):
-        dense = np.full((len(dates), len(names)), np.nan)
-        dense[row, col] = wide[name].to_numpy(np.float64)
+    for name in np.unique(latest.fields.astype(str)).tolist():
+        mine = latest.fields == name
+        dense = np.full((len(days), len(names)), np.nan)
+        dense[row[mine], col[mine]] = latest.values[mine]
         if name.startswith(GROUP_PREFIX):
             codes = np.where(np.isfinite(dense), dense, -1).astype(np.int64)
             groups[name.removeprefix(GROUP_PREFIX)] = codes
         else:
             fields[name] = dense
+    dates = days.astype("datetime64[D]").astype("datetime64[ns]")
     return Panel(dates=dates, assets=names, fields=fields, groups=groups)
 
 

@@ -14,6 +14,7 @@ import psycopg
 
 from storage.db import require_aware
 from storage.errors import InvalidRecordError
+from storage.market_blocks import StoredObservations, read_observations
 
 OBSERVATION_COLUMNS = ["asset", "date", "field", "value", "available_at"]
 # Rows per INSERT: large enough to amortise the round trip, small enough to keep the
@@ -70,31 +71,55 @@ def market_as_of(
     Long frame ``date, asset, field, value, available_at`` sorted by date, asset, field;
     ``None`` filters select everything, ``start``/``end`` bound dates inclusively.
     """
-    as_of = require_aware(as_of, "as_of")
-    rows = conn.execute(
-        """
-        SELECT DISTINCT ON (field, asset, date) date, asset, field, value, available_at
-        FROM core.market_observations
-        WHERE available_at <= %(as_of)s
-          AND (%(fields)s::text[] IS NULL OR field = ANY(%(fields)s::text[]))
-          AND (%(assets)s::text[] IS NULL OR asset = ANY(%(assets)s::text[]))
-          AND (%(start)s::date IS NULL OR date >= %(start)s::date)
-          AND (%(end)s::date IS NULL OR date <= %(end)s::date)
-        ORDER BY field, asset, date, available_at DESC
-        """,
+    latest = latest_as_of(conn, as_of=as_of, fields=fields, assets=assets, start=start, end=end)
+    frame = pd.DataFrame(
         {
-            "as_of": as_of,
-            "fields": None if fields is None else list(fields),
-            "assets": None if assets is None else list(assets),
-            "start": start,
-            "end": end,
-        },
-    ).fetchall()
-    frame = pd.DataFrame(rows, columns=["date", "asset", "field", "value", "available_at"])
-    frame["date"] = pd.to_datetime(frame["date"])
-    frame["value"] = frame["value"].astype("float64")
-    frame["available_at"] = pd.to_datetime(frame["available_at"], utc=True)
+            "date": pd.to_datetime(latest.days.astype("datetime64[D]")).as_unit("ns"),
+            "asset": latest.assets.astype(str),
+            "field": latest.fields.astype(str),
+            "value": latest.values,
+            "available_at": pd.to_datetime(latest.available_us, unit="us", utc=True),
+        }
+    )
     return frame.sort_values(["date", "asset", "field"], ignore_index=True)
+
+
+def latest_as_of(
+    conn: psycopg.Connection,
+    *,
+    as_of: datetime,
+    fields: Sequence[str] | None = None,
+    assets: Sequence[str] | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> StoredObservations:
+    """:func:`market_as_of` as columns: one entry per (asset, field, date), its latest
+    vintage by ``as_of`` (of two stored with the same ``available_at``, the first stored)."""
+    stored = read_observations(
+        conn,
+        as_of=require_aware(as_of, "as_of"),
+        fields=fields,
+        assets=assets,
+        start=start,
+        end=end,
+    )
+    return latest_vintages(stored)
+
+
+def latest_vintages(stored: StoredObservations) -> StoredObservations:
+    """The latest vintage of each (asset, field, date) of ``stored``."""
+    if len(stored.days) == 0:
+        return stored
+    _, asset = np.unique(stored.assets.astype(str), return_inverse=True)
+    _, field = np.unique(stored.fields.astype(str), return_inverse=True)
+    order = np.lexsort((-stored.ingested_us, stored.available_us, stored.days, field, asset))
+    key = [asset[order], field[order], stored.days[order]]
+    last = np.ones(len(order), bool)
+    last[:-1] = ~(
+        (key[0][1:] == key[0][:-1]) & (key[1][1:] == key[1][:-1]) & (key[2][1:] == key[2][:-1])
+    )
+    pick = order[last]
+    return stored.take(pick)
 
 
 def as_panel(observations: pd.DataFrame) -> pd.DataFrame:

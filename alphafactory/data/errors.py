@@ -11,7 +11,9 @@ working)::
     ├── NonNumericError          a field column holds text that is not a number
     ├── DateParseError           a `date` cell that is not a date
     ├── UnsortedDatesError       rows not in ascending date order
-    └── InconsistentMacroError   a macro column differs between assets on one date
+    ├── InconsistentMacroError   a macro column differs between assets on one date
+    └── AvailabilityError        an `available_at` cell without a zone, before its date or
+                                 after now
 
 Each message names the file, the column or row, the offending value and what was expected.
 """
@@ -52,4 +54,8 @@ class UnsortedDatesError(DataError):
 
 
 class InconsistentMacroError(DataError):
+    pass
+
+
+class AvailabilityError(DataError):
     pass

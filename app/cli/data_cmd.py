@@ -19,8 +19,10 @@ def register(commands) -> None:
         help="store a panel file, a release file or the bundled data (idempotent)",
         description="Store data point-in-time. Panel files follow the panel contract "
         "(date, asset, one column per field; CSV or Parquet), each value available at the "
-        "end of its date's New York day. Release files are either simple (series_id, "
-        "period, value, released_at with its UTC offset) or ALFRED vintages (series_id, "
+        "end of its date's New York day or, with an available_at column, at that time "
+        "(ISO-8601 with its UTC offset; several vintages of a value are revisions). "
+        "Release files are either simple (series_id, period, value, released_at with its "
+        "UTC offset) or ALFRED vintages (series_id, "
         "date, value, realtime_start), each vintage released at --release-time in New York.",
     )
     what = load.add_mutually_exclusive_group(required=True)
@@ -42,9 +44,9 @@ def run_load(args, settings: Settings) -> int:
     from storage.errors import StorageError
 
     try:
-        what, panel, releases = _read(args)
+        what, market, releases = _read(args)
         with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
-            stored = _store(conn, panel, releases)
+            stored = _store(conn, market, releases)
     except (DataError, StorageError) as error:
         print(f"alphafactory: {error}", file=sys.stderr)
         return 1
@@ -53,27 +55,30 @@ def run_load(args, settings: Settings) -> int:
 
 
 def _read(args):
-    """(description, panel or None, release table or None) of what to load."""
+    """(description, market observations or None, release table or None) to load."""
+    from datetime import UTC, datetime
+
+    from alphafactory.observations import MarketObservations
+
     if args.bundled:
         from alphafactory.data.bundled import bundled_market
 
         market = bundled_market()
-        return "bundled data", market.panel, market.releases
+        return "bundled data", MarketObservations.from_panel(market.panel), market.releases
+    now = datetime.now(UTC)
     if args.panel:
-        from alphafactory.data.panel_files import load_panel
+        from alphafactory.data.market_files import read_market_file
 
-        return args.panel, load_panel(args.panel), None
-    from datetime import UTC, datetime
-
+        return args.panel, read_market_file(args.panel, now=now), None
     from alphafactory.data.release_files import read_release_file
 
-    table = read_release_file(args.releases, release_time=args.release_time, now=datetime.now(UTC))
+    table = read_release_file(args.releases, release_time=args.release_time, now=now)
     return args.releases, None, table
 
 
-def _store(conn, panel, releases) -> int:
-    from storage.loading import load_panel, load_releases
+def _store(conn, market, releases) -> int:
+    from storage.loading import load_observations, load_releases
 
     with conn.transaction():  # all of it or, on an error, nothing
-        stored = load_panel(conn, panel) if panel is not None else 0
+        stored = load_observations(conn, market) if market is not None else 0
         return stored + (load_releases(conn, releases) if releases is not None else 0)

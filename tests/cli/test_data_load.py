@@ -81,7 +81,7 @@ def test_a_user_panel_loads_once(cli, stack_settings, tmp_path):
     assert "0 new observation(s)" in out
     with psycopg.connect(stack_settings.postgres.dsn("app")) as conn:
         available = conn.execute(
-            "SELECT min(available_at) FROM core.market_observations WHERE asset = ANY(%s)",
+            "SELECT min(available_at) FROM core.market_observations_all WHERE asset = ANY(%s)",
             (assets,),
         ).fetchone()[0]
     # the end of 2020-01-31 in New York (EST, UTC-5)
@@ -101,8 +101,54 @@ def test_the_bundled_set_loads_into_an_empty_store_once(cli, stack_settings):
     assert code == 0, err
     first = int(out.split(": ")[1].split()[0])
     with psycopg.connect(postgres.dsn("app")) as conn:
-        market = conn.execute("SELECT count(*) FROM core.market_observations").fetchone()[0]
+        market = conn.execute("SELECT count(*) FROM core.market_observations_all").fetchone()[0]
         macro = conn.execute("SELECT count(*) FROM core.macro_observations").fetchone()[0]
     assert market > 0 and macro > 0 and first == market + macro
     code, out, _ = cli("data", "load", "--bundled", settings=settings)
     assert code == 0 and "0 new observation(s)" in out
+
+
+def test_a_panel_with_available_at_stores_each_vintage_as_of_its_time(
+    cli, stack_settings, tmp_path
+):
+    from storage.market import market_as_of
+
+    asset = f"V{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "vintages.csv"
+    path.write_text(
+        "date,asset,close,available_at\n"
+        f"2020-01-31,{asset},10.0,2020-01-31T16:15:00-05:00\n"
+        f"2020-01-31,{asset},10.5,2020-02-03T09:00:00-05:00\n"  # a revision, three days on
+    )
+    code, out, err = cli("data", "load", "--panel", str(path))
+    assert code == 0, err
+    assert "2 new observation(s)" in out
+
+    def close_as_of(when: str) -> list[float]:
+        with psycopg.connect(stack_settings.postgres.dsn("app")) as conn:
+            found = market_as_of(conn, as_of=datetime.fromisoformat(when), assets=[asset])
+        return found["value"].tolist()
+
+    assert close_as_of("2020-01-31T16:14:59-05:00") == []
+    assert close_as_of("2020-01-31T16:15:00-05:00") == [10.0]
+    assert close_as_of("2020-02-03T09:00:00-05:00") == [10.5]
+
+
+def test_a_panel_with_a_zoneless_available_at_stores_nothing_and_names_it(
+    cli, stack_settings, tmp_path
+):
+    asset = f"Z{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "zoneless.csv"
+    path.write_text(
+        "date,asset,close,available_at\n"
+        f"2020-01-30,{asset},9.0,2020-01-30T16:15:00-05:00\n"
+        f"2020-01-31,{asset},10.0,2020-01-31 16:15\n"
+    )
+    code, _, err = cli("data", "load", "--panel", str(path))
+    assert code == 1
+    assert "row 2 (first data row = 1), column 'available_at': '2020-01-31 16:15'" in err
+    with psycopg.connect(stack_settings.postgres.dsn("app")) as conn:
+        stored = conn.execute(
+            "SELECT count(*) FROM core.market_observations_all WHERE asset = %s", (asset,)
+        ).fetchone()[0]
+    assert stored == 0
