@@ -7,20 +7,29 @@ a message to the dead-letter topic and goes on. Unknown extra fields are ignored
 producer may add a field without breaking older consumers; removing or retyping one needs
 a new schema version.
 
-``MacroRelease`` is the contract of ``macro.releases`` (DESIGN.md): outside clients publish
-it. The other three are internal: a generation request per strategy and trigger, one
-result per evaluated formula, one rebalance per allocation.
+``MacroRelease`` and ``MarketData`` are the contracts of ``macro.releases`` and
+``market.data`` (DESIGN.md): outside clients publish them. The other three are internal:
+a generation request per strategy and trigger, one result per evaluated formula, one
+rebalance per allocation.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import math
 from datetime import date, datetime, timedelta
 from typing import Annotated, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from alphafactory import topics
 
@@ -88,6 +97,37 @@ class MacroRelease(Event):
         return self.series_id
 
 
+FieldName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+
+
+class MarketData(Event):
+    """New market observations of one asset for one date (the panel contract's fields:
+    ``returns``, ``close``...), available from ``available_at``; a later ``available_at``
+    for the same (asset, date, field) is a revision."""
+
+    topic: ClassVar[str] = topics.MARKET_DATA
+    event_id: Text
+    asset: Text
+    date: dt.date
+    fields: Annotated[dict[FieldName, float], Field(min_length=1, max_length=256)]
+    available_at: AwareDatetime
+    schema_version: Literal[1] = 1
+
+    @model_validator(mode="after")
+    def _not_before_its_date(self) -> MarketData:
+        from alphafactory.clock import decision_date
+
+        if decision_date(self.available_at) < self.date:
+            raise ValueError(
+                f"available_at {self.available_at.isoformat()} is before the observation's "
+                f"date {self.date.isoformat()} began in New York"
+            )
+        return self
+
+    def key(self) -> str:
+        return self.asset
+
+
 class GenerationRequest(Event):
     """Generate, evaluate and allocate for ``strategy_id`` as of ``as_of``, with data
     released by ``decision_time`` only."""
@@ -97,8 +137,8 @@ class GenerationRequest(Event):
     strategy_id: Text
     as_of: date
     decision_time: AwareDatetime
-    trigger_event_id: Text  # the release's event_id, or the schedule's tick id
-    trigger: Literal["release", "schedule", "manual"]
+    trigger_event_id: Text  # the release's event_id, the schedule's tick id, market:<date>
+    trigger: Literal["release", "schedule", "manual", "market"]
     candidates: int = Field(ge=1, le=1_000_000)
     requested_at: AwareDatetime
     schema_version: Literal[1] = 1
@@ -151,7 +191,8 @@ class Rebalance(Event):
 
 
 EVENTS: dict[str, type[Event]] = {
-    cls.topic: cls for cls in (MacroRelease, GenerationRequest, BacktestResult, Rebalance)
+    cls.topic: cls
+    for cls in (MacroRelease, MarketData, GenerationRequest, BacktestResult, Rebalance)
 }
 E = TypeVar("E", bound=Event)
 

@@ -17,7 +17,9 @@ A strategy's sections (every key has a default except ``id``)::
     [portfolio]   kind = "long_short" (long_short | long_only | tilt), gross = 1.0,
                   tilt_limit = 0.1, volatility_months = 36
     [triggers]    series = ["us_core_cpi", ...] (a release of any triggers a rebalance),
-                  schedule = "" (or "monthly": a request at each month end)
+                  schedule = "" (or "monthly": a request at each month end),
+                  market = "" (or "period_close": once all of the universe's market.data
+                  for a date has arrived, or market_timeout_s = 3600 after the first)
     [rebalance]   min_days_between = 20 (later releases in that window are skipped)
 
 ``[formulas] include`` lists formulas the strategy evaluates at every decision besides the
@@ -147,6 +149,10 @@ class Portfolio(_Section):
 class Triggers(_Section):
     series: tuple[str, ...] = ()
     schedule: Literal["", "monthly"] = ""
+    # period_close: decide once per observation date of market.data, when every asset of
+    # the universe has reported, or market_timeout_s after the first report
+    market: Literal["", "period_close"] = ""
+    market_timeout_s: float = Field(3600.0, gt=0, le=7 * 86400)
 
 
 class Rebalance(_Section):

@@ -51,6 +51,13 @@ SERVICES: tuple[Service, ...] = (
         "macro.releases -> point-in-time store -> generation requests",
     ),
     Service(
+        "market-data",
+        ("run", "market-data"),
+        ("kafka", "postgres"),
+        True,
+        "market.data -> point-in-time store -> market-triggered generation requests",
+    ),
+    Service(
         "generator",
         ("run", "generator"),
         ("kafka", "postgres", "redis", "triton"),
@@ -142,6 +149,31 @@ def run_release_handler(settings: Settings, stop_event: threading.Event):
     try:
         with KafkaPublisher.open(settings.kafka) as publisher:
             loop = release_loop(
+                settings.kafka,
+                pool=pool,
+                publisher=publisher,
+                strategies=strategies,
+                stop_event=stop_event,
+                max_skew=timedelta(seconds=settings.pipeline.max_clock_skew_s),
+            )
+            return loop.run()
+    finally:
+        pool.close()
+
+
+def run_market_data(settings: Settings, stop_event: threading.Event):
+    from alphafactory.topics import DEAD_LETTERS, GENERATION_REQUESTS, MARKET_DATA
+    from consumers.market_data_handler import market_data_loop
+    from messaging.admin import ensure_topics
+    from messaging.publisher import KafkaPublisher
+
+    strategies = [s for s in wiring.strategies_by_id(settings).values() if s.triggers.market]
+    log.info("market-data handler: triggers %s", [s.id for s in strategies] or "no strategy")
+    ensure_topics(settings.kafka, [MARKET_DATA, GENERATION_REQUESTS, DEAD_LETTERS])
+    pool = _pool(settings, "market-data")
+    try:
+        with KafkaPublisher.open(settings.kafka) as publisher:
+            loop = market_data_loop(
                 settings.kafka,
                 pool=pool,
                 publisher=publisher,
@@ -295,6 +327,7 @@ def run_worker(settings: Settings, extra_args: list[str] = ()) -> None:
 
 RUNNERS: dict[str, Callable[[Settings, threading.Event], object]] = {
     "release-handler": run_release_handler,
+    "market-data": run_market_data,
     "generator": run_generator,
     "allocator": run_allocator,
     "relay": run_relay,

@@ -10,6 +10,12 @@ measured in the same run on the same server, is the row-per-observation path
 (``storage.market.record_market_observations``: one indexed row each, as market.data events
 land) on the first ``--reference`` assets, as observations per second. Target: the full
 size in under 60 s on 2 cores.
+
+Then the market-data handler: ``--events`` market.data events (one asset-day each, six
+fields) published to a fresh topic and consumed by the handler's own loop
+(``consumers.market_data_handler.market_data_loop``, batches of 500, one strategy
+triggered per period) from the first poll to the last commit. Target: 20,000
+observations/s or more.
 """
 
 from __future__ import annotations
@@ -94,11 +100,94 @@ def reference_rate(dsn: str, frame: pd.DataFrame, n_assets: int) -> tuple[float,
     return stored / seconds, stored
 
 
+def handler_rate(settings, n_events: int) -> tuple[float, float, int]:
+    """Observations/s of the market-data handler consuming ``n_events`` events: from the
+    first batch to the last commit (steady state: the consumer group's join, seconds
+    on this broker, happens once per process), and of the batch handler's own time."""
+    import json
+    import uuid
+
+    from alphafactory.strategy import Strategy
+    from consumers import market_data_handler
+    from consumers.market_data_handler import market_data_loop
+    from messaging.admin import ensure_topics
+    from messaging.publisher import KafkaPublisher, OutgoingRecord
+    from storage.db import open_pool
+
+    tag = uuid.uuid4().hex[:6]
+    topic, dead = f"bench-market-{tag}", f"bench-dead-{tag}"
+    ensure_topics(settings.kafka, [topic, dead], partitions=1)
+    assets = [f"E{k:04d}" for k in range(500)]
+    days = pd.bdate_range(
+        end=pd.Timestamp.now().normalize() - pd.offsets.BDay(2), periods=-(-n_events // len(assets))
+    )
+    rng = np.random.default_rng(7)
+    records = []
+    for day in days:
+        at = (day + pd.Timedelta(hours=16, minutes=15)).tz_localize("America/New_York")
+        for asset in assets[: n_events - len(records)]:
+            fields = dict(zip(FIELDS, rng.normal(1, 0.1, len(FIELDS)).tolist(), strict=True))
+            value = {
+                "event_id": f"{tag}:{asset}:{day.date()}",
+                "asset": asset,
+                "date": str(day.date()),
+                "fields": fields,
+                "available_at": at.isoformat(),
+                "schema_version": 1,
+            }
+            records.append(OutgoingRecord(topic, asset, json.dumps(value).encode()))
+    strategy = Strategy.model_validate(
+        {
+            "id": "bench-daily",
+            "universe": {"data": "store", "assets": assets},
+            "triggers": {"market": "period_close"},
+        }
+    )
+    with KafkaPublisher.open(settings.kafka) as publisher:
+        publisher.publish_many(records)
+        pool = open_pool(settings.postgres.dsn("app"), min_size=1, max_size=2, name="bench")
+        try:
+            loop = market_data_loop(
+                settings.kafka,
+                pool=pool,
+                publisher=publisher,
+                strategies=[strategy],
+                topic=topic,
+                group_id=f"bench-{tag}",
+                dead_letter_topic=dead,
+                max_records=len(records),
+            )
+            calls: list[tuple[float, float]] = []
+            handle = market_data_handler.handle_market_data
+
+            def timed(*args, **kwargs):
+                started = time.perf_counter()
+                try:
+                    return handle(*args, **kwargs)
+                finally:
+                    calls.append((started, time.perf_counter()))
+
+            market_data_handler.handle_market_data = timed
+            try:
+                stats = loop.run()
+            finally:
+                market_data_handler.handle_market_data = handle
+            ended = time.perf_counter()
+        finally:
+            pool.close()
+    if stats.handled != len(records):
+        raise SystemExit(f"the handler applied {stats.handled} of {len(records)} events")
+    observations = len(records) * len(FIELDS)
+    in_handler = sum(end - start for start, end in calls)
+    return observations / (ended - calls[0][0]), observations / in_handler, len(records)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", type=int, default=3000)
     parser.add_argument("--days", type=int, default=2520)
     parser.add_argument("--reference", type=int, default=150, help="assets of the reference")
+    parser.add_argument("--events", type=int, default=20_000, help="market.data events")
     args = parser.parse_args(argv)
     state_dir = make_state_dir("alphafactory-bench-load-")
     settings = isolated_settings(state_dir)
@@ -124,6 +213,12 @@ def main(argv=None) -> None:
             f"the bulk load is {observations / first / rate:.1f}x faster"
         )
         print(f"  target: first load under 60 s: {'met' if first < 60 else 'NOT met'}")
+        steady, in_handler, events = handler_rate(settings, args.events)
+        print(
+            f"  market-data handler: {events:,} events x {len(FIELDS)} fields, "
+            f"{steady:,.0f} obs/s first batch to last commit, {in_handler:,.0f} obs/s in "
+            f"the batch handler (target 20,000: {'met' if steady >= 20_000 else 'NOT met'})"
+        )
     finally:
         stack.down(settings)
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -16,6 +16,12 @@ closes the consumer and propagates, so a restarted process gets that record agai
 ``consumers.dead_letters.DeadLetterPolicy`` writes the record to a dead-letter sink and
 returns, and the loop commits past it and continues.
 
+A consumer that applies many records at once (one transaction per poll) also passes
+``batch_handler(records) -> None``: each partition's polled records go to it together and
+are committed together when it returns. If it raises, the loop hands those records to
+``handler`` one at a time, so a poison record is isolated and dead-lettered alone while
+the rest are applied.
+
 Kafka errors during poll and commit are retried with backoff when ``error.retriable``
 (for at most ``retry_timeout_s``); other errors raise ConsumeError.
 """
@@ -44,6 +50,7 @@ from messaging.errors import BrokerUnavailableError, ConsumeError
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[ConsumerRecord], None]
+BatchHandler = Callable[[Sequence[ConsumerRecord]], None]
 ErrorPolicy = Callable[[ConsumerRecord, Exception], None]
 Offsets = dict[TopicPartition, OffsetAndMetadata]
 
@@ -53,6 +60,12 @@ _BACKOFF = Backoff(first_s=0.1, max_s=5.0)
 def raise_error(record: ConsumerRecord, error: Exception) -> None:
     """Default error policy: re-raise, so nothing from the failed record on is committed."""
     raise error
+
+
+def _after(record: ConsumerRecord) -> OffsetAndMetadata:
+    """The offset to commit once ``record`` is handled."""
+    epoch = record.leader_epoch if record.leader_epoch is not None else -1
+    return OffsetAndMetadata(record.offset + 1, "", epoch)
 
 
 def coordinates(record: ConsumerRecord) -> str:
@@ -125,6 +138,7 @@ class ConsumerLoop:
         group_id: str,
         topics: Sequence[str],
         handler: Handler,
+        batch_handler: BatchHandler | None = None,
         on_error: ErrorPolicy = raise_error,
         resilience: Resilience | None = None,
         stop_event: threading.Event | None = None,
@@ -147,6 +161,7 @@ class ConsumerLoop:
         self._group_id = group_id
         self._topics = tuple(topics)
         self._handler = handler
+        self._batch_handler = batch_handler
         self._on_error = on_error
         self._resilience = resilience
         self.stop_event = stop_event if stop_event is not None else threading.Event()
@@ -235,16 +250,43 @@ class ConsumerLoop:
         offsets: Offsets = {}
         try:
             for partition, records in batch.items():
+                if self._batch_handler is not None and self._handle_together(records):
+                    offsets[partition] = _after(records[-1])
+                    continue
                 for record in records:
                     if self._done():
                         return
                     self._handle(record)
-                    epoch = record.leader_epoch if record.leader_epoch is not None else -1
-                    offsets[partition] = OffsetAndMetadata(record.offset + 1, "", epoch)
+                    offsets[partition] = _after(record)
         except Stopped:
             pass  # stopped during an outage: the record in hand is not committed
         finally:
             self._commit(consumer, offsets)
+
+    def _handle_together(self, records: list[ConsumerRecord]) -> bool:
+        """The batch handler on ``records`` (outages waited out); False if it raised, for
+        the records to be handled one by one."""
+        if (
+            self._max_records is not None
+            and len(records) > self._max_records - self.stats.processed
+        ):
+            return False  # the one-by-one path stops at the limit
+        try:
+            self._waiting_out_outages(lambda: self._batch_handler(records))
+        except Stopped:
+            raise
+        except Exception as error:
+            logger.warning(
+                "%s..%d: the batch of %d failed (%s: %s); handling its records one by one",
+                coordinates(records[0]),
+                records[-1].offset,
+                len(records),
+                type(error).__name__,
+                error,
+            )
+            return False
+        self.stats.handled += len(records)
+        return True
 
     def _handle(self, record: ConsumerRecord) -> None:
         """With a ``resilience`` (``consumers.failures``), a transient failure is waited out

@@ -31,7 +31,6 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 from kafka.consumer.fetcher import ConsumerRecord
-from psycopg import pq
 from psycopg_pool import ConnectionPool
 
 from alphafactory.clock import decision_date
@@ -49,6 +48,7 @@ from alphafactory.topics import DEAD_LETTERS, MACRO_RELEASES
 from consumers.dead_letters import dead_lettering_loop
 from consumers.loop import ConsumerLoop, coordinates
 from messaging.publisher import KafkaPublisher
+from storage.db import require_idle
 from storage.errors import InvalidRecordError
 from storage.ledger import mark_processed
 from storage.macro import record_macro_observation
@@ -94,7 +94,7 @@ def handle_release(
     release = decode(MacroRelease, record_value)
     what = f"release {release.event_id!r} has released_at"
     refuse_future(release.released_at, now=now, max_skew=max_skew, what=what)
-    _require_idle(conn)
+    require_idle(conn, "the release handler")
     triggered = [s for s in strategies if s.active and s.triggered_by(release.series_id)]
     requests = [release_request(s, release, now=now) for s in triggered]
     try:
@@ -119,17 +119,6 @@ def handle_release(
             f"release {release.event_id!r} cannot be stored: {error}"
         ) from error
     return requests
-
-
-def _require_idle(conn: psycopg.Connection) -> None:
-    """``conn.transaction()`` is only the outermost (committing) transaction on an idle
-    connection; inside an open one it would be a savepoint, committed by nobody."""
-    status = conn.info.transaction_status
-    if status != pq.TransactionStatus.IDLE:
-        raise RuntimeError(
-            f"the release handler needs an idle connection, this one is {status.name}; "
-            "use an autocommit connection, or commit or roll back first"
-        )
 
 
 class ReleaseHandler:

@@ -10,7 +10,7 @@ import math
 from datetime import date, datetime
 
 import psycopg
-from psycopg import conninfo
+from psycopg import conninfo, pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from storage.errors import InvalidRecordError, StorageConnectionError
@@ -119,3 +119,14 @@ def require_text(value: str, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRecordError(f"{field} must be a non-empty string, got {value!r}")
     return value
+
+
+def require_idle(conn: psycopg.Connection, who: str) -> None:
+    """``conn.transaction()`` is only the outermost (committing) transaction on an idle
+    connection; inside an open one it would be a savepoint, committed by nobody."""
+    status = conn.info.transaction_status
+    if status != pq.TransactionStatus.IDLE:
+        raise RuntimeError(
+            f"{who} needs an idle connection, this one is {status.name}; "
+            "use an autocommit connection, or commit or roll back first"
+        )

@@ -27,6 +27,22 @@ def mark_processed(conn: psycopg.Connection, *, consumer: str, event_id: str) ->
     return cur.rowcount == 1
 
 
+def mark_processed_many(
+    conn: psycopg.Connection, *, consumer: str, event_ids: list[str]
+) -> set[str]:
+    """:func:`mark_processed` for a batch: the ids of ``event_ids`` not processed before."""
+    rows = conn.execute(
+        """
+        INSERT INTO core.processed_events (consumer, event_id)
+        SELECT %s, unnest(%s::text[])
+        ON CONFLICT (consumer, event_id) DO NOTHING
+        RETURNING event_id
+        """,
+        (require_text(consumer, "consumer"), list(dict.fromkeys(event_ids))),
+    ).fetchall()
+    return {event_id for (event_id,) in rows}
+
+
 def is_processed(conn: psycopg.Connection, *, consumer: str, event_id: str) -> bool:
     row = conn.execute(
         "SELECT 1 FROM core.processed_events WHERE consumer = %s AND event_id = %s",

@@ -131,5 +131,5 @@ def test_an_internal_event_with_a_bad_value_names_it():
     ).encode()
     with pytest.raises(EventError) as info:
         decode(GenerationRequest, message)
-    assert "trigger: Input should be 'release', 'schedule' or 'manual'" in str(info.value)
+    assert "trigger: Input should be 'release', 'schedule', 'manual' or 'market'" in str(info.value)
     assert "candidates: Input should be greater than or equal to 1 (got 0)" in str(info.value)
