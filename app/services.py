@@ -135,55 +135,61 @@ def _consume(settings: Settings, stop_event, *, pool, group: str, topic: str, ha
         return loop.run()
 
 
-def run_release_handler(settings: Settings, stop_event: threading.Event):
-    from alphafactory.topics import DEAD_LETTERS, GENERATION_REQUESTS, MACRO_RELEASES
-    from consumers.release_handler import release_loop
+def _run_feed(settings: Settings, stop_event, *, name: str, topic: str, strategies, make_loop):
+    """A service that stores an outside feed and turns it into generation requests (the
+    release and market-data handlers): its topics, pool, producer and consume loop."""
+    from alphafactory.topics import DEAD_LETTERS, GENERATION_REQUESTS
     from messaging.admin import ensure_topics
     from messaging.publisher import KafkaPublisher
+
+    ensure_topics(settings.kafka, [topic, GENERATION_REQUESTS, DEAD_LETTERS])
+    pool = _pool(settings, name)
+    try:
+        with KafkaPublisher.open(settings.kafka) as publisher:
+            loop = make_loop(
+                settings.kafka,
+                pool=pool,
+                publisher=publisher,
+                strategies=strategies,
+                stop_event=stop_event,
+                max_skew=timedelta(seconds=settings.pipeline.max_clock_skew_s),
+            )
+            return loop.run()
+    finally:
+        pool.close()
+
+
+def run_release_handler(settings: Settings, stop_event: threading.Event):
+    from alphafactory.topics import MACRO_RELEASES
+    from consumers.release_handler import release_loop
 
     strategies = list(wiring.strategies_by_id(settings).values())
     triggers = sorted({series for s in strategies for series in s.triggers.series})
     log.info("release handler: %d active strategies, triggered by %s", len(strategies), triggers)
-    ensure_topics(settings.kafka, [MACRO_RELEASES, GENERATION_REQUESTS, DEAD_LETTERS])
-    pool = _pool(settings, "release-handler")
-    try:
-        with KafkaPublisher.open(settings.kafka) as publisher:
-            loop = release_loop(
-                settings.kafka,
-                pool=pool,
-                publisher=publisher,
-                strategies=strategies,
-                stop_event=stop_event,
-                max_skew=timedelta(seconds=settings.pipeline.max_clock_skew_s),
-            )
-            return loop.run()
-    finally:
-        pool.close()
+    return _run_feed(
+        settings,
+        stop_event,
+        name="release-handler",
+        topic=MACRO_RELEASES,
+        strategies=strategies,
+        make_loop=release_loop,
+    )
 
 
 def run_market_data(settings: Settings, stop_event: threading.Event):
-    from alphafactory.topics import DEAD_LETTERS, GENERATION_REQUESTS, MARKET_DATA
+    from alphafactory.topics import MARKET_DATA
     from consumers.market_data_handler import market_data_loop
-    from messaging.admin import ensure_topics
-    from messaging.publisher import KafkaPublisher
 
     strategies = [s for s in wiring.strategies_by_id(settings).values() if s.triggers.market]
     log.info("market-data handler: triggers %s", [s.id for s in strategies] or "no strategy")
-    ensure_topics(settings.kafka, [MARKET_DATA, GENERATION_REQUESTS, DEAD_LETTERS])
-    pool = _pool(settings, "market-data")
-    try:
-        with KafkaPublisher.open(settings.kafka) as publisher:
-            loop = market_data_loop(
-                settings.kafka,
-                pool=pool,
-                publisher=publisher,
-                strategies=strategies,
-                stop_event=stop_event,
-                max_skew=timedelta(seconds=settings.pipeline.max_clock_skew_s),
-            )
-            return loop.run()
-    finally:
-        pool.close()
+    return _run_feed(
+        settings,
+        stop_event,
+        name="market-data",
+        topic=MARKET_DATA,
+        strategies=strategies,
+        make_loop=market_data_loop,
+    )
 
 
 def run_allocator(settings: Settings, stop_event: threading.Event, **loop_options):

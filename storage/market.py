@@ -120,21 +120,11 @@ def panel_to_observations(
     )[OBSERVATION_COLUMNS]
 
 
-def market_as_of(
-    conn: psycopg.Connection,
-    *,
-    as_of: datetime,
-    fields: Sequence[str] | None = None,
-    assets: Sequence[str] | None = None,
-    start: date | None = None,
-    end: date | None = None,
-) -> pd.DataFrame:
-    """For each (asset, date, field), the latest value available at or before ``as_of``.
-
-    Long frame ``date, asset, field, value, available_at`` sorted by date, asset, field;
-    ``None`` filters select everything, ``start``/``end`` bound dates inclusively.
-    """
-    latest = latest_as_of(conn, as_of=as_of, fields=fields, assets=assets, start=start, end=end)
+def market_as_of(conn: psycopg.Connection, *, as_of: datetime, **filters) -> pd.DataFrame:
+    """:func:`latest_as_of` as a long frame ``date, asset, field, value, available_at``
+    sorted by date, asset, field (``filters``: its ``fields``, ``assets``, ``start``,
+    ``end``)."""
+    latest = latest_as_of(conn, as_of=as_of, **filters)
     frame = pd.DataFrame(
         {
             "date": pd.to_datetime(latest.days.astype("datetime64[D]")).as_unit("ns"),
@@ -156,8 +146,9 @@ def latest_as_of(
     start: date | None = None,
     end: date | None = None,
 ) -> StoredObservations:
-    """:func:`market_as_of` as columns: one entry per (asset, field, date), its latest
-    vintage by ``as_of`` (of two stored with the same ``available_at``, the first stored)."""
+    """For each (asset, field, date), the latest value available at or before ``as_of``
+    (of two stored with the same ``available_at``, the first stored), as columns; ``None``
+    filters select everything, ``start``/``end`` bound dates inclusively."""
     stored = read_observations(
         conn,
         as_of=require_aware(as_of, "as_of"),
