@@ -29,11 +29,34 @@ from alphafactory.formula import Node
 from alphafactory.metrics import FactorMetrics, parse_definition
 from alphafactory.panel import Panel
 from alphafactory.scoring import FormulaScorer, config_for_panel
-from alphafactory.strategy import Strategy
+from alphafactory.strategy import Strategy, Universe
 
 
 class DecisionError(ValueError):
     """A decision that cannot be made with the data given; the message says why."""
+
+
+def universe_of(market: Panel, universe: Universe) -> Panel:
+    """The strategy's assets of ``market``: those listed (``market`` holds only them
+    already) and, with a group, those whose latest stored code is one of its codes."""
+    if not universe.group:
+        return market
+    if universe.group not in market.groups:
+        raise DecisionError(
+            f"universe.group {universe.group!r} is not stored; the stored groups are "
+            f"{sorted(market.groups) or 'none'}"
+        )
+    codes = market.groups[universe.group]
+    stored = codes >= 0  # -1: no code stored for that date
+    last = len(codes) - 1 - np.argmax(stored[::-1], axis=0)
+    latest = np.where(stored.any(axis=0), codes[last, np.arange(codes.shape[1])], -1)
+    keep = np.isin(latest, universe.group_codes)
+    if not keep.any():
+        raise DecisionError(
+            f"no asset has universe.group {universe.group!r} code in "
+            f"{list(universe.group_codes)} on {str(market.dates[-1])[:10]}"
+        )
+    return market.columns(keep)
 
 
 def decision_panel(
@@ -98,7 +121,7 @@ def allocate(
     combined signal on the decision row into weights. No alpha: the benchmark (risk
     parity for a tilt or long-only strategy, flat for long-short)."""
     returns = panel.returns
-    benchmark = portfolio.risk_parity(returns[-strategy.portfolio.volatility_months :])
+    benchmark = benchmark_weights(panel, strategy, len(returns))
     signals = (
         _scorer(panel, strategy).signals(list(alphas)) if alphas else np.empty((0, *panel.shape))
     )
@@ -130,6 +153,23 @@ def allocate(
         dict(zip(assets, weights.tolist(), strict=True)),
         {str(alphas[k]): float(w) for k, w in zip(kept, combo, strict=True)},
     )
+
+
+def benchmark_weights(panel: Panel, strategy: Strategy, rows: int) -> np.ndarray:
+    """The strategy's risk-parity benchmark from the ``volatility_months`` up to row
+    ``rows`` (exclusive) of ``panel``."""
+    rules = strategy.portfolio
+    window = panel.returns[max(0, rows - rules.volatility_months) : rows]
+    classes = None
+    if rules.risk_parity_group:
+        if rules.risk_parity_group not in panel.groups:
+            raise DecisionError(
+                f"portfolio.risk_parity_group {rules.risk_parity_group!r} is not a group of "
+                f"the panel; it has {sorted(panel.groups) or 'none'}"
+            )
+        classes = panel.groups[rules.risk_parity_group][max(rows - 1, 0)]
+    held = ~np.isin(panel.assets.astype(str), list(rules.benchmark_excludes))
+    return portfolio.risk_parity(window, classes, held=held)
 
 
 def _scorer(panel: Panel, strategy: Strategy) -> FormulaScorer:

@@ -83,6 +83,16 @@ class Panel:
         """The first ``rows`` dates: what was known up to and including date ``rows - 1``."""
         return self.rows(0, rows)
 
+    def columns(self, keep: np.ndarray) -> Panel:
+        """The assets where the boolean mask ``keep`` is True (every date)."""
+        return Panel(
+            dates=self.dates,
+            assets=self.assets[keep],
+            fields={k: v[:, keep] for k, v in self.fields.items()},
+            macro=dict(self.macro),
+            groups={k: v[:, keep] for k, v in self.groups.items()},
+        )
+
     def rows(self, start: int, stop: int) -> Panel:
         """Dates ``start .. stop - 1`` (views): e.g. the ``lookback + 1`` rows a formula needs."""
         return Panel(

@@ -36,9 +36,12 @@ def held_returns(
     returns: np.ndarray,
     decisions: pd.DatetimeIndex,
     weights: list[dict[str, float]],
+    *,
+    hold_last: int | None = None,
 ) -> pd.Series:
     """The portfolio's return per panel date while the allocations are held (dates before
-    the first holding period are left out). ``decisions`` must be increasing, UTC."""
+    the first holding period are left out); the last allocation is held ``hold_last``
+    dates (None: to the panel's end). ``decisions`` must be increasing, UTC."""
     if len(decisions) != len(weights):
         raise ValueError(f"{len(decisions)} decision times for {len(weights)} weight sets")
     closes = visible_from(dates)
@@ -48,7 +51,8 @@ def held_returns(
     column = {str(a): k for k, a in enumerate(assets)}
     out = {}
     for k, start in enumerate(first_held):
-        stop = first_held[k + 1] if k + 1 < len(first_held) else len(dates)
+        last = len(dates) if hold_last is None else start + hold_last
+        stop = first_held[k + 1] if k + 1 < len(first_held) else last
         vector = np.zeros(len(assets))
         for asset, w in weights[k].items():
             vector[column[asset]] = w

@@ -18,6 +18,8 @@ missing values neutral) before anything else, so alphas on different scales mix.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 METHODS = ("equal", "ic_weighted", "ridge")
@@ -113,19 +115,41 @@ def combined_signal(signals: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.tensordot(weights, standardize(signals[:, -1, :]), axes=1)
 
 
-def risk_parity(returns: np.ndarray) -> np.ndarray:
-    """Inverse-volatility weights from a (periods, assets) window, summing to 1; assets
-    without two returns get the mean weight of the others."""
+def risk_parity(
+    returns: np.ndarray,
+    classes: np.ndarray | None = None,
+    *,
+    held: np.ndarray | None = None,
+) -> np.ndarray:
+    """Inverse-volatility weights from a (periods, assets) window, summing to 1.
+
+    With ``classes`` (an integer per asset), each class gets an equal share of risk: the
+    assets of a class are mixed by inverse volatility, and the classes by the inverse
+    volatility of those mixes, so a class is not weighted by how many assets it has.
+    Assets with fewer than two returns in the window, or ``held`` False (cash, say, which
+    a tilt can still move into), get weight 0; with none left, equal weights."""
     returns = np.asarray(returns, dtype=np.float64)
+    n = returns.shape[1]
     count = np.isfinite(returns).sum(axis=0)
-    vol = np.where(
-        count >= 2, np.nanstd(np.where(count >= 2, returns, 0.0), axis=0, ddof=1), np.nan
-    )
-    inverse = np.where(np.isfinite(vol) & (vol > 0), 1.0 / vol, np.nan)
-    if not np.isfinite(inverse).any():
-        return np.full(returns.shape[1], 1.0 / returns.shape[1])
-    inverse = np.where(np.isfinite(inverse), inverse, np.nanmean(inverse))
-    return inverse / inverse.sum()
+    filled = np.where(np.isfinite(returns), returns, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: vol NaN
+        vol = np.where(count >= 2, np.nanstd(returns, axis=0, ddof=1), np.nan)
+    usable = np.isfinite(vol) & (vol > 0) & (True if held is None else np.asarray(held, bool))
+    if not usable.any():
+        return np.full(n, 1.0 / n)
+    inverse = np.where(usable, 1.0 / np.where(usable, vol, 1.0), 0.0)
+    if classes is None:
+        return inverse / inverse.sum()
+    classes = np.asarray(classes)
+    weights = np.zeros(n)
+    for value in np.unique(classes[usable]):
+        members = usable & (classes == value)
+        within = inverse * members / inverse[members].sum()
+        mix = filled @ within
+        mix_vol = float(np.std(mix, ddof=1)) if len(mix) >= 2 else 0.0
+        weights += within / mix_vol if mix_vol > 0 else within / vol[members].mean()
+    return weights / weights.sum()
 
 
 def target_weights(

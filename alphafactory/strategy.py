@@ -6,7 +6,8 @@ A strategy's sections (every key has a default except ``id``)::
 
     id = "macro_allocation"          # letters, digits, _ and -
     active = true
-    [universe]    data = "bundled"   # or "store" (loaded data); assets = [] (all)
+    [universe]    data = "bundled"   # or "store" (loaded data); assets = [] (all),
+                  group = "" and group_codes = [] (the assets of a stored group's codes)
     [formulas]    root_kinds = ["macro"], max_tokens = 12, operands = [] (all),
                   include = [] (formulas of your own, see below)
     [alpha]       definition = "hac_tstat >= 2", target = "hac_tstat=3",
@@ -72,7 +73,20 @@ class Universe(_Section):
     # bundled: the dataset shipped with the package (its series are known in advance);
     # store: whatever has been loaded into Postgres (``alphafactory data load``)
     data: Literal["bundled", "store"] = "bundled"
-    assets: tuple[str, ...] = ()
+    assets: tuple[str, ...] = ()  # empty: every stored asset
+    # a stored group (a panel column ``group:<name>`` of integer codes): only the assets
+    # whose code on the decision date is one of group_codes
+    group: str = ""
+    group_codes: tuple[int, ...] = ()
+
+    @model_validator(mode="after")
+    def _group_with_codes(self) -> Universe:
+        if bool(self.group) != bool(self.group_codes):
+            raise ValueError(
+                f"universe.group ({self.group!r}) and universe.group_codes "
+                f"({list(self.group_codes)}) go together: name the group and its codes"
+            )
+        return self
 
 
 def _formula(text: str) -> str:
@@ -144,6 +158,11 @@ class Portfolio(_Section):
     gross: float = Field(1.0, gt=0, le=10)
     tilt_limit: float = Field(0.1, ge=0, le=1)
     volatility_months: int = Field(36, ge=3, le=600)
+    # the benchmark's risk parity: by a panel group (equal risk per class, inverse
+    # volatility inside it) when named; assets in benchmark_excludes get no benchmark
+    # weight (cash, say: a tilt can still move into them)
+    risk_parity_group: str = ""
+    benchmark_excludes: tuple[str, ...] = ()
 
 
 class Triggers(_Section):
@@ -235,3 +254,45 @@ def _explain(error: ValidationError) -> str:
         key = ".".join(str(p) for p in item["loc"])
         parts.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
     return "; ".join(parts)
+
+
+def missing_inputs(
+    strategy: Strategy,
+    *,
+    assets: set[str],
+    fields: set[str],
+    series: set[str],
+    has_generator: bool,
+) -> list[str]:
+    """What ``strategy`` needs that is not stored (empty: it can run): given the stored
+    assets, market fields (groups as ``group:<name>``) and macro series, and whether the
+    generator checkpoint exists."""
+    from alphafactory.observations import GROUP_PREFIX
+
+    load = (
+        "alphafactory data load --bundled"
+        if strategy.universe.data == "bundled"
+        else ("alphafactory data load --panel FILE")
+    )
+    if not assets:
+        return [f"market data: nothing is stored ({load})"] + (
+            [] if has_generator else ["a generator (alphafactory init)"]
+        )
+    missing = []
+    if absent := sorted(set(strategy.universe.assets) - assets):
+        missing.append(f"universe assets not stored: {', '.join(absent)}")
+    group = strategy.universe.group
+    if group and GROUP_PREFIX + group not in fields:
+        missing.append(f"universe group {group!r} not stored (a {GROUP_PREFIX}{group} column)")
+    if not {"returns", "close"} & fields:
+        missing.append("a 'returns' or 'close' field (the allocation needs returns)")
+    groups = {f.removeprefix(GROUP_PREFIX) for f in fields if f.startswith(GROUP_PREFIX)}
+    if absent := sorted(set(strategy.formulas.operands) - fields - series - groups):
+        missing.append(f"operands neither a stored field nor series: {', '.join(absent)}")
+    if "macro" in strategy.formulas.root_kinds and not series:
+        missing.append("macro series for root_kinds 'macro' (alphafactory data load --releases)")
+    if absent := sorted(set(strategy.triggers.series) - series):
+        missing.append(f"trigger series with no stored release: {', '.join(absent)}")
+    if not has_generator:
+        missing.append(f"a generator (alphafactory init, or model train --strategy {strategy.id})")
+    return missing

@@ -4,6 +4,7 @@ hooks and ``run_*`` functions, never at import."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -103,52 +104,66 @@ SETTLE_TIMEOUT_S = 300.0
 
 
 class ReplaySettling(NamedTuple):
-    """The waits of a deterministic replay (``producers.releases.replay``)."""
+    """The waits of a deterministic replay (``producers.replay.replay``)."""
 
-    settle: Callable[[list[str]], None]  # until these releases are stored
+    settle: Callable[[list[str]], None]  # until these releases and market data are stored
     is_trigger: Callable[[MacroRelease], bool]  # a trigger series of an active strategy
     decided: Callable[[list[MacroRelease]], None]  # until their strategies decided on these
+
+
+def _wait_until(settings: Settings, done: Callable[[object], bool], what: str, log: str) -> None:
+    """Poll ``done(conn)`` until it holds; after ``SETTLE_TIMEOUT_S`` a TimeoutError says
+    ``what`` did not happen and which service's log to read."""
+    import psycopg
+
+    from storage.db import connect
+
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    logs = settings.state_path / "logs"
+
+    def give_up_after_the_deadline() -> None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{what} within {SETTLE_TIMEOUT_S:.0f} s: is the {log} running? "
+                f"(its log: {logs / f'{log}.log'})"
+            )
+
+    while True:
+        try:
+            with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+                while not done(conn):
+                    give_up_after_the_deadline()
+                    time.sleep(0.1)
+            return
+        except psycopg.OperationalError:  # Postgres restarting: waited out, as by services
+            give_up_after_the_deadline()
+            time.sleep(0.5)
 
 
 def release_settling(settings: Settings) -> ReplaySettling:
     """The waits of a replay against this stack's Postgres (each gives up after
     ``SETTLE_TIMEOUT_S``, naming the service to look at)."""
-    import psycopg
 
-    from storage.db import connect
+    from consumers.market_data_handler import CONSUMER as MARKET_CONSUMER
+    from storage.ledger import count_processed
     from storage.macro import count_releases
     from storage.progress import decided_strategies
 
     strategies = list(strategies_by_id(settings).values())
     series = {s for strategy in strategies for s in strategy.triggers.series}
     triggered = {s: {x.id for x in strategies if x.triggered_by(s)} for s in series}
-    logs = settings.state_path / "logs"
-
-    def wait(done: Callable[[object], bool], what: str, log: str) -> None:
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-
-        def give_up_after_the_deadline() -> None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{what} within {SETTLE_TIMEOUT_S:.0f} s: is the {log} running? "
-                    f"(its log: {logs / f'{log}.log'})"
-                )
-
-        while True:
-            try:
-                with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
-                    while not done(conn):
-                        give_up_after_the_deadline()
-                        time.sleep(0.1)
-                return
-            except psycopg.OperationalError:  # Postgres restarting: waited out, as by services
-                give_up_after_the_deadline()
-                time.sleep(0.5)
+    wait = functools.partial(_wait_until, settings)
 
     def settle(event_ids: list[str]) -> None:
+        def stored(conn) -> bool:
+            releases = count_releases(conn, event_ids=event_ids)
+            market = count_processed(conn, consumer=MARKET_CONSUMER, event_ids=event_ids)
+            return releases + market >= len(set(event_ids))
+
         wait(
-            lambda conn: count_releases(conn, event_ids=event_ids) >= len(set(event_ids)),
-            f"{len(event_ids)} published releases were not all stored",
+            stored,
+            f"{len(event_ids)} published events were not all stored (market data: by the "
+            "market-data service)",
             "release-handler",
         )
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from alphafactory.decision import decision_panel
+from alphafactory.decision import decision_panel, universe_of
 from alphafactory.formula import parse
 from alphafactory.observations import GROUP_PREFIX
 from alphafactory.panel import Panel
@@ -97,9 +97,11 @@ def strategy_panel(
     decision_time: datetime,
     *,
     stored_by: int | None = None,
+    history_rows: int | None = None,
 ) -> Panel:
-    """The panel of a decision: market data available by ``decision_time`` and the
-    releases made by then, of those stored up to observation ``stored_by`` when given."""
+    """The panel of a decision: the strategy's market data available by ``decision_time``
+    and the releases made by then, of those stored up to observation ``stored_by`` when
+    given; the last ``history_rows`` dates (default: what the decision scores), or all."""
     market = market_panel(conn, decision_time, strategy.universe.assets or None)
     releases = releases_until(
         conn,
@@ -107,5 +109,7 @@ def strategy_panel(
         series_ids=list(strategy.formulas.operands) or None,
         stored_by=stored_by,
     )
-    history = strategy.alpha.training_months + warm_up_rows(strategy)
-    return decision_panel(market, releases, decision_time, history)
+    if history_rows is None:
+        history_rows = strategy.alpha.training_months + warm_up_rows(strategy)
+    market = universe_of(market, strategy.universe)
+    return decision_panel(market, releases, decision_time, history_rows)

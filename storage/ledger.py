@@ -49,3 +49,12 @@ def is_processed(conn: psycopg.Connection, *, consumer: str, event_id: str) -> b
         (consumer, event_id),
     ).fetchone()
     return row is not None
+
+
+def count_processed(conn: psycopg.Connection, *, consumer: str, event_ids: list[str]) -> int:
+    """How many of ``event_ids`` ``consumer`` has processed."""
+    row = conn.execute(
+        "SELECT count(*) FROM core.processed_events WHERE consumer = %s AND event_id = ANY(%s)",
+        (consumer, list(event_ids)),
+    ).fetchone()
+    return int(row[0])

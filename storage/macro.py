@@ -284,3 +284,9 @@ def _frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
         if column in frame:
             frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
+
+
+def stored_series(conn: psycopg.Connection) -> set[str]:
+    """Every series id with a stored release."""
+    rows = conn.execute("SELECT DISTINCT series_id FROM core.macro_observations").fetchall()
+    return {series_id for (series_id,) in rows}

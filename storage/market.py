@@ -212,3 +212,16 @@ def _columns(frame: pd.DataFrame) -> list[list]:
         [None if np.isnan(v) else float(v) for v in values],
         available.tolist(),
     ]
+
+
+def stored_inventory(conn: psycopg.Connection) -> tuple[set[str], set[str]]:
+    """The assets and the fields with any stored observation (rows or blocks)."""
+    rows = conn.execute(
+        """
+        SELECT 'asset', asset FROM core.market_blocks
+        UNION SELECT 'asset', asset FROM core.market_observations
+        UNION SELECT 'field', field FROM core.market_blocks
+        UNION SELECT 'field', field FROM core.market_observations
+        """
+    ).fetchall()
+    return {v for k, v in rows if k == "asset"}, {v for k, v in rows if k == "field"}

@@ -84,7 +84,8 @@ def make_world(
 ) -> World:
     """Settings for a stack with every service (fast reconciler), the strategy, and the
     window of the market's releases that holds its last ``n_triggers`` triggers."""
-    from producers.releases import release_events, triggers_last_in_each_instant
+    from producers.releases import release_events
+    from producers.replay import triggers_last_in_each_instant
 
     strategy = Strategy.model_validate(tomllib.loads(strategy_toml))
     strategies_dir = state_dir / "strategies"

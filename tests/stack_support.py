@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -105,3 +107,40 @@ def untrained_generator(panel, *, context: int, d_model: int, path=None):
     if path is not None:
         save_checkpoint(path, model, vocab, reward={"metric": "hac_tstat", "gamma": 1.0})
     return model, vocab
+
+
+def kcat_publish(
+    settings, messages: list[tuple[str, bytes]], topic: str = "macro.releases"
+) -> None:
+    """Publish with kcat: one `key<TAB>value` line per message."""
+    lines = b"".join(key.encode() + b"\t" + value + b"\n" for key, value in messages)
+    subprocess.run(
+        ["kcat", "-P", "-b", settings.kafka.bootstrap, "-t", topic, "-K", "\t"],
+        input=lines,
+        check=True,
+        timeout=60,
+    )
+
+
+def as_trading_reader(settings, query: str) -> list[list[str]]:
+    out = subprocess.run(
+        ["psql", settings.postgres.dsn("trading"), "-tA", "-F", "\t", "-c", query],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def positions_for(
+    settings, event_id: str, view: str = "latest_target_positions", timeout_s: float = 180
+) -> list[list[str]]:
+    query = f"SELECT asset, weight, as_of FROM trading.{view} WHERE trigger_event_id = '{event_id}'"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = as_trading_reader(settings, query)
+        if rows:
+            return rows
+        time.sleep(0.5)
+    raise AssertionError(f"no positions for {event_id} after {timeout_s} s")

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from alphafactory.data import synthetic_market
-from alphafactory.decision import DecisionError, allocate, decision_panel, evaluate_formulas
+from alphafactory.decision import (
+    DecisionError,
+    allocate,
+    benchmark_weights,
+    decision_panel,
+    evaluate_formulas,
+)
 from alphafactory.metrics import parse_definition
 from alphafactory.scoring import FormulaScorer, config_for_panel
 from alphafactory.strategy import Strategy
@@ -97,3 +103,40 @@ def test_allocation_tilts_the_risk_parity_mix_within_the_limit(market):
     empty = allocate(panel, STRATEGY, [], scores=[])
     assert empty.pool == {} and np.isclose(sum(empty.weights.values()), 1.0)
     assert np.abs(weights - np.array(list(empty.weights.values()))).max() <= 0.05 + 1e-9
+
+
+def test_benchmark_by_group_excludes_cash_and_names_a_missing_group(market):
+    panel = market.panel
+    assets = [str(a) for a in panel.assets]
+    classes = np.broadcast_to(np.arange(len(assets)) % 2, panel.shape).copy()
+    grouped = type(panel)(panel.dates, panel.assets, panel.fields, panel.macro, {"cls": classes})
+    rules = {"kind": "tilt", "risk_parity_group": "cls", "benchmark_excludes": [assets[0]]}
+    strategy = STRATEGY.model_copy(update={"portfolio": STRATEGY.portfolio.model_validate(rules)})
+    weights = benchmark_weights(grouped, strategy, 100)
+    assert weights[0] == 0.0 and np.isclose(weights.sum(), 1.0) and (weights[1:] > 0).all()
+    window = grouped.returns[100 - strategy.portfolio.volatility_months : 100]
+    risk = [
+        np.std(window[:, c == k] @ weights[c == k], ddof=1) for c in [classes[0]] for k in (0, 1)
+    ]
+    assert risk[0] == pytest.approx(risk[1], rel=1e-9)
+    with pytest.raises(DecisionError, match=r"risk_parity_group 'cls' is not a group.*'sector'"):
+        benchmark_weights(panel, strategy, 100)
+
+
+def test_a_group_universe_keeps_the_assets_with_its_latest_codes(market):
+    from alphafactory.decision import universe_of
+    from alphafactory.strategy import Universe
+
+    panel = market.panel
+    codes = np.broadcast_to(np.arange(panel.shape[1]) % 3, panel.shape).copy()
+    codes[-5:, 0] = -1  # asset 0's code not stored lately: its last stored code counts
+    grouped = type(panel)(panel.dates, panel.assets, panel.fields, panel.macro, {"tier": codes})
+    chosen = universe_of(grouped, Universe(data="store", group="tier", group_codes=(0, 2)))
+    expected = [str(a) for k, a in enumerate(panel.assets) if k % 3 in (0, 2)]
+    assert list(chosen.assets) == expected
+    assert chosen.fields["returns"].shape == (panel.shape[0], len(expected))
+    assert universe_of(grouped, Universe()) is grouped
+    with pytest.raises(DecisionError, match=r"universe.group 'region' is not stored.*'tier'"):
+        universe_of(grouped, Universe(data="store", group="region", group_codes=(1,)))
+    with pytest.raises(DecisionError, match=r"no asset has universe.group 'tier' code in \[7\]"):
+        universe_of(grouped, Universe(data="store", group="tier", group_codes=(7,)))

@@ -22,6 +22,12 @@ def test_a_mid_month_decision_earns_from_the_following_month_on():
     # Feb decision: Feb's return (known in part before it) is skipped; March and April held
     assert list(series.index) == list(DATES[2:])
     np.testing.assert_allclose(series.to_numpy(), [0.02, -0.01, 0.005, 0.035])
+    # held one period only, the last allocation stops after May
+    once = held_returns(
+        DATES, ASSETS, RETURNS, decisions, [{"A": 1.0}, {"A": 0.5, "B": 0.5}], hold_last=1
+    )
+    assert list(once.index) == list(DATES[2:5])
+    np.testing.assert_allclose(once.to_numpy(), [0.02, -0.01, 0.005])
 
 
 def test_the_summary_follows_the_usual_definitions():

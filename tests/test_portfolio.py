@@ -105,3 +105,23 @@ def test_tilt_moves_the_benchmark_by_at_most_the_limit():
     assert w[0] > bench[0] and w[1] < bench[1]
     with pytest.raises(PortfolioError, match="a tilt needs a benchmark of 4 weights"):
         target_weights(np.ones(4), "tilt")
+
+
+def test_risk_parity_by_class_gives_each_class_an_equal_share_of_risk():
+    # three equity-like assets and one bond: by asset, equity would take 3/4 of the risk
+    returns = RNG.normal(scale=[0.04, 0.04, 0.04, 0.01, 0.001], size=(240, 5))
+    classes = np.array([0, 0, 0, 1, 2])
+    held = np.array([True, True, True, True, False])  # the last is cash: outside the mix
+    w = risk_parity(returns, classes, held=held)
+    assert np.isclose(w.sum(), 1.0) and w[4] == 0.0
+    risk = [np.std(returns[:, m] @ w[m], ddof=1) for m in (slice(0, 3), slice(3, 4))]
+    assert risk[0] == pytest.approx(risk[1], rel=1e-9)
+    np.testing.assert_allclose(w[:3] / w[:3].sum(), risk_parity(returns[:, :3]))
+
+
+def test_risk_parity_holds_nothing_of_an_asset_without_two_returns():
+    returns = RNG.normal(scale=0.02, size=(36, 3))
+    returns[:-1, 2] = np.nan  # listed in the last month only
+    w = risk_parity(returns)
+    assert w[2] == 0.0 and np.isclose(w.sum(), 1.0)
+    assert np.allclose(risk_parity(np.full((5, 2), np.nan)), 0.5)

@@ -126,3 +126,14 @@ def test_the_store_universe_triggers_on_any_loaded_series(tmp_path):
     path.write_text('id = "own"\n[universe]\ndata = "somewhere"\n')
     with pytest.raises(StrategyError, match="universe.data"):
         load_strategy(path)
+
+
+def test_a_universe_group_needs_its_codes(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text('id = "g"\n[universe]\ndata = "store"\ngroup = "sector"\n')
+    with pytest.raises(
+        StrategyError, match=r"universe.group \('sector'\) and universe.group_codes"
+    ):
+        load_strategy(path)
+    path.write_text('id = "g"\n[universe]\ndata = "store"\ngroup = "sector"\ngroup_codes = [2]\n')
+    assert load_strategy(path).universe.group_codes == (2,)

@@ -1,10 +1,10 @@
 """The bundled real dataset: built at run time, offline, from data shipped in PyPI wheels.
 
-Assets (monthly simple returns, month-end panel dates; group ``family``: 0 industry,
-1 size/value portfolio):
-    12 Fama-French industry portfolios and 9 size x value portfolios, 1949-01..2017-03, from
-    Kenneth R. French's Data Library as shipped by ``linearmodels`` (``linearmodels.datasets
-    .french``; package licence NCSA; the library's data are published for free research use).
+Assets: the multi-asset universe of ``bundled_assets`` (US equity market, 12 industry
+and 9 size x value portfolios, long AAA and BAA corporate bond total-return
+approximations, WTI crude oil spot, one-month T-bills as cash), monthly simple returns on
+month-end dates, with the group ``asset_class``; that module documents each source and
+approximation.
 
 Macro series (``series`` lists each with source, frequency, lag and clock):
     - ``statsmodels.datasets.macrodata`` (statsmodels, BSD-3; the dataset is public domain,
@@ -35,25 +35,10 @@ import numpy as np
 import pandas as pd
 
 from alphafactory.clock import local_times, visible_from
+from alphafactory.data.bundled_assets import asset_returns
 from alphafactory.data.errors import DataError
 from alphafactory.data.releases import RELEASE_COLUMNS, event_ids, point_in_time_macro
 from alphafactory.panel import Panel
-
-INDUSTRIES = [
-    "NoDur",
-    "Durbl",
-    "Manuf",
-    "Enrgy",
-    "Chems",
-    "BusEq",
-    "Telcm",
-    "Utils",
-    "Shops",
-    "Hlth",
-    "Money",
-    "Other",
-]
-SIZE_VALUE = ["S1V1", "S1V3", "S1V5", "S3V1", "S3V3", "S3V5", "S5V1", "S5V3", "S5V5"]
 
 # series id -> (source column, frequency, lag days, New York clock, description)
 RELEASE_RULES: dict[str, tuple[str, str, int, str, str]] = {
@@ -88,29 +73,41 @@ class MarketData:
     series: pd.DataFrame  # series_id, frequency, lag_days, clock, source, description
 
 
-def bundled_market(*, start: str = "1960-01", end: str = "2009-12") -> MarketData:
-    """Monthly asset panel (month-end dates ``start``..``end``) with point-in-time macro.
+def bundled_market(*, start: str = "1960-01", end: str = "2017-03") -> MarketData:
+    """Monthly multi-asset panel (month-end dates ``start``..``end``) with point-in-time
+    macro.
 
-    The default range ends where the quarterly macro data end (2009Q3 released in October
-    2009), so no series goes stale; assets reach 2017-03 if ``end`` asks for it.
+    The default range ends where the French portfolios end (2017-03). The quarterly
+    statsmodels series end with 2009Q3 (released in October 2009) and stay at that value
+    afterwards; the monthly ones run to the end.
     """
     french = _french()
-    returns = french[INDUSTRIES + SIZE_VALUE].loc[start:end]
+    returns, classes = asset_returns(french)
+    returns = returns.loc[start:end].dropna(axis=1, how="all")
     if returns.empty:
         raise DataError(f"no bundled asset data between {start!r} and {end!r} (1949-01..2017-03)")
     dates = (returns.index + pd.offsets.MonthEnd(0)).to_numpy(dtype="datetime64[ns]")
     values = returns.to_numpy(np.float64)
-    close = np.cumprod(1.0 + values, axis=0)  # total-return index, 1 + first month's return
-    family = np.r_[np.zeros(len(INDUSTRIES), int), np.ones(len(SIZE_VALUE), int)]
+    close = _total_return_index(values)
+    asset_class = np.array([classes[name] for name in returns.columns])
     releases, series = _releases(_macro_sources(french), dates[-1])
     panel = Panel(
         dates=dates,
         assets=np.array(returns.columns, dtype=str),
         fields={"returns": values, "close": close},
         macro=point_in_time_macro(releases, dates),
-        groups={"family": np.broadcast_to(family, values.shape).copy()},
+        groups={"asset_class": np.broadcast_to(asset_class, values.shape).copy()},
     )
     return MarketData(panel, releases, series)
+
+
+def _total_return_index(returns: np.ndarray) -> np.ndarray:
+    """1 + the first month's return onwards, per asset; NaN before an asset's data begin
+    and carried over a missing month."""
+    growth = np.where(np.isnan(returns), 1.0, 1.0 + returns)
+    index = np.cumprod(growth, axis=0)
+    started = np.cumsum(~np.isnan(returns), axis=0) > 0
+    return np.where(started, index, np.nan)
 
 
 def _french() -> pd.DataFrame:

@@ -4,7 +4,9 @@ A panel file (contract 2) whose values become available at the end of each date'
 York day, or, with an ``available_at`` column, at the time that column gives (an ISO-8601
 time with its UTC offset, or a zoned Parquet timestamp). With ``available_at`` a file may
 hold several vintages of one (date, asset): each row is the value as known from its
-``available_at``, the later one a revision, and rows may come in any order. Every row is
+``available_at``, the later one a revision, and rows may come in any order. A column
+``group:<name>`` holds group labels (integer codes, or text labels coded in sorted order):
+the group ``<name>`` a formula and a strategy's universe can use. Every row is
 checked; the first bad one raises a :class:`DataError` naming the file, the row, the column
 and the value, and nothing of the file is returned.
 """
@@ -20,7 +22,8 @@ import pandas as pd
 from alphafactory.clock import MARKET_ZONE
 from alphafactory.data import panel_files
 from alphafactory.data.errors import AvailabilityError, DataError, DuplicateRowError
-from alphafactory.observations import MarketObservations
+from alphafactory.observations import GROUP_PREFIX, MarketObservations
+from alphafactory.panel import Panel
 
 AVAILABLE_AT = "available_at"
 _ZONED = r"(?:Z|[+-]\d\d(?::?\d\d)?)$"  # an ISO-8601 time's UTC offset
@@ -31,17 +34,25 @@ def read_market_file(path: str | Path, *, now: datetime | None = None) -> Market
     it is refused (a mistyped year would otherwise hide the row for years)."""
     path = Path(path)
     panel_files._check_file(path)
-    if AVAILABLE_AT not in _column_names(path):
-        return MarketObservations.from_panel(panel_files.load_panel(path))
+    names = _column_names(path)
+    groups = [c for c in names if c.startswith(GROUP_PREFIX)]
+    if AVAILABLE_AT not in names:
+        panel = panel_files.load_panel(path, group_columns=groups)
+        codes = {name.removeprefix(GROUP_PREFIX): v for name, v in panel.groups.items()}
+        return MarketObservations.from_panel(
+            Panel(panel.dates, panel.assets, panel.fields, panel.macro, codes)
+        )
     frame = _read(path)
     names = [str(c) for c in frame.columns]
-    panel_files._check_columns(path, names, [])
+    panel_files._check_columns(path, names, groups)
     dates = panel_files._parse_dates(path, frame["date"])
     assets = _assets(path, frame["asset"])
     available = _available(path, frame[AVAILABLE_AT], dates, now)
     _refuse_repeats(path, dates, assets, available)
     fields = {
-        name: panel_files._numeric(path, frame[name])
+        name: _group_codes(frame[name])
+        if name in groups
+        else panel_files._numeric(path, frame[name])
         for name in names
         if name not in ("date", "asset", AVAILABLE_AT)
     }
@@ -53,6 +64,12 @@ def read_market_file(path: str | Path, *, now: datetime | None = None) -> Market
         available_at=available.tz_localize(None).to_numpy("datetime64[us]"),
         fields=fields,
     )
+
+
+def _group_codes(column: pd.Series) -> np.ndarray:
+    """A ``group:<name>`` column's integer codes as stored values; no code: NaN."""
+    codes = panel_files._codes(column)
+    return np.where(codes >= 0, codes, np.nan).astype(np.float64)
 
 
 def _column_names(path: Path) -> list[str]:

@@ -203,7 +203,13 @@ def _check_columns(path: Path, columns: list[str], declared: list[str]) -> None:
             f"{path}: needs a 'returns' column or a 'close' column to derive returns from; "
             f"found columns {columns}"
         )
-    bad = [c for c in columns if c not in ("date", "asset") and not c.isidentifier()]
+    # a declared group column may carry the store's ``group:`` prefix (``group:sector``)
+    bad = [
+        c
+        for c in columns
+        if c not in ("date", "asset")
+        and not (c.removeprefix("group:") if c in declared else c).isidentifier()
+    ]
     if bad:
         raise DataError(
             f"{path}: column names {bad} cannot be formula operands; "

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from app.cli.data_replay import add_replay
+
 if TYPE_CHECKING:
     from alphafactory.settings import Settings
 
@@ -36,6 +38,7 @@ def register(commands) -> None:
         help="New York clock time of ALFRED vintages (default 08:30)",
     )
     load.set_defaults(handler=run_load)
+    add_replay(actions)
 
 
 def run_load(args, settings: Settings) -> int:
@@ -46,7 +49,7 @@ def run_load(args, settings: Settings) -> int:
     try:
         what, market, releases = _read(args)
         with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
-            stored = _store(conn, market, releases)
+            stored = store(conn, market, releases)
     except (DataError, StorageError) as error:
         print(f"alphafactory: {error}", file=sys.stderr)
         return 1
@@ -76,7 +79,8 @@ def _read(args):
     return args.releases, None, table
 
 
-def _store(conn, market, releases) -> int:
+def store(conn, market, releases) -> int:
+    """Store market observations and/or releases in one transaction; how many were new."""
     from storage.loading import load_observations, load_releases
 
     with conn.transaction():  # all of it or, on an error, nothing

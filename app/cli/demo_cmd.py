@@ -6,8 +6,9 @@
    from its date's close) and the macro releases made before the replay window.
 3. Train a small generator on the years before the window (or reuse the cached one for
    the same data), export it to the Triton model repository and restart Triton on it.
-4. Replay the window's releases (the last ``--months`` core CPI releases and every other
-   series' releases among them) to ``macro.releases`` in release-time order. Each CPI
+4. Replay the window's releases (``--months`` core CPI releases from ``--from``, by
+   default 2007-07 to 2010-06: the crisis and the recovery, and every other series'
+   releases among them) to ``macro.releases`` in release-time order. Each CPI
    release triggers the bundled strategy: the demo shows, per release, the formulas
    generated, evaluated and qualified, the pool and the new positions.
 5. Report the rebalanced portfolio's out-of-sample performance against its benchmark
@@ -32,7 +33,14 @@ TRIGGER_SERIES = "us_core_cpi"
 
 def register(commands) -> None:
     parser = commands.add_parser("demo", help="run the main job on the bundled defaults")
-    parser.add_argument("--months", type=int, default=24, help="core CPI releases to replay")
+    parser.add_argument("--months", type=int, default=36, help="core CPI releases to replay")
+    parser.add_argument(
+        "--from",
+        dest="first",
+        default="2007-07",
+        metavar="YYYY-MM",
+        help="the month of the first replayed core CPI release (default: the 2008 crisis on)",
+    )
     parser.add_argument("--train-steps", type=int, default=400)
     parser.add_argument("--retrain", action="store_true", help="ignore a cached generator")
     parser.add_argument(
@@ -74,7 +82,7 @@ def _demo(args, settings: Settings, started: float) -> int:
     ][:1]
     print("2/5 building the bundled real dataset and storing it point-in-time ...")
     market = bundled_market()
-    window = steps.replay_window(market.releases, TRIGGER_SERIES, args.months)
+    window = steps.replay_window(market.releases, TRIGGER_SERIES, args.months, args.first)
     stored = steps.store_history(settings, market, window.start)
     assets, months = market.panel.shape[1], market.panel.shape[0]
     print(
@@ -83,7 +91,7 @@ def _demo(args, settings: Settings, started: float) -> int:
         f"({args.months} {TRIGGER_SERIES} triggers) to {window.end:%Y-%m-%d}"
     )
     print("3/5 generator: training a small model on the years before the window ...")
-    summary = steps.ensure_generator(settings, market.panel, window.start, args)
+    summary = steps.ensure_generator(settings, strategy, market.panel, window.start, args)
     print(f"    {summary}")
     print("4/5 replaying the releases through the live pipeline ...")
     outcomes = steps.replay(settings, strategy, window.releases, TRIGGER_SERIES)

@@ -25,16 +25,25 @@ class Window:
     releases: pd.DataFrame  # release-time order
 
 
-def replay_window(releases: pd.DataFrame, trigger: str, months: int) -> Window:
+def replay_window(releases: pd.DataFrame, trigger: str, months: int, first: str) -> Window:
+    """``months`` releases of ``trigger`` from the first in or after month ``first``
+    (YYYY-MM), with every other series' releases from just after the trigger before."""
     triggers = releases[releases["series_id"] == trigger].sort_values("released_at")
-    if len(triggers) < months + 1:
-        raise SystemExit(f"the data has {len(triggers)} {trigger} releases, fewer than {months}")
+    times = triggers["released_at"].reset_index(drop=True)
+    begin = pd.Timestamp(first, tz="UTC")
+    k = int(times.searchsorted(begin))
+    if k == 0 or k + months > len(times):
+        last = times.iloc[-1].strftime("%Y-%m") if len(times) else "none"
+        raise SystemExit(
+            f"{months} {trigger} releases from {first} do not fit the data: it has "
+            f"releases from {times.iloc[0]:%Y-%m} to {last} (and one before the window)"
+        )
     # start just after the previous trigger: the other series' releases in between replay too
-    start = triggers["released_at"].iloc[-months - 1] + pd.Timedelta(seconds=1)
-    chosen = releases[releases["released_at"] >= start].sort_values(
-        ["released_at", "series_id"], kind="stable"
-    )
-    return Window(start, chosen["released_at"].iloc[-1], chosen.reset_index(drop=True))
+    start = times.iloc[k - 1] + pd.Timedelta(seconds=1)
+    end = times.iloc[k + months - 1]
+    chosen = releases[(releases["released_at"] >= start) & (releases["released_at"] <= end)]
+    chosen = chosen.sort_values(["released_at", "series_id"], kind="stable")
+    return Window(start, end, chosen.reset_index(drop=True))
 
 
 def store_history(settings: Settings, market, start: pd.Timestamp) -> int:
@@ -47,12 +56,11 @@ def store_history(settings: Settings, market, start: pd.Timestamp) -> int:
         return count_releases(conn)
 
 
-def ensure_generator(settings: Settings, panel, start: pd.Timestamp, args) -> str:
+def ensure_generator(settings: Settings, strategy, panel, start: pd.Timestamp, args) -> str:
     """Train (or reuse) the generator on the rows before the window; export to Triton."""
-    from app import stack
+    from app.generator_setup import serve, training_plan
     from inference.pipeline import panel_vocabulary, train_on_panel
     from inference.training import CheckpointError, load_checkpoint
-    from inference.trajectories import BuildPlan
 
     path = Path(settings.pipeline.generator_checkpoint)
     row = int(np.searchsorted(panel.dates, start.tz_localize(None).to_datetime64()))
@@ -66,9 +74,7 @@ def ensure_generator(settings: Settings, panel, start: pd.Timestamp, args) -> st
         except CheckpointError:
             cached = None
     if cached is None:
-        plan = BuildPlan(
-            random=3000, mcmc_chains=16, mcmc_steps=60, max_tokens=12, root_kinds=("macro",), seed=0
-        )
+        plan = training_plan(strategy)
         summary = train_on_panel(panel, row, path, plan=plan, steps=args.train_steps)
         text = (
             f"trained on {summary['trajectories']:,} trajectories before {split} in "
@@ -78,14 +84,7 @@ def ensure_generator(settings: Settings, panel, start: pd.Timestamp, args) -> st
         text = f"reusing {path} (trained on data before {split})"
     if args.no_triton:
         return text + "; generating in process"
-    from inference.export import export_repository
-    from inference.repository import ServingOptions
-    from inference.training import load_checkpoint as load
-
-    serving = ServingOptions(model_name=settings.triton.generator_model, instances="cpu")
-    export_repository(load(path), settings.triton.repository, serving)
-    stack.restart(settings, ["triton", "generator"])
-    return text + f"; served by Triton as {settings.triton.generator_model!r}"
+    return f"{text}; {serve(settings, path)}"
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,8 @@ class Outcome:
 
 def replay(settings: Settings, strategy, releases: pd.DataFrame, trigger: str) -> list[Outcome]:
     from messaging.publisher import KafkaPublisher
-    from producers.releases import publish_release, release_events, triggers_last_in_each_instant
+    from producers.releases import publish_release, release_events
+    from producers.replay import triggers_last_in_each_instant
 
     outcomes: list[Outcome] = []
     published: list[str] = []
@@ -174,7 +174,7 @@ def _follow(conn, strategy_id: str, event) -> Outcome:
 
 
 def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: Path) -> None:
-    from alphafactory import portfolio
+    from alphafactory.decision import benchmark_weights
     from alphafactory.performance import held_returns, summarize
 
     done = [o for o in outcomes if o.allocation_id]
@@ -184,15 +184,21 @@ def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: P
     decisions = pd.DatetimeIndex([o.decision_time for o in done]).tz_convert("UTC")
     benchmarks = []
     for when in decisions:
-        known = known_dates(panel.dates, when)
-        window = panel.returns[known][-strategy.portfolio.volatility_months :]
-        benchmarks.append(dict(zip(panel.assets, portfolio.risk_parity(window), strict=True)))
+        rows = int(known_dates(panel.dates, when).sum())
+        weights = benchmark_weights(panel, strategy, rows)
+        benchmarks.append(dict(zip(panel.assets, weights, strict=True)))
     series = {
+        # the last allocation is held one period: until the first release after the window
         "strategy": held_returns(
-            panel.dates, panel.assets, panel.returns, decisions, [o.weights for o in done]
+            panel.dates,
+            panel.assets,
+            panel.returns,
+            decisions,
+            [o.weights for o in done],
+            hold_last=1,
         ),
         "benchmark (risk parity)": held_returns(
-            panel.dates, panel.assets, panel.returns, decisions, benchmarks
+            panel.dates, panel.assets, panel.returns, decisions, benchmarks, hold_last=1
         ),
     }
     columns = ("months", "total", "annual", "vol", "sharpe", "maxDD")

@@ -10,6 +10,7 @@ from the later period that validation uses, so nothing after the split leaks int
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -40,15 +41,40 @@ def register(commands) -> None:
 
     model = commands.add_parser("model", help="the generator model")
     model_actions = model.add_subparsers(dest="action", required=True, metavar="ACTION")
-    fit = model_actions.add_parser("train", help="train a Decision Transformer")
-    fit.add_argument("--trajectories", type=Path, required=True)
-    _data_arguments(fit)
-    fit.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
+    fit = model_actions.add_parser(
+        "train",
+        help="train a Decision Transformer",
+        description="Train the generator either on a strategy's stored point-in-time data "
+        "(--strategy ID [--until DATE]: trajectories built and the model trained on what was "
+        "available before DATE, then exported to Triton and served) or on a trajectory "
+        "file (--trajectories, --data, --split, --out).",
+    )
+    fit.add_argument("--strategy", metavar="ID", help="train on this strategy's stored data")
+    fit.add_argument(
+        "--until",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="with --strategy: use data available before this date (default: today)",
+    )
+    fit.add_argument(
+        "--formulas",
+        type=int,
+        default=None,
+        help="with --strategy: random formulas in the training set (default 3000)",
+    )
+    fit.add_argument(
+        "--no-serve", action="store_true", help="with --strategy: do not export and serve it"
+    )
+    fit.add_argument("--trajectories", type=Path)
+    _data_arguments(fit, required=False)
+    fit.add_argument("--out", type=Path, help="checkpoint file to write")
     fit.add_argument("--layers", type=int, default=2)
     fit.add_argument("--heads", type=int, default=4)
     fit.add_argument("--d-model", type=int, default=64)
     fit.add_argument("--dropout", type=float, default=0.1)
-    fit.add_argument("--steps", type=int, default=2000)
+    fit.add_argument(
+        "--steps", type=int, default=None, help="default 2000 (file), 400 (--strategy)"
+    )
     fit.add_argument("--batch-size", type=int, default=256)
     fit.add_argument("--lr", type=float, default=1e-3)
     fit.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -131,8 +157,17 @@ def register(commands) -> None:
     generate.set_defaults(handler=run_generate)
 
 
-def _data_arguments(parser) -> None:
-    parser.add_argument("--data", type=Path, required=True, help="panel file (long format)")
+def _day(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from error
+
+
+def _data_arguments(parser, *, required: bool = True) -> None:
+    parser.add_argument("--data", type=Path, required=required, help="panel file (long format)")
     parser.add_argument(
         "--macro",
         action="append",
@@ -141,7 +176,7 @@ def _data_arguments(parser) -> None:
         help="a column that is a macro series",
     )
     parser.add_argument(
-        "--split", required=True, help="first date of the held-out period (YYYY-MM-DD)"
+        "--split", required=required, help="first date of the held-out period (YYYY-MM-DD)"
     )
 
 
@@ -177,6 +212,11 @@ def run_build(args, settings: Settings) -> int:
 
 
 def run_train(args, settings: Settings) -> int:
+    if args.strategy:
+        return _train_from_store(args, settings)
+    missing = [f"--{n}" for n in ("trajectories", "data", "split", "out") if not getattr(args, n)]
+    if missing:
+        return _fail(f"model train needs --strategy ID, or {', '.join(missing)} for a file")
     from inference.jobs import TrainJob
     from inference.pipeline import train_from_file
 
@@ -184,10 +224,53 @@ def run_train(args, settings: Settings) -> int:
         print(json.dumps(event), file=sys.stderr)
 
     try:
-        summary = train_from_file(_job(TrainJob, args), progress=progress)
+        job = _job(TrainJob, args, steps=args.steps or 2000)
+        summary = train_from_file(job, progress=progress)
     except ValueError as error:
         return _fail(str(error))
     print(json.dumps(summary))
+    return 0
+
+
+def _train_from_store(args, settings: Settings) -> int:
+    from datetime import date
+
+    from alphafactory.strategy import StrategyError, load_strategies
+    from app.generator_setup import (
+        DEFAULT_FORMULAS,
+        DEFAULT_STEPS,
+        GeneratorSetupError,
+        serve,
+        start_of_day,
+        train_from_store,
+    )
+
+    try:
+        strategies = {s.id: s for s in load_strategies(settings.pipeline.strategies_dir)}
+    except StrategyError as error:
+        return _fail(str(error))
+    if args.strategy not in strategies:
+        return _fail(f"no strategy {args.strategy!r}; known: {sorted(strategies)}")
+    until = start_of_day(args.until or date.today())
+    try:
+        trained = train_from_store(
+            settings,
+            strategies[args.strategy],
+            until=until,
+            steps=args.steps or DEFAULT_STEPS,
+            formulas=args.formulas or DEFAULT_FORMULAS,
+            out=args.out,
+        )
+    except GeneratorSetupError as error:
+        return _fail(str(error))
+    print(trained.describe())
+    pipeline_checkpoint = Path(settings.pipeline.generator_checkpoint)
+    if args.no_serve:
+        return 0
+    if trained.path.resolve() != pipeline_checkpoint.resolve():
+        print(f"not served: the pipeline serves {pipeline_checkpoint}, not {trained.path}")
+        return 0
+    print(serve(settings, trained.path))
     return 0
 
 

@@ -19,6 +19,7 @@ from app.cli import (
     demo_cmd,
     factor_cmd,
     generator_cmd,
+    init_cmd,
     release_cmd,
     run_cmd,
     stack_cmd,
@@ -27,6 +28,7 @@ from app.cli import (
 
 SUBCOMMANDS = (
     stack_cmd,
+    init_cmd,
     db_cmd,
     data_cmd,
     factor_cmd,

@@ -60,7 +60,7 @@ def register(commands) -> None:
     replay.set_defaults(handler=run_replay)
 
 
-class _BadArgument(ValueError):
+class BadArgument(ValueError):
     """A command-line value that cannot be used; exit code 2."""
 
 
@@ -71,7 +71,7 @@ def _number(option: str, text: str, *, positive: bool = False) -> float:
         value = math.nan
     if not math.isfinite(value) or (positive and value <= 0):
         kind = "a positive finite number" if positive else "a finite number, e.g. 3.2"
-        raise _BadArgument(f"{option} {text!r} is not valid; expected {kind}")
+        raise BadArgument(f"{option} {text!r} is not valid; expected {kind}")
     return value
 
 
@@ -80,12 +80,12 @@ def _timestamp(option: str, text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise _BadArgument(
+        raise BadArgument(
             f"{option} {text!r} is not an ISO-8601 timestamp; expected e.g. "
             "2024-05-10T12:30:00+00:00"
         ) from None
     if value.tzinfo is None or value.utcoffset() is None:
-        raise _BadArgument(
+        raise BadArgument(
             f"{option} {text!r} has no time zone; expected e.g. 2024-05-10T12:30:00+00:00 "
             "or 2024-05-10T12:30:00Z"
         )
@@ -96,7 +96,7 @@ def _day(option: str, text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise _BadArgument(f"{option} {text!r} is not a date; expected YYYY-MM-DD") from None
+        raise BadArgument(f"{option} {text!r} is not a date; expected YYYY-MM-DD") from None
 
 
 def _bound(option: str, text: str | None, *, end: bool) -> datetime | None:
@@ -110,7 +110,7 @@ def _bound(option: str, text: str | None, *, end: bool) -> datetime | None:
 
 
 def release_from_args(args, *, now: datetime):
-    """The MacroRelease the ``publish`` arguments describe; _BadArgument if one is wrong."""
+    """The MacroRelease the ``publish`` arguments describe; BadArgument if one is wrong."""
     from producers.releases import InvalidReleaseError, make_release
 
     period = _day("--period", args.period)
@@ -126,11 +126,11 @@ def release_from_args(args, *, now: datetime):
             released_at=released_at,
         )
     except InvalidReleaseError as error:
-        raise _BadArgument(str(error)) from error
+        raise BadArgument(str(error)) from error
 
 
-def _open_publisher(settings: Settings):
-    from alphafactory.topics import MACRO_RELEASES
+def open_publisher(settings: Settings):
+    from alphafactory.topics import MACRO_RELEASES, MARKET_DATA
     from messaging.admin import ensure_topics
     from messaging.publisher import KafkaPublisher
 
@@ -138,7 +138,9 @@ def _open_publisher(settings: Settings):
     # leaves an existing topic untouched. Bounded by the request timeout so a missing broker
     # fails as fast as the producer would.
     ensure_topics(
-        settings.kafka, [MACRO_RELEASES], timeout_s=settings.kafka.request_timeout_ms / 1000
+        settings.kafka,
+        [MACRO_RELEASES, MARKET_DATA],
+        timeout_s=settings.kafka.request_timeout_ms / 1000,
     )
     return KafkaPublisher.open(settings.kafka)
 
@@ -149,11 +151,11 @@ def run_publish(args, settings: Settings) -> int:
 
     try:
         release = release_from_args(args, now=datetime.now(UTC))
-    except _BadArgument as error:
+    except BadArgument as error:
         print(f"alphafactory: {error}", file=sys.stderr)
         return 2
     try:
-        with _open_publisher(settings) as publisher:
+        with open_publisher(settings) as publisher:
             meta = publish_release(publisher, release)
     except KafkaEdgeError as error:
         print(f"alphafactory: {error}", file=sys.stderr)
@@ -177,11 +179,11 @@ def run_publish(args, settings: Settings) -> int:
     return 0
 
 
-def _replay_options(args) -> dict:
-    """``replay``'s keyword arguments from the command line; _BadArgument if one is wrong."""
+def replay_options(args) -> dict:
+    """``replay``'s keyword arguments from the command line; BadArgument if one is wrong."""
     max_gap_s = _number("--max-gap", args.max_gap)
     if max_gap_s < 0:
-        raise _BadArgument(f"--max-gap {args.max_gap!r} is negative; expected seconds >= 0")
+        raise BadArgument(f"--max-gap {args.max_gap!r} is negative; expected seconds >= 0")
     return {
         "since": _bound("--since", args.since, end=False),
         "until": _bound("--until", args.until, end=True),
@@ -191,7 +193,7 @@ def _replay_options(args) -> dict:
 
 
 @contextlib.contextmanager
-def _stop_on_ctrl_c(stop: threading.Event):
+def stop_on_ctrl_c(stop: threading.Event):
     """Ctrl-C sets ``stop`` so the replay ends between batches and reports what it sent."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be installed from the main thread
@@ -206,22 +208,23 @@ def _stop_on_ctrl_c(stop: threading.Event):
 def run_replay(args, settings: Settings) -> int:
     from alphafactory.data.bundled import bundled_market
     from messaging.errors import KafkaEdgeError
-    from producers.releases import release_events, replay, select_releases
+    from producers.releases import release_events
+    from producers.replay import replay, select_events
 
     try:
-        options = _replay_options(args)
-    except _BadArgument as error:
+        options = replay_options(args)
+    except BadArgument as error:
         print(f"alphafactory: {error}", file=sys.stderr)
         return 2
     window = {"since": options.pop("since"), "until": options.pop("until")}
-    events = select_releases(release_events(bundled_market().releases), **window)
+    events = select_events(release_events(bundled_market().releases), **window)
     if not args.no_wait:
         from app.wiring import release_settling
 
         options.update(release_settling(settings)._asdict())
     stop = threading.Event()
     try:
-        with _stop_on_ctrl_c(stop), _open_publisher(settings) as publisher:
+        with stop_on_ctrl_c(stop), open_publisher(settings) as publisher:
             published = replay(publisher, events, stop_event=stop, **options)
     except TimeoutError as error:
         print(f"alphafactory: {error}", file=sys.stderr)

@@ -7,9 +7,12 @@ prints one object for programs::
 
     {"strategies": [{"strategy_id": "macro_allocation",
                      "trigger_series": [{"series_id": "us_core_cpi",
-                                         "last_period": "2024-04-01", "frequency": "M"}]}]}
+                                         "last_period": "2024-04-01", "frequency": "M"}],
+                     "missing": []}]}
 
 ``last_period`` and ``frequency`` are null when nothing (or a single period) is stored.
+``missing`` lists what the strategy needs and the store lacks (market data, its universe
+assets or group, operands, trigger series, a generator checkpoint); empty: it can run.
 Exit codes: 0 listed; 1 Postgres unreachable or failing; 2 an invalid strategy file.
 """
 
@@ -47,6 +50,7 @@ def run_list(args, settings: Settings) -> int:
     series = sorted({s for strategy in strategies for s in strategy.triggers.series})
     try:
         coverage = _coverage(settings, series)
+        missing = _missing(settings, strategies)
     except (StorageError, psycopg.Error) as error:
         print(f"alphafactory: cannot read the stored releases: {error}", file=sys.stderr)
         return 1
@@ -54,6 +58,7 @@ def run_list(args, settings: Settings) -> int:
         {
             "strategy_id": strategy.id,
             "trigger_series": [coverage[s] for s in strategy.triggers.series],
+            "missing": missing[strategy.id],
         }
         for strategy in strategies
     ]
@@ -83,6 +88,29 @@ def _coverage(settings: Settings, series: list[str]) -> dict[str, dict[str, Any]
     }
 
 
+def _missing(settings: Settings, strategies) -> dict[str, list[str]]:
+    """What each strategy needs that is not stored yet (``missing_inputs``)."""
+    from pathlib import Path
+
+    from alphafactory.strategy import missing_inputs
+    from storage.db import connect
+    from storage.macro import stored_series
+    from storage.market import stored_inventory
+
+    if not strategies:
+        return {}
+    with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+        assets, fields = stored_inventory(conn)
+        series = stored_series(conn)
+    has_generator = Path(settings.pipeline.generator_checkpoint).exists()
+    return {
+        s.id: missing_inputs(
+            s, assets=assets, fields=fields, series=series, has_generator=has_generator
+        )
+        for s in strategies
+    }
+
+
 def _table(listing: list[dict[str, Any]]) -> str:
     header = ("STRATEGY", "SERIES", "LAST PERIOD", "FREQ")
     rows = []
@@ -99,7 +127,17 @@ def _table(listing: list[dict[str, Any]]) -> str:
     if not rows:
         return "no active strategies"
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    return "\n".join(
+    table = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in (header, *rows)
-    )
+    ]
+    readiness = [
+        f"{item['strategy_id']}: "
+        + (
+            "ready"
+            if not item["missing"]
+            else "cannot run yet; missing " + "; ".join(item["missing"])
+        )
+        for item in listing
+    ]
+    return "\n".join([*table, "", *readiness])

@@ -51,6 +51,8 @@ def alphafactory(stack_settings, database, strategies_dir, *args, **env_override
     env.update(
         ALPHAFACTORY_POSTGRES__DATABASE=database.database,
         ALPHAFACTORY_PIPELINE__STRATEGIES_DIR=str(strategies_dir),
+        # no generator trained yet, whatever a demo left in the working directory
+        ALPHAFACTORY_PIPELINE__GENERATOR_CHECKPOINT=str(strategies_dir / "generator.pt"),
         **env_overrides,
     )
     script = Path(sys.executable).parent / "alphafactory"
@@ -69,14 +71,26 @@ def test_json_lists_active_strategies_with_null_coverage_before_any_release(
     result = alphafactory(stack_settings, database, strategies_dir, "--json")
 
     assert result.returncode == 0, result.stderr
+    nothing = ["a generator (alphafactory init)"]
     assert json.loads(result.stdout) == {
         "strategies": [
-            {"strategy_id": "monthly", "trigger_series": []},
+            {
+                "strategy_id": "monthly",
+                "trigger_series": [],
+                "missing": [
+                    "market data: nothing is stored (alphafactory data load --bundled)",
+                    *nothing,
+                ],
+            },
             {
                 "strategy_id": "rates",
                 "trigger_series": [
                     {"series_id": "us_cpi", "last_period": None, "frequency": None},
                     {"series_id": "us_payrolls", "last_period": None, "frequency": None},
+                ],
+                "missing": [
+                    "market data: nothing is stored (alphafactory data load --panel FILE)",
+                    *nothing,
                 ],
             },
         ]
@@ -111,15 +125,12 @@ def test_json_reports_the_newest_stored_period_and_the_inferred_frequency(
     result = alphafactory(stack_settings, database, tmp_path, "--json")
 
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["strategies"] == [
-        {
-            "strategy_id": "s",
-            "trigger_series": [
-                {"series_id": cpi, "last_period": "2023-12-01", "frequency": "M"},
-                {"series_id": claims, "last_period": "2024-02-23", "frequency": "W"},
-                {"series_id": gdp, "last_period": "2023-10-01", "frequency": None},
-            ],
-        }
+    (listed,) = json.loads(result.stdout)["strategies"]
+    assert listed["strategy_id"] == "s"
+    assert listed["trigger_series"] == [
+        {"series_id": cpi, "last_period": "2023-12-01", "frequency": "M"},
+        {"series_id": claims, "last_period": "2024-02-23", "frequency": "W"},
+        {"series_id": gdp, "last_period": "2023-10-01", "frequency": None},
     ]
 
 
@@ -129,13 +140,57 @@ def test_without_json_a_table_with_one_row_per_trigger_series(
     result = alphafactory(stack_settings, database, strategies_dir)
 
     assert result.returncode == 0, result.stderr
-    lines = [line.split() for line in result.stdout.splitlines()]
+    table, readiness = result.stdout.split("\n\n")
+    lines = [line.split() for line in table.splitlines()]
     assert lines == [
         ["STRATEGY", "SERIES", "LAST", "PERIOD", "FREQ"],
         ["monthly", "(no", "trigger", "series)", "-", "-"],
         ["rates", "us_cpi", "-", "-"],
         ["rates", "us_payrolls", "-", "-"],
     ]
+    assert readiness.splitlines()[1] == (
+        "rates: cannot run yet; missing market data: nothing is stored "
+        "(alphafactory data load --panel FILE); a generator (alphafactory init)"
+    )
+
+
+def test_what_a_strategy_on_loaded_data_still_lacks_is_listed(stack_settings, tmp_path):
+    """A store strategy naming assets, a group, an operand and a trigger series: each one
+    not stored is listed, and the list empties once the data and a generator are there."""
+    from alphafactory.data import synthetic_market
+    from alphafactory.observations import MarketObservations
+    from storage.loading import load_observations, load_releases
+
+    database = stack_settings.postgres.model_copy(update={"database": f"t_{uuid.uuid4().hex[:12]}"})
+    prepare_database(database)
+    market = synthetic_market(n_assets=3, n_dates=30, n_macro=2, seed=1, frequency="M")
+    wanted = '[universe]\ndata = "store"\nassets = ["A00000", "ZZZ"]\ngroup = "region"\n'
+    (tmp_path / "s.toml").write_text(
+        f'id = "s"\n{wanted}group_codes = [1]\n[formulas]\noperands = ["M0000", "pmi"]\n'
+        '[triggers]\nseries = ["M0001", "nfp"]\n'
+    )
+    with psycopg.connect(database.dsn("app"), autocommit=True) as conn:
+        load_observations(conn, MarketObservations.from_panel(market.panel))
+        load_releases(conn, market.releases)
+
+    result = alphafactory(stack_settings, database, tmp_path, "--json")
+
+    assert result.returncode == 0, result.stderr
+    (listed,) = json.loads(result.stdout)["strategies"]
+    assert listed["missing"] == [
+        "universe assets not stored: ZZZ",
+        "universe group 'region' not stored (a group:region column)",
+        "operands neither a stored field nor series: pmi",
+        "trigger series with no stored release: nfp",
+        "a generator (alphafactory init, or model train --strategy s)",
+    ]
+    (tmp_path / "s.toml").write_text(
+        'id = "s"\n[universe]\ndata = "store"\nassets = ["A00000"]\ngroup = "sector"\n'
+        'group_codes = [0, 1]\n[triggers]\nseries = ["M0001"]\n'
+    )
+    (tmp_path / "generator.pt").write_bytes(b"present")
+    result = alphafactory(stack_settings, database, tmp_path, "--json")
+    assert json.loads(result.stdout)["strategies"][0]["missing"] == []
 
 
 def test_an_invalid_strategy_file_exits_2_naming_it(stack_settings, database, strategies_dir):

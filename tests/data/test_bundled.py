@@ -16,6 +16,7 @@ pytest.importorskip("linearmodels")
 pytest.importorskip("statsmodels")
 
 from alphafactory.data.bundled import RELEASE_RULES, bundled_market  # noqa: E402
+from alphafactory.data.bundled_assets import ASSET_CLASSES, bond_duration  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +40,60 @@ def monkeypatch_module():
 
 def test_builds_offline_with_expected_shape(market):
     panel = market.panel
-    assert panel.shape == (600, 21)  # 1960-01..2009-12, 12 industries + 9 size/value
+    # 1960-01..2017-03: the market, 12 industries, 9 size/value, 2 bonds, oil, cash
+    assert panel.shape == (687, 26)
     assert pd.DatetimeIndex(panel.dates).is_month_end.all()
     assert set(panel.macro) == set(RELEASE_RULES)
     assert list(market.releases.columns) == RELEASE_COLUMNS
     assert market.releases["event_id"].is_unique
-    assert not np.isnan(panel.returns).any()
-    np.testing.assert_allclose(
-        panel.fields["close"][1:] / panel.fields["close"][:-1] - 1, panel.returns[1:], atol=1e-12
+    oil = list(panel.assets).index("OIL_WTI")
+    first_oil = int(np.argmax(np.isfinite(panel.returns[:, oil])))
+    assert str(panel.dates[first_oil])[:7] == "1986-02"  # the daily WTI series starts 1986-01
+    others = np.delete(panel.returns, oil, axis=1)
+    assert not np.isnan(others).any() and not np.isnan(panel.returns[first_oil:]).any()
+    close, returns = panel.fields["close"][first_oil:], panel.returns[first_oil:]
+    np.testing.assert_allclose(close[1:] / close[:-1] - 1, returns[1:], atol=1e-12)
+    assert np.isnan(panel.fields["close"][:first_oil, oil]).all()
+
+
+def test_asset_classes_and_returns_follow_their_sources(market):
+    from arch.data import default, wti
+    from linearmodels.datasets import french
+
+    panel = market.panel
+    names = list(panel.assets)
+    classes = dict(zip(names, panel.groups["asset_class"][-1], strict=True))
+    assert {classes[n] for n in ("US_EQUITY", "NoDur", "S5V5")} == {ASSET_CLASSES["equity"]}
+    assert classes["US_AAA_BOND"] == classes["US_BAA_BOND"] == ASSET_CLASSES["bonds"]
+    assert classes["OIL_WTI"] == ASSET_CLASSES["commodities"]
+    assert classes["CASH"] == ASSET_CLASSES["cash"]
+    returns = pd.DataFrame(panel.returns, index=pd.DatetimeIndex(panel.dates), columns=names)
+    ff = french.load().set_index("dates")
+    assert returns.loc["2008-10-31", "US_EQUITY"] == pytest.approx(
+        ff.loc["2008-10-01", "MktRF"] + ff.loc["2008-10-01", "RF"]
     )
+    assert returns.loc["2008-10-31", "CASH"] == pytest.approx(ff.loc["2008-10-01", "RF"])
+    # oil: the last daily price of October 2008 over that of September
+    daily = wti.load()["DCOILWTICO"].dropna()
+    sep, oct_ = daily.loc["2008-09"].iloc[-1], daily.loc["2008-10"].iloc[-1]
+    assert returns.loc["2008-10-31", "OIL_WTI"] == pytest.approx(oct_ / sep - 1)
+    # bonds: a month's carry at last month's yield minus duration times the yield change
+    yields = default.load()["BAA"] / 100
+    y0, y1 = yields.loc["2008-09-01"], yields.loc["2008-10-01"]
+    duration = (1 - (1 + y0 / 2) ** -40) / y0
+    assert returns.loc["2008-10-31", "US_BAA_BOND"] == pytest.approx(y0 / 12 - duration * (y1 - y0))
+
+
+def test_bond_duration_is_that_of_a_twenty_year_par_bond():
+    # price of a 20-year 7% semi-annual par bond under a 1bp move, by discounting its flows
+    def price(y: float) -> float:
+        t = np.arange(1, 41)
+        return float((3.5 / (1 + y / 2) ** t).sum() + 100 / (1 + y / 2) ** 40)
+
+    bump = 1e-5
+    numeric = -(price(0.07 + bump) - price(0.07 - bump)) / (2 * bump) / price(0.07)
+    assert bond_duration(np.array([0.07]))[0] == pytest.approx(numeric, rel=1e-6)
+    assert 10 < numeric < 11
 
 
 def test_release_times_strictly_after_period_end(market):

@@ -77,3 +77,20 @@ def test_an_empty_asset_is_refused(tmp_path):
     path = write(tmp_path, "date,asset,close,available_at\n2024-01-02,,1.0,2024-01-02T22:00Z\n")
     with pytest.raises(DataError, match=r"row 1 .*column 'asset'"):
         read_market_file(path)
+
+
+@pytest.mark.parametrize("availability", ["", ",2024-01-02T21:00:00Z"])
+def test_group_columns_become_stored_group_codes(tmp_path, availability):
+    header = "date,asset,close,group:sector" + (",available_at" if availability else "")
+    path = write(
+        tmp_path,
+        f"{header}\n2024-01-02,A,1.0,tech{availability}\n2024-01-02,B,2.0,energy{availability}\n"
+        f"2024-01-02,C,3.0,{availability}\n",
+    )
+    found = read_market_file(path, now=datetime(2025, 1, 1, tzinfo=UTC))
+    codes = dict(zip(found.assets.tolist(), found.fields["group:sector"].tolist(), strict=True))
+    assert codes["A"] == 1.0 and codes["B"] == 0.0  # text labels coded in sorted order
+    assert np.isnan(codes["C"])  # no label: no code stored
+    bad = write(tmp_path, "date,asset,close,group:2x\n2024-01-02,A,1.0,1\n", name="bad.csv")
+    with pytest.raises(DataError, match=r"column names \['group:2x'\] cannot be formula operands"):
+        read_market_file(bad)

@@ -22,7 +22,7 @@ from alphafactory.data.synthetic import synthetic_market
 from alphafactory.events import MacroRelease, decode
 from alphafactory.settings import KafkaSettings
 from alphafactory.topics import MACRO_RELEASES
-from app.cli.release_cmd import _stop_on_ctrl_c
+from app.cli.release_cmd import stop_on_ctrl_c
 from messaging.admin import ensure_topics
 from messaging.publisher import KafkaPublisher
 from producers.releases import (
@@ -30,9 +30,8 @@ from producers.releases import (
     make_release,
     publish_release,
     release_events,
-    replay,
-    select_releases,
 )
+from producers.replay import replay, select_events
 
 CONTRACT_KEYS = {"event_id", "series_id", "period", "value", "released_at", "schema_version"}
 T0 = datetime(2024, 1, 2, 13, 30, tzinfo=UTC)
@@ -336,7 +335,7 @@ def test_since_and_until_select_a_half_open_window(publisher, read_topic, series
         T0 + timedelta(days=2),
     ]
     with pytest.raises(ValueError, match="since=2024-01-02T13:30:00 has no time zone"):
-        select_releases(days, since=T0.replace(tzinfo=None))
+        select_events(days, since=T0.replace(tzinfo=None))
 
 
 def test_stop_event_ends_a_paced_replay_during_a_pause(publisher, read_topic, series):
@@ -388,7 +387,7 @@ def test_the_default_sleep_waits_on_the_stop_event(series):
 
 
 def test_cli_replay_sends_the_bundled_window(cli, read_topic):
-    expected = select_releases(
+    expected = select_events(
         release_events(bundled_market().releases),
         since=datetime(2009, 7, 1, tzinfo=UTC),
         until=datetime(2009, 8, 1, tzinfo=UTC),
@@ -527,6 +526,6 @@ def test_cli_replay_rejects_a_bad_speed(cli):
 
 def test_ctrl_c_during_a_replay_sets_the_stop_event_and_restores_the_handler():
     stop, before = threading.Event(), signal.getsignal(signal.SIGINT)
-    with _stop_on_ctrl_c(stop):
+    with stop_on_ctrl_c(stop):
         os.kill(os.getpid(), signal.SIGINT)  # delivered to this thread: no KeyboardInterrupt
     assert stop.is_set() and signal.getsignal(signal.SIGINT) is before

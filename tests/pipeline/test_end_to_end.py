@@ -22,7 +22,14 @@ from alphafactory.topics import DEAD_LETTERS
 from app import stack
 from storage.loading import load_panel, load_releases
 from storage.macro import macro_as_of
-from tests.stack_support import isolated_settings, make_state_dir, untrained_generator
+from tests.stack_support import (
+    as_trading_reader,
+    isolated_settings,
+    kcat_publish,
+    make_state_dir,
+    positions_for,
+    untrained_generator,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("kcat"), reason="needs kcat")]
 HISTORY_END = pd.Timestamp("2018-06-01", tz="UTC")
@@ -69,41 +76,6 @@ def release(period: str, released_at: str, value: float = 1.5, series: str = "M0
         "released_at": released_at,
         "schema_version": 1,
     }
-
-
-def kcat_publish(settings, messages: list[tuple[str, bytes]]) -> None:
-    """Publish with kcat: one `key<TAB>value` line per message."""
-    lines = b"".join(key.encode() + b"\t" + value + b"\n" for key, value in messages)
-    subprocess.run(
-        ["kcat", "-P", "-b", settings.kafka.bootstrap, "-t", "macro.releases", "-K", "\t"],
-        input=lines,
-        check=True,
-        timeout=60,
-    )
-
-
-def as_trading_reader(settings, query: str) -> list[list[str]]:
-    out = subprocess.run(
-        ["psql", settings.postgres.dsn("trading"), "-tA", "-F", "\t", "-c", query],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    return [line.split("\t") for line in out.splitlines() if line]
-
-
-def positions_for(
-    settings, event_id: str, view: str = "latest_target_positions", timeout_s: float = 180
-) -> list[list[str]]:
-    query = f"SELECT asset, weight, as_of FROM trading.{view} WHERE trigger_event_id = '{event_id}'"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        rows = as_trading_reader(settings, query)
-        if rows:
-            return rows
-        time.sleep(0.5)
-    raise AssertionError(f"no positions for {event_id} after {timeout_s} s")
 
 
 def count(settings, query: str, *args) -> int:

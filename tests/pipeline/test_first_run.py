@@ -1,0 +1,102 @@
+"""The first run from a fresh state directory, as the README gives it: `alphafactory stack
+up`, then `alphafactory init` (bundled data stored, a generator trained on the stored data
+before today, exported and served by Triton); then a core CPI release published with kcat
+becomes positions of the bundled strategy for trading_reader."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from app import stack
+from inference.training import load_checkpoint
+from tests.stack_support import (
+    isolated_settings,
+    kcat_publish,
+    make_state_dir,
+    positions_for,
+    settings_env,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("kcat"), reason="needs kcat")]
+ALPHAFACTORY = str(Path(sys.executable).parent / "alphafactory")
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    """Settings of a new state directory with the pipeline services on (as by default)."""
+    state = make_state_dir("alphafactory-first-run-")
+    base = isolated_settings(state)
+    settings = base.model_copy(
+        update={
+            "pipeline": base.pipeline.model_copy(
+                update={
+                    "services": True,
+                    "poll_interval_s": 0.2,
+                    "generator_checkpoint": state / "generator.pt",
+                }
+            )
+        }
+    )
+    try:
+        yield settings
+    finally:
+        stack.down(settings)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def alphafactory(settings, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [ALPHAFACTORY, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=settings_env(settings),
+    )
+
+
+def test_stack_up_then_init_then_a_release_gives_positions(fresh):
+    up = alphafactory(fresh, "stack", "up")
+    assert up.returncode == 0, up.stderr
+    listed = json.loads(alphafactory(fresh, "strategy", "list", "--json").stdout)
+    (bundled,) = [s for s in listed["strategies"] if s["strategy_id"] == "macro_allocation"]
+    assert bundled["missing"][0].startswith("market data: nothing is stored")
+
+    init = alphafactory(fresh, "init", "--formulas", "150", "--train-steps", "20")
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert "ready:" in init.stdout and "restarted triton, generator" in init.stdout
+    checkpoint = load_checkpoint(fresh.pipeline.generator_checkpoint)
+    assert checkpoint.trained_until < datetime.now(UTC)  # the stored data before today
+    assert (Path(fresh.triton.repository) / fresh.triton.generator_model).is_dir()
+    listed = json.loads(alphafactory(fresh, "strategy", "list", "--json").stdout)
+    assert [s["missing"] for s in listed["strategies"]] == [[]]
+
+    again = alphafactory(fresh, "init")  # a second run stores and trains nothing
+    assert again.returncode == 0, again.stderr
+    assert "0 new observation(s)" in again.stdout and "reusing" in again.stdout
+
+    released = datetime.now(UTC) - timedelta(minutes=5)
+    message = {
+        "event_id": f"first-run-{uuid.uuid4().hex[:10]}",
+        "series_id": "us_core_cpi",
+        "period": f"{(released.replace(day=1) - timedelta(days=1)):%Y-%m}-01",
+        "value": 330.5,
+        "released_at": released.isoformat(),
+        "schema_version": 1,
+    }
+    kcat_publish(fresh, [("us_core_cpi", json.dumps(message).encode())])
+    rows = positions_for(fresh, message["event_id"], timeout_s=300)
+    weights = {asset: float(weight) for asset, weight, _ in rows}
+    assert np.isclose(sum(weights.values()), 1.0) and min(weights.values()) >= 0
+    assert {"US_EQUITY", "US_BAA_BOND", "OIL_WTI"} <= set(weights)  # the multi-asset universe
+    new_york_day = released.astimezone(ZoneInfo("America/New_York")).date()
+    assert {r[2] for r in rows} == {new_york_day.isoformat()}
