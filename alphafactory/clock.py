@@ -48,7 +48,7 @@ def _require_aware(instant: datetime | pd.Timestamp) -> None:
 def decision_date(instant: datetime | pd.Timestamp) -> date:
     """The New York calendar date a decision made at ``instant`` is for."""
     _require_aware(instant)
-    return pd.Timestamp(instant).tz_convert(MARKET_ZONE).date()
+    return instant.astimezone(NEW_YORK).date()
 
 
 def decision_day(instant: datetime | pd.Timestamp) -> np.datetime64:

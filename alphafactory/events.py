@@ -205,6 +205,10 @@ def decode(kind: type[E], raw: bytes | None) -> E:
     if len(raw) > MAX_EVENT_BYTES:
         raise EventError(f"{where}: {len(raw):,} bytes, more than the {MAX_EVENT_BYTES:,} allowed")
     try:
+        return kind.model_validate_json(raw)  # a valid message: parsed once
+    except ValidationError:
+        pass  # the checks below name what is wrong
+    try:
         data = json.loads(raw, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise EventError(f"{where}: not UTF-8 JSON ({e})") from e

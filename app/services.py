@@ -260,6 +260,7 @@ def run_relay(settings: Settings, stop_event: threading.Event):
 
 def run_scheduler(settings: Settings, stop_event: threading.Event):
     from consumers.failures import Resilience
+    from consumers.market_data_handler import sweep_stale_periods
     from producers.scheduler import run_scheduler as scheduler
 
     strategies = list(wiring.strategies_by_id(settings).values())
@@ -270,6 +271,7 @@ def run_scheduler(settings: Settings, stop_event: threading.Event):
             strategies,
             stop_event=stop_event,
             wait_out_outages=Resilience("scheduler", logger=log).call,
+            sweeps=(sweep_stale_periods,),
         )
     finally:
         pool.close()

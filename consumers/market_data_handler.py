@@ -7,9 +7,9 @@ A polled batch is handled in ONE Postgres transaction (:func:`handle_market_data
    future); one bad message fails the batch, and the loop then handles its records one by
    one, so the bad one alone is dead-lettered with its reason;
 2. ``mark_processed`` for each ``event_id``: a redelivered event stores nothing again;
-3. the new events' fields are stored, one row per (asset, date, field, available_at): a
+3. the new events are stored, one row each with its fields (``storage.market_events``): a
    second observation with a later ``available_at`` is a revision, stored beside the first;
-   the same key with another value is refused (poison);
+   the same (asset, date, field, available_at) with another value is refused (poison);
 4. for each strategy with ``triggers.market = "period_close"``, the periods (observation
    dates) its universe reported in are opened, and a period is decided once, when every
    asset of the universe has reported (at the latest of their availability times) or when
@@ -50,7 +50,7 @@ from storage import market_periods
 from storage.db import require_idle
 from storage.errors import InvalidRecordError
 from storage.ledger import mark_processed_many
-from storage.market import record_event_observations
+from storage.market_events import record_events
 from storage.outbox import OutboxEvent, enqueue
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def handle_market_data(
                 conn, consumer=CONSUMER, event_ids=[e.event_id for e in events]
             )
             new = list({e.event_id: e for e in reversed(events) if e.event_id in fresh}.values())
-            stored = record_event_observations(conn, events=new)
+            stored = record_events(conn, events=new)
             requests = [
                 request
                 for strategy in strategies
@@ -159,6 +159,33 @@ def _decide(
         ):
             closed[period] = deadline
     return [market_request(strategy, p, at, now=now) for p, at in sorted(closed.items())]
+
+
+def sweep_stale_periods(
+    conn: psycopg.Connection, strategies: Sequence[Strategy], *, now: datetime
+) -> int:
+    """Close the market periods whose timeout has passed by the wall clock with nothing
+    arriving to close them (a feed that stopped, an asset that never reports): each is
+    decided at its deadline on the data's clock, as the handler would have. One
+    transaction per strategy; returns the requests enqueued. ``conn`` must be idle."""
+    enqueued = 0
+    for strategy in strategies:
+        if not strategy.active or not strategy.triggers.market:
+            continue
+        timeout = strategy.triggers.market_timeout_s
+        with conn.transaction():
+            stale = market_periods.stale(conn, strategy_id=strategy.id, timeout_s=timeout, now=now)
+            for period, deadline in stale:
+                if market_periods.close_period(
+                    conn, strategy_id=strategy.id, period=period, at=deadline, by="timeout"
+                ):
+                    enqueue(
+                        conn,
+                        event=OutboxEvent.of(market_request(strategy, period, deadline, now=now)),
+                    )
+                    enqueued += 1
+                    logger.info("%s: period %s timed out with no later data", strategy.id, period)
+    return enqueued
 
 
 class MarketDataHandler:

@@ -146,18 +146,23 @@ def run_scheduler(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     poll_s: float = 60.0,
     wait_out_outages: Callable[[Callable[[], int], threading.Event], int] | None = None,
+    sweeps: Sequence[Callable[..., int]] = (),
 ) -> int:
     """Enqueue due requests every ``poll_s`` seconds until ``stop_event`` is set; returns
     the number enqueued. ``wait_out_outages(pass, stop_event)`` runs each pass (the
     composition root gives ``consumers.failures.Resilience.call``: a Postgres restart is
-    waited out; a tick not committed is enqueued by the next pass)."""
+    waited out; a tick not committed is enqueued by the next pass). Each of ``sweeps``
+    (``sweep(conn, strategies, now=...) -> requests enqueued``, e.g. the market periods
+    that timed out by the wall clock) runs in every pass too."""
     if poll_s <= 0:
         raise ValueError(f"poll_s must be positive, got {poll_s!r}")
     enqueued = 0
 
     def one_pass() -> int:
         with pool.connection() as conn:
-            return enqueue_due(conn, strategies, now=now())
+            at = now()
+            due = enqueue_due(conn, strategies, now=at)
+            return due + sum(sweep(conn, strategies, now=at) for sweep in sweeps)
 
     while not stop_event.is_set():
         enqueued += wait_out_outages(one_pass, stop_event) if wait_out_outages else one_pass()

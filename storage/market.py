@@ -5,7 +5,6 @@ twice changes nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date, datetime
 
@@ -40,68 +39,6 @@ def record_market_observations(conn: psycopg.Connection, *, observations: pd.Dat
     for start in range(0, len(observations), CHUNK_ROWS):
         chunk = [column[start : start + CHUNK_ROWS] for column in columns]
         inserted += conn.execute(_INSERT, chunk).rowcount
-    return inserted
-
-
-_INCOMING = """
-incoming AS (
-    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
-        AS n(asset text, date date, field text, value float8, available_at timestamptz)
-)
-"""
-
-
-def record_event_observations(conn: psycopg.Connection, *, events: Sequence) -> int:
-    """Store each field of market-data events (objects with ``asset``, ``date``,
-    ``fields`` and ``available_at``) as a row; returns how many rows were new. The same
-    (asset, date, field, available_at) already stored with another value is refused."""
-    rows = [
-        (e.asset, e.date, name, float(value), e.available_at)
-        for e in events
-        for name, value in e.fields.items()
-    ]
-    if not rows:
-        return 0
-    # one JSON document, not five array parameters: psycopg binds arrays value by value
-    # in Python, which cost more than the insert itself
-    document = json.dumps(
-        [
-            {
-                "asset": a,
-                "date": d.isoformat(),
-                "field": f,
-                "value": v,
-                "available_at": t.isoformat(),
-            }
-            for a, d, f, v, t in rows
-        ]
-    )
-    inserted = conn.execute(
-        f"""
-        WITH {_INCOMING}
-        INSERT INTO core.market_observations (asset, date, field, value, available_at)
-        SELECT asset, date, field, value, available_at FROM incoming
-        ON CONFLICT ON CONSTRAINT market_observations_vintage_key DO NOTHING
-        """,
-        {"rows": document},
-    ).rowcount
-    clash = conn.execute(
-        f"""
-        WITH {_INCOMING}
-        SELECT n.asset, n.date, n.field, n.available_at, n.value, o.value
-        FROM incoming AS n
-        JOIN core.market_observations AS o USING (field, asset, date, available_at)
-        WHERE o.value IS DISTINCT FROM n.value
-        LIMIT 1
-        """,
-        {"rows": document},
-    ).fetchone()
-    if clash:
-        asset, day, field, at, new, old = clash
-        raise InvalidRecordError(
-            f"asset {asset!r}, field {field!r}, date {day}, available_at {at.isoformat()} is "
-            f"stored with value {old}, not {new}; a revision needs a later available_at"
-        )
     return inserted
 
 
@@ -220,8 +157,10 @@ def stored_inventory(conn: psycopg.Connection) -> tuple[set[str], set[str]]:
         """
         SELECT 'asset', asset FROM core.market_blocks
         UNION SELECT 'asset', asset FROM core.market_observations
+        UNION SELECT 'asset', asset FROM core.market_events
         UNION SELECT 'field', field FROM core.market_blocks
         UNION SELECT 'field', field FROM core.market_observations
+        UNION SELECT 'field', unnest(fields) FROM core.market_events
         """
     ).fetchall()
     return {v for k, v in rows if k == "asset"}, {v for k, v in rows if k == "field"}

@@ -183,7 +183,7 @@ def _held(conn: psycopg.Connection, **filters) -> dict[tuple[str, str], StoredOb
     by_key: dict[tuple[str, str], list[StoredObservations]] = {}
     for part in _read_blocks(conn, params):
         by_key.setdefault((part.assets[0], part.fields[0]), []).append(part)
-    rows = _read_rows(conn, params)
+    rows = StoredObservations.concat([_read_rows(conn, params), _read_events(conn, params)])
     if len(rows.days):
         keys = pd.MultiIndex.from_arrays([rows.assets, rows.fields])
         for key, where in pd.Series(np.arange(len(rows.days)), index=keys).groupby(level=[0, 1]):
@@ -231,7 +231,7 @@ def read_observations(
     as_of: datetime | None = None,
 ) -> StoredObservations:
     """Every stored observation matching the filters (``None``: any), in blocks or in
-    single rows (``core.market_observations``, where events land), unresolved: each
+    events (``core.market_events``) or single rows (``core.market_observations``), unresolved: each
     vintage is its own entry; ``as_of`` drops those available after it."""
     params = {
         "fields": None if fields is None else list(fields),
@@ -240,7 +240,9 @@ def read_observations(
         "start": start,
         "end": end,
     }
-    found = StoredObservations.concat([*_read_blocks(conn, params), _read_rows(conn, params)])
+    found = StoredObservations.concat(
+        [*_read_blocks(conn, params), _read_rows(conn, params), _read_events(conn, params)]
+    )
     keep = np.ones(len(found.days), bool)
     if as_of is not None:
         keep &= found.available_us <= _epoch_us(as_of)
@@ -292,9 +294,31 @@ def _read_rows(conn: psycopg.Connection, params: dict) -> StoredObservations:
         """,
         params,
     ).fetchall()
+    return _columns(rows)
+
+
+def _columns(rows: list[tuple]) -> StoredObservations:
     columns = list(zip(*rows, strict=True)) if rows else [()] * 6
     kinds = (object, object, np.int32, np.float64, np.int64, np.int64)
     return StoredObservations(*(np.array(c, kind) for c, kind in zip(columns, kinds, strict=True)))
+
+
+def _read_events(conn: psycopg.Connection, params: dict) -> StoredObservations:
+    rows = conn.execute(
+        f"""
+        SELECT e.asset, f.field, e.date - DATE '1970-01-01', f.value,
+               (extract(epoch FROM e.available_at) * 1000000)::int8,
+               (extract(epoch FROM e.ingested_at) * 1000000)::int8
+        FROM core.market_events AS e, unnest(e.fields, e.observed_values) AS f(field, value)
+        WHERE {_FILTERS}
+          AND (%(as_of)s::timestamptz IS NULL OR e.available_at <= %(as_of)s)
+          AND (%(start)s::date IS NULL OR e.date >= %(start)s::date)
+          AND (%(end)s::date IS NULL OR e.date <= %(end)s::date)
+        ORDER BY e.event_row_id
+        """,
+        params,
+    ).fetchall()
+    return _columns(rows)
 
 
 def _part(asset, field, days, values, available, ingested) -> StoredObservations:

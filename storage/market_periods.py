@@ -5,7 +5,10 @@ A period is an observation date. It opens with its first observation (``first_se
 the earliest availability seen) and closes once: when every asset of the universe has
 reported (``complete``, at the latest availability among them) or when the strategy's
 timeout has passed since it opened (``timeout``). Closing is an UPDATE of an open row, so
-two handlers, or one redelivered batch, close a period once.
+two handlers, or one redelivered batch, close a period once. ``opened_at`` is the wall-clock
+time it opened: a period whose last asset never reports, and after which no data comes to
+move the data's clock, is closed by the scheduler's sweep (:func:`stale`) once its timeout
+has passed in real time.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ import psycopg
 
 _REPORTED = """
 SELECT asset, max(available_at) FROM (
+    SELECT asset, available_at FROM core.market_events
+    WHERE date = %(period)s AND available_at <= %(by)s
+      AND (%(assets)s::text[] IS NULL OR asset = ANY(%(assets)s::text[]))
+    UNION ALL
     SELECT asset, available_at FROM core.market_observations
     WHERE date = %(period)s AND available_at <= %(by)s
       AND (%(assets)s::text[] IS NULL OR asset = ANY(%(assets)s::text[]))
@@ -33,7 +40,9 @@ GROUP BY asset
 
 _PREVIOUS_DATE = """
 SELECT max(d) FROM (
-    SELECT max(date) AS d FROM core.market_observations WHERE date < %(period)s
+    SELECT max(date) AS d FROM core.market_events WHERE date < %(period)s
+    UNION ALL
+    SELECT max(date) FROM core.market_observations WHERE date < %(period)s
     UNION ALL
     SELECT max(last_date) FROM core.market_blocks WHERE last_date < %(period)s
 ) AS earlier
@@ -89,6 +98,24 @@ def timed_out(
         ORDER BY period
         """,
         {"strategy": strategy_id, "timeout": timeout_s, "by": by},
+    ).fetchall()
+    return [(period, deadline) for period, deadline in rows]
+
+
+def stale(
+    conn: psycopg.Connection, *, strategy_id: str, timeout_s: float, now: datetime
+) -> list[tuple[date, datetime]]:
+    """Open periods of ``strategy_id`` opened (by the wall clock) ``timeout_s`` or more
+    before ``now``: (period, deadline on the data's clock). No later data closed them."""
+    rows = conn.execute(
+        """
+        SELECT period, first_seen_at + make_interval(secs => %(timeout)s)
+        FROM core.market_periods
+        WHERE strategy_id = %(strategy)s AND closed_at IS NULL
+          AND opened_at + make_interval(secs => %(timeout)s) <= %(now)s
+        ORDER BY period
+        """,
+        {"strategy": strategy_id, "timeout": timeout_s, "now": now},
     ).fetchall()
     return [(period, deadline) for period, deadline in rows]
 

@@ -18,7 +18,11 @@ import pytest
 from alphafactory.events import GenerationRequest, decode
 from alphafactory.strategy import Strategy
 from consumers.dead_letters import HEADER_ERROR, HEADER_OFFSET
-from consumers.market_data_handler import handle_market_data, market_data_loop
+from consumers.market_data_handler import (
+    handle_market_data,
+    market_data_loop,
+    sweep_stale_periods,
+)
 from messaging.admin import ensure_topics
 from messaging.publisher import KafkaPublisher, OutgoingRecord
 from storage.db import open_pool
@@ -132,6 +136,29 @@ def test_a_period_missing_an_asset_is_decided_at_its_timeout_by_the_data_clock(c
     (request,) = handle_market_data(conn, [next_day], [strategy], now=NOW).requests
     assert request.trigger_event_id == "market:2024-05-14"
     assert request.decision_time == CLOSE + timedelta(seconds=1800)
+
+
+def test_a_period_no_later_data_closes_is_swept_by_the_wall_clock(conn, assets):
+    strategy = strategy_on(assets, timeout_s=1800)
+    partial = [event(x, "2024-05-16", CLOSE + timedelta(days=2)) for x in assets[:2]]
+    assert handle_market_data(conn, partial, [strategy], now=NOW).requests == ()
+    opened = conn.execute(
+        "SELECT opened_at FROM core.market_periods WHERE strategy_id = %s AND period = %s",
+        (strategy.id, date(2024, 5, 16)),
+    ).fetchone()[0]
+    # before the timeout has passed in real time: nothing; after it: one request, once
+    assert sweep_stale_periods(conn, [strategy], now=opened + timedelta(seconds=1799)) == 0
+    later = opened + timedelta(seconds=1800)
+    assert sweep_stale_periods(conn, [strategy], now=later) == 1
+    assert sweep_stale_periods(conn, [strategy], now=later) == 0
+    (payload,) = conn.execute(
+        "SELECT payload FROM core.outbox WHERE payload->>'trigger_event_id' = %s",
+        ("market:2024-05-16",),
+    ).fetchone()
+    # decided at the deadline on the data's clock, as the handler would have
+    assert datetime.fromisoformat(payload["decision_time"]) == (
+        CLOSE + timedelta(days=2, seconds=1800)
+    )
 
 
 def test_malformed_events_are_dead_lettered_and_the_rest_of_their_batch_applied(
