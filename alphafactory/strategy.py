@@ -12,7 +12,8 @@ A strategy's sections (every key has a default except ``id``)::
                   include = [] (formulas of your own, see below)
     [alpha]       definition = "hac_tstat >= 2", target = "hac_tstat=3",
                   training_months = 120 (the look-back scored at each decision)
-    [generation]  candidates = 1000, chunk_size = 100, temperature = 1.0
+    [generation]  candidates = 1000, chunk_size = 100, temperature = 1.0,
+                  generator = "" (the default generator, or a name of the strategy's own)
     [pool]        size = 25, max_correlation = 0.7
     [combination] method = "ic_weighted" (equal | ic_weighted | ridge), ridge_alpha = 1.0
     [portfolio]   kind = "long_short" (long_short | long_only | tilt), gross = 1.0,
@@ -141,6 +142,9 @@ class Generation(_Section):
     candidates: int = Field(1000, ge=1, le=1_000_000)
     chunk_size: int = Field(100, ge=1, le=10_000)
     temperature: float = Field(1.0, gt=0, le=10)
+    # the generator this strategy samples from: "" the default one, or a name of its own
+    # (trained on its data by `model train --strategy ID`, served beside the default)
+    generator: str = Field("", pattern=r"^[a-z0-9_]{0,40}$")
 
 
 class Pool(_Section):

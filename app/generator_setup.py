@@ -46,6 +46,18 @@ class TrainedGenerator:
         )
 
 
+def checkpoint_path(settings: Settings, name: str = "") -> Path:
+    """Where generator ``name`` is kept ("" the default: ``pipeline.generator_checkpoint``;
+    a named one beside it as ``<stem>-<name>.pt``)."""
+    default = Path(settings.pipeline.generator_checkpoint)
+    return default if not name else default.with_name(f"{default.stem}-{name}{default.suffix}")
+
+
+def served_name(settings: Settings, name: str = "") -> str:
+    """Generator ``name``'s Triton model name (the default: ``triton.generator_model``)."""
+    return settings.triton.generator_model + (f"_{name}" if name else "")
+
+
 def start_of_day(day: date) -> datetime:
     """Midnight in New York at the start of ``day``: "before DATE" for the data's clock."""
     return datetime.combine(day, time(0), tzinfo=NEW_YORK)
@@ -100,7 +112,7 @@ def train_from_store(
             f"strategy {strategy.id!r} has {rows} complete dates before {until.isoformat()}; "
             "a generator needs at least 24"
         )
-    path = Path(out or settings.pipeline.generator_checkpoint)
+    path = Path(out or checkpoint_path(settings, strategy.generation.generator))
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = train_on_panel(panel, rows, path, plan=training_plan(strategy, formulas), steps=steps)
     return TrainedGenerator(
@@ -113,21 +125,34 @@ def train_from_store(
     )
 
 
-def serve(settings: Settings, path: Path | None = None) -> str:
-    """Export the checkpoint to the Triton repository and restart Triton and the
-    generation service on it (both as the local stack runs them; external ones are left
-    to their operator)."""
-    from app import stack
+def export(settings: Settings, name: str = "", path: Path | None = None) -> str:
+    """Write generator ``name``'s checkpoint (``path``, default where it is kept) to the
+    Triton model repository; returns the served model's name."""
     from inference.export import export_repository
     from inference.repository import ServingOptions
     from inference.training import load_checkpoint
 
-    checkpoint = load_checkpoint(Path(path or settings.pipeline.generator_checkpoint))
-    serving = ServingOptions(model_name=settings.triton.generator_model, instances="cpu")
-    export_repository(checkpoint, settings.triton.repository, serving)
-    # the generation service loads its checkpoint when it starts
+    checkpoint = load_checkpoint(Path(path or checkpoint_path(settings, name)))
+    model = served_name(settings, name)
+    export_repository(
+        checkpoint, settings.triton.repository, ServingOptions(model, instances="cpu")
+    )
+    return model
+
+
+def restart_serving(settings: Settings) -> str:
+    """Restart Triton (which loads every model of the repository) and the generation
+    service (which loads its checkpoints when it starts), as the local stack runs them;
+    external ones are left to their operator."""
+    from app import stack
+
     names = ["triton", "generator"] if settings.pipeline.services else ["triton"]
     restarted = stack.restart(settings, names)
-    where = ", ".join(restarted) if restarted else "nothing (external: restart them yourself)"
-    model = settings.triton.generator_model
-    return f"exported to {settings.triton.repository} as {model!r}; restarted {where}"
+    return ", ".join(restarted) if restarted else "nothing (external: restart them yourself)"
+
+
+def serve(settings: Settings, path: Path | None = None, name: str = "") -> str:
+    """Export generator ``name`` and restart what serves it."""
+    model = export(settings, name, path)
+    restarted = restart_serving(settings)
+    return f"exported to {settings.triton.repository} as {model!r}; restarted {restarted}"

@@ -64,33 +64,63 @@ def wait_for_checkpoint(settings: Settings, stop_event: threading.Event):
 
 
 def generation_context(settings: Settings, checkpoint, stop_event: threading.Event):
-    """The generation service's context: strategies, the policy (Triton, with the
-    checkpoint in process as fallback per ``triton.fallback``), Celery dispatch."""
+    """The generation service's context: strategies, the default generator (Triton, with
+    the checkpoint in process as fallback per ``triton.fallback``), the named generators
+    the active strategies use whose checkpoints exist, Celery dispatch."""
     import torch
 
     from consumers import tasks
     from consumers.allocation import AllocationContext
     from consumers.generation import GenerationContext
-    from inference.pipeline import triton_policy
-    from inference.sampling import InProcessPolicy
 
     torch.set_num_threads(1)
     celery_app(settings)
     strategies = strategies_by_id(settings)
+    default = served_generator(settings, checkpoint)
     return GenerationContext(
         strategies=strategies,
-        policy=triton_policy(
-            settings.triton,
-            InProcessPolicy(checkpoint.model),
-            trained_until=checkpoint.trained_until,
-        ),
-        vocab=checkpoint.vocab,
-        gamma=float(checkpoint.reward.get("gamma", 1.0)),
+        policy=default.policy,
+        vocab=default.vocab,
+        gamma=default.gamma,
         dispatch=tasks.send_chunks,
         allocation=AllocationContext(strategies),
         stop_event=stop_event,
-        trained_until=checkpoint.trained_until,
+        trained_until=default.trained_until,
+        generators=named_generators(settings, strategies.values()),
     )
+
+
+def served_generator(settings: Settings, checkpoint, name: str = ""):
+    """Generator ``name`` as Triton serves it, the checkpoint in process as fallback."""
+    from app.generator_setup import served_name
+    from consumers.generation import Generator
+    from inference.pipeline import triton_policy
+    from inference.sampling import InProcessPolicy
+
+    triton = settings.triton.model_copy(update={"generator_model": served_name(settings, name)})
+    policy = triton_policy(
+        triton, InProcessPolicy(checkpoint.model), trained_until=checkpoint.trained_until
+    )
+    gamma = float(checkpoint.reward.get("gamma", 1.0))
+    return Generator(policy, checkpoint.vocab, gamma, checkpoint.trained_until)
+
+
+def named_generators(settings: Settings, strategies) -> dict:
+    """The strategies' own generators (``generation.generator``) whose checkpoints exist;
+    a strategy whose generator is missing has its requests fail, naming it."""
+    from app.generator_setup import checkpoint_path
+    from inference.training import load_checkpoint
+
+    found = {}
+    for name in sorted({s.generation.generator for s in strategies} - {""}):
+        path = checkpoint_path(settings, name)
+        if path.exists():
+            found[name] = served_generator(settings, load_checkpoint(path), name)
+        else:
+            log.warning(
+                "generator %r has no checkpoint at %s: its strategies cannot run", name, path
+            )
+    return found
 
 
 def strategies_by_id(settings: Settings) -> dict:

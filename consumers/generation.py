@@ -26,7 +26,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -57,10 +57,21 @@ log = logging.getLogger(__name__)
 Dispatch = Callable[[str, list[str], int], int]  # (request id, hashes, chunk size) -> tasks
 
 
+@dataclass(frozen=True)
+class Generator:
+    """A served generator: its policy, vocabulary, return-to-go discount, and when the
+    data it was trained on had all been released (None: unknown)."""
+
+    policy: NextActionPolicy
+    vocab: Vocabulary
+    gamma: float
+    trained_until: datetime | None = None
+
+
 @dataclass
 class GenerationContext:
     strategies: dict[str, Strategy]
-    policy: NextActionPolicy
+    policy: NextActionPolicy  # the default generator (strategies with generation.generator "")
     vocab: Vocabulary
     gamma: float
     dispatch: Dispatch
@@ -69,10 +80,29 @@ class GenerationContext:
     retry_wait_s: float = 5.0
     # everything the generator was trained on had been released by then (None: unknown)
     trained_until: datetime | None = None
+    generators: dict[str, Generator] = field(default_factory=dict)  # the named ones
+
+    def generator_for(self, strategy: Strategy) -> Generator:
+        """The generator ``strategy`` names (``generation.generator``; "" the default)."""
+        name = strategy.generation.generator
+        if not name:
+            return Generator(self.policy, self.vocab, self.gamma, self.trained_until)
+        if name not in self.generators:
+            raise MissingGenerator(
+                f"strategy {strategy.id!r} uses generator {name!r}, which this service has "
+                f"not loaded (loaded: {sorted(self.generators) or 'none'}); train it with "
+                f"alphafactory model train --strategy {strategy.id}"
+            )
+        return self.generators[name]
 
 
 class GeneratorFromTheFuture(ValueError):
     """The generator was trained on data released after the request's decision time."""
+
+
+class MissingGenerator(LookupError):
+    """A strategy names a generator that is not trained or not loaded (poison: the request
+    ends failed with this reason)."""
 
 
 def handle_request(
@@ -95,7 +125,7 @@ def handle_request(
         log.info("request %s skipped: %s", stored.request_id, reason)
         return 0
     if stored.n_candidates is None:
-        _refuse_a_future_model(context, stored)
+        _refuse_a_future_model(context.generator_for(strategy), stored)
         log.info(
             "request %s (%s): generating %d candidates",
             stored.request_id,
@@ -121,10 +151,10 @@ def handle_request(
     return context.dispatch(stored.request_id, pending, strategy.generation.chunk_size)
 
 
-def _refuse_a_future_model(context: GenerationContext, request: RequestRecord) -> None:
+def _refuse_a_future_model(generator: Generator, request: RequestRecord) -> None:
     """Point-in-time holds for the generator too: a model trained on data released after
     the decision would carry the future into it (poison: the request ends failed)."""
-    cutoff = context.trained_until
+    cutoff = generator.trained_until
     if cutoff is not None and request.decision_time < cutoff:
         raise GeneratorFromTheFuture(
             f"request {request.request_id!r} decides at {request.decision_time.isoformat()}, "
@@ -149,13 +179,14 @@ def _candidates(
 def _generate(context: GenerationContext, strategy: Strategy, request: RequestRecord, n, exclude):
     target = Target.parse(strategy.alpha.target)
     seed = int.from_bytes(hashlib.sha256(request.request_id.encode()).digest()[:8], "little")
-    options = SamplingOptions(temperature=strategy.generation.temperature, gamma=context.gamma)
+    generator = context.generator_for(strategy)
+    options = SamplingOptions(temperature=strategy.generation.temperature, gamma=generator.gamma)
     roots = {Kind(kind) for kind in strategy.formulas.root_kinds}
 
     def sample():
         return generate(
-            context.policy,
-            context.vocab,
+            generator.policy,
+            generator.vocab,
             target.value,
             n,
             options=options,

@@ -9,7 +9,7 @@ from alphafactory.strategy import BUNDLED_DIR, StrategyError, load_strategies, l
 
 
 def test_the_bundled_strategy_is_a_monthly_macro_allocation_on_core_cpi():
-    (strategy,) = load_strategies(BUNDLED_DIR)
+    strategy, _ = load_strategies(BUNDLED_DIR)  # and the daily equity example, below
     assert strategy.id == "macro_allocation" and strategy.active
     assert strategy.formulas.root_kinds == ("macro",)
     assert strategy.triggered_by("us_core_cpi") and not strategy.triggered_by("us_aaa")
@@ -137,3 +137,16 @@ def test_a_universe_group_needs_its_codes(tmp_path):
         load_strategy(path)
     path.write_text('id = "g"\n[universe]\ndata = "store"\ngroup = "sector"\ngroup_codes = [2]\n')
     assert load_strategy(path).universe.group_codes == (2,)
+
+
+def test_the_bundled_equity_example_has_a_generator_of_its_own(tmp_path):
+    strategies = {s.id: s for s in load_strategies(BUNDLED_DIR)}
+    daily = strategies["sp500_daily"]
+    assert daily.generation.generator == "sp500_daily" and daily.triggers.market == "period_close"
+    assert daily.formulas.root_kinds == ("panel",) and len(daily.universe.assets) == 20
+    assert strategies["macro_allocation"].generation.generator == ""
+    assert not set(daily.universe.assets) & set(strategies["macro_allocation"].universe.assets)
+    path = tmp_path / "bad.toml"
+    path.write_text('id = "x"\n[generation]\ngenerator = "Has Space"\n')
+    with pytest.raises(StrategyError, match="generation.generator"):
+        load_strategy(path)

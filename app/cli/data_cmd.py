@@ -30,7 +30,11 @@ def register(commands) -> None:
     what = load.add_mutually_exclusive_group(required=True)
     what.add_argument("--panel", metavar="FILE", help="a panel file (CSV or Parquet)")
     what.add_argument("--releases", metavar="FILE", help="a release file (CSV or Parquet)")
-    what.add_argument("--bundled", action="store_true", help="the bundled panel and releases")
+    what.add_argument(
+        "--bundled",
+        action="store_true",
+        help="the bundled data: the monthly multi-asset panel and releases, the daily stocks",
+    )
     load.add_argument(
         "--release-time",
         default="08:30",
@@ -58,31 +62,39 @@ def run_load(args, settings: Settings) -> int:
 
 
 def _read(args):
-    """(description, market observations or None, release table or None) to load."""
+    """(description, market observation sets, release table or None) to load."""
     from datetime import UTC, datetime
 
-    from alphafactory.observations import MarketObservations
-
     if args.bundled:
-        from alphafactory.data.bundled import bundled_market
-
-        market = bundled_market()
-        return "bundled data", MarketObservations.from_panel(market.panel), market.releases
+        markets, releases = bundled_data()
+        return "bundled data", markets, releases
     now = datetime.now(UTC)
     if args.panel:
         from alphafactory.data.market_files import read_market_file
 
-        return args.panel, read_market_file(args.panel, now=now), None
+        return args.panel, [read_market_file(args.panel, now=now)], None
     from alphafactory.data.release_files import read_release_file
 
     table = read_release_file(args.releases, release_time=args.release_time, now=now)
-    return args.releases, None, table
+    return args.releases, [], table
 
 
-def store(conn, market, releases) -> int:
-    """Store market observations and/or releases in one transaction; how many were new."""
+def bundled_data():
+    """The bundled sets as (market observations, releases): the monthly multi-asset
+    panel with its macro releases, and the daily 20-stock panel."""
+    from alphafactory.data.bundled import bundled_market
+    from alphafactory.data.bundled_stocks import bundled_stocks
+    from alphafactory.observations import MarketObservations
+
+    market = bundled_market()
+    panels = [market.panel, bundled_stocks()]
+    return [MarketObservations.from_panel(p) for p in panels], market.releases
+
+
+def store(conn, markets, releases) -> int:
+    """Store market observation sets and/or releases in one transaction; how many were new."""
     from storage.loading import load_observations, load_releases
 
     with conn.transaction():  # all of it or, on an error, nothing
-        stored = load_observations(conn, market) if market is not None else 0
+        stored = sum(load_observations(conn, market) for market in markets)
         return stored + (load_releases(conn, releases) if releases is not None else 0)

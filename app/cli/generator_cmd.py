@@ -240,6 +240,7 @@ def _train_from_store(args, settings: Settings) -> int:
         DEFAULT_FORMULAS,
         DEFAULT_STEPS,
         GeneratorSetupError,
+        checkpoint_path,
         serve,
         start_of_day,
         train_from_store,
@@ -264,13 +265,14 @@ def _train_from_store(args, settings: Settings) -> int:
     except GeneratorSetupError as error:
         return _fail(str(error))
     print(trained.describe())
-    pipeline_checkpoint = Path(settings.pipeline.generator_checkpoint)
+    name = strategies[args.strategy].generation.generator
+    kept = checkpoint_path(settings, name)
     if args.no_serve:
         return 0
-    if trained.path.resolve() != pipeline_checkpoint.resolve():
-        print(f"not served: the pipeline serves {pipeline_checkpoint}, not {trained.path}")
+    if trained.path.resolve() != kept.resolve():
+        print(f"not served: the pipeline serves {kept}, not {trained.path}")
         return 0
-    print(serve(settings, trained.path))
+    print(serve(settings, trained.path, name))
     return 0
 
 

@@ -2,11 +2,12 @@
 
 1. Store the bundled data point-in-time (skip with ``--no-bundled`` when the strategies
    run on your own loaded data); a re-run stores nothing new.
-2. Train the default generator on the strategy's stored data available before today
+2. Train each generator the active strategies use (the default one and any strategy's
+   own, ``generation.generator``) on its strategy's stored data available before today
    (``app.generator_setup``), unless a checkpoint for the same operands exists
    (``--retrain`` trains anyway).
-3. Export it to the Triton model repository and restart Triton and the generation
-   service on it.
+3. Export them to the Triton model repository and restart Triton and the generation
+   service on them.
 
 Afterwards a release on ``macro.releases`` (or market data, or the schedule) that
 triggers a strategy ends in new positions. Re-running ``init`` is cheap and safe.
@@ -27,16 +28,16 @@ def register(commands) -> None:
     parser = commands.add_parser(
         "init",
         help="first run: store the bundled data, train, export and serve the generator",
-        description="Store the bundled data (unless --no-bundled), train the default "
-        "generator on the strategy's data stored before today (unless one for the same "
-        "operands exists; --retrain), export it to Triton and restart Triton and the "
-        "generation service on it. Re-running is cheap and safe.",
+        description="Store the bundled data (unless --no-bundled), train each generator "
+        "the active strategies use on its strategy's data stored before today (unless one "
+        "for the same operands exists; --retrain), export them to Triton and restart "
+        "Triton and the generation service on them. Re-running is cheap and safe.",
     )
     parser.add_argument(
         "--strategy",
         metavar="ID",
-        help=f"the strategy the generator is trained for (default {DEFAULT_STRATEGY!r}, "
-        "or the only active one)",
+        help="train only this strategy's generator (default: every generator the active "
+        "strategies use)",
     )
     parser.add_argument("--no-bundled", action="store_true", help="do not load the bundled data")
     parser.add_argument("--retrain", action="store_true", help="train even if a generator exists")
@@ -48,19 +49,20 @@ def register(commands) -> None:
 def run(args, settings: Settings) -> int:
     from alphafactory.data.errors import DataError
     from alphafactory.strategy import StrategyError
-    from app.generator_setup import GeneratorSetupError
+    from app.generator_setup import GeneratorSetupError, export, restart_serving
     from storage.errors import StorageError
 
     try:
-        strategy = _strategy(settings, args.strategy)
+        chosen = _generators(settings, args.strategy)
         if not args.no_bundled:
             print(f"1/3 bundled data: {_store_bundled(settings)} new observation(s) stored")
         else:
             print("1/3 bundled data: skipped (--no-bundled)")
-        print(f"2/3 generator for strategy {strategy.id!r}: {_generator(settings, strategy, args)}")
-        from app.generator_setup import serve
-
-        print(f"3/3 serving: {serve(settings)}")
+        for name, strategy in chosen.items():
+            label = f"generator {name!r}" if name else "the default generator"
+            print(f"2/3 {label} (strategy {strategy.id!r}): {_generator(settings, strategy, args)}")
+        served = [export(settings, name) for name in chosen]
+        print(f"3/3 serving {', '.join(served)}: restarted {restart_serving(settings)}")
     except (DataError, StorageError, StrategyError, GeneratorSetupError) as error:
         print(f"alphafactory: {error}", file=sys.stderr)
         return 1
@@ -68,39 +70,44 @@ def run(args, settings: Settings) -> int:
     return 0
 
 
-def _strategy(settings: Settings, chosen: str | None):
+def _generators(settings: Settings, chosen: str | None) -> dict:
+    """Generator name -> the strategy it is trained for: the ``--strategy``'s alone, or
+    each generator the active strategies use (the bundled default's strategy first)."""
     from alphafactory.strategy import StrategyError, active_strategies
 
     active = {s.id: s for s in active_strategies(settings.pipeline.strategies_dir)}
-    wanted = chosen or (DEFAULT_STRATEGY if DEFAULT_STRATEGY in active else None)
-    if wanted is None and len(active) == 1:
-        wanted = next(iter(active))
-    if wanted not in active:
-        raise StrategyError(
-            f"no active strategy {wanted!r} in {settings.pipeline.strategies_dir}; "
-            f"active: {sorted(active)} (choose one with --strategy)"
-        )
-    return active[wanted]
+    if chosen is not None and chosen not in active:
+        where = settings.pipeline.strategies_dir or "the bundled strategies"
+        raise StrategyError(f"no active strategy {chosen!r} in {where}; active: {sorted(active)}")
+    if not active:
+        raise StrategyError("no active strategy: nothing to train a generator for")
+    ordered = (
+        [active[chosen]]
+        if chosen
+        else sorted(active.values(), key=lambda s: (s.id != DEFAULT_STRATEGY, s.id))
+    )
+    generators: dict = {}
+    for strategy in ordered:
+        generators.setdefault(strategy.generation.generator, strategy)
+    return generators
 
 
 def _store_bundled(settings: Settings) -> int:
-    from alphafactory.data.bundled import bundled_market
-    from alphafactory.observations import MarketObservations
-    from app.cli.data_cmd import store
+    from app.cli.data_cmd import bundled_data, store
     from storage.db import connect
 
-    market = bundled_market()
+    markets, releases = bundled_data()
     with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
-        return store(conn, MarketObservations.from_panel(market.panel), market.releases)
+        return store(conn, markets, releases)
 
 
 def _generator(settings: Settings, strategy, args) -> str:
     from datetime import date
-    from pathlib import Path
 
     from app.generator_setup import (
         DEFAULT_FORMULAS,
         DEFAULT_STEPS,
+        checkpoint_path,
         start_of_day,
         stored_training_panel,
         train_from_store,
@@ -110,7 +117,7 @@ def _generator(settings: Settings, strategy, args) -> str:
     from storage.db import connect
 
     until = start_of_day(date.today())
-    path = Path(settings.pipeline.generator_checkpoint)
+    path = checkpoint_path(settings, strategy.generation.generator)
     if path.exists() and not args.retrain:
         with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
             panel = stored_training_panel(conn, strategy, until)

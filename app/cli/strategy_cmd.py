@@ -90,9 +90,8 @@ def _coverage(settings: Settings, series: list[str]) -> dict[str, dict[str, Any]
 
 def _missing(settings: Settings, strategies) -> dict[str, list[str]]:
     """What each strategy needs that is not stored yet (``missing_inputs``)."""
-    from pathlib import Path
-
     from alphafactory.strategy import missing_inputs
+    from app.generator_setup import checkpoint_path
     from storage.db import connect
     from storage.macro import stored_series
     from storage.market import stored_inventory
@@ -102,10 +101,13 @@ def _missing(settings: Settings, strategies) -> dict[str, list[str]]:
     with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
         assets, fields = stored_inventory(conn)
         series = stored_series(conn)
-    has_generator = Path(settings.pipeline.generator_checkpoint).exists()
     return {
         s.id: missing_inputs(
-            s, assets=assets, fields=fields, series=series, has_generator=has_generator
+            s,
+            assets=assets,
+            fields=fields,
+            series=series,
+            has_generator=checkpoint_path(settings, s.generation.generator).exists(),
         )
         for s in strategies
     }

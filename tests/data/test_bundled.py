@@ -132,3 +132,18 @@ def test_gdp_for_a_quarter_is_not_seen_at_quarter_end(market):
     assert gdp["2000-03-31"] == rel[("us_realgdp", pd.Timestamp("1999-10-01"))]
     assert gdp["2000-04-30"] == rel[("us_realgdp", pd.Timestamp("1999-10-01"))]
     assert gdp["2000-05-31"] == rel[("us_realgdp", pd.Timestamp("2000-01-01"))]
+
+
+def test_the_bundled_stocks_are_daily_closes_and_their_returns(monkeypatch_module):
+    from alphafactory.data.bundled_stocks import bundled_stocks
+
+    pytest.importorskip("skfolio")
+    panel = bundled_stocks()
+    assert panel.shape == (8313, 20)  # 1990-01-02..2022-12-28, the file's trading days
+    assert str(panel.dates[0])[:10] == "1990-01-02" and str(panel.dates[-1])[:10] == "2022-12-28"
+    assert {"AAPL", "MSFT", "XOM"} <= set(panel.assets) and len(set(panel.assets)) == 20
+    close, returns = panel.fields["close"], panel.fields["returns"]
+    assert np.isfinite(close).all() and (close > 0).all()
+    assert np.isnan(returns[0]).all()
+    np.testing.assert_allclose(returns[1:], close[1:] / close[:-1] - 1, rtol=0, atol=1e-15)
+    assert len(bundled_stocks(start="2022-01-01").dates) < 260

@@ -1,7 +1,9 @@
 """The first run from a fresh state directory, as the README gives it: `alphafactory stack
 up`, then `alphafactory init` (bundled data stored, a generator trained on the stored data
 before today, exported and served by Triton); then a core CPI release published with kcat
-becomes positions of the bundled strategy for trading_reader."""
+becomes positions of the bundled macro strategy for trading_reader, and a day of closes
+for the 20 bundled stocks on market.data rebalances the daily equity example, which
+samples from a generator of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 
 from app import stack
+from app.generator_setup import checkpoint_path, served_name
 from inference.training import load_checkpoint
 from tests.stack_support import (
     isolated_settings,
@@ -29,6 +32,10 @@ from tests.stack_support import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("kcat"), reason="needs kcat")]
 ALPHAFACTORY = str(Path(sys.executable).parent / "alphafactory")
+STOCKS = [
+    "AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO",
+    "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -68,17 +75,21 @@ def test_stack_up_then_init_then_a_release_gives_positions(fresh):
     up = alphafactory(fresh, "stack", "up")
     assert up.returncode == 0, up.stderr
     listed = json.loads(alphafactory(fresh, "strategy", "list", "--json").stdout)
-    (bundled,) = [s for s in listed["strategies"] if s["strategy_id"] == "macro_allocation"]
-    assert bundled["missing"][0].startswith("market data: nothing is stored")
+    assert [s["strategy_id"] for s in listed["strategies"]] == ["macro_allocation", "sp500_daily"]
+    for strategy in listed["strategies"]:
+        assert strategy["missing"][0].startswith("market data: nothing is stored")
 
     init = alphafactory(fresh, "init", "--formulas", "150", "--train-steps", "20")
     assert init.returncode == 0, init.stdout + init.stderr
     assert "ready:" in init.stdout and "restarted triton, generator" in init.stdout
-    checkpoint = load_checkpoint(fresh.pipeline.generator_checkpoint)
-    assert checkpoint.trained_until < datetime.now(UTC)  # the stored data before today
-    assert (Path(fresh.triton.repository) / fresh.triton.generator_model).is_dir()
+    for name in ("", "sp500_daily"):
+        checkpoint = load_checkpoint(checkpoint_path(fresh, name))
+        assert checkpoint.trained_until < datetime.now(UTC)  # the stored data before today
+        assert (Path(fresh.triton.repository) / served_name(fresh, name)).is_dir()
+    stocks = load_checkpoint(checkpoint_path(fresh, "sp500_daily"))
+    assert "close" in stocks.vocab.operands and "us_core_cpi" not in stocks.vocab.operands
     listed = json.loads(alphafactory(fresh, "strategy", "list", "--json").stdout)
-    assert [s["missing"] for s in listed["strategies"]] == [[]]
+    assert [s["missing"] for s in listed["strategies"]] == [[], []]
 
     again = alphafactory(fresh, "init")  # a second run stores and trains nothing
     assert again.returncode == 0, again.stderr
@@ -100,3 +111,30 @@ def test_stack_up_then_init_then_a_release_gives_positions(fresh):
     assert {"US_EQUITY", "US_BAA_BOND", "OIL_WTI"} <= set(weights)  # the multi-asset universe
     new_york_day = released.astimezone(ZoneInfo("America/New_York")).date()
     assert {r[2] for r in rows} == {new_york_day.isoformat()}
+
+    # the last weekday before today, as the stocks' closes would arrive after 16:00
+    day = new_york_day - timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    close_at = datetime.combine(day, time(16, 30), ZoneInfo("America/New_York"))
+    closes = [
+        (
+            ticker,
+            json.dumps(
+                {
+                    "event_id": f"first-run-{ticker}-{day}",
+                    "asset": ticker,
+                    "date": day.isoformat(),
+                    "fields": {"close": 100.0 + k, "returns": 0.001 * (k - 10)},
+                    "available_at": close_at.isoformat(),
+                    "schema_version": 1,
+                }
+            ).encode(),
+        )
+        for k, ticker in enumerate(STOCKS)
+    ]
+    kcat_publish(fresh, closes, topic="market.data")
+    rows = positions_for(fresh, f"market:{day.isoformat()}", timeout_s=300)
+    weights = {asset: float(weight) for asset, weight, _ in rows}
+    assert set(weights) <= set(STOCKS) and len(weights) >= 10
+    assert np.isclose(sum(abs(w) for w in weights.values()), 1.0)  # long-short, gross 1

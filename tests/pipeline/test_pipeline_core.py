@@ -385,3 +385,27 @@ def test_a_generator_trained_after_the_decision_is_refused_and_the_request_fails
     assert load_request(conn, request.request_id).failure == "GeneratorFromTheFuture: x"
     generation.trained_until = request.decision_time - timedelta(days=1)
     assert handle_request(conn, generation, request) == 0  # failed for good: not retried
+
+
+def test_a_strategy_samples_from_its_own_generator_and_a_missing_one_is_named(
+    conn, market, strategy, contexts, generator, unique_trigger
+):
+    from consumers.generation import Generator, MissingGenerator
+
+    generation, _, _, sent = contexts
+    own = strategy.model_copy(
+        update={"generation": strategy.generation.model_copy(update={"generator": "mine"})}
+    )
+    generation.strategies[own.id] = own
+    request = make_request(market, own, 100, unique_trigger)
+    with pytest.raises(MissingGenerator, match="generator 'mine', which this service has not"):
+        handle_request(conn, generation, request)
+    assert sent == []
+    policy, vocab = generator
+    # its own generator is held to the point-in-time rule too
+    late = request.decision_time + timedelta(days=1)
+    generation.generators["mine"] = Generator(policy, vocab, 1.0, trained_until=late)
+    with pytest.raises(GeneratorFromTheFuture):
+        handle_request(conn, generation, request)
+    generation.generators["mine"] = Generator(policy, vocab, 1.0)
+    assert handle_request(conn, generation, request) == 3 and len(sent) == 3
