@@ -36,9 +36,9 @@ from app import stack  # noqa: E402
 from storage.loading import load_panel, load_releases  # noqa: E402
 from storage.progress import trigger_status  # noqa: E402
 from tests.stack_support import (  # noqa: E402
-    isolated_settings,
     make_state_dir,
     months_ending_before_now,
+    service_settings,
     untrained_generator,
 )
 
@@ -68,19 +68,8 @@ def start(state: Path, market, candidates: int, workers: int):
     strategies.mkdir(parents=True, exist_ok=True)
     chunk = max(50, min(500, candidates // (4 * workers)))
     (strategies / "latency.toml").write_text(STRATEGY.format(candidates=candidates, chunk=chunk))
-    base = isolated_settings(state)
-    settings = base.model_copy(
-        update={
-            "pipeline": base.pipeline.model_copy(
-                update={
-                    "services": True,
-                    "strategies_dir": strategies,
-                    "worker_concurrency": workers,
-                    "generator_checkpoint": state / "generator.pt",
-                    "poll_interval_s": 0.1,
-                }
-            )
-        }
+    settings = service_settings(
+        state, strategies_dir=strategies, worker_concurrency=workers, poll_interval_s=0.1
     )
     untrained_generator(
         market.panel, context=12, d_model=64, path=settings.pipeline.generator_checkpoint

@@ -88,18 +88,9 @@ def expected_assets(conn: psycopg.Connection, *, period: date, by: datetime) -> 
 def timed_out(
     conn: psycopg.Connection, *, strategy_id: str, timeout_s: float, by: datetime
 ) -> list[tuple[date, datetime]]:
-    """Open periods of ``strategy_id`` whose timeout fell by ``by``: (period, deadline)."""
-    rows = conn.execute(
-        """
-        SELECT period, first_seen_at + make_interval(secs => %(timeout)s)
-        FROM core.market_periods
-        WHERE strategy_id = %(strategy)s AND closed_at IS NULL
-          AND first_seen_at + make_interval(secs => %(timeout)s) <= %(by)s
-        ORDER BY period
-        """,
-        {"strategy": strategy_id, "timeout": timeout_s, "by": by},
-    ).fetchall()
-    return [(period, deadline) for period, deadline in rows]
+    """Open periods of ``strategy_id`` whose timeout fell by ``by`` on the data's clock:
+    (period, deadline)."""
+    return _past_timeout(conn, strategy_id, timeout_s, since="first_seen_at", by=by)
 
 
 def stale(
@@ -107,15 +98,20 @@ def stale(
 ) -> list[tuple[date, datetime]]:
     """Open periods of ``strategy_id`` opened (by the wall clock) ``timeout_s`` or more
     before ``now``: (period, deadline on the data's clock). No later data closed them."""
+    return _past_timeout(conn, strategy_id, timeout_s, since="opened_at", by=now)
+
+
+def _past_timeout(conn, strategy_id: str, timeout_s: float, *, since: str, by: datetime):
+    column = {"first_seen_at": "first_seen_at", "opened_at": "opened_at"}[since]
     rows = conn.execute(
-        """
+        f"""
         SELECT period, first_seen_at + make_interval(secs => %(timeout)s)
         FROM core.market_periods
         WHERE strategy_id = %(strategy)s AND closed_at IS NULL
-          AND opened_at + make_interval(secs => %(timeout)s) <= %(now)s
+          AND {column} + make_interval(secs => %(timeout)s) <= %(by)s
         ORDER BY period
         """,
-        {"strategy": strategy_id, "timeout": timeout_s, "now": now},
+        {"strategy": strategy_id, "timeout": timeout_s, "by": by},
     ).fetchall()
     return [(period, deadline) for period, deadline in rows]
 

@@ -62,6 +62,19 @@ def isolated_settings(state_dir: Path) -> Settings:
     )
 
 
+def service_settings(state_dir: Path, **pipeline) -> Settings:
+    """``isolated_settings`` with the pipeline services on (as `stack up` runs them by
+    default), the generator checkpoint in the state directory, and ``pipeline`` keys."""
+    base = isolated_settings(state_dir)
+    update = {
+        "services": True,
+        "poll_interval_s": 0.2,
+        "generator_checkpoint": state_dir / "generator.pt",
+        **pipeline,
+    }
+    return base.model_copy(update={"pipeline": base.pipeline.model_copy(update=update)})
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """This process's environment with the ALPHAFACTORY_* variables of ``settings``."""
     from alphafactory.settings import settings_env as variables

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,9 +53,7 @@ def run_replay(args, settings: Settings) -> int:
     from datetime import UTC, datetime
 
     from alphafactory.data.errors import DataError
-    from app.cli.release_cmd import BadArgument, open_publisher, replay_options, stop_on_ctrl_c
-    from messaging.errors import KafkaEdgeError
-    from producers.replay import replay
+    from app.cli.release_cmd import BadArgument, publish_history, replay_options
 
     try:
         options = replay_options(args)
@@ -71,17 +68,10 @@ def run_replay(args, settings: Settings) -> int:
     except DataError as error:
         print(f"alphafactory: {error}", file=sys.stderr)
         return 1
-    if not args.no_wait:
-        from app.wiring import release_settling
-
-        options.update(release_settling(settings)._asdict())
-    stop = threading.Event()
-    try:
-        with stop_on_ctrl_c(stop), open_publisher(settings) as publisher:
-            published = replay(publisher, events, stop_event=stop, **options)
-    except (TimeoutError, KafkaEdgeError) as error:
-        print(f"alphafactory: {error}", file=sys.stderr)
+    outcome = publish_history(settings, events, options, wait=not args.no_wait)
+    if outcome is None:
         return 1
+    published, stop = outcome
     _report(args, events, published, stopped=stop.is_set())
     return 130 if stop.is_set() else 0
 

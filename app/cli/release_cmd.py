@@ -205,11 +205,30 @@ def stop_on_ctrl_c(stop: threading.Event):
         signal.signal(signal.SIGINT, previous)
 
 
+def publish_history(settings: Settings, events: list, options: dict, *, wait: bool):
+    """Replay ``events`` (``replay_options`` less the window) to the stack's broker, each
+    trigger waiting for what was sent before it unless not ``wait``; (published, stop
+    event), or None when the broker or a wait failed (printed)."""
+    from messaging.errors import KafkaEdgeError
+    from producers.replay import replay
+
+    if wait:
+        from app.wiring import release_settling
+
+        options = {**options, **release_settling(settings)._asdict()}
+    stop = threading.Event()
+    try:
+        with stop_on_ctrl_c(stop), open_publisher(settings) as publisher:
+            return replay(publisher, events, stop_event=stop, **options), stop
+    except (TimeoutError, KafkaEdgeError) as error:
+        print(f"alphafactory: {error}", file=sys.stderr)
+        return None
+
+
 def run_replay(args, settings: Settings) -> int:
     from alphafactory.data.bundled import bundled_market
-    from messaging.errors import KafkaEdgeError
     from producers.releases import release_events
-    from producers.replay import replay, select_events
+    from producers.replay import select_events
 
     try:
         options = replay_options(args)
@@ -218,20 +237,10 @@ def run_replay(args, settings: Settings) -> int:
         return 2
     window = {"since": options.pop("since"), "until": options.pop("until")}
     events = select_events(release_events(bundled_market().releases), **window)
-    if not args.no_wait:
-        from app.wiring import release_settling
-
-        options.update(release_settling(settings)._asdict())
-    stop = threading.Event()
-    try:
-        with stop_on_ctrl_c(stop), open_publisher(settings) as publisher:
-            published = replay(publisher, events, stop_event=stop, **options)
-    except TimeoutError as error:
-        print(f"alphafactory: {error}", file=sys.stderr)
+    outcome = publish_history(settings, events, options, wait=not args.no_wait)
+    if outcome is None:
         return 1
-    except KafkaEdgeError as error:
-        print(f"alphafactory: {error}", file=sys.stderr)
-        return 1
+    published, stop = outcome
     _print_replay(args, events, published, stopped=stop.is_set(), speed=options["speed"])
     return 130 if stop.is_set() else 0
 

@@ -13,20 +13,8 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-INDUSTRIES = [
-    "NoDur",
-    "Durbl",
-    "Manuf",
-    "Enrgy",
-    "Chems",
-    "BusEq",
-    "Telcm",
-    "Utils",
-    "Shops",
-    "Hlth",
-    "Money",
-    "Other",
-]
+from alphafactory.data.bundled_assets import INDUSTRIES
+
 MACRO_SERIES = ["realgdp", "realcons", "realinv", "realgovt", "realdpi", "cpi", "m1"]
 
 

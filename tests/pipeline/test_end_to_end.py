@@ -24,10 +24,10 @@ from storage.loading import load_panel, load_releases
 from storage.macro import macro_as_of
 from tests.stack_support import (
     as_trading_reader,
-    isolated_settings,
     kcat_publish,
     make_state_dir,
     positions_for,
+    service_settings,
     untrained_generator,
 )
 
@@ -39,20 +39,7 @@ HISTORY_END = pd.Timestamp("2018-06-01", tz="UTC")
 def live(market, strategies_dir):
     """A stack of its own with the services on, the market stored up to HISTORY_END."""
     state = make_state_dir("alphafactory-e2e-")
-    base = isolated_settings(state)
-    settings = base.model_copy(
-        update={
-            "pipeline": base.pipeline.model_copy(
-                update={
-                    "services": True,
-                    "strategies_dir": strategies_dir,
-                    "poll_interval_s": 0.2,
-                    "generator_checkpoint": state / "generator.pt",
-                    "visibility_timeout_s": 10,
-                }
-            )
-        }
-    )
+    settings = service_settings(state, strategies_dir=strategies_dir, visibility_timeout_s=10)
     untrained_generator(
         market.panel, context=8, d_model=16, path=settings.pipeline.generator_checkpoint
     )

@@ -23,10 +23,10 @@ from app import stack
 from app.generator_setup import checkpoint_path, served_name
 from inference.training import load_checkpoint
 from tests.stack_support import (
-    isolated_settings,
     kcat_publish,
     make_state_dir,
     positions_for,
+    service_settings,
     settings_env,
 )
 
@@ -42,18 +42,7 @@ STOCKS = [
 def fresh():
     """Settings of a new state directory with the pipeline services on (as by default)."""
     state = make_state_dir("alphafactory-first-run-")
-    base = isolated_settings(state)
-    settings = base.model_copy(
-        update={
-            "pipeline": base.pipeline.model_copy(
-                update={
-                    "services": True,
-                    "poll_interval_s": 0.2,
-                    "generator_checkpoint": state / "generator.pt",
-                }
-            )
-        }
-    )
+    settings = service_settings(state)
     try:
         yield settings
     finally:

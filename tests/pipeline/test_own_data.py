@@ -23,11 +23,11 @@ import pytest
 from alphafactory.data import synthetic_market
 from app import stack
 from tests.stack_support import (
-    isolated_settings,
     kcat_publish,
     make_state_dir,
     months_ending_before_now,
     positions_for,
+    service_settings,
     settings_env,
 )
 
@@ -100,19 +100,7 @@ def world(tmp_path_factory):
     for name, text in STRATEGIES.items():
         (files / "strategies" / name).write_text(text)
     state = make_state_dir("alphafactory-own-data-")
-    base = isolated_settings(state)
-    settings = base.model_copy(
-        update={
-            "pipeline": base.pipeline.model_copy(
-                update={
-                    "services": True,
-                    "poll_interval_s": 0.2,
-                    "strategies_dir": files / "strategies",
-                    "generator_checkpoint": state / "generator.pt",
-                }
-            )
-        }
-    )
+    settings = service_settings(state, strategies_dir=files / "strategies")
     try:
         yield settings, files, market
     finally:
