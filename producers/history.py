@@ -76,7 +76,7 @@ def observation_events(observations: MarketObservations) -> list[MarketData]:
 def stored_history(conn: psycopg.Connection, *, since: datetime, until: datetime) -> list[Timed]:
     """Every stored release and market observation known at ``since <= t < until``."""
     from storage.macro import releases_until
-    from storage.market_blocks import read_observations
+    from storage.market_reads import read_observations
 
     releases = releases_until(conn, until=until)
     stored = read_observations(conn, as_of=until)

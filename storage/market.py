@@ -14,7 +14,7 @@ import psycopg
 
 from storage.db import require_aware
 from storage.errors import InvalidRecordError
-from storage.market_blocks import StoredObservations, read_observations
+from storage.market_reads import StoredObservations, read_observations
 
 OBSERVATION_COLUMNS = ["asset", "date", "field", "value", "available_at"]
 # Rows per INSERT: large enough to amortise the round trip, small enough to keep the

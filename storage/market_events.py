@@ -1,6 +1,6 @@
 """``market.data`` events in the point-in-time store: one row per event in
 ``core.market_events`` (asset, date, available_at, and the event's fields and values as
-parallel arrays), read back beside the bulk blocks by ``storage.market_blocks``.
+parallel arrays), read back beside the bulk blocks by ``storage.market_reads``.
 
 A field already held at the same (asset, date, available_at) with the same value is not
 stored again, so an event replayed under another id, or one that repeats part of an

@@ -2,7 +2,7 @@
 -- event as parallel arrays. A row per field cost an index entry per observation, most of
 -- the market-data handler's time (benchmarks/DATA.md); an event carries its fields
 -- together, so they are stored together. Readers unnest the arrays
--- (storage.market_blocks.read_observations); core.market_observations keeps the rows
+-- (storage.market_reads.read_observations); core.market_observations keeps the rows
 -- written before this migration and the row-per-observation path.
 CREATE TABLE core.market_events (
     event_row_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -15,7 +15,7 @@ from alphafactory.observations import MarketObservations
 from storage.errors import InvalidRecordError
 from storage.loading import load_observations
 from storage.market import latest_as_of, market_as_of, record_market_observations
-from storage.market_blocks import read_observations
+from storage.market_reads import read_observations
 
 
 def observations(assets, days, available, **fields) -> MarketObservations:
