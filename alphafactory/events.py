@@ -190,6 +190,26 @@ class Rebalance(Event):
         return self.strategy_id
 
 
+class TrainingRequest(Event):
+    """Train generator ``generator`` ("" the default) on ``strategy_id``'s data released
+    before ``cutoff``; ``promote``: roll the new version out once it is served. Carried
+    by the Celery queue ``train`` (``consumers.tasks``), not by Kafka: one trainer works
+    through them in order, and a retrained cutoff is found in the registry, not redone."""
+
+    topic: ClassVar[str] = "celery:train"
+    generator: Annotated[str, Field(pattern=r"^[a-z0-9_]{0,40}$")]
+    strategy_id: Text
+    cutoff: AwareDatetime
+    promote: bool = True
+    steps: int | None = Field(None, ge=1, le=1_000_000)
+    formulas: int | None = Field(None, ge=10, le=10_000_000)
+    requested_at: AwareDatetime
+    schema_version: Literal[1] = 1
+
+    def key(self) -> str:
+        return self.generator or "default"
+
+
 EVENTS: dict[str, type[Event]] = {
     cls.topic: cls
     for cls in (MacroRelease, MarketData, GenerationRequest, BacktestResult, Rebalance)

@@ -12,6 +12,7 @@ the object down.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -165,6 +166,14 @@ class TritonSettings(BaseModel):
     # Triton stays unreachable: "fail" raises; "in_process" logs and runs the model locally.
     retries: int = Field(3, ge=1, le=20)
     fallback: str = "in_process"
+    # How a generator version is addressed: "native" (tritonserver: the model's name and
+    # the version's number) or "suffixed" (the embedded PyTriton server, which serves
+    # each version as its own model <name>_v<N>).
+    version_names: Literal["suffixed", "native"] = "suffixed"
+    # Triton's model-control API key (production's restricted API): the trainer asks
+    # Triton to load a new version with it. None: no key (the embedded server watches
+    # its repository instead).
+    admin_key: SecretStr | None = None
 
     @field_validator("fallback")
     @classmethod

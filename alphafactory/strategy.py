@@ -13,7 +13,9 @@ A strategy's sections (every key has a default except ``id``)::
     [alpha]       definition = "hac_tstat >= 2", target = "hac_tstat=3",
                   training_months = 120 (the look-back scored at each decision)
     [generation]  candidates = 1000, chunk_size = 100, temperature = 1.0,
-                  generator = "" (the default generator, or a name of the strategy's own)
+                  generator = "" (the default generator, or a name of the strategy's own),
+                  retrain_every_months = 0 (or N: once N months have passed since the
+                  newest version's cutoff, a request asks the trainer for a new one)
     [pool]        size = 25, max_correlation = 0.7
     [combination] method = "ic_weighted" (equal | ic_weighted | ridge), ridge_alpha = 1.0
     [portfolio]   kind = "long_short" (long_short | long_only | tilt), gross = 1.0,
@@ -145,6 +147,9 @@ class Generation(_Section):
     # the generator this strategy samples from: "" the default one, or a name of its own
     # (trained on its data by `model train --strategy ID`, served beside the default)
     generator: str = Field("", pattern=r"^[a-z0-9_]{0,40}$")
+    # retrain the generator every N months of decisions (0: only by hand); each new
+    # version is trained on data released before its cutoff (app.trainer)
+    retrain_every_months: int = Field(0, ge=0, le=120)
 
 
 class Pool(_Section):

@@ -95,6 +95,14 @@ SERVICES: tuple[Service, ...] = (
         True,
         "Celery: evaluate candidates point-in-time -> metrics in Postgres",
     ),
+    # one model at a time: a training uses every core it is given
+    Service(
+        "trainer",
+        ("trainer",),
+        ("postgres", "redis", "triton"),
+        False,
+        "Celery train queue: retrain the generator point-in-time -> a new Triton version",
+    ),
 )
 
 
@@ -106,7 +114,8 @@ def service(name: str) -> Service:
 
 
 def consumer_services() -> tuple[Service, ...]:
-    """The services ``alphafactory run NAME`` runs (the Celery worker has its own command)."""
+    """The services ``alphafactory run NAME`` runs (the Celery workers have their own
+    commands)."""
     return tuple(s for s in SERVICES if s.command[0] == "run")
 
 
@@ -216,14 +225,11 @@ def run_generator(settings: Settings, stop_event: threading.Event, **loop_option
     from alphafactory.topics import GENERATION_REQUESTS
     from consumers.generation import GenerationHandler
 
-    checkpoint = wiring.wait_for_checkpoint(settings, stop_event)
-    if checkpoint is None:  # stopped while waiting
+    if not wiring.wait_for_a_generator(settings, stop_event):  # stopped while waiting
         return None
     pool = _pool(settings, "generator")
     try:
-        handler = GenerationHandler(
-            pool, wiring.generation_context(settings, checkpoint, stop_event)
-        )
+        handler = GenerationHandler(pool, wiring.generation_context(settings, stop_event))
         # one request at a time between commits: each can take minutes
         return _consume(
             settings,
@@ -326,6 +332,32 @@ def run_worker(settings: Settings, extra_args: list[str] = ()) -> None:
             "-Q",
             tasks.QUEUE,
             "--hostname=alphafactory@%h",
+            "--without-gossip",
+            "--without-mingle",
+            *extra_args,
+        ]
+    )
+
+
+def run_trainer(settings: Settings, extra_args: list[str] = ()) -> None:
+    """A Celery worker on the train queue, one training at a time (blocks; a warm
+    shutdown lets the training in hand finish, a killed one is redelivered)."""
+    from app.trainer import handle_training_request
+    from consumers import tasks
+
+    celery = wiring.celery_app(settings)
+    tasks.train_with(lambda payload: handle_training_request(settings, payload))
+    celery.worker_main(
+        [
+            "worker",
+            f"--loglevel={settings.log_level}",
+            # prefork, one child: the main process still answers the healthcheck's ping
+            # while a training runs
+            "--pool=prefork",
+            "--concurrency=1",
+            "-Q",
+            tasks.TRAIN_QUEUE,
+            "--hostname=alphafactory-trainer@%h",
             "--without-gossip",
             "--without-mingle",
             *extra_args,

@@ -49,57 +49,92 @@ def open_worker_resources(settings: Settings):
     )
 
 
-def wait_for_checkpoint(settings: Settings, stop_event: threading.Event):
-    """The generator checkpoint, once it exists (an always-on service waits for its model:
-    `alphafactory model train`, the demo); None if stopped first."""
-    from inference.training import load_checkpoint
+def wait_for_a_generator(settings: Settings, stop_event: threading.Event) -> bool:
+    """Wait until a generator exists: the default checkpoint file or a registered
+    version (an always-on service waits for its model: `alphafactory init`, the
+    trainer); False if stopped first."""
+    import psycopg
+
+    from storage.db import connect
+    from storage.models import list_versions
 
     path = settings.pipeline.generator_checkpoint
-    if not path.exists():
-        log.warning("waiting for a generator checkpoint at %s", path)
-        while not path.exists():
+
+    def exists() -> bool:
+        if path.exists():
+            return True
+        try:
+            with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+                return any(v.ready_at for v in list_versions(conn))
+        except psycopg.Error as error:  # Postgres restarting: asked again next round
+            log.info("generator registry not readable yet: %s", error)
+            return False
+
+    if not exists():
+        log.warning("waiting for a generator: a checkpoint at %s or a trained version", path)
+        while not exists():
             if stop_event.wait(settings.pipeline.poll_interval_s * 4):
-                return None
-    return load_checkpoint(path)
+                return False
+    return True
 
 
-def generation_context(settings: Settings, checkpoint, stop_event: threading.Event):
-    """The generation service's context: strategies, the default generator (Triton, with
-    the checkpoint in process as fallback per ``triton.fallback``), the named generators
-    the active strategies use whose checkpoints exist, Celery dispatch."""
+def generation_context(settings: Settings, stop_event: threading.Event):
+    """The generation service's context: strategies, the registry's generator versions
+    (each served by Triton, its checkpoint in process as fallback per
+    ``triton.fallback``), the checkpoint files of the default and the named generators
+    the active strategies use for those with no version, Celery dispatch and training."""
     import torch
 
     from consumers import tasks
     from consumers.allocation import AllocationContext
     from consumers.generation import GenerationContext
+    from consumers.generators import VersionedGenerators
+    from inference.training import load_checkpoint
 
     torch.set_num_threads(1)
     celery_app(settings)
     strategies = strategies_by_id(settings)
-    default = served_generator(settings, checkpoint)
+    path = settings.pipeline.generator_checkpoint
+    default = served_generator(settings, load_checkpoint(path)) if path.exists() else None
     return GenerationContext(
         strategies=strategies,
-        policy=default.policy,
-        vocab=default.vocab,
-        gamma=default.gamma,
+        policy=default.policy if default else None,
+        vocab=default.vocab if default else None,
+        gamma=default.gamma if default else 1.0,
         dispatch=tasks.send_chunks,
         allocation=AllocationContext(strategies),
         stop_event=stop_event,
-        trained_until=default.trained_until,
+        trained_until=default.trained_until if default else None,
         generators=named_generators(settings, strategies.values()),
+        versions=VersionedGenerators(
+            load=functools.partial(version_generator, settings),
+            request_training=tasks.send_training,
+        ),
     )
 
 
-def served_generator(settings: Settings, checkpoint, name: str = ""):
-    """Generator ``name`` as Triton serves it, the checkpoint in process as fallback."""
+def version_generator(settings: Settings, version):
+    """One registered version as Triton serves it, its checkpoint in process as fallback."""
+    from inference.training import load_checkpoint
+
+    checkpoint = load_checkpoint(version.checkpoint)
+    return served_generator(settings, checkpoint, version.generator, version=version.version)
+
+
+def served_generator(settings: Settings, checkpoint, name: str = "", version: int | None = None):
+    """Generator ``name`` (its ``version``, when given) as Triton serves it, the
+    checkpoint in process as fallback."""
     from app.generator_setup import served_name
-    from consumers.generation import Generator
+    from consumers.generators import Generator
     from inference.pipeline import triton_policy
     from inference.sampling import InProcessPolicy
 
     triton = settings.triton.model_copy(update={"generator_model": served_name(settings, name)})
     policy = triton_policy(
-        triton, InProcessPolicy(checkpoint.model), trained_until=checkpoint.trained_until
+        triton,
+        InProcessPolicy(checkpoint.model),
+        trained_until=checkpoint.trained_until,
+        version=version,
     )
     gamma = float(checkpoint.reward.get("gamma", 1.0))
     return Generator(policy, checkpoint.vocab, gamma, checkpoint.trained_until)

@@ -11,8 +11,12 @@ nothing and a crash at any point loses nothing):
    (``formulas.include``) and ``generation.candidates`` new ones from the generator
    (batched next-action calls, through Triton or in process per the settings,
    conditioned on the strategy's target); store them as factors and as the request's
-   candidates in one transaction. The sampling seed comes from the request id, so a
-   request generated again after a crash writes the same formulas.
+   candidates, with the generator version that wrote them, in one transaction. The
+   sampling seed comes from the request id, so a request generated again after a crash
+   writes the same formulas. The version: the registry's (``VersionedGenerators``:
+   ``alphafactory.model_versions.choose_version``, never one trained on data released
+   after the decision), or the checkpoint file's when the registry has none; a
+   retraining that has come due is asked of the trainer on the way.
 4. Send the still-pending candidates to the workers in chunks; with none at all, allocate
    at once (there will be no result to wake the allocator).
 
@@ -36,13 +40,16 @@ from psycopg_pool import ConnectionPool
 
 from alphafactory.events import EventError, GenerationRequest, decode
 from alphafactory.formula import Kind, Vocabulary, formula_hash
+from alphafactory.model_versions import ModelVersion
 from alphafactory.retry import Backoff, RetryStopped, retry
 from alphafactory.strategy import Strategy
 from consumers.allocation import AllocationContext, allocate_request
 from consumers.failures import UnknownStrategy
+from consumers.generators import Generator, VersionedGenerators
 from inference.sampling import NextActionPolicy, SamplingOptions, Target, generate
 from inference.triton_client import TritonUnavailable
 from storage.factors import upsert_factor
+from storage.models import record_model_used
 from storage.requests import (
     RequestRecord,
     pending_candidates,
@@ -57,22 +64,13 @@ log = logging.getLogger(__name__)
 Dispatch = Callable[[str, list[str], int], int]  # (request id, hashes, chunk size) -> tasks
 
 
-@dataclass(frozen=True)
-class Generator:
-    """A served generator: its policy, vocabulary, return-to-go discount, and when the
-    data it was trained on had all been released (None: unknown)."""
-
-    policy: NextActionPolicy
-    vocab: Vocabulary
-    gamma: float
-    trained_until: datetime | None = None
-
-
 @dataclass
 class GenerationContext:
     strategies: dict[str, Strategy]
-    policy: NextActionPolicy  # the default generator (strategies with generation.generator "")
-    vocab: Vocabulary
+    # the default generator's checkpoint file (strategies with generation.generator ""
+    # and no registered version); None: there is none
+    policy: NextActionPolicy | None
+    vocab: Vocabulary | None
     gamma: float
     dispatch: Dispatch
     allocation: AllocationContext
@@ -81,10 +79,17 @@ class GenerationContext:
     # everything the generator was trained on had been released by then (None: unknown)
     trained_until: datetime | None = None
     generators: dict[str, Generator] = field(default_factory=dict)  # the named ones
+    versions: VersionedGenerators | None = None  # the registry's (None: files only)
 
     def generator_for(self, strategy: Strategy) -> Generator:
-        """The generator ``strategy`` names (``generation.generator``; "" the default)."""
+        """The checkpoint file of the generator ``strategy`` names
+        (``generation.generator``; "" the default)."""
         name = strategy.generation.generator
+        if not name and self.policy is None:
+            raise MissingGenerator(
+                f"strategy {strategy.id!r} uses the default generator, which is neither "
+                "registered nor a checkpoint file: train one (alphafactory init)"
+            )
         if not name:
             return Generator(self.policy, self.vocab, self.gamma, self.trained_until)
         if name not in self.generators:
@@ -125,18 +130,21 @@ def handle_request(
         log.info("request %s skipped: %s", stored.request_id, reason)
         return 0
     if stored.n_candidates is None:
-        _refuse_a_future_model(context.generator_for(strategy), stored)
+        generator, version = _generator(conn, context, strategy, stored)
         log.info(
-            "request %s (%s): generating %d candidates",
+            "request %s (%s): generating %d candidates with %s",
             stored.request_id,
             strategy.id,
             request.candidates,
+            version.label if version else "the checkpoint file",
         )
-        candidates = _candidates(context, strategy, stored, request.candidates)
+        candidates = _candidates(generator, context, strategy, stored, request.candidates)
         with conn.transaction():
             for hashed, text, origin in candidates:
                 upsert_factor(conn, formula_hash=hashed, formula=text, origin=origin)
-            set_candidates(conn, stored.request_id, [hashed for hashed, _, _ in candidates])
+            if set_candidates(conn, stored.request_id, [hashed for hashed, _, _ in candidates]):
+                number = version.version if version else None
+                record_model_used(conn, stored.request_id, strategy.generation.generator, number)
         log.info(
             "request %s (%s, %s): %d new candidates",
             stored.request_id,
@@ -149,6 +157,20 @@ def handle_request(
         allocate_request(conn, context.allocation, stored.request_id)
         return 0
     return context.dispatch(stored.request_id, pending, strategy.generation.chunk_size)
+
+
+def _generator(
+    conn, context: GenerationContext, strategy: Strategy, request: RequestRecord
+) -> tuple[Generator, ModelVersion | None]:
+    """The registry's version for the request, else the checkpoint file (refused when
+    it was trained on data released after the decision)."""
+    if context.versions is not None:
+        found = context.versions.for_request(conn, strategy, request.decision_time)
+        if found is not None:
+            return found
+    generator = context.generator_for(strategy)
+    _refuse_a_future_model(generator, request)
+    return generator, None
 
 
 def _refuse_a_future_model(generator: Generator, request: RequestRecord) -> None:
@@ -164,7 +186,11 @@ def _refuse_a_future_model(generator: Generator, request: RequestRecord) -> None
 
 
 def _candidates(
-    context: GenerationContext, strategy: Strategy, request: RequestRecord, n: int
+    generator: Generator,
+    context: GenerationContext,
+    strategy: Strategy,
+    request: RequestRecord,
+    n: int,
 ) -> list[tuple[str, str, str]]:
     """(formula hash, canonical text, origin) of the request's candidates: the strategy's
     own ``formulas.include``, then ``n`` more from the generator. A request's candidates
@@ -172,14 +198,13 @@ def _candidates(
     so a replay's decisions do not depend on its speed."""
     included = [(formula_hash(text), text, "strategy") for text in strategy.formulas.include]
     exclude = {hashed for hashed, _, _ in included}
-    generated = _generate(context, strategy, request, n, exclude)
+    generated = _generate(generator, context, strategy, request, n, exclude)
     return included + [(formula_hash(f), str(f), "generator") for f in generated]
 
 
-def _generate(context: GenerationContext, strategy: Strategy, request: RequestRecord, n, exclude):
+def _generate(generator: Generator, context, strategy: Strategy, request: RequestRecord, n, ex):
     target = Target.parse(strategy.alpha.target)
     seed = int.from_bytes(hashlib.sha256(request.request_id.encode()).digest()[:8], "little")
-    generator = context.generator_for(strategy)
     options = SamplingOptions(temperature=strategy.generation.temperature, gamma=generator.gamma)
     roots = {Kind(kind) for kind in strategy.formulas.root_kinds}
 
@@ -192,7 +217,7 @@ def _generate(context: GenerationContext, strategy: Strategy, request: RequestRe
             options=options,
             rng=np.random.default_rng(seed),
             root_kinds=roots,
-            exclude=exclude,
+            exclude=ex,
         ).formulas
 
     def log_wait(error: BaseException, _failures: int, delay: float) -> None:

@@ -28,6 +28,8 @@ from consumers.evaluation import ChunkDelivery, EvaluationContext, run_chunk
 log = logging.getLogger(__name__)
 EVALUATE = "alphafactory.evaluate"
 QUEUE = "evaluate"
+TRAIN = "alphafactory.train"
+TRAIN_QUEUE = "train"  # the trainer's own worker: one model at a time
 
 app = Celery("alphafactory")
 
@@ -44,6 +46,7 @@ class WorkerResources:
 
 _opener: Callable[[], WorkerResources] | None = None
 _resources: WorkerResources | None = None
+_trainer: Callable[[dict], int] | None = None
 
 
 def configure(*, broker_url: str, visibility_timeout_s: int) -> Celery:
@@ -74,9 +77,17 @@ def serve_with(opener: Callable[[], WorkerResources]) -> None:
     _opener = opener
 
 
+def train_with(trainer: Callable[[dict], int]) -> None:
+    """What the trainer's worker runs for a training request (set before it starts)."""
+    global _trainer
+    _trainer = trainer
+
+
 @worker_process_init.connect
 def _open(**_kwargs) -> None:
     global _resources
+    if _opener is None and _trainer is not None:
+        return  # the trainer's worker evaluates nothing
     if _opener is None:
         raise RuntimeError("consumers.tasks.serve_with() was not called before the worker")
     _resources = _opener()
@@ -113,6 +124,20 @@ def evaluate(self, request_id: str, formula_hashes: list[str], poison_attempts: 
         kwargs={"poison_attempts": delivery.poison_attempts},
         max_retries=None,  # run_chunk bounds poison; an outage is waited out for good
     )
+
+
+@app.task(name=TRAIN, acks_late=True, reject_on_worker_lost=True)
+def train(request: dict) -> int:
+    """Train one generator version (``app.trainer``); a redelivered request finds the
+    version registered and only finishes what is left (serve, promote)."""
+    if _trainer is None:
+        raise RuntimeError("consumers.tasks.train_with() was not called before the worker")
+    return _trainer(request)
+
+
+def send_training(request) -> None:
+    """Queue a ``TrainingRequest`` for the trainer."""
+    app.send_task(TRAIN, args=[request.model_dump(mode="json")], queue=TRAIN_QUEUE)
 
 
 def _open_now() -> WorkerResources:

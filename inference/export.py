@@ -1,8 +1,14 @@
 """Export a generator checkpoint as a versioned Triton model repository.
 
-    <repository>/<model>/config.pbtxt          ONNX Runtime backend, dynamic batching
-    <repository>/<model>/generator.json        vocabulary, context, reward: what clients need
-    <repository>/<model>/<version>/model.onnx  the next-action network, fixed context
+    <repository>/<model>/config.pbtxt              ONNX Runtime backend, dynamic batching,
+                                                   the versions served and their cutoffs
+    <repository>/<model>/<version>/model.onnx      the next-action network, fixed context
+    <repository>/<model>/<version>/generator.json  vocabulary, context, reward, cutoff
+    <repository>/<model>/generator.json            the newest version's (older clients)
+
+Each trained generator is a new version beside the earlier ones; the config lists the
+newest ``keep_versions`` of them, so Triton (explicit model control: a ``load`` of the
+model after the export) serves those, each under its number.
 
 The network is ``DecisionTransformer.next_action_logits`` with every input padded to the
 model's context, so only the batch dimension varies (tensors: ``inference.repository``).
@@ -47,7 +53,8 @@ class _NextAction(torch.nn.Module):
 
 
 def export_repository(checkpoint: Checkpoint, repository: Path, options: ServingOptions) -> Path:
-    """Write the model's folder in ``repository``; returns the ONNX file's path."""
+    """Write version ``options.version`` of the model's folder in ``repository`` (the
+    other versions stay); returns the ONNX file's path."""
     model = checkpoint.model.eval().float()
     config = model.config
     folder = Path(repository) / options.model_name
@@ -56,13 +63,30 @@ def export_repository(checkpoint: Checkpoint, repository: Path, options: Serving
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     export_onnx(model, staging / MODEL_FILE)
-    until = checkpoint.trained_until
-    text = config_text(config.context, config.vocab_size, options, trained_until=until)
-    (folder / CONFIG_FILE).write_text(text)
-    (folder / METADATA_FILE).write_text(json.dumps(generator_metadata(checkpoint), indent=1))
+    metadata = generator_metadata(checkpoint)
+    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
     shutil.rmtree(version_dir, ignore_errors=True)
     staging.rename(version_dir)  # a server polling the repository never sees half a model
+    exported = _exported_versions(folder)
+    served = dict(sorted(exported.items())[-options.keep_versions :])
+    cutoffs = {version: meta.get("trained_until") for version, meta in served.items()}
+    text = config_text(config.context, config.vocab_size, options, versions=cutoffs)
+    (folder / CONFIG_FILE).write_text(text)
+    newest = max(exported)
+    (folder / METADATA_FILE).write_text(json.dumps(exported[newest], indent=1))
     return version_dir / MODEL_FILE
+
+
+def _exported_versions(folder: Path) -> dict[int, dict]:
+    """version -> metadata of every complete version folder."""
+    found = {}
+    for path in folder.iterdir():
+        if path.name.isdigit() and (path / MODEL_FILE).is_file():
+            own = path / METADATA_FILE
+            shared = folder / METADATA_FILE
+            source = own if own.is_file() else shared
+            found[int(path.name)] = json.loads(source.read_text()) if source.is_file() else {}
+    return found
 
 
 def export_onnx(model: DecisionTransformer, path: Path) -> None:

@@ -335,16 +335,19 @@ def search_from_file(job: SearchJob) -> dict:
     return {**report, "split": split}
 
 
-def triton_policy(triton, local: InProcessPolicy, *, trained_until=None):
-    """The Triton client of the settings, wrapped in the fallback when configured. A
-    served model that says it was trained later than the checkpoint (``trained_until``)
-    is another model: refused, so the point-in-time check on the checkpoint holds."""
+def triton_policy(triton, local: InProcessPolicy, *, trained_until=None, version=None):
+    """The Triton client of the settings (for one ``version`` of the model when given),
+    wrapped in the fallback when configured. A served model that says it was trained
+    later than the checkpoint (``trained_until``) is another model: refused, so the
+    point-in-time check on the checkpoint holds."""
     from inference.triton_client import FallbackPolicy, TritonPolicy, TritonUnavailable
 
     def connect() -> TritonPolicy:
         remote = TritonPolicy(
             triton.grpc,
             triton.generator_model,
+            version=version,
+            version_names=triton.version_names,
             timeout_s=triton.request_timeout_s,
             retries=triton.retries,
         )

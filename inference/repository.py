@@ -65,22 +65,32 @@ class ServingOptions:
     instances: str = "gpu"  # gpu: production; cpu: a CPU-only tritonserver
     instance_count: int = 1
     queue_delay_us: int = 500  # how long Triton may hold a request to grow a batch
+    keep_versions: int = 3  # the newest versions the config lists (Triton serves them)
 
     def __post_init__(self) -> None:
         if self.instances not in ("gpu", "cpu"):
             raise RepositoryError(f"instances must be gpu or cpu, got {self.instances!r}")
-        if min(self.version, self.max_batch_size, self.instance_count) < 1:
-            raise RepositoryError("version, max_batch_size and instance_count must be >= 1")
+        if min(self.version, self.max_batch_size, self.instance_count, self.keep_versions) < 1:
+            raise RepositoryError(
+                "version, max_batch_size, instance_count and keep_versions must be >= 1"
+            )
         if not self.model_name.replace("_", "").replace("-", "").isalnum():
             raise RepositoryError(f"model name {self.model_name!r}: letters, digits, _ and - only")
 
 
 def config_text(
-    context: int, vocab_size: int, options: ServingOptions, *, trained_until=None
+    context: int,
+    vocab_size: int,
+    options: ServingOptions,
+    *,
+    trained_until=None,
+    versions: dict[int, str | None] | None = None,
 ) -> str:
-    """The production ``config.pbtxt`` (ONNX Runtime backend, dynamic batching). The
-    training cutoff goes in as the parameter ``trained_until`` (ISO-8601), which Triton
-    reports with the model's config, so a client knows what the served version saw."""
+    """The production ``config.pbtxt`` (ONNX Runtime backend, dynamic batching). Triton
+    serves the ``versions`` given (version -> training cutoff, ISO-8601; default: only
+    ``options.version`` with ``trained_until``), and reports each cutoff as the config
+    parameter ``trained_until.v<N>`` (the newest also as ``trained_until``), so a client
+    knows what the version it calls saw."""
     config = pb.ModelConfig(
         name=options.model_name,
         platform="onnxruntime_onnx",
@@ -97,9 +107,13 @@ def config_text(
     group = pb.ModelInstanceGroup
     kind = group.KIND_GPU if options.instances == "gpu" else group.KIND_CPU
     config.instance_group.add(count=options.instance_count, kind=kind)
-    config.version_policy.specific.versions.append(options.version)
-    if trained_until is not None:
-        config.parameters["trained_until"].string_value = trained_until.isoformat()
+    if versions is None:
+        versions = {options.version: trained_until.isoformat() if trained_until else None}
+    config.version_policy.specific.versions.extend(sorted(versions))
+    for version, until in sorted(versions.items()):
+        if until:
+            config.parameters[f"trained_until.v{version}"].string_value = until
+            config.parameters["trained_until"].string_value = until  # the newest last
     return text_format.MessageToString(config)
 
 
@@ -117,11 +131,12 @@ class ServedModel:
     metadata: dict
 
 
-def read_model(folder: Path) -> ServedModel:
-    """Read and check one model folder (config, metadata and the configured version)."""
+def read_versions(folder: Path) -> list[ServedModel]:
+    """Every version a model folder serves (its config's list), oldest first, each with
+    its own metadata (``<version>/generator.json``; the folder's for older exports)."""
     try:
         config = text_format.Parse((folder / CONFIG_FILE).read_text(), pb.ModelConfig())
-        metadata = json.loads((folder / METADATA_FILE).read_text())
+        shared = json.loads((folder / METADATA_FILE).read_text())
     except (OSError, ValueError, text_format.ParseError) as error:
         raise RepositoryError(f"{folder} is not an exported generator: {error}") from None
     versions = list(config.version_policy.specific.versions) or sorted(
@@ -129,9 +144,6 @@ def read_model(folder: Path) -> ServedModel:
     )
     if not versions:
         raise RepositoryError(f"{folder} has no model version")
-    onnx = folder / str(versions[-1]) / MODEL_FILE
-    if not onnx.is_file():
-        raise RepositoryError(f"{folder}: version {versions[-1]} has no {MODEL_FILE}")
     names = tuple(t.name for t in config.input)
     if names != INPUT_NAMES or [t.name for t in config.output] != [OUTPUT_NAME]:
         raise RepositoryError(f"{folder}: inputs {names}, expected {INPUT_NAMES} -> logits")
@@ -139,24 +151,58 @@ def read_model(folder: Path) -> ServedModel:
     def specs(tensors) -> tuple[TensorSpec, ...]:
         return tuple(TensorSpec(t.name, t.data_type, tuple(t.dims)) for t in tensors)
 
-    return ServedModel(
-        name=config.name or folder.name,
-        version=versions[-1],
-        onnx=onnx,
-        inputs=specs(config.input),
-        outputs=specs(config.output),
-        max_batch_size=config.max_batch_size,
-        queue_delay_us=config.dynamic_batching.max_queue_delay_microseconds,
-        metadata=metadata,
-    )
+    served = []
+    for version in sorted(versions):
+        onnx = folder / str(version) / MODEL_FILE
+        if not onnx.is_file():
+            raise RepositoryError(f"{folder}: version {version} has no {MODEL_FILE}")
+        own = folder / str(version) / METADATA_FILE
+        served.append(
+            ServedModel(
+                name=config.name or folder.name,
+                version=version,
+                onnx=onnx,
+                inputs=specs(config.input),
+                outputs=specs(config.output),
+                max_batch_size=config.max_batch_size,
+                queue_delay_us=config.dynamic_batching.max_queue_delay_microseconds,
+                metadata=json.loads(own.read_text()) if own.is_file() else shared,
+            )
+        )
+    return served
 
 
-def find_models(repository: Path) -> list[ServedModel]:
-    """Every exported generator in ``repository`` (folders without a config are skipped)."""
+def read_model(folder: Path) -> ServedModel:
+    """The newest version of one model folder (checked as ``read_versions`` does)."""
+    return read_versions(folder)[-1]
+
+
+def model_folders(repository: Path) -> list[Path]:
     if not repository.is_dir():
         return []
     return [
-        read_model(folder)
+        folder
         for folder in sorted(repository.iterdir())
         if folder.is_dir() and (folder / CONFIG_FILE).is_file()
     ]
+
+
+def find_models(repository: Path) -> list[ServedModel]:
+    """The newest version of every exported generator in ``repository``."""
+    return [read_model(folder) for folder in model_folders(repository)]
+
+
+def find_versions(repository: Path, newest: int | None = None) -> list[ServedModel]:
+    """Every served version of every generator (only the ``newest`` few of each when
+    given), by model name and version."""
+    found = []
+    for folder in model_folders(repository):
+        versions = read_versions(folder)
+        found.extend(versions[-newest:] if newest else versions)
+    return found
+
+
+def versioned_name(model_name: str, version: int) -> str:
+    """The local server's name for one version of a model (PyTriton cannot serve two
+    versions under one name: it writes one config per name), ``<name>_v<N>``."""
+    return f"{model_name}_v{version}"

@@ -42,11 +42,18 @@ class TritonUnavailable(RuntimeError):
 
 
 class TritonPolicy:
+    """Next-action calls to one served model, or one version of it: ``version`` None asks
+    for the model's default (newest); otherwise Triton's version ``version`` of it
+    (``version_names="native"``, a tritonserver) or the model ``<name>_v<N>`` (the local
+    PyTriton server, which serves each version under its own name)."""
+
     def __init__(
         self,
         url: str,
         model_name: str,
         *,
+        version: int | None = None,
+        version_names: str = "suffixed",
         timeout_s: float = 10.0,
         retries: int = 3,
         backoff_s: float = 0.1,
@@ -54,7 +61,16 @@ class TritonPolicy:
     ) -> None:
         import tritonclient.grpc as grpcclient
 
-        self.url, self.model_name = url, model_name
+        from inference.repository import versioned_name
+
+        if version_names not in ("suffixed", "native"):
+            raise ValueError(f"version_names must be suffixed or native, got {version_names!r}")
+        self.url, self.version = url, version
+        native = version is not None and version_names == "native"
+        self.model_name = (
+            model_name if version is None or native else versioned_name(model_name, version)
+        )
+        self._model_version = str(version) if native else ""
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self._sleep = sleep
         self._client = grpcclient.InferenceServerClient(url=url)
@@ -69,10 +85,12 @@ class TritonPolicy:
         def ask():
             if not self._client.is_server_ready(client_timeout=self.timeout_s):
                 raise TritonUnavailable(f"Triton at {self.url} is not ready")
-            if not self._client.is_model_ready(self.model_name, client_timeout=self.timeout_s):
-                raise TritonUnavailable(f"model {self.model_name!r} is not ready at {self.url}")
+            if not self._client.is_model_ready(
+                self.model_name, self._model_version, client_timeout=self.timeout_s
+            ):
+                raise TritonUnavailable(f"model {self._label()} is not ready at {self.url}")
             return self._client.get_model_config(
-                self.model_name, as_json=True, client_timeout=self.timeout_s
+                self.model_name, self._model_version, as_json=True, client_timeout=self.timeout_s
             )["config"]
 
         config = self._with_retries(ask, "readiness check")
@@ -82,7 +100,9 @@ class TritonPolicy:
                 f"model {self.model_name!r} at {self.url} has inputs {tuple(dims)}, "
                 f"expected {INPUT_NAMES}: not an alphafactory generator"
             )
-        stamp = config.get("parameters", {}).get("trained_until", {}).get("string_value")
+        parameters = config.get("parameters", {})
+        own = parameters.get(f"trained_until.v{self._model_version}")
+        stamp = (own or parameters.get("trained_until", {})).get("string_value")
         until = datetime.fromisoformat(stamp) if stamp else None
         return dims["rtg"][0], dims["mask"][0], int(config.get("max_batch_size", 0)) or 1, until
 
@@ -115,6 +135,7 @@ class TritonPolicy:
         result = self._client.infer(
             self.model_name,
             inputs,
+            model_version=self._model_version,
             outputs=[self._grpc.InferRequestedOutput(OUTPUT_NAME)],
             client_timeout=self.timeout_s,
         )
@@ -139,9 +160,13 @@ class TritonPolicy:
             )
         except RetriesExhausted as exhausted:
             raise TritonUnavailable(
-                f"Triton at {self.url} (model {self.model_name!r}) failed {what} "
+                f"Triton at {self.url} (model {self._label()}) failed {what} "
                 f"{self.retries} times: {_reason(exhausted.__cause__)}"
             ) from exhausted.__cause__
+
+    def _label(self) -> str:
+        version = f" version {self._model_version}" if self._model_version else ""
+        return f"{self.model_name!r}{version}"
 
     def close(self) -> None:
         self._client.close()
@@ -190,3 +215,45 @@ class FallbackPolicy:
                 )
         self.fallback_calls += 1
         return self.local(rtg, features, actions, lengths, mask)
+
+
+def wait_until_served(
+    http_address: str,
+    model_name: str,
+    version: int,
+    *,
+    version_names: str,
+    admin_key: str | None,
+    timeout_s: float,
+) -> str:
+    """Have Triton serve a newly exported ``version`` and wait until it is ready: with
+    ``native`` version names (tritonserver, explicit model control) ask it to load the
+    model again, which reads the new config and version; the embedded PyTriton server
+    watches its repository. "" once ready; otherwise the last reason it was not."""
+    import tritonclient.http as http
+    from tritonclient.utils import InferenceServerException
+
+    from inference.repository import versioned_name
+
+    native = version_names == "native"
+    name = model_name if native else versioned_name(model_name, version)
+    number = str(version) if native else ""
+    headers = {"admin-key": admin_key} if admin_key else {}
+    client = http.InferenceServerClient(http_address, network_timeout=10.0)
+    deadline, reason = time.monotonic() + timeout_s, "not asked yet"
+    try:
+        if native:
+            client.load_model(model_name, headers=headers)
+        while time.monotonic() < deadline:
+            try:
+                if client.is_model_ready(name, number):
+                    return ""
+                reason = f"{name} {number} not ready".strip()
+            except (InferenceServerException, OSError) as error:
+                reason = _reason(error)
+            time.sleep(0.5)
+    except (InferenceServerException, OSError) as error:
+        reason = _reason(error)
+    finally:
+        client.close()
+    return reason

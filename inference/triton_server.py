@@ -8,9 +8,16 @@ the python backend, so here ONNX Runtime runs inside the bound function on the s
 ``model.onnx``. A tiny health model (FP32 echo) proves the python backend works even before
 any generator is exported.
 
+Versions: production Triton serves every version a model's config lists under the
+model's name and the version's number. PyTriton writes one config per model name, so two
+versions cannot share one here: each listed version is served as ``<name>_v<N>``
+(``repository.versioned_name``; the client asks for that name when
+``triton.version_names`` is "suffixed"), and ``<name>`` itself is the newest version at
+start. The server watches the repository and serves a version exported while it runs
+within ``WATCH_INTERVAL_S`` (the trainer waits for it to be ready).
+
 Run as ``python -m inference.triton_server --http HOST:PORT --grpc HOST:PORT ...``; the
 stack manager starts it with LD_LIBRARY_PATH set (see deploy.local.components.Triton).
-Models exported after start are served after ``alphafactory stack restart triton``.
 """
 
 from __future__ import annotations
@@ -19,15 +26,17 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from inference.repository import ServedModel, find_models
+from inference.repository import ServedModel, find_models, find_versions, versioned_name
 
 HEALTH_INPUT = "INPUT"
 HEALTH_OUTPUT = "OUTPUT"
 log = logging.getLogger("alphafactory.triton")
+WATCH_INTERVAL_S = 1.0
 
 
 def _echo(**inputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -52,7 +61,7 @@ def _onnx_function(model: ServedModel):
 
 def serve(http: str, grpc: str, metrics_port: int, health: str, repository: Path | None) -> None:
     from pytriton.decorators import batch
-    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+    from pytriton.model_config import ModelConfig, Tensor
     from pytriton.triton import Triton, TritonConfig
 
     http_host, _, http_port = http.rpartition(":")
@@ -65,7 +74,6 @@ def serve(http: str, grpc: str, metrics_port: int, health: str, repository: Path
         metrics_port=metrics_port,
         allow_metrics=True,
     )
-    models = find_models(repository) if repository else []
     with Triton(config=config) as triton:
         triton.bind(
             model_name=health,
@@ -75,25 +83,54 @@ def serve(http: str, grpc: str, metrics_port: int, health: str, repository: Path
             config=ModelConfig(max_batch_size=64),
             strict=True,
         )
-        for model in models:
-            tensors = [
-                Tensor(name=t.name, dtype=t.numpy_dtype, shape=t.dims)
-                for t in (*model.inputs, *model.outputs)
-            ]
-            triton.bind(
-                model_name=model.name,
-                model_version=model.version,
-                infer_func=batch(_onnx_function(model)),
-                inputs=tensors[: len(model.inputs)],
-                outputs=tensors[len(model.inputs) :],
-                config=ModelConfig(
-                    max_batch_size=model.max_batch_size,
-                    batcher=DynamicBatcher(max_queue_delay_microseconds=model.queue_delay_us),
-                ),
-                strict=True,
-            )
-            log.info("serving %s version %d from %s", model.name, model.version, model.onnx)
-        triton.serve()
+        bound: set[str] = set()
+        for model in find_models(repository) if repository else []:
+            _bind(triton, model, model.name, bound)
+        _bind_new_versions(triton, repository, bound)
+        triton.connect()
+        while triton.is_alive():
+            time.sleep(WATCH_INTERVAL_S)
+            _bind_new_versions(triton, repository, bound)
+
+
+def _bind_new_versions(triton, repository: Path | None, bound: set[str]) -> None:
+    """Serve every listed version not served yet (a generator exported after start)."""
+    from inference.repository import RepositoryError
+
+    try:
+        versions = find_versions(repository) if repository else []
+    except RepositoryError as error:  # a folder being written: next round
+        log.warning("model repository: %s", error)
+        return
+    for model in versions:
+        name = versioned_name(model.name, model.version)
+        if name not in bound:
+            if model.name not in bound:  # a new generator: its plain name too
+                _bind(triton, model, model.name, bound)
+            _bind(triton, model, name, bound)
+
+
+def _bind(triton, model: ServedModel, name: str, bound: set[str]) -> None:
+    from pytriton.decorators import batch
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+
+    tensors = [
+        Tensor(name=t.name, dtype=t.numpy_dtype, shape=t.dims)
+        for t in (*model.inputs, *model.outputs)
+    ]
+    triton.bind(
+        model_name=name,
+        infer_func=batch(_onnx_function(model)),
+        inputs=tensors[: len(model.inputs)],
+        outputs=tensors[len(model.inputs) :],
+        config=ModelConfig(
+            max_batch_size=model.max_batch_size,
+            batcher=DynamicBatcher(max_queue_delay_microseconds=model.queue_delay_us),
+        ),
+        strict=True,
+    )
+    bound.add(name)
+    log.info("serving %s as %s from %s", model.name, name, model.onnx)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,11 @@ ALLOWED: dict[str, set[str]] = {
     | {"psycopg", "psycopg_pool"}
     | DATA,
     "deploy": {CORE, "messaging", "storage", "inference", "psycopg", "redis"},
-    "app": FIRST_PARTY | DATA | {"psycopg", "matplotlib", "torch", "celery"},
+    # the reports' plots and pages, the walk-forward's strategy file and progress bar
+    "app": FIRST_PARTY
+    | DATA
+    | {"psycopg", "matplotlib", "torch", "celery"}
+    | {"jinja2", "tomli_w", "tqdm"},
 }
 # Standard-library I/O each edge may use beyond the core's share.
 STDLIB_ALLOWED: dict[str, set[str]] = {

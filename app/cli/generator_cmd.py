@@ -3,6 +3,8 @@
     alphafactory trajectories build --data FILE --split DATE --out T.parquet
     alphafactory model train --trajectories T.parquet --data FILE --split DATE --out M.pt
     alphafactory generate --model M.pt --target "hac_tstat=3" -n 100 [--json]
+    alphafactory model train --strategy ID [--until DATE] [--register]
+    alphafactory model list | promote VERSION | rollback   (app.cli.model_versions_cmd)
 
 ``--split`` separates the training period (dates before it: trajectory rewards, training)
 from the later period that validation uses, so nothing after the split leaks into training.
@@ -16,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from app.cli import model_versions_cmd
 
 if TYPE_CHECKING:
     from alphafactory.settings import Settings
@@ -65,6 +69,12 @@ def register(commands) -> None:
     fit.add_argument(
         "--no-serve", action="store_true", help="with --strategy: do not export and serve it"
     )
+    fit.add_argument(
+        "--register",
+        action="store_true",
+        help="with --strategy: a new version in the model registry (trained on data before "
+        "--until), served by Triton beside the earlier ones and promoted, as the trainer does",
+    )
     fit.add_argument("--trajectories", type=Path)
     _data_arguments(fit, required=False)
     fit.add_argument("--out", type=Path, help="checkpoint file to write")
@@ -113,6 +123,7 @@ def register(commands) -> None:
         help="instance kind in config.pbtxt (gpu: production)",
     )
     export.set_defaults(handler=run_export)
+    model_versions_cmd.register(model_actions)
 
     search = commands.add_parser("search", help="search formulas under an evaluation budget")
     search.add_argument("--data", type=Path, required=True, help="panel file (long format)")
@@ -253,6 +264,8 @@ def _train_from_store(args, settings: Settings) -> int:
     if args.strategy not in strategies:
         return _fail(f"no strategy {args.strategy!r}; known: {sorted(strategies)}")
     until = start_of_day(args.until or date.today())
+    if args.register:
+        return _register(args, settings, strategies[args.strategy], until)
     try:
         trained = train_from_store(
             settings,
@@ -273,6 +286,21 @@ def _train_from_store(args, settings: Settings) -> int:
         print(f"not served: the pipeline serves {kept}, not {trained.path}")
         return 0
     print(serve(settings, trained.path, name))
+    return 0
+
+
+def _register(args, settings: Settings, strategy, until) -> int:
+    from app.generator_setup import GeneratorSetupError
+    from app.trainer import train_version
+
+    try:
+        version = train_version(settings, strategy, until, steps=args.steps, formulas=args.formulas)
+    except GeneratorSetupError as error:
+        return _fail(str(error))
+    print(
+        f"{version.label}: trained on data released before {until:%Y-%m-%d %H:%M %Z}, "
+        f"served as {version.served_model!r} and promoted"
+    )
     return 0
 
 

@@ -35,6 +35,9 @@ def register(commands) -> None:
     worker = commands.add_parser("worker", help="run a Celery evaluation worker")
     worker.add_argument("celery_args", nargs="*", help="extra arguments for celery worker")
     worker.set_defaults(handler=run_worker)
+    trainer = commands.add_parser("trainer", help="run the Celery generator trainer")
+    trainer.add_argument("celery_args", nargs="*", help="extra arguments for celery worker")
+    trainer.set_defaults(handler=run_trainer)
 
 
 def run_component(args, settings: Settings) -> int:
@@ -70,4 +73,11 @@ def run_worker(args, settings: Settings) -> int:
     from app.services import run_worker as worker
 
     worker(settings, list(args.celery_args))
+    return 0
+
+
+def run_trainer(args, settings: Settings) -> int:
+    from app.services import run_trainer as trainer
+
+    trainer(settings, list(args.celery_args))
     return 0

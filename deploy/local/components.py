@@ -201,10 +201,13 @@ class Triton(ProcessComponent):
         a restart after ``model export`` is done only when the new model answers."""
         if not settings.triton.embedded:
             return probes.triton(settings.triton.http)
-        from inference.repository import RepositoryError, find_models
+        from inference.repository import RepositoryError, find_versions, versioned_name
 
         try:
-            served = [model.name for model in find_models(settings.triton.repository)]
+            versions = find_versions(settings.triton.repository)
+            served = sorted(
+                {m.name for m in versions} | {versioned_name(m.name, m.version) for m in versions}
+            )
         except RepositoryError as error:
             return str(error)
         for model in (settings.triton.health_model, *served):

@@ -390,7 +390,8 @@ def test_a_generator_trained_after_the_decision_is_refused_and_the_request_fails
 def test_a_strategy_samples_from_its_own_generator_and_a_missing_one_is_named(
     conn, market, strategy, contexts, generator, unique_trigger
 ):
-    from consumers.generation import Generator, MissingGenerator
+    from consumers.generation import MissingGenerator
+    from consumers.generators import Generator
 
     generation, _, _, sent = contexts
     own = strategy.model_copy(

@@ -1,0 +1,127 @@
+"""The walk-forward's numbers: one variant's out-of-sample record against its benchmark,
+how long alphas stay in a pool, and the pool-size question. Pure.
+
+Conventions (per variant, over the months its allocations were held; ``ppy`` periods a
+year): ``cagr`` = prod(1 + r)^(ppy / n) - 1; ``volatility`` = std(r, ddof=1) sqrt(ppy);
+``sharpe`` = mean / std sqrt(ppy); ``max_drawdown`` as contract 5; ``turnover`` = mean
+over rebalances after the first of 0.5 sum_i |w_i - w_i,previous|; the excess return
+e = r - r_benchmark: ``excess_return`` its annualised mean (mean(e) ppy),
+``information_ratio`` mean(e) / std(e) sqrt(ppy), ``excess_hac_tstat`` its Newey-West
+t-statistic (``metrics.series``); ``in_sample_sharpe``: the mean, over rebalances, of the
+pool's in-sample long-short Sharpe (each alpha's Sharpe over the training window its
+decision scored, weighted by the absolute combination weight; reversed alphas count with
+their sign flipped), so in-sample minus out-of-sample Sharpe measures the overfit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+
+import numpy as np
+import pandas as pd
+
+from alphafactory.metrics.series import series_stats
+
+
+def turnover(weights: Sequence[Mapping[str, float]]) -> float:
+    """Mean half L1 change between consecutive allocations (NaN with fewer than two)."""
+    if len(weights) < 2:
+        return float("nan")
+    assets = sorted({a for w in weights for a in w})
+    matrix = np.array([[w.get(a, 0.0) for a in assets] for w in weights])
+    return float(np.mean(0.5 * np.abs(np.diff(matrix, axis=0)).sum(axis=1)))
+
+
+def variant_record(
+    returns: pd.Series,
+    benchmark: pd.Series,
+    weights: Sequence[Mapping[str, float]],
+    *,
+    periods_per_year: int,
+    in_sample_sharpe: float = float("nan"),
+) -> dict[str, float | int]:
+    """The report's numbers for one variant (module doc); ``benchmark`` is aligned to
+    ``returns``' dates (a date missing from it counts as a zero benchmark return)."""
+    r = returns.to_numpy(np.float64)
+    excess = r - benchmark.reindex(returns.index).fillna(0.0).to_numpy(np.float64)
+    stats = series_stats(np.vstack([r, excess]), periods_per_year)
+    n = len(r)
+    volatility = float(r.std(ddof=1) * np.sqrt(periods_per_year)) if n > 1 else float("nan")
+    return {
+        "n_rebalances": len(weights),
+        "n_periods": n,
+        "cagr": float(stats["annual_return"][0]),
+        "volatility": volatility,
+        "sharpe": float(stats["sharpe"][0]),
+        "max_drawdown": float(stats["max_drawdown"][0]),
+        "turnover": turnover(weights),
+        "excess_return": float(excess.mean() * periods_per_year) if n else float("nan"),
+        "information_ratio": float(stats["sharpe"][1]),
+        "excess_hac_tstat": float(stats["hac_tstat"][1]),
+        "in_sample_sharpe": float(in_sample_sharpe),
+    }
+
+
+def pool_in_sample_sharpe(pool: Mapping[str, float], sharpe: Mapping[str, float]) -> float:
+    """One decision's pool: the combination-weighted in-sample Sharpe of its alphas (a
+    negative weight flips its alpha), NaN for an empty pool."""
+    total = sum(abs(w) for w in pool.values())
+    if not pool or total == 0:
+        return float("nan")
+    return float(sum(abs(w) * np.sign(w) * sharpe.get(f, np.nan) for f, w in pool.items()) / total)
+
+
+def alpha_survival(pools: Sequence[Sequence[str]]) -> dict[str, float]:
+    """How many consecutive rebalances an alpha stays in the pool once it enters: the
+    mean and median run length, the share still there after 12 rebalances, and runs."""
+    runs: list[int] = []
+    open_runs: dict[str, int] = {}
+    for members in pools:
+        current = set(members)
+        for formula in list(open_runs):
+            if formula not in current:
+                runs.append(open_runs.pop(formula))
+        for formula in current:
+            open_runs[formula] = open_runs.get(formula, 0) + 1
+    runs.extend(open_runs.values())
+    if not runs:
+        return {"runs": 0, "mean": float("nan"), "median": float("nan"), "share_12": float("nan")}
+    lengths = np.array(runs)
+    return {
+        "runs": len(runs),
+        "mean": float(lengths.mean()),
+        "median": float(np.median(lengths)),
+        "share_12": float((lengths >= 12).mean()),
+    }
+
+
+def pool_size_answer(records: Mapping[str, Mapping[str, float]]) -> dict:
+    """Do more alphas beat fewer out of sample, and overfit less? From the ``poolN``
+    records present: their out-of-sample Sharpe, in-sample Sharpe and the gap."""
+    sizes = sorted(
+        (int(name.removeprefix("pool")), name)
+        for name in records
+        if name.startswith("pool") and name.removeprefix("pool").isdigit()
+    )
+    rows = [
+        {
+            "variant": name,
+            "pool_size": size,
+            "sharpe": records[name]["sharpe"],
+            "cagr": records[name]["cagr"],
+            "in_sample_sharpe": records[name]["in_sample_sharpe"],
+            "overfit": records[name]["in_sample_sharpe"] - records[name]["sharpe"],
+        }
+        for size, name in sizes
+    ]
+    answer: dict = {"rows": rows}
+    if len(rows) >= 2:
+        small, large = rows[0], rows[-1]
+        answer.update(
+            largest_beats_smallest=bool(large["sharpe"] > small["sharpe"]),
+            sharpe_gain=large["sharpe"] - small["sharpe"],
+            overfit_reduction=small["overfit"] - large["overfit"],
+            monotone=bool(all(a["sharpe"] <= b["sharpe"] for a, b in pairwise(rows))),
+        )
+    return answer
