@@ -114,17 +114,29 @@ class Allocation:
     pool: dict[str, float]  # formula -> weight in the combined signal
 
 
+def alpha_signals(panel: Panel, strategy: Strategy, alphas: Sequence[str]) -> np.ndarray:
+    """The alphas' values per asset on the decision panel, (K, T, N)."""
+    if not alphas:
+        return np.empty((0, *panel.shape))
+    return _scorer(panel, strategy).signals(list(alphas))
+
+
 def allocate(
-    panel: Panel, strategy: Strategy, alphas: Sequence[str], scores: Sequence[float]
+    panel: Panel,
+    strategy: Strategy,
+    alphas: Sequence[str],
+    scores: Sequence[float],
+    *,
+    signals: np.ndarray | None = None,
 ) -> Allocation:
     """Prune the qualified ``alphas`` (best ``scores`` first), combine them and turn the
     combined signal on the decision row into weights. No alpha: the benchmark (risk
-    parity for a tilt or long-only strategy, flat for long-short)."""
+    parity for a tilt or long-only strategy, flat for long-short). ``signals``: the
+    alphas' ``alpha_signals``, when the caller has them (variants share them)."""
     returns = panel.returns
     benchmark = benchmark_weights(panel, strategy, len(returns))
-    signals = (
-        _scorer(panel, strategy).signals(list(alphas)) if alphas else np.empty((0, *panel.shape))
-    )
+    if signals is None:
+        signals = alpha_signals(panel, strategy, alphas)
     window = slice(-strategy.alpha.training_months - 1, None)
     rules = strategy.pool
     kept = portfolio.prune(

@@ -98,10 +98,11 @@ def retraining_due(
 
 
 def training_schedule(first: datetime, last: datetime, every_months: int) -> list[datetime]:
-    """The cutoffs of a walk-forward from ``first`` to ``last``: ``first``'s month start,
-    then every ``every_months`` (0: only the first)."""
+    """The cutoffs of a walk-forward from ``first`` to ``last`` (exclusive: a cutoff at
+    the end would train a model nothing uses): ``first``'s month start, then every
+    ``every_months`` (0: only the first)."""
     cutoff = month_start(first)
     schedule = [cutoff]
-    while every_months > 0 and (cutoff := add_months(cutoff, every_months)) <= last:
+    while every_months > 0 and (cutoff := add_months(cutoff, every_months)) < last:
         schedule.append(cutoff)
     return schedule

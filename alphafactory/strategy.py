@@ -15,7 +15,9 @@ A strategy's sections (every key has a default except ``id``)::
     [generation]  candidates = 1000, chunk_size = 100, temperature = 1.0,
                   generator = "" (the default generator, or a name of the strategy's own),
                   retrain_every_months = 0 (or N: once N months have passed since the
-                  newest version's cutoff, a request asks the trainer for a new one)
+                  newest version's cutoff, a request asks the trainer for a new one),
+                  source = "model" (or "random" / "library": the baselines, see
+                  inference.baselines; set by the variants of those names)
     [pool]        size = 25, max_correlation = 0.7
     [combination] method = "ic_weighted" (equal | ic_weighted | ridge), ridge_alpha = 1.0
     [portfolio]   kind = "long_short" (long_short | long_only | tilt), gross = 1.0,
@@ -25,6 +27,9 @@ A strategy's sections (every key has a default except ``id``)::
                   market = "" (or "period_close": once all of the universe's market.data
                   for a date has arrived, or market_timeout_s = 3600 after the first)
     [rebalance]   min_days_between = 20 (later releases in that window are skipped)
+    [variants]    names = [] (e.g. ["pool10", "pool100", "random", "risk_parity"]: each
+                  also written under strategy id "<id>@<name>", see
+                  alphafactory.variants), stocks = [] and bonds = [] (the 60_40 mix)
 
 ``[formulas] include`` lists formulas the strategy evaluates at every decision besides the
 generated ones, e.g. a known factor of your own::
@@ -150,6 +155,8 @@ class Generation(_Section):
     # retrain the generator every N months of decisions (0: only by hand); each new
     # version is trained on data released before its cutoff (app.trainer)
     retrain_every_months: int = Field(0, ge=0, le=120)
+    # where candidates come from: the trained generator, or a baseline at equal count
+    source: Literal["model", "random", "library"] = "model"
 
 
 class Pool(_Section):
@@ -187,6 +194,39 @@ class Rebalance(_Section):
     min_days_between: int = Field(20, ge=0, le=366)
 
 
+VARIANT_NAME = re.compile(
+    r"^(pool[1-9][0-9]{0,3}|combo_(equal|ic_weighted|ridge)|long_short|long_only|tilt"
+    r"|random|library|risk_parity|equal_weight|60_40)$"
+)
+
+
+class Variants(_Section):
+    """The strategy's variants (``alphafactory.variants``), each written under its own
+    strategy id ``<id>@<name>``."""
+
+    names: tuple[str, ...] = ()
+    stocks: tuple[str, ...] = ()  # the 60_40 variant's 60%
+    bonds: tuple[str, ...] = ()  # and its 40%
+
+    @field_validator("names")
+    @classmethod
+    def _known_once(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [n for n in names if not VARIANT_NAME.match(n)]
+        if bad:
+            raise ValueError(
+                f"unknown variants {bad}: expected poolN (e.g. pool10, pool25, pool100), "
+                "combo_equal, combo_ic_weighted, combo_ridge, long_short, long_only, tilt, "
+                "random, library, risk_parity, equal_weight or 60_40"
+            )
+        return tuple(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _sixty_forty_has_assets(self) -> Variants:
+        if "60_40" in self.names and not (self.stocks and self.bonds):
+            raise ValueError("the 60_40 variant needs [variants] stocks = [...] and bonds = [...]")
+        return self
+
+
 class Strategy(_Section):
     id: str
     active: bool = True
@@ -200,6 +240,7 @@ class Strategy(_Section):
     portfolio: Portfolio = Portfolio()
     triggers: Triggers = Triggers()
     rebalance: Rebalance = Rebalance()
+    variants: Variants = Variants()
 
     @field_validator("id")
     @classmethod

@@ -159,10 +159,18 @@ def named_generators(settings: Settings, strategies) -> dict:
 
 
 def strategies_by_id(settings: Settings) -> dict:
-    """The deployment's active strategies (``pipeline.strategies_dir``, or the bundled)."""
+    """The deployment's active strategies (``pipeline.strategies_dir``, or the bundled)
+    and their variants that generate candidates of their own (``<id>@random``...): every
+    service treats those as strategies; the other variants are allocated with their
+    strategy's requests."""
     from alphafactory.strategy import active_strategies
+    from alphafactory.variants import generator_variants
 
-    return {s.id: s for s in active_strategies(settings.pipeline.strategies_dir)}
+    found = {}
+    for strategy in active_strategies(settings.pipeline.strategies_dir):
+        for one in (strategy, *generator_variants(strategy)):
+            found[one.id] = one
+    return found
 
 
 SETTLE_TIMEOUT_S = 300.0
@@ -240,4 +248,7 @@ def release_settling(settings: Settings) -> ReplaySettling:
 
         wait(all_decided, f"no decision on {[t.event_id for t in triggers]}", "allocator")
 
-    return ReplaySettling(settle, lambda release: release.series_id in triggered, decided)
+    def is_trigger(event) -> bool:  # market data triggers inside its handler, not here
+        return getattr(event, "series_id", None) in triggered
+
+    return ReplaySettling(settle, is_trigger, decided)

@@ -9,6 +9,11 @@ strategy's qualified alphas for the as-of date (largest |HAC t-stat| first),
 transaction the alpha pool, the allocation (with its decision time), its positions and a
 ``Rebalance`` in the outbox. ``core.allocations`` is unique on (strategy, trigger), so a
 trigger is allocated exactly once however many results, duplicates and allocators ask.
+
+The strategy's variants that share its request (``alphafactory.variants``: other pool
+sizes, the plain benchmarks) are allocated in the same transaction from the same
+alphas and panel, each under its own strategy id ``<id>@<variant>``, with its own pool,
+positions and ``Rebalance``.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import psycopg
 from kafka.consumer.fetcher import ConsumerRecord
 from psycopg_pool import ConnectionPool
 
-from alphafactory.decision import allocate
+from alphafactory.decision import allocate, alpha_signals, benchmark_weights
 from alphafactory.events import BacktestResult, EventError, Rebalance, decode
+from alphafactory.panel import Panel
 from alphafactory.strategy import Strategy
+from alphafactory.variants import BENCHMARKS, allocation_variants, benchmark_allocation
 from consumers.market_data import PanelCache
 from storage.allocations import (
     allocation_exists,
@@ -60,8 +67,16 @@ def allocate_request(
         return None
     allocation_id = allocation_id_for(strategy.id, request.trigger_event_id)
     with conn.transaction():
-        lock_strategy(conn, strategy_id=strategy.id)
-        if allocation_exists(conn, allocation_id=allocation_id):
+        lock_strategy(conn, strategy_id=strategy.id)  # its variants' too
+        targets = [("", strategy), *allocation_variants(strategy)]
+        todo = [
+            (name, target)
+            for name, target in targets
+            if not allocation_exists(
+                conn, allocation_id=allocation_id_for(target.id, request.trigger_event_id)
+            )
+        ]
+        if not todo:
             return allocation_id
         # this request's own candidates only: what other requests of the same instant have
         # evaluated so far depends on timing, and the weights must not
@@ -74,46 +89,72 @@ def allocate_request(
         )
         log.info("request %s: allocating from %d qualified alpha(s)", request_id, len(alphas))
         panel = context.panels.get(conn, strategy, request.decision_time, request.trigger_event_id)
+        formulas = alphas["formula"].tolist()
+        signals = alpha_signals(panel, strategy, formulas)
+        for name, target in todo:
+            _write(conn, request, panel, target, name, alphas, signals)
+    return allocation_id
+
+
+def _write(
+    conn: psycopg.Connection,
+    request: RequestRecord,
+    panel: Panel,
+    strategy: Strategy,
+    variant: str,
+    alphas,
+    signals,
+) -> None:
+    """One allocation of ``strategy`` (the request's own, or its ``variant``) with its
+    pool, positions and Rebalance, in the caller's transaction."""
+    allocation_id = allocation_id_for(strategy.id, request.trigger_event_id)
+    if variant in BENCHMARKS:
+        mix = benchmark_weights(panel, strategy, len(panel.returns))
+        weights = benchmark_allocation(panel, strategy, variant, mix)
+        weights, pool = dict(zip(panel.assets.astype(str), weights.tolist(), strict=True)), {}
+    else:
         result = allocate(
             panel,
             strategy,
             alphas["formula"].tolist(),
             alphas["hac_tstat"].abs().fillna(0.0).tolist(),
+            signals=signals,
         )
+        weights, pool = result.weights, result.pool
         hashes = dict(zip(alphas["formula"], alphas["formula_hash"], strict=True))
         replace_alpha_pool(
             conn,
             strategy_id=strategy.id,
             as_of=request.as_of,
             decision_time=request.decision_time,
-            weights={hashes[f]: w for f, w in result.pool.items()},
+            weights={hashes[f]: w for f, w in pool.items()},
         )
-        event = _rebalance(allocation_id, request, result.weights, len(result.pool))
-        write_allocation(
-            conn,
-            allocation_id=allocation_id,
-            strategy_id=strategy.id,
-            as_of=request.as_of,
-            decision_time=request.decision_time,
-            trigger_event_id=request.trigger_event_id,
-            weights=result.weights,
-            event=event,
-        )
+    write_allocation(
+        conn,
+        allocation_id=allocation_id,
+        strategy_id=strategy.id,
+        as_of=request.as_of,
+        decision_time=request.decision_time,
+        trigger_event_id=request.trigger_event_id,
+        weights=weights,
+        event=_rebalance(allocation_id, strategy.id, request, weights, len(pool)),
+    )
     log.info(
         "allocated %s for %s as of %s: %d alpha(s) of %d qualified",
         allocation_id,
         strategy.id,
         request.as_of,
-        len(result.pool),
+        len(pool),
         len(alphas),
     )
-    return allocation_id
 
 
-def _rebalance(allocation_id: str, request: RequestRecord, weights, n_alphas: int) -> OutboxEvent:
+def _rebalance(
+    allocation_id: str, strategy_id: str, request: RequestRecord, weights, n_alphas: int
+) -> OutboxEvent:
     event = Rebalance(
         allocation_id=allocation_id,
-        strategy_id=request.strategy_id,
+        strategy_id=strategy_id,
         as_of=request.as_of,
         trigger_event_id=request.trigger_event_id,
         weights=weights,

@@ -16,7 +16,10 @@ nothing and a crash at any point loses nothing):
    writes the same formulas. The version: the registry's (``VersionedGenerators``:
    ``alphafactory.model_versions.choose_version``, never one trained on data released
    after the decision), or the checkpoint file's when the registry has none; a
-   retraining that has come due is asked of the trainer on the way.
+   retraining that has come due is asked of the trainer on the way. A baseline
+   strategy (``generation.source`` random or library, the walk-forward's baselines)
+   writes as many formulas from the grammar or the known-factor library instead, in the
+   vocabulary of its decision panel (``inference.baselines``).
 4. Send the still-pending candidates to the workers in chunks; with none at all, allocate
    at once (there will be no result to wake the allocator).
 
@@ -130,21 +133,25 @@ def handle_request(
         log.info("request %s skipped: %s", stored.request_id, reason)
         return 0
     if stored.n_candidates is None:
-        generator, version = _generator(conn, context, strategy, stored)
+        source = strategy.generation.source
+        generator, version = (
+            _generator(conn, context, strategy, stored) if source == "model" else (None, None)
+        )
         log.info(
             "request %s (%s): generating %d candidates with %s",
             stored.request_id,
             strategy.id,
             request.candidates,
-            version.label if version else "the checkpoint file",
+            version.label if version else f"the {source}" if generator is None else "a file",
         )
-        candidates = _candidates(generator, context, strategy, stored, request.candidates)
+        candidates = _candidates(conn, generator, context, strategy, stored, request.candidates)
         with conn.transaction():
             for hashed, text, origin in candidates:
                 upsert_factor(conn, formula_hash=hashed, formula=text, origin=origin)
             if set_candidates(conn, stored.request_id, [hashed for hashed, _, _ in candidates]):
                 number = version.version if version else None
-                record_model_used(conn, stored.request_id, strategy.generation.generator, number)
+                name = strategy.generation.generator if generator else source
+                record_model_used(conn, stored.request_id, name, number)
         log.info(
             "request %s (%s, %s): %d new candidates",
             stored.request_id,
@@ -186,7 +193,8 @@ def _refuse_a_future_model(generator: Generator, request: RequestRecord) -> None
 
 
 def _candidates(
-    generator: Generator,
+    conn: psycopg.Connection,
+    generator: Generator | None,
     context: GenerationContext,
     strategy: Strategy,
     request: RequestRecord,
@@ -198,13 +206,39 @@ def _candidates(
     so a replay's decisions do not depend on its speed."""
     included = [(formula_hash(text), text, "strategy") for text in strategy.formulas.include]
     exclude = {hashed for hashed, _, _ in included}
-    generated = _generate(generator, context, strategy, request, n, exclude)
+    if generator is None:
+        generated = _baseline(conn, context, strategy, request, n, exclude)
+    else:
+        generated = _generate(generator, context, strategy, request, n, exclude)
     return included + [(formula_hash(f), str(f), "generator") for f in generated]
+
+
+def _seed(request: RequestRecord) -> int:
+    return int.from_bytes(hashlib.sha256(request.request_id.encode()).digest()[:8], "little")
+
+
+def _baseline(conn, context, strategy: Strategy, request: RequestRecord, n: int, exclude):
+    """A baseline's formulas, in the vocabulary of the request's decision panel."""
+    from inference.baselines import library_candidates, random_candidates
+    from inference.pipeline import panel_vocabulary
+
+    panel = context.allocation.panels.get(
+        conn, strategy, request.decision_time, request.trigger_event_id
+    )
+    make = random_candidates if strategy.generation.source == "random" else library_candidates
+    return make(
+        panel_vocabulary(panel),
+        n,
+        np.random.default_rng(_seed(request)),
+        max_tokens=strategy.formulas.max_tokens,
+        root_kinds={Kind(kind) for kind in strategy.formulas.root_kinds},
+        exclude=exclude,
+    )
 
 
 def _generate(generator: Generator, context, strategy: Strategy, request: RequestRecord, n, ex):
     target = Target.parse(strategy.alpha.target)
-    seed = int.from_bytes(hashlib.sha256(request.request_id.encode()).digest()[:8], "little")
+    seed = _seed(request)
     options = SamplingOptions(temperature=strategy.generation.temperature, gamma=generator.gamma)
     roots = {Kind(kind) for kind in strategy.formulas.root_kinds}
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(postgresql redis-server kcat curl)
+DEBIAN_PACKAGES=(postgresql redis-server kcat curl chromium)
 VENV=${ALPHAFACTORY_VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 

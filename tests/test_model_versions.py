@@ -78,10 +78,12 @@ def test_retraining_is_due_every_n_months_after_the_newest_cutoff():
 def test_a_walk_forward_schedule_steps_from_its_first_month():
     schedule = training_schedule(at("1995-01-10"), at("1997-06-30"), 12)
     assert schedule == [at("1995-01-01"), at("1996-01-01"), at("1997-01-01")]
-    assert training_schedule(at("1995-03-31"), at("1996-03-01"), 12) == [
+    assert training_schedule(at("1995-03-31"), at("1996-03-02"), 12) == [
         at("1995-03-01"),
         at("1996-03-01"),
     ]
+    # the end is exclusive: no model trained for a period with no decision in it
+    assert training_schedule(at("1995-03-31"), at("1996-03-01"), 12) == [at("1995-03-01")]
     assert training_schedule(at("1995-03-31"), at("2000-01-01"), 0) == [at("1995-03-01")]
     # the schedule and the production rule agree
     versions = [version(1, "1995-03-01")]

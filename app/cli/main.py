@@ -24,6 +24,7 @@ from app.cli import (
     run_cmd,
     stack_cmd,
     strategy_cmd,
+    walkforward_cmd,
 )
 
 SUBCOMMANDS = (
@@ -37,6 +38,7 @@ SUBCOMMANDS = (
     release_cmd,
     run_cmd,
     strategy_cmd,
+    walkforward_cmd,
 )
 
 

@@ -1,0 +1,268 @@
+"""`alphafactory walkforward --strategy ID --from YYYY-MM --to YYYY-MM --out DIR`: decades
+of history through the live pipeline (app.walkforward_run), then ``DIR/report.html`` and
+``DIR/report.json`` (app.walkforward_report). Re-running with the same ``--out``
+continues where it stopped. Exit codes: 0 done; 1 the stack or the run failed; 2 a bad
+argument; 130 stopped by Ctrl-C (run it again to continue).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alphafactory.settings import Settings
+
+log = logging.getLogger("alphafactory.walkforward")
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "walkforward",
+        help="run history through the live pipeline; write report.html and report.json",
+        description="Replay the stored releases and market data from --from to --to through "
+        "the pipeline's topics, services, workers and tables, on a stack of its own under "
+        "--out, retraining the generator every --retrain-every months on data released "
+        "before each retraining date, and report every variant out of sample.",
+    )
+    parser.add_argument("--strategy", required=True, metavar="ID")
+    parser.add_argument("--from", dest="first", required=True, metavar="YYYY-MM")
+    parser.add_argument("--to", dest="last", required=True, metavar="YYYY-MM")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated: poolN (pool10,pool25,pool100), combo_equal, combo_ic_weighted, "
+        "combo_ridge, long_short, long_only, tilt, random, library, risk_parity, equal_weight, "
+        "60_40 (default: the pools, baselines and benchmarks the strategy can run)",
+    )
+    parser.add_argument(
+        "--panel", type=Path, help="a store strategy's panel file, loaded into the run's stack"
+    )
+    parser.add_argument(
+        "--releases", type=Path, help="a store strategy's release file, loaded likewise"
+    )
+    parser.add_argument("--retrain-every", type=int, default=12, metavar="N", help="months")
+    parser.add_argument("--candidates", type=int, default=None, help="per rebalance")
+    parser.add_argument("--train-steps", type=int, default=None, help="per retraining")
+    parser.add_argument("--train-formulas", type=int, default=None, help="per retraining")
+    parser.add_argument(
+        "--port-offset", type=int, default=100, help="the run's stack ports: yours plus this"
+    )
+    parser.add_argument("--keep-running", action="store_true", help="leave its stack up")
+    parser.set_defaults(handler=run)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"alphafactory: {message}", file=sys.stderr)
+    return code
+
+
+def run(args, settings: Settings) -> int:
+    from alphafactory.strategy import StrategyError
+    from alphafactory.variants import VariantError
+    from app.walkforward_run import Plan, WalkforwardError, month_bounds
+
+    try:
+        first, last = month_bounds(args.first, args.last)
+        source = _strategy_file(settings, args.strategy)
+        plan = Plan(
+            strategy_id=args.strategy,
+            first=first,
+            last=last,
+            out=args.out.resolve(),
+            variants=_variants(args.variants, source),
+            retrain_every=args.retrain_every,
+            candidates=args.candidates,
+            train_steps=args.train_steps,
+            train_formulas=args.train_formulas,
+        )
+        if args.retrain_every < 0 or (args.candidates is not None and args.candidates < 1):
+            raise WalkforwardError("--retrain-every must be >= 0 and --candidates >= 1")
+    except (WalkforwardError, StrategyError, VariantError) as error:
+        return _fail(str(error))
+    logging.getLogger().setLevel(logging.WARNING)  # the progress bar is the output
+    try:
+        files = {"panel": args.panel, "releases": args.releases}
+        return _walk(plan, settings, source, files, args.keep_running, args.port_offset)
+    except KeyboardInterrupt:
+        print("\nstopped: run the same command again to continue", file=sys.stderr)
+        return 130
+
+
+def _strategy_file(settings: Settings, strategy_id: str) -> Path:
+    from alphafactory.strategy import BUNDLED_DIR, StrategyError, load_strategy
+
+    folder = Path(settings.pipeline.strategies_dir or BUNDLED_DIR)
+    for path in sorted(folder.glob("*.toml")):
+        if load_strategy(path).id == strategy_id:
+            return path
+    known = sorted(load_strategy(p).id for p in folder.glob("*.toml"))
+    raise StrategyError(f"no strategy {strategy_id!r} in {folder}; known: {known}")
+
+
+def _variants(text: str | None, source: Path) -> tuple[str, ...]:
+    from alphafactory.strategy import load_strategy
+    from alphafactory.variants import DEFAULT_NAMES, VariantError, check_name, derive
+
+    strategy = load_strategy(source)
+    if text is None:
+        names = []
+        for name in DEFAULT_NAMES:
+            try:
+                derive(strategy, name)
+                names.append(name)
+            except VariantError:
+                continue  # e.g. 60_40 without stocks and bonds named: left out
+        return tuple(names)
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise VariantError("--variants is empty: name at least one")
+    for name in names:
+        derive(strategy, check_name(name))
+    return names
+
+
+def _walk(plan, settings: Settings, source: Path, files, keep_running: bool, offset: int) -> int:
+    from alphafactory.data.errors import DataError
+    from alphafactory.strategy import StrategyError
+    from app import stack
+    from app.walkforward_run import (
+        Progress,
+        WalkforwardError,
+        run_periods,
+        run_settings,
+        write_strategy,
+    )
+
+    started = time.monotonic()
+    run = run_settings(settings, plan.out, offset)
+    strategy = write_strategy(plan, source)
+    print(f"walk-forward of {strategy.id}, {plan.first:%Y-%m} to {plan.last:%Y-%m} (exclusive)")
+    print(f"  variants: {', '.join(plan.variants)}; its stack: {run.state_path}")
+    try:
+        stack.up(run)
+    except stack.StackError as error:
+        return _fail(str(error), 1)
+    try:
+        _store_data(run, strategy, files)
+        progress = Progress()
+        with _ProgressBar(run, plan, strategy, progress) as bar:
+            run_periods(run, plan, strategy, progress=progress, on_change=bar.changed)
+        return _report(run, strategy, plan, started, progress)
+    except (WalkforwardError, TimeoutError, StrategyError, DataError) as error:
+        return _fail(str(error), 1)
+    finally:
+        if not keep_running:
+            stack.down(run)
+
+
+def _store_data(settings: Settings, strategy, files: dict) -> None:
+    """The bundled sets for a bundled strategy; the ``--panel`` / ``--releases`` files
+    for a store strategy (idempotent: a resumed run stores nothing new)."""
+    from datetime import UTC, datetime
+
+    from alphafactory.data.market_files import read_market_file
+    from alphafactory.data.release_files import read_release_file
+    from alphafactory.strategy import StrategyError
+    from app.cli.data_cmd import bundled_data, store
+    from storage.db import connect
+
+    if strategy.universe.data == "bundled":
+        markets, releases = bundled_data()
+    else:
+        now = datetime.now(UTC)
+        markets = [read_market_file(files["panel"], now=now)] if files["panel"] else []
+        releases = read_release_file(files["releases"], now=now) if files["releases"] else None
+    with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+        store(conn, markets, releases)
+        (held,) = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM core.market_observations_all LIMIT 1) AS x"
+        ).fetchone()
+    if not held:
+        raise StrategyError(
+            f"strategy {strategy.id!r} reads the store, and this run's stack holds no "
+            "market data: give the files with --panel FILE and --releases FILE"
+        )
+
+
+def _report(settings: Settings, strategy, plan, started: float, progress) -> int:
+    from app.walkforward_html import write_report
+    from app.walkforward_report import build_report
+
+    report, series = build_report(settings, strategy, plan)
+    report["seconds"] = round(time.monotonic() - started, 1)  # this invocation's
+    report["wall_seconds"] = {k: round(v, 1) for k, v in progress.seconds.items()}
+    json_path, html_path = write_report(plan.out, report, series)
+    print(
+        f"\n{'variant':14s} {'rebal':>5s} {'CAGR':>7s} {'Sharpe':>7s} {'maxDD':>7s} {'excess':>7s}"
+    )
+    for name, v in report["variants"].items():
+        print(
+            f"{name:14s} {v['n_rebalances']:5d} {v['cagr']:7.2%} {v['sharpe']:7.2f} "
+            f"{v['max_drawdown']:7.2%} {v['excess_return']:7.2%}"
+        )
+    print(f"\nreport: {html_path}\n        {json_path}")
+    phases = report["phases"]
+    print(
+        f"phases over {phases['triggers']} decisions: generation {phases['generation_s']:.0f} s, "
+        f"evaluation {phases['evaluation_s']:.0f} s, allocation {phases['allocation_s']:.0f} s, "
+        f"training {phases['training_s']:.0f} s ({phases['trainings']} versions)"
+    )
+    print(f"done in {report['seconds']:.0f} s")
+    return 0
+
+
+class _ProgressBar:
+    """A tqdm bar of rebalances done (polled from Postgres), with the phase and the
+    latest pool sizes; ETA from tqdm's rate."""
+
+    def __init__(self, settings: Settings, plan, strategy, progress) -> None:
+        self._settings, self._plan, self._strategy = settings, plan, strategy
+        self._progress, self._stop = progress, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._bar = None
+
+    def __enter__(self) -> _ProgressBar:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=self._expected(), unit="rebalance", dynamic_ncols=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._update()
+        self._bar.close()
+
+    def changed(self, _progress) -> None:
+        self._update()
+
+    def _expected(self) -> int:
+        from app.walkforward_run import expected_rebalances
+
+        return expected_rebalances(self._settings, self._plan, self._strategy)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(2.0):
+            try:
+                self._update()
+            except Exception as error:  # a progress bar must never stop the run
+                log.debug("progress poll failed: %s", error)
+
+    def _update(self) -> None:
+        from app.walkforward_run import rebalances_done
+
+        done, pools = rebalances_done(self._settings, self._plan, self._strategy)
+        progress = self._progress
+        self._bar.n = min(done, self._bar.total or done)
+        sizes = " ".join(f"{name}:{size}" for name, size in pools.items())
+        self._bar.set_postfix_str(
+            f"period {progress.period}/{progress.periods} {progress.phase}; pools {sizes}"
+        )
+        self._bar.refresh()

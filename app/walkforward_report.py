@@ -1,0 +1,226 @@
+"""The walk-forward's report, built from what the pipeline stored: ``report.json``
+(contract in DESIGN.md) and the series its HTML page plots.
+
+Per variant: the out-of-sample record (``alphafactory.walkforward.variant_record``) of its
+allocations held month by month (``performance.held_returns``) against the strategy's
+risk-parity benchmark at the same decisions, alpha survival and pool sizes. Per
+generator version: its cutoff, the decisions it served, its hit rate (alphas per
+candidate) and the IC decay of the alphas it wrote: their mean signed rank IC over the
+training window before the decision and in each of the 12 months after it (the sign is
+the in-sample one, so a reversed alpha counts the way the combination used it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from alphafactory.settings import Settings
+from alphafactory.strategy import Strategy
+
+DECAY_MONTHS = 12
+MAX_ALPHAS_PER_VERSION = 200  # IC decay on an even sample: a version may write thousands
+
+
+def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, dict]:
+    """(report.json's object, {variant: monthly returns} for the plots)."""
+    from alphafactory.variants import variant_id
+    from alphafactory.walkforward import pool_size_answer
+    from consumers.market_data import strategy_panel
+    from storage.db import connect
+    from storage.walkforward_reads import allocations_of
+
+    ids = {name: variant_id(strategy.id, name) for name in plan.variants}
+    with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+        panel = strategy_panel(conn, strategy, datetime.now(UTC), history_rows=1_000_000)
+        stored = allocations_of(conn, [strategy.id, *ids.values()])
+        window = [a for a in stored[strategy.id] if plan.first <= a.decision_time < plan.last]
+        benchmark = _benchmark_returns(panel, strategy, window)
+        series, records = {}, {}
+        for name, strategy_id in ids.items():
+            allocations = [
+                a for a in stored[strategy_id] if plan.first <= a.decision_time < plan.last
+            ]
+            if not allocations:
+                continue
+            series[name] = _held(panel, allocations)
+            records[name] = _variant(conn, strategy, name, strategy_id, allocations, series[name])
+            records[name] |= _against(series[name], benchmark, allocations, records[name])
+        models = _models(conn, strategy, panel)
+        phases = _phases(conn, strategy, plan, models)
+    series["benchmark (risk parity)"] = benchmark
+    report = {
+        "strategy": strategy.id,
+        "from": f"{plan.first:%Y-%m}",
+        "to": f"{pd.Timestamp(plan.last) - pd.Timedelta(days=1):%Y-%m}",
+        "variants": records,
+        "models": models,
+        "pool_sizes": pool_size_answer(records),
+        "phases": phases,
+        "settings": {
+            "candidates": strategy.generation.candidates,
+            "retrain_every_months": strategy.generation.retrain_every_months,
+            "pool_size": strategy.pool.size,
+            "alpha_definition": strategy.alpha.definition,
+            "benchmark": "the strategy's risk-parity mix at the same decisions",
+        },
+    }
+    return report, series
+
+
+def _held(panel, allocations) -> pd.Series:
+    from alphafactory.performance import held_returns
+
+    decisions = pd.DatetimeIndex([a.decision_time for a in allocations]).tz_convert("UTC")
+    return held_returns(
+        panel.dates,
+        panel.assets,
+        panel.returns,
+        decisions,
+        [a.weights for a in allocations],
+        hold_last=1,
+    )
+
+
+def _benchmark_returns(panel, strategy: Strategy, allocations) -> pd.Series:
+    from alphafactory.clock import known_dates
+    from alphafactory.decision import benchmark_weights
+    from alphafactory.performance import held_returns
+
+    if not allocations:
+        return pd.Series(dtype=np.float64)
+    decisions = pd.DatetimeIndex([a.decision_time for a in allocations]).tz_convert("UTC")
+    weights = []
+    for when in decisions:
+        rows = int(known_dates(panel.dates, when).sum())
+        mix = benchmark_weights(panel, strategy, rows)
+        weights.append(dict(zip(panel.assets.astype(str), mix.tolist(), strict=True)))
+    return held_returns(panel.dates, panel.assets, panel.returns, decisions, weights, hold_last=1)
+
+
+def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
+    from alphafactory.variants import BENCHMARKS, GENERATORS
+    from alphafactory.walkforward import alpha_survival, pool_in_sample_sharpe
+    from storage.walkforward_reads import in_sample_sharpe, pools_of
+
+    if name in BENCHMARKS:
+        return {"kind": "benchmark", "alpha_survival": None, "mean_pool_size": 0.0}
+    # a pool variant's alphas were evaluated under the strategy, a generator's under itself
+    evaluated_as = strategy_id if name in GENERATORS else strategy.id
+    pools = pools_of(conn, strategy_id)
+    sharpe = in_sample_sharpe(conn, evaluated_as)
+    ordered = [pools.get(a.as_of, {}) for a in allocations]
+    in_sample = [
+        pool_in_sample_sharpe(pool, {h: sharpe.get((a.as_of, h), np.nan) for h in pool})
+        for a, pool in zip(allocations, ordered, strict=True)
+    ]
+    finite = [v for v in in_sample if np.isfinite(v)]
+    return {
+        "kind": "generator" if name in GENERATORS else "pool",
+        "in_sample_sharpe": float(np.mean(finite)) if finite else float("nan"),
+        "alpha_survival": alpha_survival([sorted(pool) for pool in ordered]),
+        "mean_pool_size": float(np.mean([len(pool) for pool in ordered])),
+    }
+
+
+def _against(returns, benchmark, allocations, record) -> dict:
+    from alphafactory.walkforward import variant_record
+
+    numbers = variant_record(
+        returns,
+        benchmark,
+        [a.weights for a in allocations],
+        periods_per_year=12,
+        in_sample_sharpe=record.get("in_sample_sharpe", float("nan")),
+    )
+    wealth = float(np.prod(1.0 + returns.to_numpy())) if len(returns) else float("nan")
+    numbers["cumulative_return"] = wealth - 1.0
+    numbers["overfit"] = numbers["in_sample_sharpe"] - numbers["sharpe"]
+    return numbers
+
+
+def _phases(conn, strategy: Strategy, plan, models: list[dict]) -> dict:
+    """Seconds per phase over the window's decisions (``phase_seconds``: the strategy's
+    and every variant's requests and allocations), and the trainings of the versions
+    that served them."""
+    from alphafactory.variants import variant_id
+    from storage.walkforward_reads import phase_seconds
+
+    ids = [strategy.id, *(variant_id(strategy.id, name) for name in plan.variants)]
+    phases = phase_seconds(conn, ids, plan.first, plan.last)
+    served = [m for m in models if m["requests"]]
+    phases["training_s"] = float(sum(m["training_seconds"] or 0.0 for m in served))
+    phases["trainings"] = len(served)
+    return phases
+
+
+def _models(conn, strategy: Strategy, panel) -> list[dict]:
+    from storage.models import list_versions
+    from storage.walkforward_reads import alphas_by_decision, yield_per_version
+
+    yields = {y.version: y for y in yield_per_version(conn, strategy.id)}
+    alphas = alphas_by_decision(conn, strategy.id)
+    decay = _ic_decay(panel, strategy, alphas)
+    models = []
+    for version in list_versions(conn, strategy.generation.generator):
+        served = yields.get(version.version)
+        candidates = served.candidates if served else 0
+        models.append(
+            {
+                "version": version.version,
+                "cutoff": version.cutoff.isoformat(),
+                "trained_until": version.trained_until.isoformat(),
+                "first_decision": served.first_decision.isoformat() if served else None,
+                "last_decision": served.last_decision.isoformat() if served else None,
+                "requests": served.requests if served else 0,
+                "candidates": candidates,
+                "alphas": served.qualified if served else 0,
+                "hit_rate": (served.qualified / candidates) if candidates else float("nan"),
+                "training_seconds": version.training.get("seconds"),
+                "ic_decay": decay.get(version.version),
+            }
+        )
+    return models
+
+
+def _ic_decay(panel, strategy: Strategy, alphas) -> dict[int, dict]:
+    """version -> {"in_sample": mean signed rank IC, "months": [month 1..12 after]}."""
+    from alphafactory.clock import known_dates
+    from alphafactory.metrics._kernels import stable_order
+    from alphafactory.metrics.crosssection import ForwardReturns, ic_series
+    from alphafactory.scoring import FormulaScorer, config_for_panel
+
+    by_version: dict[int, list[tuple[datetime, str]]] = {}
+    for decided, version, _hash, formula in alphas:
+        if version is not None:
+            by_version.setdefault(int(version), []).append((decided, formula))
+    scorer = FormulaScorer(panel, config=config_for_panel(panel))
+    forward = ForwardReturns.build(panel.returns, 1)
+    training = strategy.alpha.training_months
+    out = {}
+    for version, written in by_version.items():
+        step = max(1, len(written) // MAX_ALPHAS_PER_VERSION)
+        sample = written[::step][:MAX_ALPHAS_PER_VERSION]
+        signals = scorer.signals([formula for _, formula in sample])
+        _, rank_ic = ic_series(signals, stable_order(signals), forward)
+        inside, after = [], [[] for _ in range(DECAY_MONTHS)]
+        for k, (decided, _formula) in enumerate(sample):
+            row = int(known_dates(panel.dates, pd.Timestamp(decided)).sum()) - 1
+            history = rank_ic[k, max(0, row - training) : row]
+            sign = np.sign(np.nanmean(history)) if np.isfinite(history).any() else 0.0
+            if sign == 0:
+                continue
+            inside.append(sign * np.nanmean(history))
+            # the IC at the decision row is against the first month after the decision
+            for month in range(DECAY_MONTHS):
+                t = row + month
+                if t < rank_ic.shape[1] and np.isfinite(rank_ic[k, t]):
+                    after[month].append(sign * rank_ic[k, t])
+        out[version] = {
+            "alphas": len(sample),
+            "in_sample": float(np.mean(inside)) if inside else float("nan"),
+            "months": [float(np.mean(m)) if m else float("nan") for m in after],
+        }
+    return out

@@ -1,0 +1,163 @@
+"""Read-only queries a walk-forward report is built from: every allocation of a strategy
+and its variants, their pools, the alphas' in-sample metrics, and per generator version
+what its requests generated and qualified. Postgres is the record: the report reads
+nothing the pipeline did not store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class StoredAllocation:
+    strategy_id: str
+    as_of: date
+    decision_time: datetime
+    trigger_event_id: str
+    weights: dict[str, float]
+
+
+def allocations_of(
+    conn: psycopg.Connection, strategy_ids: Sequence[str]
+) -> dict[str, list[StoredAllocation]]:
+    """strategy id -> its allocations in decision order (with their weights)."""
+    rows = conn.execute(
+        """
+        SELECT a.strategy_id, a.as_of, a.decision_time, a.trigger_event_id,
+               coalesce(jsonb_object_agg(p.asset, p.weight)
+                        FILTER (WHERE p.asset IS NOT NULL), '{}'::jsonb)
+        FROM core.allocations AS a LEFT JOIN core.positions AS p USING (allocation_id)
+        WHERE a.strategy_id = ANY(%s)
+        GROUP BY a.allocation_id
+        ORDER BY a.strategy_id, a.decision_time, a.trigger_event_id
+        """,
+        (list(strategy_ids),),
+    ).fetchall()
+    out: dict[str, list[StoredAllocation]] = {s: [] for s in strategy_ids}
+    for strategy_id, as_of, decided, trigger, weights in rows:
+        out[strategy_id].append(
+            StoredAllocation(strategy_id, as_of, decided, trigger, dict(weights))
+        )
+    return out
+
+
+def pools_of(conn: psycopg.Connection, strategy_id: str) -> dict[date, dict[str, float]]:
+    """as-of date -> the pool (formula hash -> combination weight) chosen that day."""
+    rows = conn.execute(
+        "SELECT as_of, formula_hash, weight FROM core.alpha_pools WHERE strategy_id = %s",
+        (strategy_id,),
+    ).fetchall()
+    pools: dict[date, dict[str, float]] = {}
+    for as_of, hashed, weight in rows:
+        pools.setdefault(as_of, {})[hashed] = float(weight)
+    return pools
+
+
+def in_sample_sharpe(conn: psycopg.Connection, strategy_id: str) -> dict[tuple[date, str], float]:
+    """(as-of date, formula hash) -> the alpha's long-short Sharpe over its training
+    window, for the strategy's qualified alphas."""
+    rows = conn.execute(
+        "SELECT as_of, formula_hash, ls_sharpe FROM core.evaluations "
+        "WHERE strategy_id = %s AND is_alpha AND ls_sharpe IS NOT NULL",
+        (strategy_id,),
+    ).fetchall()
+    return {(as_of, hashed): float(value) for as_of, hashed, value in rows}
+
+
+@dataclass(frozen=True)
+class VersionYield:
+    version: int | None
+    requests: int
+    candidates: int
+    qualified: int
+    first_decision: datetime | None
+    last_decision: datetime | None
+
+
+def yield_per_version(conn: psycopg.Connection, strategy_id: str) -> list[VersionYield]:
+    """Per generator version that wrote the strategy's candidates: requests, candidates
+    evaluated, alphas qualified, and the decisions it served."""
+    rows = conn.execute(
+        """
+        SELECT r.model_version, count(DISTINCT r.request_id),
+               count(e.formula_hash), count(e.formula_hash) FILTER (WHERE e.is_alpha),
+               min(r.decision_time), max(r.decision_time)
+        FROM core.generation_requests AS r
+        JOIN core.request_candidates AS c USING (request_id)
+        LEFT JOIN core.evaluations AS e
+            ON e.formula_hash = c.formula_hash AND e.strategy_id = r.strategy_id
+           AND e.as_of = r.as_of
+        WHERE r.strategy_id = %s AND r.n_candidates IS NOT NULL
+        GROUP BY r.model_version ORDER BY r.model_version NULLS FIRST
+        """,
+        (strategy_id,),
+    ).fetchall()
+    return [VersionYield(*row) for row in rows]
+
+
+def alphas_by_decision(
+    conn: psycopg.Connection, strategy_id: str
+) -> list[tuple[datetime, int | None, str, str]]:
+    """(decision time, model version, formula hash, formula) of every qualified alpha."""
+    return conn.execute(
+        """
+        SELECT r.decision_time, r.model_version, e.formula_hash, f.formula
+        FROM core.generation_requests AS r
+        JOIN core.request_candidates AS c USING (request_id)
+        JOIN core.evaluations AS e
+            ON e.formula_hash = c.formula_hash AND e.strategy_id = r.strategy_id
+           AND e.as_of = r.as_of
+        JOIN core.factors AS f ON f.formula_hash = e.formula_hash
+        WHERE r.strategy_id = %s AND e.is_alpha
+        ORDER BY r.decision_time, e.formula_hash
+        """,
+        (strategy_id,),
+    ).fetchall()
+
+
+def phase_seconds(
+    conn: psycopg.Connection, strategy_ids: Sequence[str], since: datetime, until: datetime
+) -> dict[str, float]:
+    """Where the decisions in [since, until) spent their time, summed over triggers, from
+    the rows' own timestamps (each its transaction's start, so approximate): generation
+    from the first request's registration to the last request's candidates stored,
+    evaluation from there to the last evaluation stored, allocation from there to the
+    allocation committed. A trigger's requests (the strategy's and its baselines') run
+    side by side, so each phase is that trigger's span, not the sum of its requests'."""
+    row = conn.execute(
+        """
+        WITH triggers AS (
+            SELECT r.trigger_event_id, min(r.created_at) AS registered,
+                   max(r.generated_at) AS generated, max(c.evaluated_at) AS evaluated
+            FROM core.generation_requests AS r
+            LEFT JOIN core.request_candidates AS c USING (request_id)
+            WHERE r.strategy_id = ANY(%(ids)s)
+              AND r.decision_time >= %(since)s AND r.decision_time < %(until)s
+              AND r.generated_at IS NOT NULL
+            GROUP BY r.trigger_event_id
+        ), allocated AS (
+            SELECT trigger_event_id, max(created_at) AS allocated
+            FROM core.allocations WHERE strategy_id = ANY(%(ids)s)
+            GROUP BY trigger_event_id
+        )
+        SELECT count(*),
+               sum(extract(epoch FROM generated - registered)),
+               sum(extract(epoch FROM greatest(coalesce(evaluated, generated), generated)
+                                      - generated)),
+               sum(extract(epoch FROM allocated - greatest(coalesce(evaluated, generated),
+                                                            generated)))
+        FROM triggers JOIN allocated USING (trigger_event_id)
+        """,
+        {"ids": list(strategy_ids), "since": since, "until": until},
+    ).fetchone()
+    triggers, generation, evaluation, allocation = row
+    return {
+        "triggers": int(triggers),
+        "generation_s": float(generation or 0.0),
+        "evaluation_s": float(evaluation or 0.0),
+        "allocation_s": float(allocation or 0.0),
+    }

@@ -1,0 +1,72 @@
+"""report.json is strict JSON (a metric that is undefined, such as the Sharpe of a flat
+series, is null, not NaN) and report.html is one file with its plots embedded."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from app.walkforward_html import write_report
+
+
+def _report() -> dict:
+    record = {
+        "kind": "pool",
+        "n_rebalances": 3,
+        "cumulative_return": 0.01,
+        "cagr": 0.04,
+        "volatility": 0.0,
+        "sharpe": float("nan"),
+        "max_drawdown": 0.0,
+        "turnover": 0.1,
+        "excess_return": np.float64(0.002),
+        "information_ratio": float("inf"),
+        "excess_hac_tstat": 1.5,
+        "in_sample_sharpe": 0.8,
+        "mean_pool_size": 2.0,
+        "alpha_survival": {"runs": 2, "mean": 1.5, "median": 1.5, "share_12": 0.0},
+    }
+    return {
+        "strategy": "s",
+        "from": "2001-01",
+        "to": "2001-03",
+        "variants": {"pool10": record},
+        "models": [
+            {
+                "version": 1,
+                "cutoff": "2001-01-01T00:00:00+00:00",
+                "trained_until": "2000-12-01T00:00:00+00:00",
+                "first_decision": "2001-01-15T00:00:00+00:00",
+                "requests": 3,
+                "candidates": 30,
+                "alphas": np.int64(2),
+                "hit_rate": 2 / 30,
+                "ic_decay": {"alphas": 2, "in_sample": 0.05, "months": [0.03, float("nan")]},
+            }
+        ],
+        "pool_sizes": {"rows": []},
+        "settings": {
+            "candidates": 10,
+            "retrain_every_months": 1,
+            "alpha_definition": "hac_tstat >= 2",
+            "benchmark": "risk parity",
+        },
+    }
+
+
+def test_undefined_metrics_are_null_and_the_page_embeds_its_plots(tmp_path):
+    index = pd.date_range("2001-01-31", periods=3, freq="ME", tz="UTC")
+    series = {"pool10": pd.Series([0.01, -0.02, 0.015], index=index)}
+    json_path, html_path = write_report(tmp_path, _report(), series)
+    text = json_path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    loaded = json.loads(text)
+    assert loaded["variants"]["pool10"]["sharpe"] is None
+    assert loaded["variants"]["pool10"]["information_ratio"] is None
+    assert loaded["variants"]["pool10"]["excess_return"] == 0.002
+    assert loaded["models"][0]["ic_decay"]["months"] == [0.03, None]
+    page = html_path.read_text()
+    assert page.count('src="data:image/png;base64,') == 3
+    assert "<td>pool10</td>" in page

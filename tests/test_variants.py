@@ -1,0 +1,72 @@
+"""Variant names, the strategies they derive, and the plain benchmarks' weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alphafactory.data import synthetic_market
+from alphafactory.strategy import Strategy
+from alphafactory.variants import (
+    VariantError,
+    allocation_variants,
+    base_id,
+    benchmark_allocation,
+    derive,
+    generator_variants,
+)
+
+PANEL = synthetic_market(n_assets=4, n_dates=30, seed=1, frequency="M").panel
+ASSETS = [str(a) for a in PANEL.assets]
+
+
+def strategy(**variants) -> Strategy:
+    return Strategy.model_validate({"id": "s", "variants": variants})
+
+
+def test_variants_derive_their_own_strategies():
+    base = strategy(names=["pool10", "random", "risk_parity", "pool10"])
+    assert base.variants.names == ("pool10", "random", "risk_parity")  # each once
+    (random,) = generator_variants(base)
+    assert (random.id, random.generation.source, random.variants.names) == (
+        "s@random",
+        "random",
+        (),
+    )
+    assert [(n, v.id, v.pool.size) for n, v in allocation_variants(base)] == [
+        ("pool10", "s@pool10", 10),
+        ("risk_parity", "s@risk_parity", 25),
+    ]
+    assert base_id("s@pool10") == "s" and base_id("s") == "s"
+    assert derive(base, "combo_ridge").combination.method == "ridge"
+    assert derive(base, "long_short").portfolio.kind == "long_short"
+    assert derive(base, "combo_ridge").pool == base.pool
+
+
+def test_bad_variant_names_and_an_unconfigured_60_40_are_refused():
+    with pytest.raises(ValueError, match=r"unknown variants \['pool0', 'best'\]"):
+        strategy(names=["pool0", "best"])
+    with pytest.raises(ValueError, match="60_40 variant needs"):
+        strategy(names=["60_40"], stocks=["A"])
+    with pytest.raises(VariantError, match="no 60_40 variant"):
+        derive(strategy(), "60_40")
+    with pytest.raises(VariantError, match="is not one of poolN"):
+        derive(strategy(), "pool")
+
+
+def test_the_plain_benchmarks_weights():
+    risk_parity = np.array([0.1, 0.2, 0.3, 0.4])
+    base = strategy(stocks=ASSETS[:1], bonds=ASSETS[1:3])
+    assert benchmark_allocation(PANEL, base, "risk_parity", risk_parity) is risk_parity
+    np.testing.assert_allclose(
+        benchmark_allocation(PANEL, base, "60_40", risk_parity), [0.6, 0.2, 0.2, 0.0]
+    )
+    excluded = base.model_copy(
+        update={"portfolio": base.portfolio.model_copy(update={"benchmark_excludes": (ASSETS[3],)})}
+    )
+    np.testing.assert_allclose(
+        benchmark_allocation(PANEL, excluded, "equal_weight", risk_parity), [1 / 3] * 3 + [0.0]
+    )
+    missing = strategy(stocks=["NOPE"], bonds=ASSETS[:1])
+    with pytest.raises(VariantError, match=r"none of \['NOPE'\]"):
+        benchmark_allocation(PANEL, missing, "60_40", risk_parity)
