@@ -171,6 +171,17 @@ def load_kernels() -> None:
     FactorScorer(np.zeros((4, 5)), periods_per_year=252).score(np.zeros((4, 5)))
 
 
+def set_kernel_threads(threads: int) -> None:
+    """Threads the parallel kernels of this thread use from now on. A Celery worker's
+    processes are already its parallelism: with every process's kernels also spreading
+    over the cores, the small decision panels of a macro strategy spend more CPU on the
+    threads' hand-offs than on the work (measured: 4.9 CPU-s for 6,000 formulas on two
+    threads against 2.9 on one, in the same wall time)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
 def metric_values(metrics: Sequence[FactorMetrics | None], name: str) -> np.ndarray:
     """One metric across a batch as floats; NaN where a formula has no metrics."""
     return np.array(

@@ -206,6 +206,9 @@ class PipelineSettings(BaseModel):
     # chunk is given up (its formulas recorded failed) instead of redelivered forever.
     task_max_deliveries: int = Field(3, ge=1, le=100)
     worker_concurrency: int = Field(1, ge=1, le=64)
+    # compiled-kernel threads per evaluation process (1: the processes are the
+    # parallelism; more only where a worker's processes leave cores idle)
+    kernel_threads: int = Field(1, ge=1, le=256)
     # How long a relay or a consumer sleeps when it found nothing to do.
     poll_interval_s: float = Field(0.5, gt=0, le=60)
     # An event dated later than now plus this is refused (dead-lettered): a mistyped

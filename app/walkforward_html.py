@@ -78,12 +78,11 @@ num(r.pool_sizes.overfit_reduction) }} Sharpe {{ "less" if r.pool_sizes.overfit_
 </tr>{% endfor %}
 </table>
 {% if r.phases is defined %}<h2>Where the time went</h2>
-<table id="phases"><tr><th>decisions</th><th>generation s</th><th>evaluation s</th>
-<th>allocation s</th><th>training s</th><th>versions trained</th></tr>
-<tr><td>{{ r.phases.triggers }}</td><td>{{ num(r.phases.generation_s, 0) }}</td>
-<td>{{ num(r.phases.evaluation_s, 0) }}</td><td>{{ num(r.phases.allocation_s, 0) }}</td>
-<td>{{ num(r.phases.training_s, 0) }}</td><td>{{ r.phases.trainings }}</td></tr>
-</table>{% endif %}
+<p class="note">This invocation's {{ num(r.phases.seconds, 0) }} s (a resumed run counts
+what it did itself): CPU seconds of the stack's processes by phase, on cores they share.</p>
+<table id="phases"><tr>{% for k in r.phases.cpu_seconds %}<th>{{ k.replace("_", " ")
+}}</th>{% endfor %}</tr><tr>{% for v in r.phases.cpu_seconds.values() %}<td>{{ num(v, 0)
+}}</td>{% endfor %}</tr></table>{% endif %}
 </body></html>
 """
 

@@ -49,7 +49,6 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
             records[name] = _variant(conn, strategy, name, strategy_id, allocations, series[name])
             records[name] |= _against(series[name], benchmark, allocations, records[name])
         models = _models(conn, strategy, panel)
-        phases = _phases(conn, strategy, plan, models)
     series["benchmark (risk parity)"] = benchmark
     report = {
         "strategy": strategy.id,
@@ -58,7 +57,6 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
         "variants": records,
         "models": models,
         "pool_sizes": pool_size_answer(records),
-        "phases": phases,
         "settings": {
             "candidates": strategy.generation.candidates,
             "retrain_every_months": strategy.generation.retrain_every_months,
@@ -139,21 +137,6 @@ def _against(returns, benchmark, allocations, record) -> dict:
     numbers["cumulative_return"] = wealth - 1.0
     numbers["overfit"] = numbers["in_sample_sharpe"] - numbers["sharpe"]
     return numbers
-
-
-def _phases(conn, strategy: Strategy, plan, models: list[dict]) -> dict:
-    """Seconds per phase over the window's decisions (``phase_seconds``: the strategy's
-    and every variant's requests and allocations), and the trainings of the versions
-    that served them."""
-    from alphafactory.variants import variant_id
-    from storage.walkforward_reads import phase_seconds
-
-    ids = [strategy.id, *(variant_id(strategy.id, name) for name in plan.variants)]
-    phases = phase_seconds(conn, ids, plan.first, plan.last)
-    served = [m for m in models if m["requests"]]
-    phases["training_s"] = float(sum(m["training_seconds"] or 0.0 for m in served))
-    phases["trainings"] = len(served)
-    return phases
 
 
 def _models(conn, strategy: Strategy, panel) -> list[dict]:

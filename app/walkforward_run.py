@@ -346,3 +346,28 @@ def rebalances_done(settings: Settings, plan: Plan, strategy: Strategy) -> tuple
         ).fetchall()
     pools = {sid.partition("@")[2]: int(n) for sid, n in rows}
     return int(done), pools
+
+
+def stack_cpu_seconds(settings: Settings) -> dict[str, float]:
+    """CPU seconds (user + system, its exited children's included) each component and
+    service of the run's stack has used so far: on 2 shared cores, where the time goes."""
+    import psutil
+
+    from app import stack
+
+    used: dict[str, float] = {}
+    for name, entry in stack.status(settings).items():
+        pid = entry.get("pid") if isinstance(entry, dict) else None
+        if not pid:
+            continue
+        try:
+            root = psutil.Process(pid)
+            total = 0.0
+            for process in (root, *root.children(recursive=True)):
+                times = process.cpu_times()
+                total += times.user + times.system + times.children_user
+                total += times.children_system
+        except psutil.Error:
+            continue  # it ended between the listing and the reading
+        used[name] = total
+    return used

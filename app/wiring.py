@@ -33,11 +33,13 @@ def open_worker_resources(settings: Settings):
     """What one Celery worker process opens after the fork (``tasks.serve_with``)."""
     import torch
 
+    from alphafactory.scoring import set_kernel_threads
     from consumers.evaluation import EvaluationContext
     from consumers.tasks import WorkerResources
     from storage.db import open_pool
 
     torch.set_num_threads(1)  # DESIGN.md: one thread per process on 2 cores
+    set_kernel_threads(settings.pipeline.kernel_threads)
     pool = open_pool(
         settings.postgres.dsn("app"), min_size=1, max_size=2, name="alphafactory-worker"
     )

@@ -75,12 +75,14 @@ def main() -> int:
     print(f"wall: {wall / 60:.1f} min (target: under 60)")
     phases = report["phases"]
     print(
-        f"phases over {phases['triggers']} decisions (summed per decision): generation "
-        f"{phases['generation_s'] / 60:.1f} min, evaluation {phases['evaluation_s'] / 60:.1f} "
-        f"min, allocation {phases['allocation_s'] / 60:.1f} min; training "
-        f"{phases['training_s'] / 60:.1f} min over {phases['trainings']} versions"
+        "CPU minutes by phase: "
+        + ", ".join(f"{k} {v / 60:.1f}" for k, v in phases["cpu_seconds"].items())
     )
-    print(f"this run's wall seconds: {report.get('wall_seconds')}")
+    print(f"CPU seconds by process: {phases['cpu_seconds_by_process']}")
+    print(f"wall seconds: {phases['wall_seconds']}")
+    trained = [m for m in report["models"] if m["requests"]]
+    seconds = sum(m["training_seconds"] or 0.0 for m in trained)
+    print(f"training: {len(trained)} versions, {seconds / 60:.1f} min in the trainer")
     print(
         "\n| variant | rebalances | CAGR | vol | Sharpe | max DD | excess | IR | HAC t "
         "| IS Sharpe |"

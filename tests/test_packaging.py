@@ -47,7 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     "app": FIRST_PARTY
     | DATA
     | {"psycopg", "matplotlib", "torch", "celery"}
-    | {"jinja2", "tomli_w", "tqdm"},
+    | {"jinja2", "tomli_w", "tqdm", "psutil"},
 }
 # Standard-library I/O each edge may use beyond the core's share.
 STDLIB_ALLOWED: dict[str, set[str]] = {

@@ -74,3 +74,18 @@ def test_periods_per_year_and_metric_options_override(panel):
     values = asset_scores(FORMULAS[0], panel, window=24, evaluator=scorer.evaluator)
     expected = FactorScorer(panel.returns, horizon=2, quantiles=3, periods_per_year=4)
     assert metrics == expected.score(values)
+
+
+def test_kernel_threads_are_set_per_thread_and_capped_at_what_numba_has():
+    import numba
+
+    from alphafactory.scoring import set_kernel_threads
+
+    before = numba.get_num_threads()
+    try:
+        set_kernel_threads(1)
+        assert numba.get_num_threads() == 1
+        set_kernel_threads(10_000)  # more than numba started with: all it has
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    finally:
+        numba.set_num_threads(before)

@@ -136,6 +136,7 @@ def _walk(plan, settings: Settings, source: Path, files, keep_running: bool, off
         WalkforwardError,
         run_periods,
         run_settings,
+        stack_cpu_seconds,
         write_strategy,
     )
 
@@ -151,9 +152,11 @@ def _walk(plan, settings: Settings, source: Path, files, keep_running: bool, off
     try:
         _store_data(run, strategy, files)
         progress = Progress()
+        cpu_before = stack_cpu_seconds(run)
         with _ProgressBar(run, plan, strategy, progress) as bar:
             run_periods(run, plan, strategy, progress=progress, on_change=bar.changed)
-        return _report(run, strategy, plan, started, progress)
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in stack_cpu_seconds(run).items()}
+        return _report(run, strategy, plan, started, progress, cpu)
     except (WalkforwardError, TimeoutError, StrategyError, DataError) as error:
         return _fail(str(error), 1)
     finally:
@@ -190,13 +193,39 @@ def _store_data(settings: Settings, strategy, files: dict) -> None:
         )
 
 
-def _report(settings: Settings, strategy, plan, started: float, progress) -> int:
+# the stack's processes by the phase their CPU time belongs to
+CPU_PHASES = {
+    "generation": ("generator", "triton"),
+    "evaluation": ("worker",),
+    "allocation": ("allocator",),
+    "training": ("trainer",),
+}
+
+
+def _cpu_phases(cpu: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per phase; the rest (Postgres, Kafka, Redis, the handlers, relay,
+    scheduler, reconciler) as transport and storage."""
+    phases = {
+        phase: round(sum(cpu.get(name, 0.0) for name in names), 1)
+        for phase, names in CPU_PHASES.items()
+    }
+    grouped = {name for names in CPU_PHASES.values() for name in names}
+    phases["transport_and_storage"] = round(sum(v for k, v in cpu.items() if k not in grouped), 1)
+    return phases
+
+
+def _report(settings: Settings, strategy, plan, started: float, progress, cpu) -> int:
     from app.walkforward_html import write_report
     from app.walkforward_report import build_report
 
     report, series = build_report(settings, strategy, plan)
-    report["seconds"] = round(time.monotonic() - started, 1)  # this invocation's
-    report["wall_seconds"] = {k: round(v, 1) for k, v in progress.seconds.items()}
+    # this invocation's (a resumed run counts only what it did itself)
+    report["phases"] = {
+        "seconds": round(time.monotonic() - started, 1),
+        "wall_seconds": {k: round(v, 1) for k, v in progress.seconds.items()},
+        "cpu_seconds": _cpu_phases(cpu),
+        "cpu_seconds_by_process": {k: round(v, 1) for k, v in sorted(cpu.items())},
+    }
     json_path, html_path = write_report(plan.out, report, series)
     print(
         f"\n{'variant':14s} {'rebal':>5s} {'CAGR':>7s} {'Sharpe':>7s} {'maxDD':>7s} {'excess':>7s}"
@@ -207,13 +236,9 @@ def _report(settings: Settings, strategy, plan, started: float, progress) -> int
             f"{v['max_drawdown']:7.2%} {v['excess_return']:7.2%}"
         )
     print(f"\nreport: {html_path}\n        {json_path}")
-    phases = report["phases"]
-    print(
-        f"phases over {phases['triggers']} decisions: generation {phases['generation_s']:.0f} s, "
-        f"evaluation {phases['evaluation_s']:.0f} s, allocation {phases['allocation_s']:.0f} s, "
-        f"training {phases['training_s']:.0f} s ({phases['trainings']} versions)"
-    )
-    print(f"done in {report['seconds']:.0f} s")
+    cpu_phases = report["phases"]["cpu_seconds"]
+    print("CPU seconds by phase: " + ", ".join(f"{k} {v:.0f}" for k, v in cpu_phases.items()))
+    print(f"done in {report['phases']['seconds']:.0f} s")
     return 0
 
 
@@ -226,17 +251,26 @@ class _ProgressBar:
         self._progress, self._stop = progress, threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._bar = None
+        # on a terminal the bar redraws in place; into a log file, a line a minute
+        self._every_s = 0.0 if sys.stderr.isatty() else 60.0
+        self._drawn = -float("inf")
 
     def __enter__(self) -> _ProgressBar:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=self._expected(), unit="rebalance", dynamic_ncols=True)
+        self._bar = tqdm(
+            total=self._expected(),
+            unit="rebalance",
+            dynamic_ncols=True,
+            mininterval=self._every_s or 0.1,
+        )
         self._thread.start()
         return self
 
     def __exit__(self, *_exc) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        self._drawn = -float("inf")  # the final state, always
         self._update()
         self._bar.close()
 
@@ -262,7 +296,11 @@ class _ProgressBar:
         progress = self._progress
         self._bar.n = min(done, self._bar.total or done)
         sizes = " ".join(f"{name}:{size}" for name, size in pools.items())
+        if time.monotonic() - self._drawn < self._every_s:
+            return
+        self._drawn = time.monotonic()
         self._bar.set_postfix_str(
-            f"period {progress.period}/{progress.periods} {progress.phase}; pools {sizes}"
+            f"period {progress.period}/{progress.periods} {progress.phase}; pools {sizes}",
+            refresh=False,
         )
         self._bar.refresh()
