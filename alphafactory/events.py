@@ -202,6 +202,8 @@ class TrainingRequest(Event):
     cutoff: AwareDatetime
     promote: bool = True
     steps: int | None = Field(None, ge=1, le=1_000_000)
+    # fine-tuning steps when it starts from the previous version's weights
+    warm_steps: int | None = Field(None, ge=1, le=1_000_000)
     formulas: int | None = Field(None, ge=10, le=10_000_000)
     requested_at: AwareDatetime
     schema_version: Literal[1] = 1

@@ -97,6 +97,21 @@ def retraining_due(
     return due
 
 
+def warm_start_version(versions: Sequence[ModelVersion], cutoff: datetime) -> ModelVersion | None:
+    """The version a retraining for ``cutoff`` starts from: the ready, not withdrawn one
+    with the latest cutoff before it (everything it was trained on was released before
+    ``cutoff`` too, so starting from its weights reads nothing later); None: none."""
+    earlier = [
+        v
+        for v in versions
+        if v.ready_at is not None
+        and v.withdrawn_at is None
+        and v.cutoff < cutoff
+        and v.trained_until < cutoff
+    ]
+    return max(earlier, key=lambda v: (v.cutoff, v.version), default=None)
+
+
 def training_schedule(first: datetime, last: datetime, every_months: int) -> list[datetime]:
     """The cutoffs of a walk-forward from ``first`` to ``last`` (exclusive: a cutoff at
     the end would train a model nothing uses): ``first``'s month start, then every

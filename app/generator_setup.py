@@ -23,6 +23,9 @@ from alphafactory.strategy import Strategy
 NEW_YORK = ZoneInfo("America/New_York")
 DEFAULT_FORMULAS = 3000  # random formulas in the training set (MCMC chains come on top)
 DEFAULT_STEPS = 400
+# a retraining that starts from the previous version's weights (app.trainer) fine-tunes
+# on the new data for this many steps
+DEFAULT_WARM_STEPS = 100
 
 
 class GeneratorSetupError(RuntimeError):
@@ -37,10 +40,12 @@ class TrainedGenerator:
     first_date: str
     last_date: str  # the last panel date trained on
     until: datetime
+    warm_start: bool = False  # from an earlier version's weights
 
     def describe(self) -> str:
+        start = " (warm start)" if self.warm_start else ""
         return (
-            f"trained on {self.trajectories:,} trajectories over {self.first_date}.."
+            f"trained{start} on {self.trajectories:,} trajectories over {self.first_date}.."
             f"{self.last_date} (data available before {self.until:%Y-%m-%d %H:%M %Z}) in "
             f"{self.seconds:.0f} s -> {self.path}"
         )
@@ -99,8 +104,10 @@ def train_from_store(
     steps: int = DEFAULT_STEPS,
     formulas: int = DEFAULT_FORMULAS,
     out: Path | None = None,
+    warm_start=None,
 ) -> TrainedGenerator:
-    """Train the generator on ``strategy``'s stored data available by ``until``."""
+    """Train the generator on ``strategy``'s stored data available by ``until`` (from
+    ``warm_start``'s weights, an earlier checkpoint, where it fits: ``train_on_panel``)."""
     from inference.pipeline import train_on_panel
     from storage.db import connect
 
@@ -114,7 +121,14 @@ def train_from_store(
         )
     path = Path(out or checkpoint_path(settings, strategy.generation.generator))
     path.parent.mkdir(parents=True, exist_ok=True)
-    summary = train_on_panel(panel, rows, path, plan=training_plan(strategy, formulas), steps=steps)
+    summary = train_on_panel(
+        panel,
+        rows,
+        path,
+        plan=training_plan(strategy, formulas),
+        steps=steps,
+        warm_start=warm_start,
+    )
     return TrainedGenerator(
         path=path,
         trajectories=int(summary["trajectories"]),
@@ -122,6 +136,7 @@ def train_from_store(
         first_date=str(panel.dates[0])[:10],
         last_date=str(panel.dates[rows - 1])[:10],
         until=until,
+        warm_start=bool(summary["warm_start"]),
     )
 
 

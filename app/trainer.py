@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from alphafactory.events import TrainingRequest
-from alphafactory.model_versions import ModelVersion
+from alphafactory.model_versions import ModelVersion, warm_start_version
 from alphafactory.settings import Settings
 from alphafactory.strategy import Strategy
 
@@ -48,16 +48,27 @@ def train_version(
     promote: bool = True,
     steps: int | None = None,
     formulas: int | None = None,
+    warm_steps: int | None = None,
 ) -> ModelVersion:
-    """Train, register, serve and (with ``promote``) roll out the version for ``cutoff``."""
-    from app.generator_setup import DEFAULT_FORMULAS, DEFAULT_STEPS, served_name, train_from_store
+    """Train, register, serve and (with ``promote``) roll out the version for ``cutoff``.
+    A new version starts from the weights of the latest ready one before its cutoff
+    (``warm_start_version``; ``warm_steps`` of fine-tuning) when its vocabulary still
+    fits, otherwise from scratch (``steps``)."""
+    from app.generator_setup import (
+        DEFAULT_FORMULAS,
+        DEFAULT_STEPS,
+        DEFAULT_WARM_STEPS,
+        served_name,
+        train_from_store,
+    )
     from storage.db import connect
-    from storage.models import mark_ready, register_version, version_at_cutoff
+    from storage.models import list_versions, mark_ready, register_version, version_at_cutoff
     from storage.models import promote as roll_out
 
     generator = strategy.generation.generator
     with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
         stored = version_at_cutoff(conn, generator, cutoff)
+        earlier = warm_start_version(list_versions(conn, generator), cutoff)
     path = version_checkpoint(settings, generator, cutoff)
     if stored is None or not Path(stored.checkpoint).is_file():
         trained = train_from_store(
@@ -67,6 +78,7 @@ def train_version(
             steps=steps or DEFAULT_STEPS,
             formulas=formulas or DEFAULT_FORMULAS,
             out=path,
+            warm_start=_warm_start(earlier, warm_steps),
         )
         log.info("%s: %s", strategy.id, trained.describe())
         training = {
@@ -75,7 +87,10 @@ def train_version(
             "first_date": trained.first_date,
             "last_date": trained.last_date,
             "steps": steps or DEFAULT_STEPS,
+            "warm_start_from": earlier.version if trained.warm_start else None,
         }
+        if trained.warm_start:
+            training["steps"] = warm_steps or DEFAULT_WARM_STEPS
     else:
         training = stored.training
     from inference.training import load_checkpoint
@@ -100,6 +115,21 @@ def train_version(
             roll_out(conn, generator, version.version, f"trained on data before {cutoff:%Y-%m-%d}")
     log.info("%s ready (cutoff %s)%s", version.label, cutoff.isoformat(), ", promoted" * promote)
     return version
+
+
+def _warm_start(earlier: ModelVersion | None, warm_steps: int | None):
+    """Fine-tuning from ``earlier``'s checkpoint, when it is there to read."""
+    from app.generator_setup import DEFAULT_WARM_STEPS
+    from inference.pipeline import WarmStart
+    from inference.training import CheckpointError, load_checkpoint
+
+    if earlier is None or not Path(earlier.checkpoint).is_file():
+        return None
+    try:
+        return WarmStart(load_checkpoint(earlier.checkpoint), warm_steps or DEFAULT_WARM_STEPS)
+    except CheckpointError as error:
+        log.warning("%s: no warm start from its checkpoint (%s)", earlier.label, error)
+        return None
 
 
 def serve_version(settings: Settings, version: ModelVersion, checkpoint) -> None:
@@ -154,5 +184,6 @@ def handle_training_request(settings: Settings, payload: dict) -> int:
         promote=request.promote,
         steps=request.steps,
         formulas=request.formulas,
+        warm_steps=request.warm_steps,
     )
     return version.version

@@ -162,6 +162,7 @@ def _models(conn, strategy: Strategy, panel) -> list[dict]:
                 "alphas": served.qualified if served else 0,
                 "hit_rate": (served.qualified / candidates) if candidates else float("nan"),
                 "training_seconds": version.training.get("seconds"),
+                "warm_start_from": version.training.get("warm_start_from"),
                 "ic_decay": decay.get(version.version),
             }
         )

@@ -14,7 +14,10 @@
    time order, each trigger waiting until what came before it is stored
    (``producers.replay`` with ``app.wiring.release_settling``). The release and
    market-data handlers, the generation service, the Celery workers and the allocator
-   do the rest, as in production: no second backtest code path.
+   do the rest, as in production: no second backtest code path. The next period's
+   training starts once the replay is published, while the pipeline still decides:
+   a version is never used for a decision before its cutoff, so the overlap changes no
+   decision, only when it is made.
 4. Resumable: a period whose last trigger every strategy has decided is skipped; a
    period cut short is replayed again, and every step of the pipeline is idempotent,
    so nothing is decided twice.
@@ -53,6 +56,7 @@ class Plan:
     candidates: int | None = None  # None: the strategy's own
     train_steps: int | None = None
     train_formulas: int | None = None
+    warm_steps: int | None = None  # a retraining's fine-tuning from the version before
 
     @property
     def periods(self) -> list[tuple[datetime, datetime]]:
@@ -236,6 +240,7 @@ def ensure_version(settings: Settings, plan: Plan, strategy: Strategy, cutoff: d
             strategy_id=strategy.id,
             cutoff=cutoff,
             steps=plan.train_steps,
+            warm_steps=plan.warm_steps,
             formulas=plan.train_formulas,
             requested_at=datetime.now(UTC),
         )

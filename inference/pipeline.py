@@ -8,6 +8,7 @@ surfaces as a ``ValueError`` subclass with a message that names the bad input.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,13 @@ from inference.encoding import encode
 from inference.jobs import BuildJob, GenerateJob, PanelSource, SearchJob, TrainJob
 from inference.model import ModelConfig
 from inference.sampling import InProcessPolicy, SamplingOptions, Target, generate
-from inference.training import TrainConfig, load_checkpoint, save_checkpoint, train
+from inference.training import (
+    Checkpoint,
+    TrainConfig,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
 from inference.trajectories import (
     BuildPlan,
     RewardSpec,
@@ -165,6 +172,14 @@ def train_from_file(job: TrainJob, *, progress: Callable[[dict], None] | None = 
     return summary
 
 
+@dataclass(frozen=True)
+class WarmStart:
+    """Train from ``checkpoint``'s weights for ``steps`` (fine-tuning on the new data)."""
+
+    checkpoint: Checkpoint
+    steps: int
+
+
 def train_on_panel(
     panel: Panel,
     row: int,
@@ -176,9 +191,13 @@ def train_on_panel(
     model: ModelConfig | None = None,
     workers: int = 1,
     progress: Callable[[dict], None] | None = None,
+    warm_start: WarmStart | None = None,
 ) -> dict:
     """Build trajectories on the rows before ``row`` and train a generator on them, in one
-    go (the demo's path); the checkpoint at ``out`` is self-contained as always."""
+    go (the demo's path); the checkpoint at ``out`` is self-contained as always. With
+    ``warm_start``, training starts from an earlier checkpoint's weights for its
+    ``steps`` when its vocabulary and shape are this one's (a new operand since: from
+    scratch, ``steps``); the summary says which."""
     spec = spec or RewardSpec()
     vocab = panel_vocabulary(panel)
     trajectories = build_trajectories(
@@ -205,6 +224,12 @@ def train_on_panel(
             "max_depth": vocab.config.max_depth,
         }
     )
+    initial = None
+    if warm_start is not None and (
+        warm_start.checkpoint.vocab.fingerprint == vocab.fingerprint
+        and warm_start.checkpoint.model.config == model_config
+    ):
+        initial, steps = warm_start.checkpoint.model, warm_start.steps
     config = TrainConfig(
         steps=steps,
         batch_size=256,
@@ -212,11 +237,12 @@ def train_on_panel(
         eval_every=max(1, steps // 5),
         seed=plan.seed,
     )
-    result = train(data, None, model_config, config, progress=progress)
+    result = train(data, None, model_config, config, progress=progress, initial=initial)
     summary = {
         "trajectories": len(trajectories),
         "seconds": round(result.seconds, 2),
         "train_loss": result.history[-1]["train_loss"],
+        "warm_start": initial is not None,
     }
     reward = {
         "metric": spec.metric,

@@ -98,14 +98,19 @@ def train(
     *,
     progress: Callable[[dict], None] | None = None,
     row_weights: np.ndarray | None = None,
+    initial: DecisionTransformer | None = None,
 ) -> TrainResult:
-    """Train a fresh model on ``data``; keeps the weights of the best validation loss.
-    ``row_weights`` (one per trajectory, >= 0) draws batches in proportion to them instead
-    of uniformly."""
+    """Train a model on ``data``, fresh or from ``initial``'s weights (a warm start: the
+    same architecture and vocabulary, its return scale set from ``data``); keeps the
+    weights of the best validation loss. ``row_weights`` (one per trajectory, >= 0) draws
+    batches in proportion to them instead of uniformly."""
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     scale = float(np.abs(data.rtg[data.valid]).max(initial=0.0)) or 1.0
-    model = DecisionTransformer(model_config, rtg_scale=scale).to(device)
+    model = DecisionTransformer(model_config, rtg_scale=scale)
+    if initial is not None:
+        _warm_start(model, initial)
+    model = model.to(device)
     optimizer = _optimizer(model, config, device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     on_device = _OnDevice(data, device)
@@ -164,6 +169,18 @@ def train(
     model.eval()
     rows = config.steps * config.batch_size / max(seconds, 1e-9)
     return TrainResult(model.cpu(), history, best, seconds, rows)
+
+
+def _warm_start(model: DecisionTransformer, initial: DecisionTransformer) -> None:
+    if initial.config != model.config:
+        raise CheckpointError(
+            f"cannot warm-start from a model of another shape: {initial.config} given, "
+            f"{model.config} expected"
+        )
+    weights = {k: v for k, v in initial.state_dict().items() if k != "rtg_scale"}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if list(missing) != ["rtg_scale"] or unexpected:
+        raise CheckpointError(f"warm start: missing {missing}, unexpected {unexpected}")
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig, device) -> torch.optim.AdamW:

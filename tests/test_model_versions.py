@@ -88,3 +88,17 @@ def test_a_walk_forward_schedule_steps_from_its_first_month():
     # the schedule and the production rule agree
     versions = [version(1, "1995-03-01")]
     assert retraining_due(versions, 12, at("1996-03-05")) == at("1996-03-01")
+
+
+def test_a_retraining_warm_starts_from_the_latest_ready_version_before_its_cutoff():
+    from alphafactory.model_versions import warm_start_version
+
+    first, second = version(1, "1995-01-01"), version(2, "1996-01-01")
+    third = version(3, "1997-01-01")
+    assert warm_start_version([first, second, third], at("1997-01-01")) == second
+    assert warm_start_version([third, first, second], at("1996-06-01")) == second
+    assert warm_start_version([first, second], at("1995-01-01")) is None  # none before
+    withdrawn = version(2, "1996-01-01", withdrawn=True)
+    assert warm_start_version([first, withdrawn], at("1997-01-01")) == first
+    unready = version(2, "1996-01-01", ready=False)
+    assert warm_start_version([first, unready], at("1997-01-01")) == first

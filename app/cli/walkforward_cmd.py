@@ -8,6 +8,7 @@ argument; 130 stopped by Ctrl-C (run it again to continue).
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 import time
@@ -51,6 +52,12 @@ def register(commands) -> None:
     parser.add_argument("--train-steps", type=int, default=None, help="per retraining")
     parser.add_argument("--train-formulas", type=int, default=None, help="per retraining")
     parser.add_argument(
+        "--warm-steps",
+        type=int,
+        default=None,
+        help="a retraining's fine-tuning steps from the version before (default 100)",
+    )
+    parser.add_argument(
         "--port-offset", type=int, default=100, help="the run's stack ports: yours plus this"
     )
     parser.add_argument("--keep-running", action="store_true", help="leave its stack up")
@@ -80,18 +87,31 @@ def run(args, settings: Settings) -> int:
             candidates=args.candidates,
             train_steps=args.train_steps,
             train_formulas=args.train_formulas,
+            warm_steps=args.warm_steps,
         )
-        if args.retrain_every < 0 or (args.candidates is not None and args.candidates < 1):
-            raise WalkforwardError("--retrain-every must be >= 0 and --candidates >= 1")
+        if args.retrain_every < 0:
+            raise WalkforwardError(f"--retrain-every {args.retrain_every}: expected >= 0")
+        for flag in ("candidates", "train_steps", "warm_steps"):
+            if (value := getattr(args, flag)) is not None and value < 1:
+                raise WalkforwardError(f"--{flag.replace('_', '-')} {value}: expected >= 1")
+        if args.train_formulas is not None and args.train_formulas < 10:
+            raise WalkforwardError(f"--train-formulas {args.train_formulas}: expected >= 10")
     except (WalkforwardError, StrategyError, VariantError) as error:
         return _fail(str(error))
     logging.getLogger().setLevel(logging.WARNING)  # the progress bar is the output
+    # SIGTERM (and SIGINT, which a shell ignores in a background job) stop the run as
+    # Ctrl-C does: its stack goes down, and the same command continues later
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         files = {"panel": args.panel, "releases": args.releases}
         return _walk(plan, settings, source, files, args.keep_running, args.port_offset)
     except KeyboardInterrupt:
         print("\nstopped: run the same command again to continue", file=sys.stderr)
         return 130
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _strategy_file(settings: Settings, strategy_id: str) -> Path:

@@ -178,3 +178,30 @@ def test_row_weights_draw_training_batches_in_proportion():
     ):
         with pytest.raises(ValueError, match=message):
             train(data, None, config, steps, row_weights=np.array(bad))
+
+
+def test_a_warm_start_begins_from_the_earlier_weights_and_refuses_another_shape():
+    from inference.training import CheckpointError, TrainConfig, evaluate_loss, train
+
+    tokens = [to_tokens(parse("rank(close)", VOCAB.operands))]
+    data = encode(tokens, [1.0], VOCAB, context=CONTEXT, gamma=1.0)
+    later = encode(tokens, [2.0], VOCAB, context=CONTEXT, gamma=1.0)  # a new return scale
+    config = ModelConfig(vocab_size=len(VOCAB), context=CONTEXT, d_model=32, n_head=4)
+    long = TrainConfig(steps=60, batch_size=8, learning_rate=3e-3, warmup_steps=1, device="cpu")
+    short = TrainConfig(
+        steps=2,
+        batch_size=8,
+        learning_rate=1e-5,
+        min_learning_rate=1e-6,
+        warmup_steps=1,
+        device="cpu",
+    )
+    earlier = train(data, None, config, long).model
+    warm = train(later, None, config, short, initial=earlier).model
+    cold = train(later, None, config, short).model
+    # two tiny steps move the weights little: the warm start keeps what the earlier learnt
+    assert evaluate_loss(warm, later, "cpu") < 0.5 * evaluate_loss(cold, later, "cpu")
+    assert (float(earlier.rtg_scale), float(warm.rtg_scale)) == (1.0, 2.0)  # the new data's
+    other = ModelConfig(vocab_size=len(VOCAB), context=CONTEXT, d_model=16, n_head=4)
+    with pytest.raises(CheckpointError, match="another shape"):
+        train(later, None, other, short, initial=earlier)

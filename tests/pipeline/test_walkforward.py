@@ -146,6 +146,8 @@ def _walkforward(settings, home: Path, name: str, last: str, *extra: str):
             "5",
             "--train-formulas",
             "40",
+            "--warm-steps",
+            "3",
             "--port-offset",
             "0",
             *extra,
@@ -253,6 +255,8 @@ def test_the_report_holds_the_contract_and_every_variant_reads_as_a_strategy(run
     for model in versions:
         assert pd.Timestamp(model["trained_until"]) < pd.Timestamp(model["first_decision"])
     assert pd.Timestamp(versions[1]["first_decision"]) >= D
+    # the retraining fine-tuned the version before it (the vocabulary did not change)
+    assert (versions[0]["warm_start_from"], versions[1]["warm_start_from"]) == (None, 1)
     rows = as_trading_reader(
         runs["run_b"],
         "SELECT strategy_id, count(*), sum(weight) FROM trading.latest_target_positions "
