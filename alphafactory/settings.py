@@ -209,6 +209,9 @@ class PipelineSettings(BaseModel):
     # compiled-kernel threads per evaluation process (1: the processes are the
     # parallelism; more only where a worker's processes leave cores idle)
     kernel_threads: int = Field(1, ge=1, le=256)
+    # torch threads of the trainer's training (0: torch's default, every core). On cores
+    # the pipeline shares (the walk-forward: 1) more threads only spin against it
+    trainer_threads: int = Field(0, ge=0, le=256)
     # How long a relay or a consumer sleeps when it found nothing to do.
     poll_interval_s: float = Field(0.5, gt=0, le=60)
     # An event dated later than now plus this is refused (dead-lettered): a mistyped

@@ -319,6 +319,8 @@ def run_reconciler(settings: Settings, stop_event: threading.Event):
 def run_worker(settings: Settings, extra_args: list[str] = ()) -> None:
     """A Celery worker on the evaluation queue (blocks; Celery handles SIGTERM: warm
     shutdown, the running chunk finishes)."""
+    import torch  # noqa: F401  imported once here: the forked children inherit it
+
     from consumers import tasks
 
     celery = wiring.celery_app(settings)

@@ -172,6 +172,10 @@ def handle_training_request(settings: Settings, payload: dict) -> int:
     from consumers.failures import UnknownStrategy
 
     request = TrainingRequest.model_validate_json(json.dumps(payload))
+    if settings.pipeline.trainer_threads:
+        import torch
+
+        torch.set_num_threads(settings.pipeline.trainer_threads)
     strategies = strategies_by_id(settings)
     if request.strategy_id not in strategies:
         raise UnknownStrategy(

@@ -115,6 +115,8 @@ def run_settings(settings: Settings, out: Path, port_offset: int) -> Settings:
                     "strategies_dir": (out / "strategies").resolve(),
                     "generator_checkpoint": stack / "generator.pt",
                     "worker_concurrency": max(settings.pipeline.worker_concurrency, 2),
+                    # its trainings overlap the decisions on the same cores
+                    "trainer_threads": settings.pipeline.trainer_threads or 1,
                 }
             ),
         }
@@ -304,75 +306,3 @@ def _replay(settings: Settings, events: list) -> None:
     if stop.is_set():
         raise KeyboardInterrupt
     log.info("replayed %d events", published)
-
-
-def expected_rebalances(settings: Settings, plan: Plan, strategy: Strategy) -> int:
-    """About how many decisions the window holds: its trigger releases (or, with market
-    triggers, observation dates), less those the rebalance rule would skip."""
-    from storage.db import connect
-
-    with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
-        if strategy.triggers.series:
-            (count,) = conn.execute(
-                "SELECT count(*) FROM core.macro_observations WHERE series_id = ANY(%s) "
-                "AND released_at >= %s AND released_at < %s",
-                (list(strategy.triggers.series), plan.first, plan.last),
-            ).fetchone()
-        else:
-            (count,) = conn.execute(
-                "SELECT count(DISTINCT date) FROM core.market_observations_all "
-                "WHERE date >= %s AND date < %s",
-                (plan.first.date(), plan.last.date()),
-            ).fetchone()
-    months = (plan.last.year - plan.first.year) * 12 + plan.last.month - plan.first.month
-    spacing = strategy.rebalance.min_days_between
-    return int(min(count, months * 31 // spacing)) if spacing else int(count)
-
-
-def rebalances_done(settings: Settings, plan: Plan, strategy: Strategy) -> tuple[int, dict]:
-    """(the strategy's allocations decided in the window, {pool variant: its latest
-    pool's size})."""
-    from storage.db import connect
-
-    with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
-        (done,) = conn.execute(
-            "SELECT count(*) FROM core.allocations WHERE strategy_id = %s "
-            "AND decision_time >= %s AND decision_time < %s",
-            (strategy.id, plan.first, plan.last),
-        ).fetchone()
-        rows = conn.execute(
-            """
-            SELECT DISTINCT ON (strategy_id) strategy_id, count(*) OVER
-                (PARTITION BY strategy_id, as_of)
-            FROM core.alpha_pools WHERE strategy_id LIKE %s
-            ORDER BY strategy_id, as_of DESC
-            """,
-            (strategy.id + "@%",),
-        ).fetchall()
-    pools = {sid.partition("@")[2]: int(n) for sid, n in rows}
-    return int(done), pools
-
-
-def stack_cpu_seconds(settings: Settings) -> dict[str, float]:
-    """CPU seconds (user + system, its exited children's included) each component and
-    service of the run's stack has used so far: on 2 shared cores, where the time goes."""
-    import psutil
-
-    from app import stack
-
-    used: dict[str, float] = {}
-    for name, entry in stack.status(settings).items():
-        pid = entry.get("pid") if isinstance(entry, dict) else None
-        if not pid:
-            continue
-        try:
-            root = psutil.Process(pid)
-            total = 0.0
-            for process in (root, *root.children(recursive=True)):
-                times = process.cpu_times()
-                total += times.user + times.system + times.children_user
-                total += times.children_system
-        except psutil.Error:
-            continue  # it ended between the listing and the reading
-        used[name] = total
-    return used

@@ -67,6 +67,9 @@ def configure(*, broker_url: str, visibility_timeout_s: int) -> Celery:
         task_default_queue=QUEUE,
         worker_hijack_root_logger=False,
         worker_max_tasks_per_child=200,  # bounds the panel caches' growth
+        # a replacement child reports up within this; Celery's 4 s default killed every
+        # replacement (and the next, and so on) while a training held both cores
+        worker_proc_alive_timeout=120.0,
     )
     return app
 

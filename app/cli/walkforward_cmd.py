@@ -10,15 +10,12 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from alphafactory.settings import Settings
-
-log = logging.getLogger("alphafactory.walkforward")
 
 
 def register(commands) -> None:
@@ -151,12 +148,12 @@ def _walk(plan, settings: Settings, source: Path, files, keep_running: bool, off
     from alphafactory.data.errors import DataError
     from alphafactory.strategy import StrategyError
     from app import stack
+    from app.walkforward_progress import ProgressBar, stack_cpu_seconds
     from app.walkforward_run import (
         Progress,
         WalkforwardError,
         run_periods,
         run_settings,
-        stack_cpu_seconds,
         write_strategy,
     )
 
@@ -173,7 +170,7 @@ def _walk(plan, settings: Settings, source: Path, files, keep_running: bool, off
         _store_data(run, strategy, files)
         progress = Progress()
         cpu_before = stack_cpu_seconds(run)
-        with _ProgressBar(run, plan, strategy, progress) as bar:
+        with ProgressBar(run, plan, strategy, progress) as bar:
             run_periods(run, plan, strategy, progress=progress, on_change=bar.changed)
         cpu = {k: v - cpu_before.get(k, 0.0) for k, v in stack_cpu_seconds(run).items()}
         return _report(run, strategy, plan, started, progress, cpu)
@@ -213,29 +210,9 @@ def _store_data(settings: Settings, strategy, files: dict) -> None:
         )
 
 
-# the stack's processes by the phase their CPU time belongs to
-CPU_PHASES = {
-    "generation": ("generator", "triton"),
-    "evaluation": ("worker",),
-    "allocation": ("allocator",),
-    "training": ("trainer",),
-}
-
-
-def _cpu_phases(cpu: dict[str, float]) -> dict[str, float]:
-    """CPU seconds per phase; the rest (Postgres, Kafka, Redis, the handlers, relay,
-    scheduler, reconciler) as transport and storage."""
-    phases = {
-        phase: round(sum(cpu.get(name, 0.0) for name in names), 1)
-        for phase, names in CPU_PHASES.items()
-    }
-    grouped = {name for names in CPU_PHASES.values() for name in names}
-    phases["transport_and_storage"] = round(sum(v for k, v in cpu.items() if k not in grouped), 1)
-    return phases
-
-
 def _report(settings: Settings, strategy, plan, started: float, progress, cpu) -> int:
     from app.walkforward_html import write_report
+    from app.walkforward_progress import cpu_phases
     from app.walkforward_report import build_report
 
     report, series = build_report(settings, strategy, plan)
@@ -243,7 +220,7 @@ def _report(settings: Settings, strategy, plan, started: float, progress, cpu) -
     report["phases"] = {
         "seconds": round(time.monotonic() - started, 1),
         "wall_seconds": {k: round(v, 1) for k, v in progress.seconds.items()},
-        "cpu_seconds": _cpu_phases(cpu),
+        "cpu_seconds": cpu_phases(cpu),
         "cpu_seconds_by_process": {k: round(v, 1) for k, v in sorted(cpu.items())},
     }
     json_path, html_path = write_report(plan.out, report, series)
@@ -260,67 +237,3 @@ def _report(settings: Settings, strategy, plan, started: float, progress, cpu) -
     print("CPU seconds by phase: " + ", ".join(f"{k} {v:.0f}" for k, v in cpu_phases.items()))
     print(f"done in {report['phases']['seconds']:.0f} s")
     return 0
-
-
-class _ProgressBar:
-    """A tqdm bar of rebalances done (polled from Postgres), with the phase and the
-    latest pool sizes; ETA from tqdm's rate."""
-
-    def __init__(self, settings: Settings, plan, strategy, progress) -> None:
-        self._settings, self._plan, self._strategy = settings, plan, strategy
-        self._progress, self._stop = progress, threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._bar = None
-        # on a terminal the bar redraws in place; into a log file, a line a minute
-        self._every_s = 0.0 if sys.stderr.isatty() else 60.0
-        self._drawn = -float("inf")
-
-    def __enter__(self) -> _ProgressBar:
-        from tqdm import tqdm
-
-        self._bar = tqdm(
-            total=self._expected(),
-            unit="rebalance",
-            dynamic_ncols=True,
-            mininterval=self._every_s or 0.1,
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._drawn = -float("inf")  # the final state, always
-        self._update()
-        self._bar.close()
-
-    def changed(self, _progress) -> None:
-        self._update()
-
-    def _expected(self) -> int:
-        from app.walkforward_run import expected_rebalances
-
-        return expected_rebalances(self._settings, self._plan, self._strategy)
-
-    def _poll(self) -> None:
-        while not self._stop.wait(2.0):
-            try:
-                self._update()
-            except Exception as error:  # a progress bar must never stop the run
-                log.debug("progress poll failed: %s", error)
-
-    def _update(self) -> None:
-        from app.walkforward_run import rebalances_done
-
-        done, pools = rebalances_done(self._settings, self._plan, self._strategy)
-        progress = self._progress
-        self._bar.n = min(done, self._bar.total or done)
-        sizes = " ".join(f"{name}:{size}" for name, size in pools.items())
-        if time.monotonic() - self._drawn < self._every_s:
-            return
-        self._drawn = time.monotonic()
-        self._bar.set_postfix_str(
-            f"period {progress.period}/{progress.periods} {progress.phase}; pools {sizes}",
-            refresh=False,
-        )
-        self._bar.refresh()
