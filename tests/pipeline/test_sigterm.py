@@ -22,9 +22,11 @@ from tests.chaos import STRATEGY_TOML, Feed, running_world, until_it_works
 
 pytestmark = pytest.mark.slow
 
-# enough candidates that generating, evaluating and allocating each take seconds here
+# enough candidates that generating, evaluating and allocating each take seconds here; one
+# formula per Celery task, since scoring a formula alone takes about a millisecond and a
+# request of 40 chunks could be evaluated whole before the worker's SIGTERM lands
 BUSY_STRATEGY = STRATEGY_TOML.replace("candidates = 12", "candidates = 400").replace(
-    "chunk_size = 4", "chunk_size = 10"
+    "chunk_size = 4", "chunk_size = 1"
 )
 SIGNALLED = "signal 15 received"
 EXIT_TIMEOUT_S = 60.0
