@@ -215,6 +215,7 @@ def run_allocator(settings: Settings, stop_event: threading.Event, **loop_option
             group="alphafactory-allocator",
             topic=BACKTEST_RESULTS,
             handler=handler,
+            batch_handler=handler.handle_batch,
             **loop_options,
         )
     finally:

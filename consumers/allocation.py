@@ -19,6 +19,7 @@ positions and ``Rebalance``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -165,16 +166,24 @@ def _rebalance(
 
 
 class AllocationHandler:
-    """``ConsumerLoop`` handler of ``alpha.backtest.results``: every result asks whether its
-    request is complete (one index probe) and allocates it once it is."""
+    """``ConsumerLoop`` handler of ``alpha.backtest.results``: a result asks whether its
+    request is complete (one index probe) and allocates it once it is. A polled batch asks
+    once per request it names: a request's results arrive by the thousand, and only the
+    request's completeness matters, not which result completed it."""
 
     def __init__(self, pool: ConnectionPool, context: AllocationContext) -> None:
         self._pool, self._context = pool, context
 
     def __call__(self, record: ConsumerRecord) -> None:
-        result = decode(BacktestResult, record.value)
+        self.handle_batch([record])
+
+    def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
+        """Allocate each request the records name, in the order first named; a record that
+        does not decode raises, and the loop then handles the records one by one."""
+        request_ids = dict.fromkeys(decode(BacktestResult, r.value).request_id for r in records)
         with self._pool.connection() as conn:
-            allocate_request(conn, self._context, result.request_id)
+            for request_id in request_ids:
+                allocate_request(conn, self._context, request_id)
 
     def record_failure(self, record: ConsumerRecord, error: BaseException) -> None:
         """The request cannot be allocated (e.g. no market data at its decision time): it

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -73,42 +74,53 @@ def known_factor_hashes(conn: psycopg.Connection, *, formula_hashes: Iterable[st
     return {r[0] for r in rows}
 
 
-def upsert_evaluation(
-    conn: psycopg.Connection,
-    *,
-    formula_hash: str,
-    strategy_id: str,
-    as_of: date,
-    decision_time: datetime,
-    metrics: Mapping[str, Any],
-    is_alpha: bool | None = None,
-) -> bool:
-    """Store the evaluation of a factor for a strategy at a decision time (its data as of
-    then); True if it was new. A retried task rewrites the same row: the same inputs give
-    the same metrics. Non-finite floats in ``metrics`` are stored as JSON null.
-    """
-    document = _json_safe(metrics)
-    if not isinstance(document, dict):
-        raise InvalidRecordError(f"metrics must be a mapping, got {type(metrics).__name__}")
-    row = conn.execute(
-        """
-        INSERT INTO core.evaluations
-            (formula_hash, strategy_id, as_of, decision_time, metrics, is_alpha)
-        VALUES (%s, %s, %s, %s, %s, %s)
-        ON CONFLICT (formula_hash, strategy_id, decision_time) DO UPDATE
-            SET metrics = EXCLUDED.metrics, is_alpha = EXCLUDED.is_alpha, evaluated_at = now()
-        RETURNING (xmax = 0) AS inserted
-        """,
-        (
-            require_text(formula_hash, "formula_hash"),
-            require_text(strategy_id, "strategy_id"),
-            require_date(as_of, "as_of"),
-            require_aware(decision_time, "decision_time"),
+# one row per factor, strategy and decision time (a second decision the same day saw other
+# data); a rewrite refreshes it
+_UPSERT_EVALUATION = """
+    INSERT INTO core.evaluations
+        (formula_hash, strategy_id, as_of, decision_time, metrics, is_alpha)
+    VALUES (%s, %s, %s, %s, %s, %s)
+    ON CONFLICT (formula_hash, strategy_id, decision_time) DO UPDATE
+        SET metrics = EXCLUDED.metrics, is_alpha = EXCLUDED.is_alpha, evaluated_at = now()
+"""
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    """The evaluation of a factor for a strategy at a decision time (its data as of then)."""
+
+    formula_hash: str
+    strategy_id: str
+    as_of: date
+    decision_time: datetime
+    metrics: Mapping[str, Any]
+    is_alpha: bool | None = None
+
+    def parameters(self) -> tuple:
+        """The row's values for the upsert, checked; non-finite floats become JSON null."""
+        document = _json_safe(self.metrics)
+        if not isinstance(document, dict):
+            raise InvalidRecordError(
+                f"metrics must be a mapping, got {type(self.metrics).__name__}"
+            )
+        return (
+            require_text(self.formula_hash, "formula_hash"),
+            require_text(self.strategy_id, "strategy_id"),
+            require_date(self.as_of, "as_of"),
+            require_aware(self.decision_time, "decision_time"),
             Jsonb(document, dumps=_dumps),
-            is_alpha,
-        ),
-    ).fetchone()
-    return bool(row[0])
+            self.is_alpha,
+        )
+
+
+def upsert_evaluations(conn: psycopg.Connection, rows: Sequence[EvaluationRow]) -> None:
+    """Store a chunk's evaluations in one pipelined batch (one round trip, not one per
+    row); every row is checked before any is sent. A retried task rewrites the same rows:
+    the same inputs give the same metrics."""
+    parameters = [row.parameters() for row in rows]
+    if parameters:
+        with conn.cursor() as cursor:
+            cursor.executemany(_UPSERT_EVALUATION, parameters)
 
 
 def evaluations(

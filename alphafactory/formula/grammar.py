@@ -255,6 +255,10 @@ class GrammarState:
                 column=len(self._tokens) + 1,
                 expected=self.valid_tokens()[:12] or ["nothing: the formula is complete"],
             )
+        self._advance(word)
+
+    def _advance(self, word: str) -> None:
+        """Append a token the mask allows (``step`` without the check)."""
         slot, required, depth = self._slot()
         self._tokens.append(word)
         if slot in self._tables.literal_masks:
@@ -317,5 +321,6 @@ def random_formula(
         mask = state.valid_mask()
         ops, leaves = mask & operators, mask & ~operators
         pool = ops if ops.any() and (not leaves.any() or rng.random() < p_operator) else leaves
-        state.step(int(rng.choice(np.flatnonzero(pool))))
+        # drawn from the mask, so valid: the check in ``step`` would only recompute it
+        state._advance(vocab.tokens[int(rng.choice(np.flatnonzero(pool)))])
     return state.formula()

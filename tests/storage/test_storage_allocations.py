@@ -18,7 +18,7 @@ from storage.allocations import (
     write_allocation,
 )
 from storage.errors import ConflictError, InvalidRecordError, StorageError
-from storage.outbox import OutboxEvent, claim_unsent, enqueue, mark_sent
+from storage.outbox import OutboxEvent, claim_unsent, enqueue, enqueue_many, mark_sent
 
 
 def allocate(conn, strategy, trigger, *, allocation_id=None, as_of=date(2024, 3, 29), **kw):
@@ -194,3 +194,18 @@ def test_outbox_claim_outside_a_transaction_is_refused(app_conn):
 def test_outbox_rejects_payloads_json_cannot_hold(app_conn, unique):
     with pytest.raises(InvalidRecordError, match="JSON"):
         enqueue(app_conn, event=OutboxEvent(unique("t"), None, {"x": float("nan")}))
+
+
+def test_a_batch_enters_the_outbox_in_order_or_not_at_all(connect_as, unique):
+    topic = unique("topic")
+    writer = connect_as("app", autocommit=True)
+    events = [OutboxEvent(topic, f"k{i}", {"i": i}) for i in range(5)]
+    with pytest.raises(InvalidRecordError, match=topic):
+        enqueue_many(writer, [*events, OutboxEvent(topic, "bad", {"x": float("inf")})])
+    relay = connect_as("app")
+    assert claim_unsent(relay, limit=10, topic=topic) == []  # checked before any was sent
+    relay.rollback()
+    enqueue_many(writer, events)
+    claimed = claim_unsent(relay, limit=10, topic=topic)
+    assert [(m.key, m.payload) for m in claimed] == [(e.key, e.payload) for e in events]
+    relay.rollback()

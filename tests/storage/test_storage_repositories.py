@@ -12,11 +12,12 @@ from storage.db import open_pool, redact_dsn
 from storage.dead_letters import delete_dead_letter, list_dead_letters, record_dead_letter
 from storage.errors import ConflictError, InvalidRecordError, StorageConnectionError
 from storage.factors import (
+    EvaluationRow,
     alpha_pool,
     evaluations,
     known_factor_hashes,
     replace_alpha_pool,
-    upsert_evaluation,
+    upsert_evaluations,
     upsert_factor,
 )
 from storage.ledger import is_processed, mark_processed
@@ -47,22 +48,18 @@ def test_evaluation_upsert_overwrites_one_row_per_key(app_conn, unique):
         "turnover": float("nan"),
         "n_periods": 120,
     }
-    assert upsert_evaluation(
-        app_conn, formula_hash=h, strategy_id=strategy, metrics=metrics, is_alpha=True, **AT
-    )
-    assert not upsert_evaluation(
-        app_conn,
-        formula_hash=h,
-        strategy_id=strategy,
-        metrics={**metrics, "ls_sharpe": 1.3},
-        is_alpha=True,
-        **AT,
+    first = EvaluationRow(h, strategy, metrics=metrics, is_alpha=True, **AT)
+    rewritten = EvaluationRow(
+        h, strategy, metrics={**metrics, "ls_sharpe": 1.3}, is_alpha=True, **AT
     )
     # a second decision the same day is a row of its own: it saw other data
     later = {"as_of": AS_OF, "decision_time": DECIDED + timedelta(hours=4)}
-    assert upsert_evaluation(
-        app_conn, formula_hash=h, strategy_id=strategy, metrics=metrics, is_alpha=False, **later
+    upsert_evaluations(app_conn, [first])
+    upsert_evaluations(
+        app_conn, [rewritten, EvaluationRow(h, strategy, metrics=metrics, is_alpha=False, **later)]
     )
+    stored = "SELECT count(*) FROM core.evaluations WHERE formula_hash = %s AND strategy_id = %s"
+    assert app_conn.execute(stored, (h, strategy)).fetchone()[0] == 2
     frame = evaluations(app_conn, strategy_id=strategy, decision_time=DECIDED, alphas_only=True)
     assert len(frame) == 1
     row = frame.iloc[0]
