@@ -150,7 +150,7 @@ def _episodes(policy, vocab, target, size, options, rng, roots) -> list[Node]:
         logits = policy(rtg[active], features[active], actions[active], lengths, masks)
         chosen = sample(logits, masks, options.temperature, options.top_k, rng)
         for k, token in zip(active, chosen, strict=True):
-            states[k].step(int(token))
+            states[k].step_from_mask(int(token))  # ``sample`` keeps to the mask
             actions[k, step] = token
     return [state.formula() for state in states]
 

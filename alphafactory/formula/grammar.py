@@ -257,8 +257,13 @@ class GrammarState:
             )
         self._advance(word)
 
+    def step_from_mask(self, index: int) -> None:
+        """Append the token at vocabulary ``index``, drawn from this state's
+        ``valid_mask()``: ``step`` without its check, which would only recompute the mask
+        (samplers compute it anyway to draw from it)."""
+        self._advance(self.vocab.tokens[index])
+
     def _advance(self, word: str) -> None:
-        """Append a token the mask allows (``step`` without the check)."""
         slot, required, depth = self._slot()
         self._tokens.append(word)
         if slot in self._tables.literal_masks:
@@ -321,6 +326,5 @@ def random_formula(
         mask = state.valid_mask()
         ops, leaves = mask & operators, mask & ~operators
         pool = ops if ops.any() and (not leaves.any() or rng.random() < p_operator) else leaves
-        # drawn from the mask, so valid: the check in ``step`` would only recompute it
-        state._advance(vocab.tokens[int(rng.choice(np.flatnonzero(pool)))])
+        state.step_from_mask(int(rng.choice(np.flatnonzero(pool))))
     return state.formula()
