@@ -12,7 +12,8 @@ A strategy's sections (every key has a default except ``id``)::
                   include = [] (formulas of your own, see below)
     [alpha]       definition = "hac_tstat >= 2", target = "hac_tstat=3",
                   training_months = 120 (the look-back scored at each decision)
-    [generation]  candidates = 1000, chunk_size = 100, temperature = 1.0,
+    [generation]  candidates = 1000, chunk_size = 100, temperature = 1.0, top_k = 0
+                  (sample from the top_k most likely tokens; 0: every valid one),
                   generator = "" (the default generator, or a name of the strategy's own),
                   retrain_every_months = 0 (or N: once N months have passed since the
                   newest version's cutoff, a request asks the trainer for a new one),
@@ -149,6 +150,9 @@ class Generation(_Section):
     candidates: int = Field(1000, ge=1, le=1_000_000)
     chunk_size: int = Field(100, ge=1, le=10_000)
     temperature: float = Field(1.0, gt=0, le=10)
+    # sample each token from the top_k most likely only (0: every valid token); Triton
+    # then answers just those top_k logits when its model serves a top pair that large
+    top_k: int = Field(0, ge=0, le=10_000)
     # the generator this strategy samples from: "" the default one, or a name of its own
     # (trained on its data by `model train --strategy ID`, served beside the default)
     generator: str = Field("", pattern=r"^[a-z0-9_]{0,40}$")

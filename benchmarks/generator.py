@@ -25,6 +25,7 @@ import torch
 from alphafactory.formula import LanguageConfig, Vocabulary, random_formula, to_tokens
 from inference.encoding import encode
 from inference.model import DecisionTransformer, ModelConfig
+from inference.repository import DEFAULT_TOP_K
 from inference.sampling import InProcessPolicy
 from inference.training import TrainConfig, train
 
@@ -42,18 +43,21 @@ def next_action_inputs(vocab: Vocabulary, batch: int, rng) -> tuple[np.ndarray, 
     return encoded.rtg, encoded.features, encoded.actions, lengths, masks, encoded
 
 
-def bench_next_action(policy, vocab, sizes, calls: int, rng, label: str, inputs=None) -> None:
-    """``inputs(batch)`` builds the call's arrays; by default fresh grammar states."""
+def bench_next_action(
+    policy, vocab, sizes, calls: int, rng, label: str, inputs=None, top_k: int = 0
+) -> None:
+    """``inputs(batch)`` builds the call's arrays; by default fresh grammar states.
+    ``top_k`` > 0 asks the policy for the top-k logits only (Triton's top pair)."""
     print(f"next-action calls {label}, context {CONTEXT}, V={len(vocab)}")
     print("   batch   p50 ms   p99 ms        rows/s")
     for batch in sizes:
         inputs_now = inputs(batch) if inputs else next_action_inputs(vocab, batch, rng)[:5]
         for _ in range(3):
-            policy(*inputs_now)
+            policy(*inputs_now, top_k=top_k)
         times = []
         for _ in range(calls):
             start = time.perf_counter()
-            policy(*inputs_now)
+            policy(*inputs_now, top_k=top_k)
             times.append(time.perf_counter() - start)
         p50, p99 = np.percentile(times, [50, 99])
         print(f"  {batch:6d} {1e3 * p50:8.2f} {1e3 * p99:8.2f} {batch / p50:13,.0f}")
@@ -168,7 +172,10 @@ def main(argv=None) -> None:
     if args.triton:
         with served_by_triton(model, vocab) as policy:
             label = "through the local Triton (PyTriton + ONNX Runtime, gRPC)"
-            bench_next_action(policy, vocab, sizes, calls, rng, label)
+            bench_next_action(policy, vocab, sizes, calls, rng, f"{label}, every logit")
+            top_k = DEFAULT_TOP_K
+            label = f"{label}, the top {top_k} only"
+            bench_next_action(policy, vocab, sizes, calls, rng, label, top_k=top_k)
     for workers in (1, 2) if args.trajectories else ():
         bench_trajectories(args.trajectories, workers)
     data = next_action_inputs(vocab, 512 if args.quick else 4096, rng)[-1]

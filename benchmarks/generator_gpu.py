@@ -104,7 +104,7 @@ def bench_triton(model, vocab, batches, clients_list, seconds: float, rng) -> No
     grpc = _free_port()
     config = TritonConfig(http_port=_free_port(), grpc_port=grpc, metrics_port=_free_port())
     max_batch = max(batches)
-    inputs, output = tensor_specs(model.config.context, len(vocab))
+    inputs, (output,) = tensor_specs(model.config.context, len(vocab), top_k=0)
     with Triton(config=config) as triton:
         triton.bind(
             model_name="generator",

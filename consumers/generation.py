@@ -239,7 +239,11 @@ def _baseline(conn, context, strategy: Strategy, request: RequestRecord, n: int,
 def _generate(generator: Generator, context, strategy: Strategy, request: RequestRecord, n, ex):
     target = Target.parse(strategy.alpha.target)
     seed = _seed(request)
-    options = SamplingOptions(temperature=strategy.generation.temperature, gamma=generator.gamma)
+    options = SamplingOptions(
+        temperature=strategy.generation.temperature,
+        top_k=strategy.generation.top_k,
+        gamma=generator.gamma,
+    )
     roots = {Kind(kind) for kind in strategy.formulas.root_kinds}
 
     def sample():

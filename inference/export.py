@@ -25,6 +25,7 @@ import logging
 import shutil
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -42,14 +43,21 @@ from inference.training import Checkpoint
 
 
 class _NextAction(torch.nn.Module):
-    """The exported graph: lengths arrive as (B, 1) so every tensor has a row dimension."""
+    """The exported graph: lengths arrive as (B, 1) so every tensor has a row dimension;
+    besides the logits it answers their ``top_k`` largest (after the grammar mask) and
+    their tokens, so a client need not fetch every logit."""
 
-    def __init__(self, model: DecisionTransformer) -> None:
+    def __init__(self, model: DecisionTransformer, top_k: int) -> None:
         super().__init__()
         self.model = model
+        self.top_k = top_k
 
     def forward(self, rtg, features, actions, lengths, mask):
-        return self.model.next_action_logits(rtg, features, actions, lengths[:, 0], mask)
+        logits = self.model.next_action_logits(rtg, features, actions, lengths[:, 0], mask)
+        if not self.top_k:
+            return logits
+        top = torch.topk(logits, self.top_k, dim=-1, largest=True, sorted=True)
+        return logits, top.values, top.indices.to(torch.int32)
 
 
 def export_repository(checkpoint: Checkpoint, repository: Path, options: ServingOptions) -> Path:
@@ -62,15 +70,19 @@ def export_repository(checkpoint: Checkpoint, repository: Path, options: Serving
     staging = folder / f".{options.version}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    export_onnx(model, staging / MODEL_FILE)
-    metadata = generator_metadata(checkpoint)
+    top_k = min(options.top_k, config.vocab_size)
+    export_onnx(model, staging / MODEL_FILE, top_k=top_k)
+    metadata = generator_metadata(checkpoint) | {"top_k": top_k}
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
     shutil.rmtree(version_dir, ignore_errors=True)
     staging.rename(version_dir)  # a server polling the repository never sees half a model
     exported = _exported_versions(folder)
     served = dict(sorted(exported.items())[-options.keep_versions :])
     cutoffs = {version: meta.get("trained_until") for version, meta in served.items()}
-    text = config_text(config.context, config.vocab_size, options, versions=cutoffs)
+    # one config serves every listed version: the top pair only if each of them has it
+    shared_top_k = {meta.get("top_k", 0) for meta in served.values()}
+    listed = options if shared_top_k == {top_k} else replace(options, top_k=0)
+    text = config_text(config.context, config.vocab_size, listed, versions=cutoffs)
     (folder / CONFIG_FILE).write_text(text)
     newest = max(exported)
     (folder / METADATA_FILE).write_text(json.dumps(exported[newest], indent=1))
@@ -89,7 +101,7 @@ def _exported_versions(folder: Path) -> dict[int, dict]:
     return found
 
 
-def export_onnx(model: DecisionTransformer, path: Path) -> None:
+def export_onnx(model: DecisionTransformer, path: Path, *, top_k: int = 0) -> None:
     config = model.config
     batch = 2
     example = (
@@ -99,7 +111,7 @@ def export_onnx(model: DecisionTransformer, path: Path) -> None:
         torch.ones(batch, 1, dtype=torch.int64),
         torch.ones(batch, config.vocab_size, dtype=torch.bool),
     )
-    inputs, output = tensor_specs(config.context, config.vocab_size)
+    inputs, outputs = tensor_specs(config.context, config.vocab_size, top_k)
     names = [spec.name for spec in inputs]
     rows = torch.export.Dim("batch", min=1, max=1 << 20)
     # the exporter reports progress on stdout, which belongs to the command's JSON output,
@@ -112,11 +124,11 @@ def export_onnx(model: DecisionTransformer, path: Path) -> None:
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
         torch.onnx.export(
-            _NextAction(model).eval(),
+            _NextAction(model, top_k).eval(),
             example,
             str(path),
             input_names=names,
-            output_names=[output.name],
+            output_names=[spec.name for spec in outputs],
             dynamic_shapes={name: {0: rows} for name in names},
             dynamo=True,
             external_data=False,

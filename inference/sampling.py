@@ -35,6 +35,8 @@ class NextActionPolicy(Protocol):
         actions: np.ndarray,  # (B, C) int64
         lengths: np.ndarray,  # (B,) int64
         mask: np.ndarray,  # (B, V) bool
+        *,
+        top_k: int = 0,  # > 0: only the top_k largest logits need be real, the rest masked
     ) -> np.ndarray: ...
 
 
@@ -52,7 +54,8 @@ class InProcessPolicy:
         self._autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
 
     @torch.no_grad()
-    def __call__(self, rtg, features, actions, lengths, mask) -> np.ndarray:
+    def __call__(self, rtg, features, actions, lengths, mask, *, top_k: int = 0) -> np.ndarray:
+        # every logit is here already: the sampler keeps the top_k itself
         tensors = [
             torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
             for a in (rtg, features, actions, lengths, mask)
@@ -147,7 +150,9 @@ def _episodes(policy, vocab, target, size, options, rng, roots) -> list[Node]:
             features[k, step] = states[k].features()
             rtg[k, step] = target * options.gamma ** (states[k].open_slots - 1)
         lengths = np.full(len(active), step + 1, dtype=np.int64)
-        logits = policy(rtg[active], features[active], actions[active], lengths, masks)
+        logits = policy(
+            rtg[active], features[active], actions[active], lengths, masks, top_k=options.top_k
+        )
         chosen = sample(logits, masks, options.temperature, options.top_k, rng)
         for k, token in zip(active, chosen, strict=True):
             states[k].step_from_mask(int(token))  # ``sample`` keeps to the mask

@@ -25,7 +25,8 @@ from datetime import datetime
 import numpy as np
 
 from alphafactory.retry import Backoff, RetriesExhausted, retry
-from inference.repository import INPUT_NAMES, OUTPUT_NAME
+from inference.model import MASKED_LOGIT
+from inference.repository import INPUT_NAMES, OUTPUT_NAME, TOP_LOGITS, TOP_TOKENS
 
 log = logging.getLogger(__name__)
 _DATATYPES = {
@@ -75,6 +76,7 @@ class TritonPolicy:
         self._sleep = sleep
         self._client = grpcclient.InferenceServerClient(url=url)
         self._grpc = grpcclient
+        self.served_top_k = 0  # the K of the model's top pair; 0: logits only
         self.context, self.vocab_size, self.max_batch_size, self.trained_until = self._describe()
 
     def _describe(self) -> tuple[int, int, int, datetime | None]:
@@ -104,9 +106,16 @@ class TritonPolicy:
         own = parameters.get(f"trained_until.v{self._model_version}")
         stamp = (own or parameters.get("trained_until", {})).get("string_value")
         until = datetime.fromisoformat(stamp) if stamp else None
+        outputs = {t["name"]: [int(d) for d in t["dims"]] for t in config.get("output", [])}
+        if TOP_LOGITS in outputs and TOP_TOKENS in outputs:
+            self.served_top_k = outputs[TOP_LOGITS][0]
         return dims["rtg"][0], dims["mask"][0], int(config.get("max_batch_size", 0)) or 1, until
 
-    def __call__(self, rtg, features, actions, lengths, mask) -> np.ndarray:
+    def __call__(self, rtg, features, actions, lengths, mask, *, top_k: int = 0) -> np.ndarray:
+        """The masked logits, (rows, vocabulary). With 0 < ``top_k`` <= the served K, Triton
+        answers only the top pair and every logit outside it comes back as MASKED_LOGIT, so
+        a sampler draws from the top K (at most ``top_k`` of them are asked for)."""
+        top = self.served_top_k if 0 < top_k <= self.served_top_k else 0
         arrays = {
             "rtg": np.ascontiguousarray(rtg, dtype=np.float32),
             "features": np.ascontiguousarray(features, dtype=np.int64),
@@ -118,7 +127,7 @@ class TritonPolicy:
         parts = [
             self._with_retries(
                 lambda s=start: self._infer(
-                    {k: v[s : s + self.max_batch_size] for k, v in arrays.items()}
+                    {k: v[s : s + self.max_batch_size] for k, v in arrays.items()}, top, top_k
                 ),
                 "inference",
             )
@@ -126,20 +135,27 @@ class TritonPolicy:
         ]
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
-    def _infer(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    def _infer(self, arrays: dict[str, np.ndarray], served_k: int, top_k: int) -> np.ndarray:
         inputs = []
         for name in INPUT_NAMES:
             tensor = self._grpc.InferInput(name, list(arrays[name].shape), _DATATYPES[name])
             tensor.set_data_from_numpy(arrays[name])
             inputs.append(tensor)
+        names = [TOP_LOGITS, TOP_TOKENS] if served_k else [OUTPUT_NAME]
         result = self._client.infer(
             self.model_name,
             inputs,
             model_version=self._model_version,
-            outputs=[self._grpc.InferRequestedOutput(OUTPUT_NAME)],
+            outputs=[self._grpc.InferRequestedOutput(name) for name in names],
             client_timeout=self.timeout_s,
         )
-        return result.as_numpy(OUTPUT_NAME)
+        if not served_k:
+            return result.as_numpy(OUTPUT_NAME)
+        values = result.as_numpy(TOP_LOGITS)[:, :top_k]
+        tokens = result.as_numpy(TOP_TOKENS)[:, :top_k].astype(np.int64)
+        logits = np.full((len(values), self.vocab_size), MASKED_LOGIT, dtype=np.float32)
+        np.put_along_axis(logits, tokens, values, axis=1)
+        return logits
 
     def _with_retries(self, call, what: str):
         from tritonclient.utils import InferenceServerException
@@ -199,12 +215,12 @@ class FallbackPolicy:
         self._open_until = float("-inf")
         self.fallback_calls = 0
 
-    def __call__(self, rtg, features, actions, lengths, mask) -> np.ndarray:
+    def __call__(self, rtg, features, actions, lengths, mask, *, top_k: int = 0) -> np.ndarray:
         if self._clock() >= self._open_until:
             try:
                 if self._remote is None:
                     self._remote = self._connect()
-                return self._remote(rtg, features, actions, lengths, mask)
+                return self._remote(rtg, features, actions, lengths, mask, top_k=top_k)
             except TritonUnavailable as error:
                 self._remote = None  # reconnect when the breaker closes: it may be back
                 self._open_until = self._clock() + self._retry_after_s
@@ -214,7 +230,7 @@ class FallbackPolicy:
                     error,
                 )
         self.fallback_calls += 1
-        return self.local(rtg, features, actions, lengths, mask)
+        return self.local(rtg, features, actions, lengths, mask, top_k=top_k)
 
 
 def wait_until_served(

@@ -122,6 +122,12 @@ def register(commands) -> None:
         default="gpu",
         help="instance kind in config.pbtxt (gpu: production)",
     )
+    export.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        help="K of the top_logits/top_tokens outputs (default 16; 0: logits only)",
+    )
     export.set_defaults(handler=run_export)
     model_versions_cmd.register(model_actions)
 
@@ -306,7 +312,7 @@ def _register(args, settings: Settings, strategy, until) -> int:
 
 def run_export(args, settings: Settings) -> int:
     from inference.export import export_repository
-    from inference.repository import ServingOptions
+    from inference.repository import DEFAULT_TOP_K, ServingOptions
     from inference.training import load_checkpoint
 
     repository = args.repository or settings.triton.repository
@@ -316,6 +322,7 @@ def run_export(args, settings: Settings) -> int:
             version=args.version,
             max_batch_size=args.max_batch_size,
             instances=args.instances,
+            top_k=DEFAULT_TOP_K if args.top_k is None else args.top_k,
         )
         path = export_repository(load_checkpoint(args.checkpoint), repository, options)
     except ValueError as error:

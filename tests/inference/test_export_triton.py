@@ -19,8 +19,14 @@ from alphafactory.formula import LanguageConfig, Vocabulary, parse, random_formu
 from inference.encoding import encode
 from inference.export import export_repository
 from inference.model import ModelConfig
-from inference.repository import INPUT_NAMES, ServingOptions, read_model
-from inference.sampling import InProcessPolicy, generate
+from inference.repository import (
+    DEFAULT_TOP_K,
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    ServingOptions,
+    read_model,
+)
+from inference.sampling import InProcessPolicy, SamplingOptions, generate
 from inference.training import TrainConfig, load_checkpoint, save_checkpoint, train
 from inference.triton_client import FallbackPolicy, TritonPolicy, TritonUnavailable
 
@@ -87,6 +93,7 @@ def test_the_repository_layout_and_config_match_the_onnx_graph(exported):
         onnx.TensorProto.FLOAT: pb.TYPE_FP32,
         onnx.TensorProto.INT64: pb.TYPE_INT64,
         onnx.TensorProto.BOOL: pb.TYPE_BOOL,
+        onnx.TensorProto.INT32: pb.TYPE_INT32,
     }
     for declared, actual in zip(
         (*config.input, *config.output), (*graph.input, *graph.output), strict=True
@@ -97,6 +104,12 @@ def test_the_repository_layout_and_config_match_the_onnx_graph(exported):
         assert shape[0].dim_param  # the batch dimension is dynamic
         assert list(declared.dims) == [d.dim_value for d in shape[1:]]
     assert tuple(t.name for t in config.input) == INPUT_NAMES
+    assert tuple(t.name for t in config.output) == OUTPUT_NAMES
+    assert [list(t.dims) for t in config.output] == [
+        [len(VOCAB)],
+        [DEFAULT_TOP_K],
+        [DEFAULT_TOP_K],
+    ]
     assert config.platform == "onnxruntime_onnx" and config.max_batch_size == 1024
     assert config.dynamic_batching.max_queue_delay_microseconds > 0
     assert config.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU  # production
@@ -131,8 +144,35 @@ def test_onnx_runtime_computes_the_same_logits_as_torch(checkpoint, exported):
     arrays = inputs(33)
     feeds = dict(zip(INPUT_NAMES, arrays, strict=True))
     feeds["lengths"] = feeds["lengths"].reshape(-1, 1)
-    got = session.run(None, feeds)[0]
-    np.testing.assert_allclose(got, reference(checkpoint, arrays), rtol=0, atol=TOLERANCE)
+    got, top_logits, top_tokens = session.run(None, feeds)
+    expected = reference(checkpoint, arrays)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+    # the top pair: the K largest logits, largest first, and the tokens that hold them
+    assert top_tokens.dtype == np.int32 and top_tokens.shape == (33, DEFAULT_TOP_K)
+    assert np.all(np.diff(top_logits, axis=1) <= 0)
+    np.testing.assert_array_equal(np.take_along_axis(got, top_tokens, axis=1), top_logits)
+    kth_largest = -np.sort(-expected, axis=1)[:, DEFAULT_TOP_K - 1]
+    np.testing.assert_allclose(top_logits[:, -1], kth_largest, rtol=0, atol=TOLERANCE)
+
+
+def test_a_version_exported_before_the_top_outputs_keeps_the_folder_on_logits(checkpoint, tmp_path):
+    export_repository(checkpoint, tmp_path, ServingOptions(model_name="gen", top_k=0))
+    export_repository(checkpoint, tmp_path, ServingOptions(model_name="gen", version=2))
+    config = text_format.Parse((tmp_path / "gen" / "config.pbtxt").read_text(), pb.ModelConfig())
+    # one config serves both versions, and version 1 has no top pair
+    assert [t.name for t in config.output] == ["logits"]
+    assert list(config.version_policy.specific.versions) == [1, 2]
+    assert read_model(tmp_path / "gen").metadata["top_k"] == DEFAULT_TOP_K
+    export_repository(checkpoint, tmp_path, ServingOptions(model_name="gen", version=3))
+    export_repository(checkpoint, tmp_path, ServingOptions(model_name="gen", version=4))
+    config = text_format.Parse((tmp_path / "gen" / "config.pbtxt").read_text(), pb.ModelConfig())
+    # version 1 has left the served list (keep_versions = 3): the top pair is served
+    assert tuple(t.name for t in config.output) == OUTPUT_NAMES
+
+
+def test_serving_options_name_a_bad_top_k():
+    with pytest.raises(ValueError, match="top_k must be between 0 and 4096, got -1"):
+        ServingOptions(top_k=-1)
 
 
 def dead_address() -> str:
@@ -211,6 +251,25 @@ class TestOnTheLocalTriton:
             np.testing.assert_array_equal(served(*arrays), whole)
         finally:
             served.max_batch_size = limit
+
+    def test_a_top_k_sampler_gets_the_top_outputs_and_draws_the_same_tokens(
+        self, served, checkpoint
+    ):
+        assert served.served_top_k == DEFAULT_TOP_K
+        arrays = inputs(9, seed=11)
+        top = served(*arrays, top_k=5)
+        expected = reference(checkpoint, arrays)
+        kept = top > -1e8  # the five largest; every other logit comes back masked
+        assert np.all(kept.sum(axis=1) == 5)
+        np.testing.assert_allclose(top[kept], expected[kept], rtol=0, atol=TOLERANCE)
+        assert np.all(expected[~kept].reshape(9, -1).max(axis=1) <= top[kept].reshape(9, 5).min(1))
+        local = InProcessPolicy(checkpoint.model)
+        options = SamplingOptions(top_k=5)
+        through_triton = generate(
+            served, VOCAB, 0.1, 20, options=options, rng=np.random.default_rng(4)
+        )
+        in_process = generate(local, VOCAB, 0.1, 20, options=options, rng=np.random.default_rng(4))
+        assert [str(f) for f in through_triton.formulas] == [str(f) for f in in_process.formulas]
 
     def test_generation_through_triton_writes_valid_formulas(self, served, checkpoint):
         result = generate(served, checkpoint.vocab, 0.1, 30, rng=np.random.default_rng(3))

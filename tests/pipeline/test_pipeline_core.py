@@ -175,11 +175,11 @@ def test_with_triton_down_and_no_fallback_the_request_waits_and_retries(
     class FlakyTriton:
         context = real.context
 
-        def __call__(self, *arrays):
+        def __call__(self, *arrays, **options):
             if calls["failed"] < 2:
                 calls["failed"] += 1
                 raise TritonUnavailable("Triton at 127.0.0.1:1 is not ready")
-            return real(*arrays)
+            return real(*arrays, **options)
 
     generation.policy, generation.retry_wait_s = FlakyTriton(), 0.01
     request = make_request(market, strategy, 101, unique_trigger)
