@@ -83,7 +83,13 @@ def stalled_requests(
 ) -> list[str]:
     """Requests with candidates still pending and no sign of work since ``idle_since``:
     neither their generation, nor a delivery of their tasks, nor a re-drive (the Celery
-    queue was lost, or the tasks were never sent)."""
+    queue was lost, or the tasks were never sent).
+
+    A request queued behind older work is waiting, not stalled: while a task of a request
+    generated before it was delivered since ``idle_since``, the workers have not reached
+    its tasks yet (the queue is first in, first out). Without this rule a backlog longer
+    than the stall deadline re-drives every waiting request, and the duplicated tasks
+    lengthen the backlog further (seen in the full walk-forward)."""
     rows = conn.execute(
         """
         SELECT r.request_id FROM core.generation_requests AS r
@@ -95,6 +101,10 @@ def stalled_requests(
           AND NOT EXISTS (
               SELECT 1 FROM core.task_deliveries AS d
               WHERE d.request_id = r.request_id AND d.last_at >= %(idle)s)
+          AND NOT EXISTS (
+              SELECT 1 FROM core.task_deliveries AS d
+              JOIN core.generation_requests AS older ON older.request_id = d.request_id
+              WHERE d.last_at >= %(idle)s AND older.generated_at < r.generated_at)
           AND NOT EXISTS (
               SELECT 1 FROM core.reconciler_actions AS a
               WHERE a.action = 'stalled' AND a.subject = r.request_id

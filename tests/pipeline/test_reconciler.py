@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -16,11 +17,12 @@ from consumers.generation import GenerationContext, handle_request
 from consumers.reconciler import Reconciler, ReconcilerRules
 from consumers.release_handler import CONSUMER
 from storage.db import open_pool
+from storage.deliveries import start_delivery
 from storage.ledger import mark_processed
 from storage.macro import record_macro_observation
 from storage.outbox import OutboxEvent, enqueue
 from storage.progress import trigger_status
-from storage.reconcile import reconciler_actions
+from storage.reconcile import reconciler_actions, stalled_requests
 from storage.requests import RequestRecord, register_request
 
 NOW_RULES = ReconcilerRules(grace=timedelta(0), stall=timedelta(0), redrive_every=timedelta(1))
@@ -133,6 +135,51 @@ def test_requests_without_candidates_tasks_or_allocation_are_re_driven(
     actions = reconciler_actions(conn, since=request.requested_at)
     kinds = {action for action, subject, *_ in actions if subject == request.request_id}
     assert {"stalled", "unallocated"} <= kinds
+
+
+def test_a_request_queued_behind_older_work_is_waiting_not_stalled(
+    conn, market, strategy, generator, reconciler
+):
+    policy, vocab = generator
+    strategies = {strategy.id: strategy}
+    generation = GenerationContext(
+        strategies, policy, vocab, 1.0, lambda *_: 1, reconciler.allocation, threading.Event()
+    )
+    ids = []
+    for hours_ago in (3, 2, 1):  # oldest, middle, youngest: each with every candidate pending
+        trigger = f"queued-{uuid.uuid4().hex[:10]}"
+        request = GenerationRequest(
+            request_id=request_id_for(strategy.id, trigger),
+            strategy_id=strategy.id,
+            as_of=when(market, 100).date(),
+            decision_time=when(market, 100),
+            trigger_event_id=trigger,
+            trigger="release",
+            candidates=strategy.generation.candidates,
+            requested_at=datetime.now(UTC),
+        )
+        handle_request(conn, generation, request)
+        conn.execute(
+            "UPDATE core.generation_requests SET generated_at = now() - %s WHERE request_id = %s",
+            (timedelta(hours=hours_ago), request.request_id),
+        )
+        ids.append(request.request_id)
+    oldest, middle, youngest = ids
+
+    def stalled() -> set[str]:
+        idle = datetime.now(UTC) - timedelta(minutes=30)
+        return set(stalled_requests(conn, idle_since=idle, redriven_since=datetime.now(UTC)))
+
+    start_delivery(conn, task_id=f"task-{uuid.uuid4().hex}", request_id=oldest)
+    # the workers are on the oldest request's tasks: the two after it are still queued
+    assert not stalled() & {oldest, middle, youngest}
+    conn.execute(
+        "UPDATE core.task_deliveries SET last_at = now() - interval '1 hour' WHERE request_id = %s",
+        (oldest,),
+    )
+    start_delivery(conn, task_id=f"task-{uuid.uuid4().hex}", request_id=youngest)
+    # the workers reached the youngest request's tasks: the two before it were lost
+    assert stalled() & {oldest, middle, youngest} == {oldest, middle}
 
 
 def test_a_registered_request_that_never_got_candidates_is_requested_again(
