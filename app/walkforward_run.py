@@ -154,10 +154,16 @@ class Progress:
     period: int = 0
     periods: int = 0
     phase: str = "starting"
-    # wall seconds of this invocation: waiting for trainings, replaying (the pipeline
-    # deciding as it goes), waiting for the last decisions
+    # wall seconds of this invocation: waiting for trainings, for the period before to be
+    # decided (the backlog), replaying (the pipeline deciding as it goes), waiting for the
+    # last decisions
     seconds: dict[str, float] = field(
-        default_factory=lambda: {"training": 0.0, "replay": 0.0, "last_decisions": 0.0}
+        default_factory=lambda: {
+            "training": 0.0,
+            "backlog": 0.0,
+            "replay": 0.0,
+            "last_decisions": 0.0,
+        }
     )
 
     def timed(self, phase: str, started: float) -> None:
@@ -179,6 +185,7 @@ def run_periods(
     for k, (cutoff, end) in enumerate(periods, start=1):
         progress.period = k
         events = _period_events(settings, strategy, cutoff, end)
+        replayed_before = last_triggers
         last_triggers = last_trigger_ids(strategy, events) or last_triggers
         if last_trigger_ids(strategy, events) and _decided(settings, last_triggers):
             log.info("period %s..%s decided before: skipped", cutoff, end)
@@ -188,6 +195,14 @@ def run_periods(
         started = time.monotonic()
         ensure_version(settings, plan, strategy, cutoff)
         progress.timed("training", started)
+        # Backpressure: one period's decisions queued at most. The next version trains
+        # while the period before is decided; replaying further ahead only lengthens the
+        # Celery queue (past the reconciler's stall deadline in the full window).
+        progress.phase = f"deciding the period before {cutoff:%Y-%m}"
+        on_change(progress)
+        started = time.monotonic()
+        _wait_decided(settings, replayed_before)
+        progress.timed("backlog", started)
         progress.phase = f"replaying {cutoff:%Y-%m}..{end:%Y-%m} ({len(events):,} events)"
         on_change(progress)
         started = time.monotonic()
