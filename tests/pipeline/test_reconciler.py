@@ -61,6 +61,20 @@ def when(market, row: int) -> datetime:
     return day.tz_localize(UTC).to_pydatetime()
 
 
+def release_request(strategy, market, trigger: str) -> GenerationRequest:
+    """The request a release of row 100's decision date triggers for ``strategy``."""
+    return GenerationRequest(
+        request_id=request_id_for(strategy.id, trigger),
+        strategy_id=strategy.id,
+        as_of=when(market, 100).date(),
+        decision_time=when(market, 100),
+        trigger_event_id=trigger,
+        trigger="release",
+        candidates=strategy.generation.candidates,
+        requested_at=datetime.now(UTC),
+    )
+
+
 def outbox_requests(conn, strategy_id: str, since_id: int) -> list[GenerationRequest]:
     rows = conn.execute(
         "SELECT payload FROM core.outbox WHERE key = %s AND id > %s ORDER BY id",
@@ -111,16 +125,7 @@ def test_requests_without_candidates_tasks_or_allocation_are_re_driven(
         reconciler.allocation,
         threading.Event(),
     )
-    request = GenerationRequest(
-        request_id=request_id_for(strategy.id, unique_trigger),
-        strategy_id=strategy.id,
-        as_of=when(market, 100).date(),
-        decision_time=when(market, 100),
-        trigger_event_id=unique_trigger,
-        trigger="release",
-        candidates=strategy.generation.candidates,
-        requested_at=datetime.now(UTC),
-    )
+    request = release_request(strategy, market, unique_trigger)
     handle_request(conn, generation, request)
     done = reconciler.reconcile()
     assert done["stalled"] >= 1 and reconciler.reconcile()["stalled"] == 0
@@ -148,16 +153,7 @@ def test_a_request_queued_behind_older_work_is_waiting_not_stalled(
     ids = []
     for hours_ago in (3, 2, 1):  # oldest, middle, youngest: each with every candidate pending
         trigger = f"queued-{uuid.uuid4().hex[:10]}"
-        request = GenerationRequest(
-            request_id=request_id_for(strategy.id, trigger),
-            strategy_id=strategy.id,
-            as_of=when(market, 100).date(),
-            decision_time=when(market, 100),
-            trigger_event_id=trigger,
-            trigger="release",
-            candidates=strategy.generation.candidates,
-            requested_at=datetime.now(UTC),
-        )
+        request = release_request(strategy, market, trigger)
         handle_request(conn, generation, request)
         conn.execute(
             "UPDATE core.generation_requests SET generated_at = now() - %s WHERE request_id = %s",
