@@ -97,6 +97,7 @@ class Reconciler:
                 series_ids=strategy.triggers.series,
                 processed_after=now - self.rules.lookback,
                 processed_before=now - self.rules.grace,
+                registered_since=now - self.rules.grace,
                 redriven_since=now - self.rules.redrive_every,
             )
             for observation in lost:

@@ -22,20 +22,38 @@ def releases_without_request(
     series_ids: Sequence[str],
     processed_after: datetime,
     processed_before: datetime,
+    registered_since: datetime,
     redriven_since: datetime,
 ) -> list[MacroObservation]:
     """Releases of ``series_ids`` the release handler processed in the window, for which
     ``strategy_id`` has no generation request (their request was lost in transport), and
     which were not re-driven since ``redriven_since`` (action ``lost_request``, subject
-    ``strategy:event``)."""
+    ``strategy:event``).
+
+    A strategy's requests share one Kafka partition (their key), so the generation service
+    registers them in the order they were requested. A release without a request is
+    therefore lost only once the service has passed it (it registered a request of the
+    strategy requested after the release was processed: another release's, a market
+    period's, a re-drive's) or while it registers nothing of the strategy (nothing since
+    ``registered_since``); otherwise its request is still queued. Without this rule a
+    generation backlog longer than the grace period re-sends every queued request each pass
+    (seen in the full walk-forward: 10-60 a pass, each dropped downstream as a duplicate)."""
     rows = conn.execute(
         """
+        WITH frontier AS (  -- how far the generation service has got with the strategy
+            SELECT max(requested_at) AS requested_at,
+                   coalesce(bool_or(created_at >= %(registered)s), false) AS registering
+            FROM core.generation_requests
+            WHERE strategy_id = %(strategy)s AND created_at > %(after)s
+        )
         SELECT o.series_id, o.period, o.value, o.released_at, o.event_id
         FROM core.processed_events AS p
         JOIN core.macro_observations AS o USING (event_id)
+        CROSS JOIN frontier
         WHERE p.consumer = 'release-handler'
           AND p.processed_at > %(after)s AND p.processed_at < %(before)s
           AND o.series_id = ANY(%(series)s)
+          AND (NOT frontier.registering OR p.processed_at < frontier.requested_at)
           AND NOT EXISTS (
               SELECT 1 FROM core.generation_requests AS r
               WHERE r.strategy_id = %(strategy)s AND r.trigger_event_id = o.event_id)
@@ -50,6 +68,7 @@ def releases_without_request(
             "before": processed_before,
             "series": list(series_ids),
             "strategy": strategy_id,
+            "registered": registered_since,
             "redriven": redriven_since,
         },
     ).fetchall()

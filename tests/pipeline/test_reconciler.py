@@ -22,7 +22,12 @@ from storage.ledger import mark_processed
 from storage.macro import record_macro_observation
 from storage.outbox import OutboxEvent, enqueue
 from storage.progress import trigger_status
-from storage.reconcile import reconciler_actions, stalled_requests
+from storage.reconcile import (
+    database_now,
+    reconciler_actions,
+    releases_without_request,
+    stalled_requests,
+)
 from storage.requests import RequestRecord, register_request
 
 NOW_RULES = ReconcilerRules(grace=timedelta(0), stall=timedelta(0), redrive_every=timedelta(1))
@@ -87,20 +92,26 @@ def last_outbox_id(conn) -> int:
     return conn.execute("SELECT coalesce(max(id), 0) FROM core.outbox").fetchone()[0]
 
 
-def test_a_release_whose_request_was_lost_gets_it_again_once(
-    conn, market, strategy, reconciler, unique_trigger
-):
-    series = strategy.triggers.series[0]
+def handled_release(conn, market, strategy, event_id: str) -> MacroRelease:
+    """A release of the strategy's trigger series the release handler processed, whose
+    request never reached the generation service (yet)."""
     release = MacroRelease(
-        event_id=unique_trigger,
-        series_id=series,
+        event_id=event_id,
+        series_id=strategy.triggers.series[0],
         period=pd.Timestamp(market.panel.dates[100]).date(),
         value=1.5,
         released_at=when(market, 100),
     )
-    with conn.transaction():  # handled, but the request never reached the outbox's reader
+    with conn.transaction():
         record_macro_observation(conn, **release.model_dump(exclude={"schema_version"}))
         mark_processed(conn, consumer=CONSUMER, event_id=release.event_id)
+    return release
+
+
+def test_a_release_whose_request_was_lost_gets_it_again_once(
+    conn, market, strategy, reconciler, unique_trigger
+):
+    release = handled_release(conn, market, strategy, unique_trigger)
     start = last_outbox_id(conn)
     first, second = reconciler.reconcile(), reconciler.reconcile()
     assert first["lost_requests"] >= 1 and second["lost_requests"] == 0
@@ -108,6 +119,42 @@ def test_a_release_whose_request_was_lost_gets_it_again_once(
     (request,) = [r for r in requests if r.trigger_event_id == unique_trigger]
     assert request.request_id == request_id_for(strategy.id, unique_trigger)
     assert request.decision_time == release.released_at
+
+
+def test_a_release_queued_behind_the_generation_backlog_is_lost_only_once_passed(
+    conn, market, strategy, unique_trigger
+):
+    started = database_now(conn)
+    queued = handled_release(conn, market, strategy, unique_trigger)
+
+    def register(requested_at: datetime) -> None:
+        trigger = f"backlog-{uuid.uuid4().hex[:10]}"
+        request = release_request(strategy, market, trigger)
+        register_request(
+            conn, RequestRecord.of(request.model_copy(update={"requested_at": requested_at}))
+        )
+
+    def lost(registered_since: datetime) -> bool:
+        now = database_now(conn)
+        found = releases_without_request(
+            conn,
+            strategy_id=strategy.id,
+            series_ids=strategy.triggers.series,
+            processed_after=started - timedelta(minutes=1),
+            processed_before=now + timedelta(minutes=1),
+            registered_since=registered_since,
+            redriven_since=now,
+        )
+        return queued.event_id in {release.event_id for release in found}
+
+    # the generation service is registering requests made before the release: still queued
+    register(requested_at=started - timedelta(seconds=30))
+    assert not lost(registered_since=started)
+    # ... unless it has registered nothing lately (it is down, or the queue is empty)
+    assert lost(registered_since=database_now(conn) + timedelta(seconds=1))
+    # it registered a request made after the release: it passed it, the request was lost
+    register(requested_at=database_now(conn) + timedelta(seconds=1))
+    assert lost(registered_since=started)
 
 
 def test_requests_without_candidates_tasks_or_allocation_are_re_driven(
