@@ -126,9 +126,11 @@ def _pool(settings: Settings, name: str):
 
 
 def _consume(settings: Settings, stop_event, *, pool, group: str, topic: str, handler, **options):
+    from alphafactory.scoring import set_kernel_threads
     from consumers.dead_letters import dead_lettering_loop
     from messaging.publisher import KafkaPublisher
 
+    set_kernel_threads(settings.pipeline.kernel_threads)  # the allocation's signals
     with KafkaPublisher.open(settings.kafka) as publisher:
         loop = dead_lettering_loop(
             settings.kafka,
@@ -285,6 +287,7 @@ def run_scheduler(settings: Settings, stop_event: threading.Event):
 
 
 def run_reconciler(settings: Settings, stop_event: threading.Event):
+    from alphafactory.scoring import set_kernel_threads
     from consumers import tasks
     from consumers.reconciler import Reconciler, ReconcilerRules
     from consumers.reconciler import run_reconciler as reconcile
@@ -292,6 +295,7 @@ def run_reconciler(settings: Settings, stop_event: threading.Event):
     from messaging.publisher import KafkaPublisher
 
     wiring.celery_app(settings)
+    set_kernel_threads(settings.pipeline.kernel_threads)  # it allocates what was left
     pipeline = settings.pipeline
     rules = ReconcilerRules(
         grace=timedelta(seconds=pipeline.reconcile_grace_s),

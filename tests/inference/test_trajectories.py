@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from alphafactory.formula import LanguageConfig, Vocabulary, from_tokens, parse, to_tokens
-from alphafactory.scoring import FormulaScorer, metric_values
+from alphafactory.formula import (
+    LanguageConfig,
+    Vocabulary,
+    from_tokens,
+    parse,
+    random_formula,
+    to_tokens,
+)
+from alphafactory.scoring import FormulaScorer, ScoringOptions, metric_values
 from inference.encoding import encode, returns_to_go
 from inference.library import LIBRARY, known_factors
 from inference.trajectories import (
     BuildPlan,
     RewardSpec,
     TrajectoryError,
+    _Chain,
+    _mcmc_chains,
+    _Scoring,
     build_trajectories,
     load_trajectories,
     save_trajectories,
@@ -77,11 +88,27 @@ def test_built_trajectories_are_scored_formulas_with_provenance(panel, vocab, tm
     assert again.frame.equals(frame)  # the seed reproduces the dataset
 
 
+def test_chains_run_side_by_side_write_the_rows_each_writes_alone(panel, vocab):
+    context = _Scoring(panel, vocab, RewardSpec("ic"), ScoringOptions())
+    rng = np.random.default_rng(3)
+    starts = [(str(random_formula(vocab, rng, max_tokens=10)), 0.0) for _ in range(3)]
+
+    def chains(seed: int) -> list[_Chain]:
+        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
+        return [_Chain.start(context, t, r, g) for (t, r), g in zip(starts, rngs, strict=True)]
+
+    together = _mcmc_chains(context, chains(5), 8, 0.5, 10)
+    alone = [row for chain in chains(5) for row in _mcmc_chains(context, [chain], 8, 0.5, 10)]
+    assert len(together) == 24  # NaN metric values compare equal in frames, not in dicts
+    assert pd.DataFrame(together).equals(pd.DataFrame(alone))
+    assert len({row["formula"] for row in together}) > 3  # the chains moved
+
+
 @pytest.mark.slow
 def test_worker_processes_build_the_same_dataset(panel, vocab):
     plan = BuildPlan(
         random=40,
-        mcmc_chains=2,
+        mcmc_chains=3,  # side by side in one process; split 2 + 1 over two
         mcmc_steps=5,
         max_tokens=10,
         task_size=20,
