@@ -6,7 +6,9 @@ Redis restart loses queued tasks, and a crash can fall between two steps. Each p
 for, and re-drives, in this order:
 
 1. releases the release handler processed whose strategies have no generation request
-   (the request was lost in transport): the same request goes into the outbox again;
+   (the request was lost in transport: the generation service has registered a request
+   of the strategy requested later, or none for the stall deadline): the same request
+   goes into the outbox again;
 2. registered requests that never got their candidates: the request again, to the outbox;
 3. requests whose candidates stay pending with no task activity past a deadline: their
    pending candidates to the Celery workers again;
@@ -97,7 +99,9 @@ class Reconciler:
                 series_ids=strategy.triggers.series,
                 processed_after=now - self.rules.lookback,
                 processed_before=now - self.rules.grace,
-                registered_since=now - self.rules.grace,
+                # one generation service serves every strategy: it may work on the
+                # others' requests for longer than the grace period (the stall deadline)
+                registered_since=now - self.rules.stall,
                 redriven_since=now - self.rules.redrive_every,
             )
             for observation in lost:
