@@ -49,6 +49,17 @@ def test_a_loaded_dataset_reads_back_as_the_same_point_in_time_panel(fresh_db, m
             np.testing.assert_array_equal(from_db.macro[name], values)
         cache = PanelCache(size=1)
         assert cache.get(conn, strategy, when) is cache.get(conn, strategy, when)
+        # another strategy on the same data (a baseline variant) shares the panel
+        same_data = strategy.model_copy(update={"id": "s@random"})
+        assert cache.get(conn, same_data, when) is cache.get(conn, strategy, when)
+        fewer = strategy.model_copy(
+            update={
+                "universe": strategy.universe.model_copy(
+                    update={"assets": tuple(stored.assets[:2])}
+                )
+            }
+        )
+        assert list(cache.get(conn, fewer, when).assets) == list(stored.assets[:2])
 
 
 def test_a_decision_sees_what_was_stored_before_its_trigger_whatever_arrives_later(
