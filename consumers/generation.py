@@ -51,7 +51,7 @@ from consumers.failures import UnknownStrategy
 from consumers.generators import Generator, VersionedGenerators
 from inference.sampling import NextActionPolicy, SamplingOptions, Target, generate
 from inference.triton_client import TritonUnavailable
-from storage.factors import upsert_factor
+from storage.factors import upsert_factors
 from storage.models import record_model_used
 from storage.requests import (
     RequestRecord,
@@ -146,8 +146,7 @@ def handle_request(
         )
         candidates = _candidates(conn, generator, context, strategy, stored, request.candidates)
         with conn.transaction():
-            for hashed, text, origin in candidates:
-                upsert_factor(conn, formula_hash=hashed, formula=text, origin=origin)
+            upsert_factors(conn, candidates)  # one statement for the request's formulas
             if set_candidates(conn, stored.request_id, [hashed for hashed, _, _ in candidates]):
                 number = version.version if version else None
                 name = strategy.generation.generator if generator else source

@@ -32,30 +32,57 @@ KEY_METRICS = (
 def upsert_factor(
     conn: psycopg.Connection, *, formula_hash: str, formula: str, origin: str
 ) -> bool:
-    """Store a factor unless known; returns True if it was new.
+    """Store a factor unless known; returns True if it was new (:func:`upsert_factors`)."""
+    return formula_hash in upsert_factors(conn, [(formula_hash, formula, origin)])
+
+
+def upsert_factors(conn: psycopg.Connection, factors: Sequence[tuple[str, str, str]]) -> set[str]:
+    """Store the (formula_hash, formula, origin) not yet known, in one statement; returns
+    the hashes that were new.
 
     The first origin wins (a generated formula later found in the library stays
-    'generator'). The same hash with a different formula raises :class:`ConflictError`.
+    'generator'). A hash stored with a different formula raises :class:`ConflictError`
+    (naming both) and stores nothing of the batch when the caller's transaction rolls back.
     """
-    require_text(formula_hash, "formula_hash")
-    require_text(formula, "formula")
-    row = conn.execute(
-        """
-        INSERT INTO core.factors (formula_hash, formula, origin) VALUES (%s, %s, %s)
-        ON CONFLICT (formula_hash) DO NOTHING
-        RETURNING formula_hash
-        """,
-        (formula_hash, formula, origin),
-    ).fetchone()
-    if row is not None:
-        return True
-    stored = factor_formula(conn, formula_hash=formula_hash)
-    if stored != formula:
-        raise ConflictError(
-            f"formula_hash {formula_hash!r} is stored for {stored!r}, not {formula!r}; "
-            f"the hash must be computed from the canonical formula"
+    batch: dict[str, str] = {}
+    for formula_hash, formula, _ in factors:
+        require_text(formula_hash, "formula_hash")
+        require_text(formula, "formula")
+        if batch.setdefault(formula_hash, formula) != formula:
+            raise ConflictError(
+                f"formula_hash {formula_hash!r} is given for {batch[formula_hash]!r} and "
+                f"{formula!r}; the hash must be computed from the canonical formula"
+            )
+    if not factors:
+        return set()
+    hashes, formulas, origins = (list(column) for column in zip(*factors, strict=True))
+    new = {
+        row[0]
+        for row in conn.execute(
+            """
+            INSERT INTO core.factors (formula_hash, formula, origin)
+            SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])
+            ON CONFLICT (formula_hash) DO NOTHING
+            RETURNING formula_hash
+            """,
+            (hashes, formulas, origins),
+        ).fetchall()
+    }
+    known = [(h, f) for h, f in zip(hashes, formulas, strict=True) if h not in new]
+    if known:
+        stored = dict(
+            conn.execute(
+                "SELECT formula_hash, formula FROM core.factors WHERE formula_hash = ANY(%s)",
+                ([h for h, _ in known],),
+            ).fetchall()
         )
-    return False
+        for formula_hash, formula in known:
+            if stored.get(formula_hash) != formula:
+                raise ConflictError(
+                    f"formula_hash {formula_hash!r} is stored for {stored.get(formula_hash)!r}, "
+                    f"not {formula!r}; the hash must be computed from the canonical formula"
+                )
+    return new
 
 
 def factor_formula(conn: psycopg.Connection, *, formula_hash: str) -> str | None:

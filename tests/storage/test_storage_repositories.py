@@ -19,6 +19,7 @@ from storage.factors import (
     replace_alpha_pool,
     upsert_evaluations,
     upsert_factor,
+    upsert_factors,
 )
 from storage.ledger import is_processed, mark_processed
 from storage.market import as_panel, market_as_of, panel_to_observations, record_market_observations
@@ -35,6 +36,26 @@ def test_factor_upsert_is_idempotent_and_guards_the_hash(app_conn, unique):
     assert known_factor_hashes(app_conn, formula_hashes=[h, unique("other")]) == {h}
     with pytest.raises(ConflictError, match=h):
         upsert_factor(app_conn, formula_hash=h, formula="rank(open)", origin="library")
+
+
+def test_a_batch_of_factors_stores_the_new_ones_in_one_statement(app_conn, unique):
+    known, fresh = unique("known"), unique("fresh")
+    upsert_factor(app_conn, formula_hash=known, formula="rank(close)", origin="library")
+    batch = [(known, "rank(close)", "generator"), (fresh, "rank(open)", "generator")]
+    assert upsert_factors(app_conn, batch) == {fresh}
+    assert upsert_factors(app_conn, batch) == set()
+    origins = dict(
+        app_conn.execute(
+            "SELECT formula_hash, origin FROM core.factors WHERE formula_hash = ANY(%s)",
+            ([known, fresh],),
+        ).fetchall()
+    )
+    assert origins == {known: "library", fresh: "generator"}  # the first origin wins
+    with pytest.raises(ConflictError, match=known):
+        upsert_factors(app_conn, [(unique("new"), "x", "generator"), (known, "y", "generator")])
+    twice = unique("twice")
+    with pytest.raises(ConflictError, match=twice):
+        upsert_factors(app_conn, [(twice, "x", "generator"), (twice, "y", "generator")])
 
 
 def test_evaluation_upsert_overwrites_one_row_per_key(app_conn, unique):
