@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -196,31 +195,36 @@ def test_python_is_not_spoken_here(text):
         p(text)
 
 
-def _fast(call) -> float:
-    start = time.perf_counter()
+def _refusal(call) -> FormulaError:
     with pytest.raises(FormulaError) as caught:
         call()
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"took {elapsed:.2f} s"
     return caught.value
 
 
-def test_huge_and_deep_inputs_are_rejected_quickly():
-    error = _fast(lambda: p("close + " * 1_250_000 + "close"))  # 10 MB
+def test_huge_and_deep_inputs_are_stopped_by_a_limit():
+    # Each is refused by a named limit checked before the work it guards (tokenizing 10 MB,
+    # recursing 10k levels), so the refusal is cheap by construction: no timing needed.
+    error = _refusal(lambda: p("close + " * 1_250_000 + "close"))  # 10 MB
     assert error.limit == "max_length"
-    error = _fast(lambda: p("(" * 10_000 + "close" + ")" * 10_000))
+    error = _refusal(lambda: p("(" * 10_000 + "close" + ")" * 10_000))
     assert error.limit == "max_length"
     # with the length limit out of the way, depth stops it (no recursion blow-up)
-    error = _fast(lambda: p("(" * 10_000 + "close" + ")" * 10_000, max_length=10**6))
+    error = _refusal(lambda: p("(" * 10_000 + "close" + ")" * 10_000, max_length=10**6))
     assert error.limit == "max_depth"
-    error = _fast(lambda: p("-" * 100_000 + "close", max_length=10**6))
+    assert error.value == error.maximum + 1  # it stopped one level past the limit
+    error = _refusal(lambda: p("-" * 100_000 + "close", max_length=10**6))
     assert error.limit == "max_depth"
-    error = _fast(lambda: p("abs(" * 10_000 + "close" + ")" * 10_000, max_length=10**6))
+    assert error.value == error.maximum + 1  # it stopped one level past the limit
+    error = _refusal(lambda: p("abs(" * 10_000 + "close" + ")" * 10_000, max_length=10**6))
     assert error.limit == "max_depth"
-    error = _fast(lambda: p("close+" * 100_000 + "close", max_length=10**6, max_nodes=10**6))
+    assert error.value == error.maximum + 1  # it stopped one level past the limit
+    error = _refusal(lambda: p("close+" * 100_000 + "close", max_length=10**6, max_nodes=10**6))
     assert error.limit == "max_depth"
-    error = _fast(lambda: p("9" * 5_000_000, max_length=10**7))
+    assert error.value == error.maximum + 1
+    # a 5-million-digit number is refused by its length, never converted (that is quadratic)
+    error = _refusal(lambda: p("9" * 5_000_000, max_length=10**7))
     assert isinstance(error, FormulaSyntaxError)
+    assert "number literal longer than" in str(error) and error.column == 1
 
 
 VOCAB = vocabulary()
