@@ -97,7 +97,12 @@ def served_by_triton(model: DecisionTransformer, vocab: Vocabulary):
         failures = _wait_until_ready(settings, paths, [server])
         if failures:
             raise RuntimeError(str(failures[0]))
-        yield TritonPolicy(settings.triton.grpc, settings.triton.generator_model, timeout_s=60)
+        yield TritonPolicy(
+            settings.triton.grpc,
+            settings.triton.generator_model,
+            context=model.config.context,
+            timeout_s=60,
+        )
     finally:
         server.stop(settings, paths)
         shutil.rmtree(state, ignore_errors=True)

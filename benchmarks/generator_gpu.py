@@ -104,7 +104,7 @@ def bench_triton(model, vocab, batches, clients_list, seconds: float, rng) -> No
     grpc = _free_port()
     config = TritonConfig(http_port=_free_port(), grpc_port=grpc, metrics_port=_free_port())
     max_batch = max(batches)
-    inputs, (output,) = tensor_specs(model.config.context, len(vocab), top_k=0)
+    inputs, (output,) = tensor_specs(len(vocab), top_k=0)
     with Triton(config=config) as triton:
         triton.bind(
             model_name="generator",
@@ -135,7 +135,7 @@ def _triton_cell(port: int, inputs, batch: int, clients: int, seconds: float) ->
     lock = threading.Lock()
 
     def client() -> None:
-        policy = TritonPolicy(f"127.0.0.1:{port}", "generator", timeout_s=60)
+        policy = TritonPolicy(f"127.0.0.1:{port}", "generator", context=CONTEXT, timeout_s=60)
         policy(*inputs)  # warm-up
         mine, deadline = [], time.perf_counter() + seconds
         while time.perf_counter() < deadline:

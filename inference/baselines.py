@@ -8,14 +8,18 @@ writes the same formulas.
 - ``random``: walks over the grammar's valid tokens (``formula.random_formula``, the
   same walk the generator's random trajectories take), distinct formulas only.
 - ``library``: the known factors valid in the vocabulary (``inference.library``), then,
-  to reach the same number of candidates, their one-move variations (a window, an
-  operator or an operand changed: ``formula.mutation.mutate``) taken round-robin, so
-  every known factor is explored about equally. A vocabulary with no known factor gives
+  to reach the same number of candidates, their variations (a window, an operator or an
+  operand changed: ``formula.mutation.mutate``), breadth first: one move from each known
+  factor in turn, then the variations of those variations beside them, so every known
+  factor is explored about equally and a factor's few one-move neighbours, once found,
+  stop costing draws that only repeat them (one-move variations alone drew 4.6 per
+  distinct formula at 2,000 candidates). A vocabulary with no known factor gives
   the random walk's formulas instead, reported by ``source``.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 
 import numpy as np
@@ -67,15 +71,24 @@ def library_candidates(
         )
     seen, found = set(exclude), []
 
-    def add(formula: Node) -> None:
+    def add(formula: Node) -> bool:
         if len(found) < n and (key := formula_hash(formula)) not in seen:
             seen.add(key)
             found.append(formula)
+            return True
+        return False
 
     for node in seeds:
         add(node)
-    for k in range(20 * n):
+    # a breadth-first walk out from the library: each round varies every formula in the
+    # queue once and queues each new variation behind them
+    queue = deque(seeds)
+    for _ in range(20 * n):
         if len(found) >= n:
             break
-        add(mutate(seeds[k % len(seeds)], vocab, rng, max_tokens=max_tokens))
+        parent = queue.popleft()
+        child = mutate(parent, vocab, rng, max_tokens=max_tokens)
+        if add(child):
+            queue.append(child)
+        queue.append(parent)
     return found

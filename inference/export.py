@@ -2,7 +2,7 @@
 
     <repository>/<model>/config.pbtxt              ONNX Runtime backend, dynamic batching,
                                                    the versions served and their cutoffs
-    <repository>/<model>/<version>/model.onnx      the next-action network, fixed context
+    <repository>/<model>/<version>/model.onnx      the next-action network
     <repository>/<model>/<version>/generator.json  vocabulary, context, reward, cutoff
     <repository>/<model>/generator.json            the newest version's (older clients)
 
@@ -10,8 +10,9 @@ Each trained generator is a new version beside the earlier ones; the config list
 newest ``keep_versions`` of them, so Triton (explicit model control: a ``load`` of the
 model after the export) serves those, each under its number.
 
-The network is ``DecisionTransformer.next_action_logits`` with every input padded to the
-model's context, so only the batch dimension varies (tensors: ``inference.repository``).
+The network is ``DecisionTransformer.next_action_logits``; the batch and the step axes
+vary (1 to the model's context steps: a call sends only the steps so far; tensors:
+``inference.repository``).
 ``config.pbtxt`` is the production configuration (GPU instances; ``instances="cpu"`` for a
 CPU tritonserver); the local stack serves the same files through PyTriton with ONNX Runtime
 inside the bound function (``inference.triton_server``), under the same name and tensors.
@@ -72,7 +73,7 @@ def export_repository(checkpoint: Checkpoint, repository: Path, options: Serving
     staging.mkdir(parents=True)
     top_k = min(options.top_k, config.vocab_size)
     export_onnx(model, staging / MODEL_FILE, top_k=top_k)
-    metadata = generator_metadata(checkpoint) | {"top_k": top_k}
+    metadata = generator_metadata(checkpoint) | {"top_k": top_k, "variable_steps": True}
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
     shutil.rmtree(version_dir, ignore_errors=True)
     staging.rename(version_dir)  # a server polling the repository never sees half a model
@@ -82,7 +83,11 @@ def export_repository(checkpoint: Checkpoint, repository: Path, options: Serving
     # one config serves every listed version: the top pair only if each of them has it
     shared_top_k = {meta.get("top_k", 0) for meta in served.values()}
     listed = options if shared_top_k == {top_k} else replace(options, top_k=0)
-    text = config_text(config.context, config.vocab_size, listed, versions=cutoffs)
+    # and a variable step axis only if each was exported with one
+    variable = all(meta.get("variable_steps") for meta in served.values())
+    text = config_text(
+        config.context, config.vocab_size, listed, versions=cutoffs, variable_steps=variable
+    )
     (folder / CONFIG_FILE).write_text(text)
     newest = max(exported)
     (folder / METADATA_FILE).write_text(json.dumps(exported[newest], indent=1))
@@ -111,9 +116,11 @@ def export_onnx(model: DecisionTransformer, path: Path, *, top_k: int = 0) -> No
         torch.ones(batch, 1, dtype=torch.int64),
         torch.ones(batch, config.vocab_size, dtype=torch.bool),
     )
-    inputs, outputs = tensor_specs(config.context, config.vocab_size, top_k)
+    inputs, outputs = tensor_specs(config.vocab_size, top_k)
     names = [spec.name for spec in inputs]
     rows = torch.export.Dim("batch", min=1, max=1 << 20)
+    steps = torch.export.Dim("steps", min=1, max=config.context)
+    stepped = {"rtg", "features", "actions"}
     # the exporter reports progress on stdout, which belongs to the command's JSON output,
     # logs every graph pass at INFO and warns of optional packages: keep only its errors
     quiet = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript", "torch.onnx")]
@@ -129,7 +136,9 @@ def export_onnx(model: DecisionTransformer, path: Path, *, top_k: int = 0) -> No
             str(path),
             input_names=names,
             output_names=[spec.name for spec in outputs],
-            dynamic_shapes={name: {0: rows} for name in names},
+            dynamic_shapes={
+                name: {0: rows, 1: steps} if name in stepped else {0: rows} for name in names
+            },
             dynamo=True,
             external_data=False,
             verbose=False,

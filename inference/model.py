@@ -13,7 +13,7 @@ of tokens the grammar forbids are set to ``MASKED_LOGIT``. The loss is on action
 gives the filtered behaviour-cloning baseline with the same network.
 
 The return-to-go scale (``rtg_scale``) is a buffer, so a checkpoint's ``state_dict``
-carries it; ``next_action_logits`` is the fixed-shape entry point that exports to ONNX.
+carries it; ``next_action_logits`` is the entry point that exports to ONNX.
 """
 
 from __future__ import annotations
@@ -138,14 +138,19 @@ class DecisionTransformer(nn.Module):
 
     def next_action_logits(
         self,
-        rtg: torch.Tensor,  # (B, C)
-        features: torch.Tensor,  # (B, C, 4)
-        actions: torch.Tensor,  # (B, C)
+        rtg: torch.Tensor,  # (B, T), T <= context
+        features: torch.Tensor,  # (B, T, 4)
+        actions: torch.Tensor,  # (B, T)
         lengths: torch.Tensor,  # (B,) steps so far + 1: the step to choose
         mask: torch.Tensor,  # (B, V) bool: valid tokens at that step
     ) -> torch.Tensor:
-        """Logits of the next action of each partial formula, (B, V); inputs are padded to
-        the model's context so the shapes are fixed (what the exported model takes)."""
+        """Logits of the next action of each partial formula, (B, V). The network is
+        causal, so steps after ``lengths`` change nothing: ``T`` may be the longest length
+        in the batch (the sampler sends just the steps so far) or the context (padded)."""
+        if actions.shape[1] > self.config.context:
+            raise ValueError(
+                f"{actions.shape[1]} steps, more than the model's context {self.config.context}"
+            )
         hidden = self._state_hidden(rtg, features, actions)  # (B, C, d)
         b, c, d = hidden.shape
         index = (lengths - 1).clamp(0, c - 1).view(b, 1, 1).expand(b, 1, d)

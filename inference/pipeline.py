@@ -374,6 +374,7 @@ def triton_policy(triton, local: InProcessPolicy, *, trained_until=None, version
             triton.generator_model,
             version=version,
             version_names=triton.version_names,
+            context=local.context,  # where the server cannot say it
             timeout_s=triton.request_timeout_s,
             retries=triton.retries,
         )

@@ -5,14 +5,21 @@
 what tritonserver parses. Tensors (names, types and per-row shapes; the batch dimension is
 omitted, as Triton does when ``max_batch_size`` > 0):
 
-    rtg       FP32  [C]       return-to-go per step
-    features  INT64 [C, 4]    grammar state per step (GrammarState.features)
-    actions   INT64 [C]       tokens so far; padding = vocabulary size
+    rtg       FP32  [-1]      return-to-go per step
+    features  INT64 [-1, 4]   grammar state per step (GrammarState.features)
+    actions   INT64 [-1]      tokens so far; padding = vocabulary size
     lengths   INT64 [1]       the step being chosen (1-based)
     mask      BOOL  [V]       the grammar's valid tokens at that step
     logits      FP32  [V]     output; invalid tokens at MASKED_LOGIT
     top_logits  FP32  [K]     output; the K largest logits, largest first
     top_tokens  INT32 [K]     output; their tokens
+
+The step axis (-1) takes 1 to C steps, C the model's context (the config parameter
+``context``): the network is causal, so a call at step ``t`` sends only the ``t`` steps so far
+and costs what those steps cost, not C of them. Triton's dynamic batcher merges requests of
+the same shape only, which the sampler's calls are (all its episodes are at one step).
+A folder still serving a version exported before the axis was variable declares [C] (the
+exporter decides, as for the top pair), and the client pads its calls to it.
 
 A client asks for either ``logits`` or the top pair. The pair is what a GPU deployment
 asks for: with the bundled 549-token vocabulary and K = 16 a row's answer is 128 bytes
@@ -40,6 +47,8 @@ TOP_LOGITS = "top_logits"
 TOP_TOKENS = "top_tokens"
 OUTPUT_NAMES = (OUTPUT_NAME, TOP_LOGITS, TOP_TOKENS)
 DEFAULT_TOP_K = 16
+VARIABLE = -1  # a dimension of any size (Triton's -1)
+CONTEXT_PARAMETER = "context"  # the config parameter with the step axis' largest size
 _NUMPY = {
     pb.TYPE_FP32: np.float32,
     pb.TYPE_INT64: np.int64,
@@ -64,13 +73,16 @@ class TensorSpec:
 
 
 def tensor_specs(
-    context: int, vocab_size: int, top_k: int = DEFAULT_TOP_K
+    vocab_size: int, top_k: int = DEFAULT_TOP_K, *, fixed_steps: int = 0
 ) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """The model's inputs and outputs; ``top_k`` = 0 for a model with logits only."""
+    """The model's inputs and outputs; ``top_k`` = 0 for a model with logits only. The step
+    axis is variable (its bound, the context, is the config parameter ``context``) unless
+    ``fixed_steps`` > 0 (a folder still serving a version exported with a fixed one)."""
+    steps = fixed_steps or VARIABLE
     inputs = [
-        TensorSpec("rtg", pb.TYPE_FP32, (context,)),
-        TensorSpec("features", pb.TYPE_INT64, (context, 4)),
-        TensorSpec("actions", pb.TYPE_INT64, (context,)),
+        TensorSpec("rtg", pb.TYPE_FP32, (steps,)),
+        TensorSpec("features", pb.TYPE_INT64, (steps, 4)),
+        TensorSpec("actions", pb.TYPE_INT64, (steps,)),
         TensorSpec("lengths", pb.TYPE_INT64, (1,)),
         TensorSpec("mask", pb.TYPE_BOOL, (vocab_size,)),
     ]
@@ -114,18 +126,23 @@ def config_text(
     *,
     trained_until=None,
     versions: dict[int, str | None] | None = None,
+    variable_steps: bool = True,
 ) -> str:
     """The production ``config.pbtxt`` (ONNX Runtime backend, dynamic batching). Triton
     serves the ``versions`` given (version -> training cutoff, ISO-8601; default: only
     ``options.version`` with ``trained_until``), and reports each cutoff as the config
     parameter ``trained_until.v<N>`` (the newest also as ``trained_until``), so a client
-    knows what the version it calls saw."""
+    knows what the version it calls saw. ``variable_steps`` False declares the step axis
+    fixed at ``context`` (some listed version was exported so)."""
     config = pb.ModelConfig(
         name=options.model_name,
         platform="onnxruntime_onnx",
         max_batch_size=options.max_batch_size,
     )
-    inputs, outputs = tensor_specs(context, vocab_size, min(options.top_k, vocab_size))
+    fixed_steps = 0 if variable_steps else context
+    inputs, outputs = tensor_specs(
+        vocab_size, min(options.top_k, vocab_size), fixed_steps=fixed_steps
+    )
     for spec in inputs:
         config.input.add(name=spec.name, data_type=spec.data_type, dims=spec.dims)
     for spec in outputs:
@@ -139,6 +156,7 @@ def config_text(
     config.instance_group.add(count=options.instance_count, kind=kind)
     if versions is None:
         versions = {options.version: trained_until.isoformat() if trained_until else None}
+    config.parameters[CONTEXT_PARAMETER].string_value = str(context)
     config.version_policy.specific.versions.extend(sorted(versions))
     for version, until in sorted(versions.items()):
         if until:

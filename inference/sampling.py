@@ -1,7 +1,7 @@
 """Generation: many formulas written in lockstep, one batched next-action call per step.
 
-Every active episode's partial formula (padded to the model's context) goes into one call
-of a ``NextActionPolicy``: the in-process model here, or Triton through
+Every active episode's partial formula (its steps so far: the model is causal) goes into
+one call of a ``NextActionPolicy``: the in-process model here, or Triton through
 ``inference.triton_client``. The policy returns logits over the vocabulary with invalid
 tokens already masked; sampling applies temperature and top-k, and the grammar state
 machine advances each episode. Since only grammar-valid tokens can be drawn and the grammar
@@ -24,15 +24,16 @@ from inference.model import MASKED_LOGIT, DecisionTransformer
 
 
 class NextActionPolicy(Protocol):
-    """Maps padded partial formulas to next-token logits (B, V), invalid tokens masked."""
+    """Maps partial formulas to next-token logits (B, V), invalid tokens masked. The step
+    axis ``T`` runs up to the longest length (or up to the context, padded)."""
 
     context: int
 
     def __call__(
         self,
-        rtg: np.ndarray,  # (B, C) float32
-        features: np.ndarray,  # (B, C, 4) int64
-        actions: np.ndarray,  # (B, C) int64
+        rtg: np.ndarray,  # (B, T) float32, T <= context
+        features: np.ndarray,  # (B, T, 4) int64
+        actions: np.ndarray,  # (B, T) int64
         lengths: np.ndarray,  # (B,) int64
         mask: np.ndarray,  # (B, V) bool
         *,
@@ -150,8 +151,14 @@ def _episodes(policy, vocab, target, size, options, rng, roots) -> list[Node]:
             features[k, step] = states[k].features()
             rtg[k, step] = target * options.gamma ** (states[k].open_slots - 1)
         lengths = np.full(len(active), step + 1, dtype=np.int64)
+        so_far = slice(0, step + 1)  # causal: what is not written yet cannot matter
         logits = policy(
-            rtg[active], features[active], actions[active], lengths, masks, top_k=options.top_k
+            rtg[active, so_far],
+            features[active, so_far],
+            actions[active, so_far],
+            lengths,
+            masks,
+            top_k=options.top_k,
         )
         chosen = sample(logits, masks, options.temperature, options.top_k, rng)
         for k, token in zip(active, chosen, strict=True):

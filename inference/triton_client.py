@@ -18,6 +18,7 @@ the caller (the generation service) decides: retry the request later, nothing lo
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -26,7 +27,13 @@ import numpy as np
 
 from alphafactory.retry import Backoff, RetriesExhausted, retry
 from inference.model import MASKED_LOGIT
-from inference.repository import INPUT_NAMES, OUTPUT_NAME, TOP_LOGITS, TOP_TOKENS
+from inference.repository import (
+    CONTEXT_PARAMETER,
+    INPUT_NAMES,
+    OUTPUT_NAME,
+    TOP_LOGITS,
+    TOP_TOKENS,
+)
 
 log = logging.getLogger(__name__)
 _DATATYPES = {
@@ -46,7 +53,8 @@ class TritonPolicy:
     """Next-action calls to one served model, or one version of it: ``version`` None asks
     for the model's default (newest); otherwise Triton's version ``version`` of it
     (``version_names="native"``, a tritonserver) or the model ``<name>_v<N>`` (the local
-    PyTriton server, which serves each version under its own name)."""
+    PyTriton server, which serves each version under its own name). ``context`` is the
+    model's, for a server whose config cannot say it (PyTriton carries no parameters)."""
 
     def __init__(
         self,
@@ -55,6 +63,7 @@ class TritonPolicy:
         *,
         version: int | None = None,
         version_names: str = "suffixed",
+        context: int | None = None,
         timeout_s: float = 10.0,
         retries: int = 3,
         backoff_s: float = 0.1,
@@ -77,12 +86,16 @@ class TritonPolicy:
         self._client = grpcclient.InferenceServerClient(url=url)
         self._grpc = grpcclient
         self.served_top_k = 0  # the K of the model's top pair; 0: logits only
-        self.context, self.vocab_size, self.max_batch_size, self.trained_until = self._describe()
+        self.padded_steps = 0  # a fixed step axis (older exports): calls are padded to it
+        described = self._describe(context)
+        self.context, self.vocab_size, self.max_batch_size, self.trained_until = described
 
-    def _describe(self) -> tuple[int, int, int, datetime | None]:
+    def _describe(self, context: int | None) -> tuple[int, int, int, datetime | None]:
         """Readiness check plus the model's shapes and training cutoff (the config
         parameter ``trained_until``, when the exporter wrote it), from Triton's own model
-        config."""
+        config. The context is the parameter ``context`` or a fixed step axis' size, else
+        the caller's ``context`` (the local PyTriton server carries no parameters: its
+        model refuses a call longer than its context itself)."""
 
         def ask():
             if not self._client.is_server_ready(client_timeout=self.timeout_s):
@@ -103,19 +116,33 @@ class TritonPolicy:
                 f"expected {INPUT_NAMES}: not an alphafactory generator"
             )
         parameters = config.get("parameters", {})
+        steps = dims["rtg"][0]
+        self.padded_steps = max(steps, 0)
+        declared = parameters.get(CONTEXT_PARAMETER, {}).get("string_value")
+        served = int(declared) if declared else self.padded_steps
+        if not (served or context):
+            raise ValueError(
+                f"model {self._label()} at {self.url} does not say its context (a step axis "
+                "of any size and no 'context' parameter): pass the checkpoint's context"
+            )
         own = parameters.get(f"trained_until.v{self._model_version}")
         stamp = (own or parameters.get("trained_until", {})).get("string_value")
         until = datetime.fromisoformat(stamp) if stamp else None
         outputs = {t["name"]: [int(d) for d in t["dims"]] for t in config.get("output", [])}
         if TOP_LOGITS in outputs and TOP_TOKENS in outputs:
             self.served_top_k = outputs[TOP_LOGITS][0]
-        return dims["rtg"][0], dims["mask"][0], int(config.get("max_batch_size", 0)) or 1, until
+        rows = int(config.get("max_batch_size", 0)) or 1
+        return served or context, dims["mask"][0], rows, until
 
     def __call__(self, rtg, features, actions, lengths, mask, *, top_k: int = 0) -> np.ndarray:
         """The masked logits, (rows, vocabulary). With 0 < ``top_k`` <= the served K, Triton
         answers only the top pair and every logit outside it comes back as MASKED_LOGIT, so
         a sampler draws from the top K (at most ``top_k`` of them are asked for)."""
         top = self.served_top_k if 0 < top_k <= self.served_top_k else 0
+        if self.padded_steps:
+            rtg, features, actions = _pad_steps(
+                rtg, features, actions, self.padded_steps, self.vocab_size
+            )
         arrays = {
             "rtg": np.ascontiguousarray(rtg, dtype=np.float32),
             "features": np.ascontiguousarray(features, dtype=np.int64),
@@ -188,9 +215,33 @@ class TritonPolicy:
         self._client.close()
 
 
+def _pad_steps(rtg, features, actions, steps: int, no_action: int):
+    """Inputs of ``t`` steps padded to ``steps`` (a model exported with a fixed step axis),
+    actions with the "no action yet" token: the network is causal, so what follows the
+    step being chosen changes nothing."""
+    extra = steps - rtg.shape[1]
+    if extra <= 0:
+        return rtg, features, actions
+    return (
+        np.pad(rtg, ((0, 0), (0, extra))),
+        np.pad(features, ((0, 0), (0, extra), (0, 0))),
+        np.pad(actions, ((0, 0), (0, extra)), constant_values=no_action),
+    )
+
+
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
+
+
 def _reason(error: Exception | None) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__
+    """The first line of an error and, where it carries the server's traceback, the last
+    exception raised in it (the model's own message)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    raised = [line for line in lines[1:] if _RAISED.match(line)]
+    if raised and "Traceback" in lines[0]:
+        return f"{lines[0][:300]} ... {raised[-1][:300]}"
+    return lines[0][:300]
 
 
 class FallbackPolicy:

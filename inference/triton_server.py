@@ -52,8 +52,12 @@ def _onnx_function(model: ServedModel):
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(model.onnx), options, providers=["CPUExecutionProvider"])
     outputs = [spec.name for spec in model.outputs]
+    context = int(model.metadata.get("context", 0))
 
     def infer(**inputs: np.ndarray) -> dict[str, np.ndarray]:
+        steps = inputs["actions"].shape[1]
+        if context and steps > context:  # PyTriton's config cannot say it: the client learns here
+            raise ValueError(f"{steps} steps sent, more than {model.name}'s context {context}")
         # every declared output: the top pair costs a top-k over the logits already there,
         # and Triton sends back only the outputs a request asked for
         return dict(zip(outputs, session.run(outputs, inputs), strict=True))

@@ -28,12 +28,13 @@ from inference.repository import (
 )
 from inference.sampling import InProcessPolicy, SamplingOptions, generate
 from inference.training import TrainConfig, load_checkpoint, save_checkpoint, train
-from inference.triton_client import FallbackPolicy, TritonPolicy, TritonUnavailable
+from inference.triton_client import FallbackPolicy, TritonPolicy, TritonUnavailable, _pad_steps
 
 CONTEXT = 10
 # Triton computes in ONNX Runtime, the reference in torch: same float32 graph, different
 # kernels, so logits agree to rounding (observed 2.4e-7), not bit for bit.
 TOLERANCE = 1e-5
+STEPPED = ("rtg", "features", "actions")  # the inputs with a step axis
 VOCAB = Vocabulary(
     {"close": "panel", "volume": "panel", "cpi": "macro", "gdp": "macro"}, LanguageConfig.monthly()
 )
@@ -102,7 +103,12 @@ def test_the_repository_layout_and_config_match_the_onnx_graph(exported):
         assert declared.name == actual.name
         assert declared.data_type == onnx_types[actual.type.tensor_type.elem_type]
         assert shape[0].dim_param  # the batch dimension is dynamic
-        assert list(declared.dims) == [d.dim_value for d in shape[1:]]
+        if declared.name in STEPPED:  # and the step axis: -1 in the config
+            assert shape[1].dim_param and declared.dims[0] == -1
+            assert list(declared.dims[1:]) == [d.dim_value for d in shape[2:]]
+        else:
+            assert list(declared.dims) == [d.dim_value for d in shape[1:]]
+    assert config.parameters["context"].string_value == str(CONTEXT)
     assert tuple(t.name for t in config.input) == INPUT_NAMES
     assert tuple(t.name for t in config.output) == OUTPUT_NAMES
     assert [list(t.dims) for t in config.output] == [
@@ -153,6 +159,37 @@ def test_onnx_runtime_computes_the_same_logits_as_torch(checkpoint, exported):
     np.testing.assert_array_equal(np.take_along_axis(got, top_tokens, axis=1), top_logits)
     kth_largest = -np.sort(-expected, axis=1)[:, DEFAULT_TOP_K - 1]
     np.testing.assert_allclose(top_logits[:, -1], kth_largest, rtol=0, atol=TOLERANCE)
+    for steps in (1, 4):  # the steps so far, as the sampler sends them
+        short = so_far(arrays, steps)
+        feeds = dict(zip(INPUT_NAMES, short, strict=True)) | {"lengths": short[3][:, None]}
+        got = session.run(["logits"], feeds)[0]
+        np.testing.assert_allclose(got, reference(checkpoint, short), rtol=0, atol=TOLERANCE)
+
+
+def so_far(arrays, steps: int):
+    """The inputs cut to their first ``steps`` steps, each row choosing step ``steps``."""
+    rtg, features, actions, _, mask = arrays
+    lengths = np.full(len(rtg), steps, dtype=np.int64)
+    return rtg[:, :steps], features[:, :steps], actions[:, :steps], lengths, mask
+
+
+def test_a_folder_serving_a_fixed_step_version_declares_it_and_the_client_pads(
+    checkpoint, tmp_path
+):
+    export_repository(checkpoint, tmp_path, ServingOptions(model_name="gen"))
+    own = tmp_path / "gen" / "1" / "generator.json"
+    older = {k: v for k, v in json.loads(own.read_text()).items() if k != "variable_steps"}
+    own.write_text(json.dumps(older))  # as version 1 was written before the axis was variable
+    export_repository(checkpoint, tmp_path, ServingOptions(model_name="gen", version=2))
+    config = text_format.Parse((tmp_path / "gen" / "config.pbtxt").read_text(), pb.ModelConfig())
+    assert [list(t.dims) for t in config.input[:3]] == [[CONTEXT], [CONTEXT, 4], [CONTEXT]]
+    # the client's padding: the logits of the steps so far, padded, are theirs unpadded
+    short = so_far(inputs(5, seed=3), 3)
+    padded = _pad_steps(*short[:3], CONTEXT, len(VOCAB))
+    assert [a.shape[1] for a in padded] == [CONTEXT] * 3 and (padded[2][:, 3:] == len(VOCAB)).all()
+    np.testing.assert_allclose(
+        reference(checkpoint, (*padded, *short[3:])), reference(checkpoint, short), atol=1e-6
+    )
 
 
 def test_a_version_exported_before_the_top_outputs_keeps_the_folder_on_logits(checkpoint, tmp_path):
@@ -232,16 +269,37 @@ class TestOnTheLocalTriton:
         except stack.StackError as error:
             log = stack.stack_paths(stack_settings).log("triton")
             pytest.fail(f"{error}\n{log.read_text()[-3000:] if log.exists() else ''}")
-        policy = TritonPolicy(stack_settings.triton.grpc, name, retries=5)
+        with pytest.raises(ValueError, match="does not say its context"):
+            TritonPolicy(stack_settings.triton.grpc, name, retries=5)
+        policy = TritonPolicy(stack_settings.triton.grpc, name, context=CONTEXT, retries=5)
         yield policy
         policy.close()
 
     def test_triton_logits_equal_the_in_process_model(self, served, checkpoint):
         assert (served.context, served.vocab_size) == (CONTEXT, len(VOCAB))
+        assert served.padded_steps == 0  # the step axis is variable
         for rows in (1, 7, 64):
             arrays = inputs(rows, seed=rows)
             got = served(*arrays)
             np.testing.assert_allclose(got, reference(checkpoint, arrays), rtol=0, atol=TOLERANCE)
+            short = so_far(arrays, 2)
+            np.testing.assert_allclose(
+                served(*short), reference(checkpoint, short), rtol=0, atol=TOLERANCE
+            )
+
+    def test_a_call_longer_than_the_context_is_refused_by_name(self, served):
+        rtg, features, actions, lengths, mask = inputs(2)
+        longer = (
+            np.concatenate([rtg, rtg[:, :1]], 1),
+            np.concatenate([features, features[:, :1]], 1),
+            np.concatenate([actions, actions[:, :1]], 1),
+        )
+        retries, served.retries = served.retries, 1
+        try:
+            with pytest.raises(TritonUnavailable, match=f"{CONTEXT + 1} steps sent, more than"):
+                served(*longer, lengths, mask)
+        finally:
+            served.retries = retries
 
     def test_batches_above_the_model_limit_are_split(self, served, checkpoint):
         arrays = inputs(10, seed=5)

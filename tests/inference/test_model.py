@@ -9,7 +9,7 @@ import torch
 from alphafactory.formula import LanguageConfig, Vocabulary, parse, random_formula, to_tokens
 from inference.encoding import encode
 from inference.model import MASKED_LOGIT, DecisionTransformer, ModelConfig, action_loss
-from inference.sampling import sample
+from inference.sampling import InProcessPolicy, generate, sample
 
 VOCAB = Vocabulary({"close": "panel", "volume": "panel", "cpi": "macro"}, LanguageConfig.daily())
 CONTEXT = 10
@@ -77,6 +77,51 @@ def test_next_action_logits_equal_the_full_forward_at_that_step(batch):
         padded[row, length - 1 :] = len(VOCAB)
     got = net.next_action_logits(rtg, features, padded, lengths, step_masks)
     torch.testing.assert_close(got, full[torch.arange(6), lengths - 1], rtol=1e-5, atol=1e-5)
+
+
+def test_the_steps_so_far_give_the_logits_of_the_padded_context(batch):
+    rtg, features, actions, masks, _ = batch
+    net = model()
+    for step in (1, 3, CONTEXT):
+        lengths = torch.full((6,), step)
+        mask = masks[:, step - 1]
+        padded = net.next_action_logits(rtg, features, actions, lengths, mask)
+        so_far = net.next_action_logits(
+            rtg[:, :step], features[:, :step], actions[:, :step], lengths, mask
+        )
+        torch.testing.assert_close(so_far, padded, rtol=1e-5, atol=1e-5)
+    longer = torch.cat([actions, actions[:, :1]], dim=1)
+    with pytest.raises(ValueError, match=f"{CONTEXT + 1} steps, more than the model's context"):
+        net.next_action_logits(
+            torch.cat([rtg, rtg[:, :1]], 1),
+            torch.cat([features, features[:, :1]], 1),
+            longer,
+            torch.ones(6, dtype=torch.int64),
+            masks[:, 0],
+        )
+
+
+def test_the_sampler_sends_only_the_steps_so_far_and_writes_what_padding_would():
+    net = model()
+    direct = InProcessPolicy(net)
+    widths = []
+
+    def padded(rtg, features, actions, lengths, mask, *, top_k=0):
+        widths.append(rtg.shape[1])
+        missing = CONTEXT - rtg.shape[1]
+        return direct(
+            np.pad(rtg, ((0, 0), (0, missing))),
+            np.pad(features, ((0, 0), (0, missing), (0, 0))),
+            np.pad(actions, ((0, 0), (0, missing)), constant_values=len(VOCAB)),
+            lengths,
+            mask,
+        )
+
+    padded.context = CONTEXT
+    a = generate(direct, VOCAB, 0.1, 40, rng=np.random.default_rng(7))
+    b = generate(padded, VOCAB, 0.1, 40, rng=np.random.default_rng(7))
+    assert [str(f) for f in a.formulas] == [str(f) for f in b.formulas] and a.formulas
+    assert widths[:3] == [1, 2, 3]  # step t's call carries t steps, not the context
 
 
 def test_the_loss_counts_real_steps_only(batch):
