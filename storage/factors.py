@@ -12,7 +12,6 @@ from typing import Any
 import pandas as pd
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from storage.db import require_aware, require_date, require_finite, require_text
 from storage.errors import ConflictError, InvalidRecordError
@@ -102,11 +101,14 @@ def known_factor_hashes(conn: psycopg.Connection, *, formula_hashes: Iterable[st
 
 
 # one row per factor, strategy and decision time (a second decision the same day saw other
-# data); a rewrite refreshes it
-_UPSERT_EVALUATION = """
+# data); a rewrite refreshes it. A chunk is one statement over arrays: one row at a time
+# cost Postgres a parse, bind and execute each, a seventh of its time in a walk-forward.
+_UPSERT_EVALUATIONS = """
     INSERT INTO core.evaluations
         (formula_hash, strategy_id, as_of, decision_time, metrics, is_alpha)
-    VALUES (%s, %s, %s, %s, %s, %s)
+    SELECT h, s, a, d, m::jsonb, alpha
+    FROM unnest(%s::text[], %s::text[], %s::date[], %s::timestamptz[], %s::text[], %s::bool[])
+        AS rows (h, s, a, d, m, alpha)
     ON CONFLICT (formula_hash, strategy_id, decision_time) DO UPDATE
         SET metrics = EXCLUDED.metrics, is_alpha = EXCLUDED.is_alpha, evaluated_at = now()
 """
@@ -135,19 +137,23 @@ class EvaluationRow:
             require_text(self.strategy_id, "strategy_id"),
             require_date(self.as_of, "as_of"),
             require_aware(self.decision_time, "decision_time"),
-            Jsonb(document, dumps=_dumps),
+            _dumps(document),
             self.is_alpha,
         )
 
 
 def upsert_evaluations(conn: psycopg.Connection, rows: Sequence[EvaluationRow]) -> None:
-    """Store a chunk's evaluations in one pipelined batch (one round trip, not one per
-    row); every row is checked before any is sent. A retried task rewrites the same rows:
-    the same inputs give the same metrics."""
-    parameters = [row.parameters() for row in rows]
-    if parameters:
-        with conn.cursor() as cursor:
-            cursor.executemany(_UPSERT_EVALUATION, parameters)
+    """Store a chunk's evaluations in one statement; every row is checked before any is
+    sent, and of two rows with one key the later wins (as two upserts would have it). A
+    retried task rewrites the same rows: the same inputs give the same metrics."""
+    latest = {}
+    for row in rows:
+        checked = row.parameters()
+        latest[(checked[0], checked[1], checked[3])] = checked
+    if latest:
+        conn.execute(
+            _UPSERT_EVALUATIONS, [list(column) for column in zip(*latest.values(), strict=True)]
+        )
 
 
 def evaluations(

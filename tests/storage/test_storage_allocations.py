@@ -209,3 +209,17 @@ def test_a_batch_enters_the_outbox_in_order_or_not_at_all(connect_as, unique):
     claimed = claim_unsent(relay, limit=10, topic=topic)
     assert [(m.key, m.payload) for m in claimed] == [(e.key, e.payload) for e in events]
     relay.rollback()
+
+
+def test_a_large_batch_takes_outbox_ids_in_the_events_order(connect_as, unique):
+    # one statement writes the batch: the ids (the relay's publishing order) must still
+    # follow the events, keyless ones included
+    topic = unique("topic")
+    writer = connect_as("app", autocommit=True)
+    events = [OutboxEvent(topic, None if i % 7 else f"k{i}", {"i": i}) for i in range(500)]
+    enqueue_many(writer, events)
+    relay = connect_as("app")
+    claimed = claim_unsent(relay, limit=1000, topic=topic)  # by id
+    relay.rollback()
+    assert [m.payload["i"] for m in claimed] == list(range(500))
+    assert [m.key for m in claimed] == [e.key for e in events]

@@ -27,6 +27,7 @@ from storage.market import as_panel, market_as_of, panel_to_observations, record
 AS_OF = date(2024, 3, 29)
 DECIDED = datetime(2024, 3, 29, 12, 30, tzinfo=UTC)
 AT = {"as_of": AS_OF, "decision_time": DECIDED}
+LATER = {"as_of": AS_OF, "decision_time": DECIDED + timedelta(hours=4)}
 
 
 def test_factor_upsert_is_idempotent_and_guards_the_hash(app_conn, unique):
@@ -76,8 +77,10 @@ def test_evaluation_upsert_overwrites_one_row_per_key(app_conn, unique):
     # a second decision the same day is a row of its own: it saw other data
     later = {"as_of": AS_OF, "decision_time": DECIDED + timedelta(hours=4)}
     upsert_evaluations(app_conn, [first])
+    # one key twice in one batch (a single statement): the later row wins, as two upserts
     upsert_evaluations(
-        app_conn, [rewritten, EvaluationRow(h, strategy, metrics=metrics, is_alpha=False, **later)]
+        app_conn,
+        [first, rewritten, EvaluationRow(h, strategy, metrics=metrics, is_alpha=False, **later)],
     )
     stored = "SELECT count(*) FROM core.evaluations WHERE formula_hash = %s AND strategy_id = %s"
     assert app_conn.execute(stored, (h, strategy)).fetchone()[0] == 2
@@ -222,3 +225,14 @@ def test_pool_opens_explicitly_and_reports_a_bad_login_without_the_password(db_s
         open_pool(wrong, min_size=1, max_size=1, timeout_s=2)
     assert "nope" not in str(caught.value)
     assert "nope" not in redact_dsn(wrong)
+
+
+def test_an_evaluation_batch_is_checked_whole_before_any_row_is_written(app_conn, unique):
+    h, strategy = unique("hash"), unique("strategy")
+    upsert_factor(app_conn, formula_hash=h, formula="x", origin="generator")
+    good = EvaluationRow(h, strategy, metrics={"ic": 0.1}, is_alpha=True, **AT)
+    bad = EvaluationRow(h, strategy, metrics={"ic": object()}, is_alpha=True, **LATER)
+    with pytest.raises(InvalidRecordError, match="metrics are not JSON-serialisable"):
+        upsert_evaluations(app_conn, [good, bad])
+    stored = "SELECT count(*) FROM core.evaluations WHERE strategy_id = %s"
+    assert app_conn.execute(stored, (strategy,)).fetchone()[0] == 0
