@@ -121,8 +121,8 @@ def _metrics(result: Evaluation) -> dict:
 
 def _store(conn, request: RequestRecord, outcomes: list[tuple[str, str, dict, bool]]) -> None:
     """Each (formula hash, formula, metrics, qualified): its evaluation and its
-    ``BacktestResult`` in the outbox, a batch of each (one round trip, not two per formula:
-    the round trips were most of a chunk's time)."""
+    ``BacktestResult`` in the outbox, one statement for each kind (not two per formula: the
+    round trips were most of a chunk's time)."""
     rows, events = [], []
     evaluated_at = datetime.now(UTC)
     for formula_hash, formula, metrics, qualified in outcomes:
