@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
@@ -138,7 +138,8 @@ class EvaluationRow:
             "h": require_text(self.formula_hash, "formula_hash"),
             "s": require_text(self.strategy_id, "strategy_id"),
             "a": require_date(self.as_of, "as_of").isoformat(),
-            "d": require_aware(self.decision_time, "decision_time").isoformat(),
+            # in UTC: one instant, one key (the batch keeps the later row of a key)
+            "d": require_aware(self.decision_time, "decision_time").astimezone(UTC).isoformat(),
             "m": metrics,
             "alpha": self.is_alpha,
         }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -236,3 +236,20 @@ def test_an_evaluation_batch_is_checked_whole_before_any_row_is_written(app_conn
         upsert_evaluations(app_conn, [good, bad])
     stored = "SELECT count(*) FROM core.evaluations WHERE strategy_id = %s"
     assert app_conn.execute(stored, (strategy,)).fetchone()[0] == 0
+
+
+def test_one_instant_in_two_zones_is_one_evaluation_key_in_a_batch(app_conn, unique):
+    h, strategy = unique("hash"), unique("strategy")
+    upsert_factor(app_conn, formula_hash=h, formula="x", origin="generator")
+    new_york = DECIDED.astimezone(timezone(timedelta(hours=-4)))
+    upsert_evaluations(
+        app_conn,
+        [
+            EvaluationRow(h, strategy, metrics={"ic": 0.1}, is_alpha=True, **AT),
+            EvaluationRow(h, strategy, as_of=AS_OF, decision_time=new_york, metrics={"ic": 0.2}),
+        ],
+    )
+    stored = app_conn.execute(
+        "SELECT metrics ->> 'ic' FROM core.evaluations WHERE strategy_id = %s", (strategy,)
+    ).fetchall()
+    assert stored == [("0.2",)]
