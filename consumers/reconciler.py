@@ -145,7 +145,7 @@ class Reconciler:
         return strategy.generation.chunk_size if strategy else 50
 
     def _unallocated(self, conn, now: datetime) -> int:
-        waiting = unallocated_requests(conn, generated_before=now - self.rules.grace)
+        waiting = unallocated_requests(conn, complete_before=now - self.rules.grace)
         for request_id in waiting:
             try:
                 allocation_id = allocate_request(conn, self.allocation, request_id)

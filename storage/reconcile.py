@@ -135,23 +135,29 @@ def stalled_requests(
     return [row[0] for row in rows]
 
 
-def unallocated_requests(conn: psycopg.Connection, *, generated_before: datetime) -> list[str]:
-    """Complete requests (every candidate evaluated) with neither an allocation nor a
-    recorded failure: the result that should have woken the allocator was lost."""
+def unallocated_requests(conn: psycopg.Connection, *, complete_before: datetime) -> list[str]:
+    """Requests complete (every candidate evaluated) since before ``complete_before`` with
+    neither an allocation nor a recorded failure: the result that should have woken the
+    allocator was lost.
+
+    Completion is the last evaluation, not the generation: a request whose evaluation
+    outlasts the grace period is otherwise allocated here the moment its last candidate is
+    stored, racing the allocator that is about to get the result (seen in CI)."""
     rows = conn.execute(
         """
         SELECT r.request_id FROM core.generation_requests AS r
         WHERE r.n_candidates IS NOT NULL AND r.failed_at IS NULL AND r.skipped IS NULL
-          AND r.generated_at < %s
+          AND r.generated_at < %(before)s
           AND NOT EXISTS (
               SELECT 1 FROM core.request_candidates AS c
-              WHERE c.request_id = r.request_id AND c.evaluated_at IS NULL)
+              WHERE c.request_id = r.request_id
+                AND (c.evaluated_at IS NULL OR c.evaluated_at >= %(before)s))
           AND NOT EXISTS (
               SELECT 1 FROM core.allocations AS a
               WHERE a.strategy_id = r.strategy_id AND a.trigger_event_id = r.trigger_event_id)
         ORDER BY r.created_at
         """,
-        (generated_before,),
+        {"before": complete_before},
     ).fetchall()
     return [row[0] for row in rows]
 

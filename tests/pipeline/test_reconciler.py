@@ -27,6 +27,7 @@ from storage.reconcile import (
     reconciler_actions,
     releases_without_request,
     stalled_requests,
+    unallocated_requests,
 )
 from storage.requests import RequestRecord, register_request
 
@@ -82,8 +83,8 @@ def release_request(strategy, market, trigger: str) -> GenerationRequest:
 
 def outbox_requests(conn, strategy_id: str, since_id: int) -> list[GenerationRequest]:
     rows = conn.execute(
-        "SELECT payload FROM core.outbox WHERE key = %s AND id > %s ORDER BY id",
-        (strategy_id, since_id),
+        "SELECT payload FROM core.outbox WHERE topic = %s AND key = %s AND id > %s ORDER BY id",
+        (GenerationRequest.topic, strategy_id, since_id),
     ).fetchall()
     return [decode(GenerationRequest, json.dumps(payload).encode()) for (payload,) in rows]
 
@@ -187,6 +188,42 @@ def test_requests_without_candidates_tasks_or_allocation_are_re_driven(
     actions = reconciler_actions(conn, since=request.requested_at)
     kinds = {action for action, subject, *_ in actions if subject == request.request_id}
     assert {"stalled", "unallocated"} <= kinds
+
+
+def test_a_request_completed_within_the_grace_period_is_left_to_the_allocator(
+    conn, market, strategy, generator, reconciler, unique_trigger
+):
+    policy, vocab = generator
+    strategies = {strategy.id: strategy}
+    generation = GenerationContext(
+        strategies, policy, vocab, 1.0, lambda *_: 1, reconciler.allocation, threading.Event()
+    )
+    request = release_request(strategy, market, unique_trigger)
+    handle_request(conn, generation, request)
+    # generated long ago, its evaluation outlasted the grace period, then finished just now
+    conn.execute(
+        "UPDATE core.generation_requests SET generated_at = now() - interval '2 hours' "
+        "WHERE request_id = %s",
+        (request.request_id,),
+    )
+    pending = [
+        h
+        for (h,) in conn.execute(
+            "SELECT formula_hash FROM core.request_candidates WHERE request_id = %s",
+            (request.request_id,),
+        )
+    ]
+    evaluate_chunk(conn, EvaluationContext(strategies), request.request_id, pending)
+    an_hour_ago = database_now(conn) - timedelta(hours=1)
+    # its result is on its way to the allocator: not lost yet
+    assert request.request_id not in unallocated_requests(conn, complete_before=an_hour_ago)
+    conn.execute(
+        "UPDATE core.request_candidates SET evaluated_at = now() - interval '90 minutes' "
+        "WHERE request_id = %s",
+        (request.request_id,),
+    )
+    # complete for longer than the grace period without an allocation: lost
+    assert request.request_id in unallocated_requests(conn, complete_before=an_hour_ago)
 
 
 def test_a_request_queued_behind_older_work_is_waiting_not_stalled(
