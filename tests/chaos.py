@@ -80,10 +80,17 @@ class World:
 
 
 def make_world(
-    state_dir: Path, market, *, n_triggers: int, strategy_toml: str = STRATEGY_TOML
+    state_dir: Path,
+    market,
+    *,
+    n_triggers: int,
+    strategy_toml: str = STRATEGY_TOML,
+    visibility_timeout_s: int = 10,
 ) -> World:
     """Settings for a stack with every service (fast reconciler), the strategy, and the
-    window of the market's releases that holds its last ``n_triggers`` triggers."""
+    window of the market's releases that holds its last ``n_triggers`` triggers. A task
+    unacknowledged ``visibility_timeout_s`` after its delivery is delivered again: short,
+    so a killed worker's chunk returns within a test."""
     from producers.releases import release_events
     from producers.replay import triggers_last_in_each_instant
 
@@ -98,7 +105,7 @@ def make_world(
             "strategies_dir": strategies_dir,
             "poll_interval_s": 0.2,
             "generator_checkpoint": state_dir / "generator.pt",
-            "visibility_timeout_s": 10,
+            "visibility_timeout_s": visibility_timeout_s,
             "reconcile_every_s": 2.0,
             "reconcile_grace_s": 5.0,
             "reconcile_stall_s": 20.0,

@@ -35,7 +35,11 @@ EXIT_TIMEOUT_S = 60.0
 @pytest.fixture(scope="module")
 def world():
     market = synthetic_market(n_assets=6, n_dates=96, n_macro=4, seed=21, frequency="M")
-    options = {"n_triggers": 3, "strategy_toml": BUSY_STRATEGY}
+    # no process here is killed, so nothing waits on the visibility timeout; the chaos
+    # worlds' 10 s delivers a chunk again whenever its delivery outlasts it on a loaded
+    # machine (a worker's first chunk loading its panel while the trainer holds both
+    # cores), which is a second start this file's tests would count as done twice
+    options = {"n_triggers": 3, "strategy_toml": BUSY_STRATEGY, "visibility_timeout_s": 600}
     with running_world("alphafactory-sigterm-", market, **options) as started:
         yield started
 
