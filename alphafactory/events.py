@@ -9,7 +9,7 @@ a new schema version.
 
 ``MacroRelease`` and ``MarketData`` are the contracts of ``macro.releases`` and
 ``market.data`` (DESIGN.md): outside clients publish them. The other three are internal:
-a generation request per strategy and trigger, one result per evaluated formula, one
+a generation request per strategy and trigger, the results of each evaluated chunk, one
 rebalance per allocation.
 """
 
@@ -154,23 +154,55 @@ def request_id_for(strategy_id: str, trigger_event_id: str) -> str:
     return digest[:32]
 
 
-class BacktestResult(Event):
-    """One formula evaluated point-in-time for a request; metrics that could not be
-    computed are null."""
+class FormulaResult(BaseModel):
+    """One formula evaluated point-in-time; metrics that could not be computed are null."""
+
+    model_config = Event.model_config
+    formula_hash: Text
+    formula: Annotated[str, Field(min_length=1, max_length=10_000)]
+    qualified: bool
+    metrics: dict[str, float | None]
+
+
+class BacktestResults(Event):
+    """The formulas of one chunk of a request, evaluated and stored (a chunk too large for
+    one message is split by :meth:`of_chunk`). Per chunk, not per formula: the allocator
+    only asks whether the request is complete, and a record per formula was a sixth of the
+    full walk-forward's CPU (outbox rows, the relay, the broker, the allocator's decoding)."""
 
     topic: ClassVar[str] = topics.BACKTEST_RESULTS
     request_id: Text
     strategy_id: Text
     as_of: date
-    formula_hash: Text
-    formula: Annotated[str, Field(min_length=1, max_length=10_000)]
-    qualified: bool
-    metrics: dict[str, float | None]
     evaluated_at: AwareDatetime
-    schema_version: Literal[1] = 1
+    results: Annotated[list[FormulaResult], Field(min_length=1, max_length=10_000)]
+    schema_version: Literal[2] = 2
 
     def key(self) -> str:
         return self.strategy_id
+
+    @classmethod
+    def of_chunk(
+        cls,
+        results: list[FormulaResult],
+        *,
+        max_bytes: int = MAX_EVENT_BYTES // 2,
+        **announced,
+    ) -> list[BacktestResults]:
+        """``results`` announced in order, in as few events as keep each one's results
+        within ``max_bytes`` of JSON (one result per event at least); ``announced``: the
+        other fields."""
+        events, batch, size = [], [], 0
+        for result in results:
+            length = len(result.model_dump_json()) + 1
+            if batch and size + length > max_bytes:
+                events.append(cls(results=batch, **announced))
+                batch, size = [], 0
+            batch.append(result)
+            size += length
+        if batch:
+            events.append(cls(results=batch, **announced))
+        return events
 
 
 class Rebalance(Event):
@@ -214,7 +246,7 @@ class TrainingRequest(Event):
 
 EVENTS: dict[str, type[Event]] = {
     cls.topic: cls
-    for cls in (MacroRelease, MarketData, GenerationRequest, BacktestResult, Rebalance)
+    for cls in (MacroRelease, MarketData, GenerationRequest, BacktestResults, Rebalance)
 }
 E = TypeVar("E", bound=Event)
 

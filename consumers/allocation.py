@@ -1,6 +1,6 @@
 """Allocate once a request's evaluations are complete: select, combine, write positions.
 
-Called by the allocator for every ``BacktestResult`` it consumes (and by the generation
+Called by the allocator for every ``BacktestResults`` it consumes (and by the generation
 service for a request with no new candidates). It does nothing until every candidate of
 the request is evaluated, then, under a transaction-scoped advisory lock on the strategy
 (so concurrent allocators, duplicates or two triggers in flight, serialise): the
@@ -28,7 +28,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from psycopg_pool import ConnectionPool
 
 from alphafactory.decision import allocate, alpha_signals, benchmark_weights
-from alphafactory.events import BacktestResult, EventError, Rebalance, decode
+from alphafactory.events import BacktestResults, EventError, Rebalance, decode
 from alphafactory.panel import Panel
 from alphafactory.strategy import Strategy
 from alphafactory.variants import BENCHMARKS, allocation_variants, benchmark_allocation
@@ -166,10 +166,10 @@ def _rebalance(
 
 
 class AllocationHandler:
-    """``ConsumerLoop`` handler of ``alpha.backtest.results``: a result asks whether its
-    request is complete (one index probe) and allocates it once it is. A polled batch asks
-    once per request it names: a request's results arrive by the thousand, and only the
-    request's completeness matters, not which result completed it."""
+    """``ConsumerLoop`` handler of ``alpha.backtest.results``: a chunk's results ask
+    whether their request is complete (one index probe) and allocate it once it is. A
+    polled batch asks once per request it names: a request's chunks arrive by the dozen,
+    and only the request's completeness matters, not which chunk completed it."""
 
     def __init__(self, pool: ConnectionPool, context: AllocationContext) -> None:
         self._pool, self._context = pool, context
@@ -180,7 +180,7 @@ class AllocationHandler:
     def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
         """Allocate each request the records name, in the order first named; a record that
         does not decode raises, and the loop then handles the records one by one."""
-        request_ids = dict.fromkeys(decode(BacktestResult, r.value).request_id for r in records)
+        request_ids = dict.fromkeys(decode(BacktestResults, r.value).request_id for r in records)
         with self._pool.connection() as conn:
             for request_id in request_ids:
                 allocate_request(conn, self._context, request_id)
@@ -189,7 +189,7 @@ class AllocationHandler:
         """The request cannot be allocated (e.g. no market data at its decision time): it
         ends failed, with the reason, and later results of it do not try again."""
         try:
-            result = decode(BacktestResult, record.value)
+            result = decode(BacktestResults, record.value)
         except EventError:
             return
         with self._pool.connection() as conn:

@@ -4,9 +4,9 @@ What the Celery task ``alphafactory.evaluate`` runs (the task itself stays thin)
 panel is read as of the request's decision time only (``consumers.market_data``), so no
 evaluation sees a release or a price published later. One transaction per chunk stores,
 for each formula: its evaluation (upsert keyed by formula hash, strategy and decision
-time), its candidate marked evaluated, and a ``BacktestResult`` in the outbox (each a
-batched statement per chunk), which the relay
-publishes to ``alpha.backtest.results`` after the commit. A chunk delivered twice (a
+time) and its candidate marked evaluated (each a batched statement per chunk), and the
+chunk's ``BacktestResults`` in the outbox, which the relay publishes to
+``alpha.backtest.results`` after the commit. A chunk delivered twice (a
 worker killed after the commit, before the acknowledgement) rewrites the same rows.
 
 :func:`run_chunk` is one delivery of a chunk with its failures classified
@@ -29,7 +29,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from alphafactory.decision import Evaluation, evaluate_formulas
-from alphafactory.events import BacktestResult
+from alphafactory.events import BacktestResults, FormulaResult
 from alphafactory.retry import Backoff
 from alphafactory.strategy import Strategy
 from consumers.failures import OUTAGE_BACKOFF, is_transient
@@ -120,11 +120,10 @@ def _metrics(result: Evaluation) -> dict:
 
 
 def _store(conn, request: RequestRecord, outcomes: list[tuple[str, str, dict, bool]]) -> None:
-    """Each (formula hash, formula, metrics, qualified): its evaluation and its
-    ``BacktestResult`` in the outbox, one statement for each kind (not two per formula: the
+    """Each (formula hash, formula, metrics, qualified): its evaluation, and the chunk's
+    ``BacktestResults`` in the outbox, one statement for each (not two per formula: the
     round trips were most of a chunk's time)."""
-    rows, events = [], []
-    evaluated_at = datetime.now(UTC)
+    rows, results = [], []
     for formula_hash, formula, metrics, qualified in outcomes:
         rows.append(
             EvaluationRow(
@@ -141,19 +140,20 @@ def _store(conn, request: RequestRecord, outcomes: list[tuple[str, str, dict, bo
             for k, v in metrics.items()
             if isinstance(v, int | float) or v is None
         }
-        result = BacktestResult(
-            request_id=request.request_id,
-            strategy_id=request.strategy_id,
-            as_of=request.as_of,
-            formula_hash=formula_hash,
-            formula=formula,
-            qualified=qualified,
-            metrics=numbers,
-            evaluated_at=evaluated_at,
+        results.append(
+            FormulaResult(
+                formula_hash=formula_hash, formula=formula, qualified=qualified, metrics=numbers
+            )
         )
-        events.append(OutboxEvent.of(result))
     upsert_evaluations(conn, rows)
-    enqueue_many(conn, events)
+    announced = BacktestResults.of_chunk(
+        results,
+        request_id=request.request_id,
+        strategy_id=request.strategy_id,
+        as_of=request.as_of,
+        evaluated_at=datetime.now(UTC),
+    )
+    enqueue_many(conn, [OutboxEvent.of(event) for event in announced])
 
 
 # Between a poison chunk's attempts: 0-2 s, 0-4 s, 0-8 s... (full jitter)

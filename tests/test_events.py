@@ -11,8 +11,9 @@ from alphafactory import topics
 from alphafactory.events import (
     EVENTS,
     MAX_EVENT_BYTES,
-    BacktestResult,
+    BacktestResults,
     EventError,
+    FormulaResult,
     GenerationRequest,
     MacroRelease,
     Rebalance,
@@ -87,15 +88,19 @@ def test_every_internal_event_round_trips_and_is_frozen():
             candidates=100,
             requested_at=NOW,
         ),
-        BacktestResult(
+        BacktestResults(
             request_id="r1",
             strategy_id="s",
             as_of=date(2024, 4, 30),
-            formula_hash="h",
-            formula="rank(us_core_cpi)",
-            qualified=True,
-            metrics={"ic": 0.05, "hac_tstat": None},
             evaluated_at=NOW,
+            results=[
+                FormulaResult(
+                    formula_hash="h",
+                    formula="rank(us_core_cpi)",
+                    qualified=True,
+                    metrics={"ic": 0.05, "hac_tstat": None},
+                )
+            ],
         ),
         Rebalance(
             allocation_id="a1",
@@ -133,3 +138,41 @@ def test_an_internal_event_with_a_bad_value_names_it():
         decode(GenerationRequest, message)
     assert "trigger: Input should be 'release', 'schedule', 'manual' or 'market'" in str(info.value)
     assert "candidates: Input should be greater than or equal to 1 (got 0)" in str(info.value)
+
+
+def _results(n: int, formula_chars: int) -> list[FormulaResult]:
+    return [
+        FormulaResult(
+            formula_hash=f"{k:064x}",
+            formula="x" * formula_chars,
+            qualified=k % 2 == 0,
+            metrics={"ic": k / 100, "hac_tstat": None},
+        )
+        for k in range(n)
+    ]
+
+
+CHUNK = {"request_id": "r1", "strategy_id": "s", "as_of": date(2024, 4, 30), "evaluated_at": NOW}
+
+
+def test_a_chunk_is_announced_in_one_event():
+    results = _results(100, 40)
+    (event,) = BacktestResults.of_chunk(results, **CHUNK)
+    assert event.results == results and event.request_id == "r1"
+    assert decode(BacktestResults, event.to_json()) == event
+
+
+def test_a_chunk_too_large_for_one_message_is_split_in_order_under_the_limit():
+    results = _results(300, 9_000)  # 2.7 MB of formulas: more than a message holds
+    events = BacktestResults.of_chunk(results, **CHUNK)
+    assert len(events) > 1
+    assert [r for e in events for r in e.results] == results
+    for event in events:
+        assert len(event.to_json()) <= MAX_EVENT_BYTES
+        assert decode(BacktestResults, event.to_json()) == event
+
+
+def test_a_per_formula_result_of_the_first_schema_is_refused_by_its_version():
+    v1 = {**CHUNK, "as_of": "2024-04-30", "evaluated_at": NOW.isoformat(), "formula_hash": "h"}
+    with pytest.raises(EventError, match="schema_version 1 is unknown; expected 2"):
+        decode(BacktestResults, json.dumps({**v1, "schema_version": 1}).encode())

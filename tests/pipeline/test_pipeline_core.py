@@ -16,7 +16,12 @@ import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
 from alphafactory.decision import DecisionError, decision_panel, evaluate_formulas
-from alphafactory.events import BacktestResult, GenerationRequest, request_id_for
+from alphafactory.events import (
+    BacktestResults,
+    FormulaResult,
+    GenerationRequest,
+    request_id_for,
+)
 from alphafactory.formula import formula_hash
 from consumers.allocation import AllocationContext, AllocationHandler, allocate_request
 from consumers.evaluation import (
@@ -111,7 +116,7 @@ def test_a_request_flows_to_positions_once(conn, market, strategy, contexts, uni
         (request.request_id, unique_trigger),
     ).fetchall()
     topics = [r[0] for r in outbox]
-    assert topics.count("alpha.backtest.results") == 12 + 5  # the redelivered chunk re-announces
+    assert topics.count("alpha.backtest.results") == 3 + 1  # a redelivered chunk re-announces
     assert topics.count("portfolio.rebalances") == 1
     # the request delivered again: nothing generated, nothing sent, the same allocation
     sent.clear()
@@ -309,14 +314,11 @@ def test_a_request_that_cannot_be_allocated_ends_with_its_failure_recorded(
     set_candidates(conn, stored.request_id, [])
     with pytest.raises(DecisionError, match="fewer than 2 market dates"):
         allocate_request(conn, allocation, early.request_id)
-    result = BacktestResult(
+    (result,) = BacktestResults.of_chunk(
+        [FormulaResult(formula_hash="0" * 64, formula="x", qualified=False, metrics={})],
         request_id=early.request_id,
         strategy_id=strategy.id,
         as_of=early.as_of,
-        formula_hash="0" * 64,
-        formula="x",
-        qualified=False,
-        metrics={},
         evaluated_at=datetime.now(UTC),
     )
     record = ConsumerRecord("t", 0, 0, 0, 0, 0, b"k", result.to_json(), [], None, 1, 1, 0)
