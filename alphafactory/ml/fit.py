@@ -35,6 +35,7 @@ class MLSpec:
     embargo: int | None = None
     seed: int = 0
     grid: Sequence[dict[str, Any]] | None = None  # default: GRIDS[model]
+    threads: int = 1
 
     def candidates(self) -> Sequence[dict[str, Any]]:
         if self.grid is not None:
@@ -95,7 +96,7 @@ def _fit_rows(cube, labels, rows, spec: MLSpec, params) -> FittedModel:
     x, y = samples(cube, labels, rows)
     if len(y) == 0:
         raise ModelError(f"no labelled samples in rows {rows[:1]}..{rows[-1:]} to fit on")
-    return fit_model(spec.model, params, x, y, seed=spec.seed)
+    return fit_model(spec.model, params, x, y, seed=spec.seed, threads=spec.threads)
 
 
 def _predict_rows(model: FittedModel, cube: FeatureCube, rows: np.ndarray) -> np.ndarray:

@@ -4,8 +4,9 @@ chooses from.
 Linear models are scikit-learn's (ridge, lasso, elastic net), boosted trees LightGBM's,
 the small net is a torch MLP; all learn standardised features (missing values as the
 cross-sectional mean, 0) to a standardised forward return. Every fit is deterministic:
-fixed seeds, one thread for LightGBM and torch (the workers run one process per core),
-cyclic coordinate descent for the linear models, so a decision is reproducible.
+fixed seeds, LightGBM's deterministic mode, cyclic coordinate descent for the linear
+models, so a decision is reproducible; one thread by default (the workers run one
+process per core).
 """
 
 from __future__ import annotations
@@ -48,16 +49,23 @@ class FittedModel:
 
 
 def fit_model(
-    name: str, params: Mapping[str, Any], x: np.ndarray, y: np.ndarray, *, seed: int = 0
+    name: str,
+    params: Mapping[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int = 0,
+    threads: int = 1,
 ) -> FittedModel:
-    """``name`` fitted with ``params`` on samples ``x`` (S, F) and labels ``y`` (S,)."""
+    """``name`` fitted with ``params`` on samples ``x`` (S, F) and labels ``y`` (S,), on
+    ``threads`` threads (LightGBM and torch; reproducible for a given number)."""
     if name not in MODEL_NAMES:
         raise ModelError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
     fit = {"lightgbm": _lightgbm, "mlp": _mlp}.get(name, _linear)
-    return fit(name, dict(params), x, y, seed)
+    return fit(name, dict(params), x, y, seed, threads)
 
 
-def _linear(name: str, params: dict, x: np.ndarray, y: np.ndarray, seed: int) -> FittedModel:
+def _linear(name: str, params: dict, x, y, seed: int, threads: int) -> FittedModel:
     from sklearn.linear_model import ElasticNet, Lasso, Ridge
 
     kinds = {"ridge": Ridge, "lasso": Lasso, "elasticnet": ElasticNet}
@@ -70,12 +78,12 @@ def _linear(name: str, params: dict, x: np.ndarray, y: np.ndarray, seed: int) ->
     return FittedModel(name, params, model.predict, np.abs(model.coef_))
 
 
-def _lightgbm(name: str, params: dict, x: np.ndarray, y: np.ndarray, seed: int) -> FittedModel:
+def _lightgbm(name: str, params: dict, x, y, seed: int, threads: int) -> FittedModel:
     import lightgbm
 
     options = {
         "random_state": seed,
-        "n_jobs": 1,
+        "n_jobs": threads,
         "deterministic": True,
         "force_row_wise": True,
         "min_child_samples": 50,
@@ -93,7 +101,7 @@ def _lightgbm(name: str, params: dict, x: np.ndarray, y: np.ndarray, seed: int) 
     return FittedModel(name, params, model.predict, np.asarray(gain, dtype=np.float64))
 
 
-def _mlp(name: str, params: dict, x: np.ndarray, y: np.ndarray, seed: int) -> FittedModel:
+def _mlp(name: str, params: dict, x, y, seed: int, threads: int) -> FittedModel:
     import torch
 
     unknown = set(params) - {"hidden", "weight_decay", "epochs", "learning_rate", "batch"}
@@ -101,7 +109,7 @@ def _mlp(name: str, params: dict, x: np.ndarray, y: np.ndarray, seed: int) -> Fi
         raise ModelError(f"{name}: unknown hyperparameters {sorted(unknown)}")
     hidden, epochs = int(params.get("hidden", 32)), int(params.get("epochs", 40))
     batch = int(params.get("batch", 4096))
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = torch.nn.Sequential(
