@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(postgresql redis-server kcat curl chromium)
+DEBIAN_PACKAGES=(postgresql redis-server kcat curl chromium libgomp1)
 VENV=${ALPHAFACTORY_VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 
