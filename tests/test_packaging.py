@@ -29,7 +29,11 @@ DATA = {"numpy", "pandas", "pyarrow"}
 # until someone decides which layer owns it.
 ALLOWED: dict[str, set[str]] = {
     # the bundled dataset is built from data arch, linearmodels, statsmodels ship (offline)
-    CORE: DATA | {"numba", "pydantic", "pydantic_settings", "arch", "linearmodels", "statsmodels"},
+    CORE: DATA
+    | {"numba", "pydantic", "pydantic_settings", "arch", "linearmodels", "statsmodels"}
+    # the ML alphas' models (alphafactory.ml.models): numerical libraries, no I/O, imported
+    # inside the fits
+    | {"sklearn", "lightgbm", "torch"},
     "storage": {CORE, "psycopg", "psycopg_pool"} | DATA,
     "messaging": {CORE, "kafka"},
     "producers": {CORE, "messaging", "storage", "kafka", "psycopg", "psycopg_pool", "pydantic"}
