@@ -150,11 +150,16 @@ def unallocated_requests(conn: psycopg.Connection, *, complete_before: datetime)
           AND r.generated_at < %(before)s
           AND NOT EXISTS (
               SELECT 1 FROM core.request_candidates AS c
-              WHERE c.request_id = r.request_id
-                AND (c.evaluated_at IS NULL OR c.evaluated_at >= %(before)s))
+              WHERE c.request_id = r.request_id AND c.evaluated_at IS NULL)
           AND NOT EXISTS (
               SELECT 1 FROM core.allocations AS a
               WHERE a.strategy_id = r.strategy_id AND a.trigger_event_id = r.trigger_event_id)
+          -- a subplan, so run on what the anti-joins leave (complete and unallocated,
+          -- seldom any), not over every candidate of every request at each pass
+          AND coalesce(
+              (SELECT max(c.evaluated_at) FROM core.request_candidates AS c
+               WHERE c.request_id = r.request_id),
+              r.generated_at) < %(before)s
         ORDER BY r.created_at
         """,
         {"before": complete_before},

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alphafactory.evaluate.cross_section import zscore
+from alphafactory.metrics._kernels import forward_returns as metric_forward_returns
+
 CLIP = 5.0  # standard deviations: one bad print must not steer a linear model
 
 
@@ -37,20 +40,10 @@ class FeatureCube:
 
 
 def standardise(values: np.ndarray) -> np.ndarray:
-    """Each row's z-score across its finite entries, clipped at ``CLIP``; a row with fewer
-    than two finite values, or no spread, is all NaN."""
+    """Each row's z-score across its finite entries (the formula language's ``zscore``),
+    clipped at ``CLIP``; a row with fewer than two finite values, or no spread, is NaN."""
     values = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(values)
-    count = finite.sum(axis=1, keepdims=True)
-    filled = np.where(finite, values, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = filled.sum(axis=1, keepdims=True) / count
-        spread = np.where(finite, values - mean, 0.0)
-        std = np.sqrt((spread**2).sum(axis=1, keepdims=True) / (count - 1))
-        z = (values - mean) / std
-    usable = (count >= 2) & (std > 1e-12 * np.maximum(np.abs(mean), 1.0))
-    z = np.where(usable & finite, z, np.nan)
-    return np.clip(z, -CLIP, CLIP)
+    return np.clip(zscore(np.where(np.isfinite(values), values, np.nan)), -CLIP, CLIP)
 
 
 def lagged(values: np.ndarray, lag: int) -> np.ndarray:
@@ -85,20 +78,11 @@ def feature_cube(sources: Mapping[str, np.ndarray], *, lags: Sequence[int] = (0,
 
 
 def forward_returns(returns: np.ndarray, horizon: int) -> np.ndarray:
-    """``prod_{k=1..h}(1 + r[t+k]) - 1`` at each row ``t``; NaN where a return is missing
-    or the window runs past the last row."""
+    """``prod_{k=1..h}(1 + r[t+k]) - 1`` at each row ``t`` (the metrics' own); NaN where a
+    return is missing or the window runs past the last row."""
     if horizon < 1:
         raise FeatureError(f"horizon must be >= 1, got {horizon}")
-    returns = np.asarray(returns, dtype=np.float64)
-    out = np.full_like(returns, np.nan)
-    t = returns.shape[0]
-    if t <= horizon:
-        return out
-    growth = np.ones_like(returns[: t - horizon])
-    for k in range(1, horizon + 1):
-        growth = growth * (1.0 + returns[k : t - horizon + k])
-    out[: t - horizon] = growth - 1.0
-    return out
+    return metric_forward_returns(np.asarray(returns, dtype=np.float64), horizon)
 
 
 def labels(returns: np.ndarray, horizon: int) -> np.ndarray:

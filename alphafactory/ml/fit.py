@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from alphafactory.metrics._kernels import MIN_ASSETS, masked_pearson
 from alphafactory.ml.cv import Fold, known_label_rows, purged_folds
 from alphafactory.ml.features import FeatureCube
 from alphafactory.ml.models import GRIDS, FittedModel, ModelError, fit_model
-
-MIN_ASSETS = 3  # a date's cross-section needs this many labelled assets to teach or score
 
 
 @dataclass(frozen=True)
@@ -56,13 +55,17 @@ class MLFit:
     folds: list[Fold] = field(default_factory=list)
 
     def predict(self, cube: FeatureCube, rows: np.ndarray) -> np.ndarray:
-        """Predictions ``(len(rows), N)`` at ``rows`` from their features; an asset with
-        no feature at a row gets NaN there."""
-        values = cube.values[rows]
-        missing = ~np.isfinite(values).any(axis=-1)
-        flat = np.nan_to_num(values.reshape(-1, values.shape[-1]), nan=0.0)
-        out = self.model.predict(flat).reshape(values.shape[:2])
-        return np.where(missing, np.nan, out)
+        return predict_rows(self.model, cube, rows)
+
+
+def predict_rows(model: FittedModel, cube: FeatureCube, rows: np.ndarray) -> np.ndarray:
+    """Predictions ``(len(rows), N)`` at ``rows`` from their features; an asset with no
+    feature at a row gets NaN there."""
+    values = cube.values[rows]
+    missing = ~np.isfinite(values).any(axis=-1)
+    flat = np.nan_to_num(values.reshape(-1, values.shape[-1]), nan=0.0)
+    out = model.predict(flat).reshape(values.shape[:2])
+    return np.where(missing, np.nan, out)
 
 
 def fit_at(cube: FeatureCube, labels: np.ndarray, decision_row: int, spec: MLSpec) -> MLFit:
@@ -75,7 +78,7 @@ def fit_at(cube: FeatureCube, labels: np.ndarray, decision_row: int, spec: MLSpe
         per_fold = []
         for fold in folds:
             fitted = _fit_rows(cube, labels, fold.train, spec, params)
-            per_fold.append(_mean_ic(_predict_rows(fitted, cube, fold.test), labels[fold.test]))
+            per_fold.append(_mean_ic(predict_rows(fitted, cube, fold.test), labels[fold.test]))
         scores.append(float(np.nanmean(per_fold)) if np.isfinite(per_fold).any() else np.nan)
     finite = [s if np.isfinite(s) else -np.inf for s in scores]
     params = grid[int(np.argmax(finite))]
@@ -99,17 +102,9 @@ def _fit_rows(cube, labels, rows, spec: MLSpec, params) -> FittedModel:
     return fit_model(spec.model, params, x, y, seed=spec.seed, threads=spec.threads)
 
 
-def _predict_rows(model: FittedModel, cube: FeatureCube, rows: np.ndarray) -> np.ndarray:
-    return MLFit(model, {}, [], 0).predict(cube, rows)
-
-
 def _mean_ic(prediction: np.ndarray, label: np.ndarray) -> float:
-    """Mean over dates of the Pearson correlation across assets with both values (dates
-    with fewer than ``MIN_ASSETS`` of them, or no spread, skipped)."""
-    ics = []
-    for p, y in zip(prediction, label, strict=True):
-        both = np.isfinite(p) & np.isfinite(y)
-        if both.sum() < MIN_ASSETS or np.ptp(p[both]) <= 1e-12 or np.ptp(y[both]) <= 1e-12:
-            continue
-        ics.append(np.corrcoef(p[both], y[both])[0, 1])
-    return float(np.mean(ics)) if ics else np.nan
+    """Mean over dates of the Pearson correlation across assets with both values (the
+    metrics' kernel: dates with fewer than 3 of them, or either side constant, skipped)."""
+    both = np.isfinite(prediction) & np.isfinite(label)
+    ics = masked_pearson(prediction, label, both)
+    return float(np.nanmean(ics)) if np.isfinite(ics).any() else np.nan

@@ -29,7 +29,7 @@ from storage.reconcile import (
     stalled_requests,
     unallocated_requests,
 )
-from storage.requests import RequestRecord, register_request
+from storage.requests import RequestRecord, register_request, set_candidates
 
 NOW_RULES = ReconcilerRules(grace=timedelta(0), stall=timedelta(0), redrive_every=timedelta(1))
 
@@ -224,6 +224,24 @@ def test_a_request_completed_within_the_grace_period_is_left_to_the_allocator(
     )
     # complete for longer than the grace period without an allocation: lost
     assert request.request_id in unallocated_requests(conn, complete_before=an_hour_ago)
+
+
+def test_a_request_with_no_new_candidates_and_no_allocation_is_unallocated(
+    conn, market, strategy, unique_trigger
+):
+    """Every formula was evaluated at an earlier decision: the request has no candidates,
+    so its completion is its generation."""
+    request = release_request(strategy, market, unique_trigger)
+    register_request(conn, RequestRecord.of(request))
+    set_candidates(conn, request.request_id, [])
+    just_now = database_now(conn) - timedelta(minutes=1)
+    assert request.request_id not in unallocated_requests(conn, complete_before=just_now)
+    conn.execute(
+        "UPDATE core.generation_requests SET generated_at = now() - interval '2 hours' "
+        "WHERE request_id = %s",
+        (request.request_id,),
+    )
+    assert request.request_id in unallocated_requests(conn, complete_before=just_now)
 
 
 def test_a_request_queued_behind_older_work_is_waiting_not_stalled(
