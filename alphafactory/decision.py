@@ -59,6 +59,17 @@ def universe_of(market: Panel, universe: Universe) -> Panel:
     return market.columns(keep)
 
 
+def decision_rows(dates: np.ndarray, decision_time: datetime, history_rows: int) -> tuple[int, int]:
+    """(first, stop): the rows of a market panel's ``dates`` that a decision at
+    ``decision_time`` uses, the last ``history_rows`` dates published by then."""
+    cutoff = pd.Timestamp(decision_time)
+    published = known_dates(dates, cutoff)
+    stop = int(published.sum())
+    if stop < 2 or not published[:stop].all():
+        raise DecisionError(f"fewer than 2 market dates were published by {cutoff.isoformat()}")
+    return max(0, stop - history_rows), stop
+
+
 def decision_panel(
     market: Panel, releases: pd.DataFrame, decision_time: datetime, history_rows: int
 ) -> Panel:
@@ -73,11 +84,7 @@ def decision_panel(
             f"{int(late.sum())} release(s) after the decision time {cutoff.isoformat()} were "
             f"passed in (e.g. {first!r}): only data released by then may be used"
         )
-    published = known_dates(market.dates, cutoff)
-    stop = int(published.sum())
-    if stop < 2 or not published[:stop].all():
-        raise DecisionError(f"fewer than 2 market dates were published by {cutoff.isoformat()}")
-    panel = market.rows(max(0, stop - history_rows), stop)
+    panel = market.rows(*decision_rows(market.dates, cutoff, history_rows))
     macro: dict[str, np.ndarray] = {}
     if len(releases):
         macro = point_in_time_macro(releases, panel.dates)

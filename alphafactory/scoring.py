@@ -136,14 +136,13 @@ class FormulaScorer:
         """Per-asset values of valid formulas on the whole panel, (K, T, N): panel formulas
         as evaluated, macro formulas mapped to assets. Raises ``FormulaError`` for an
         invalid one (check with ``prepare`` first)."""
-        values = self._signal_list(formulas)
+        values = self._signal_list([self.evaluator.prepare(formula) for formula in formulas])
         return np.stack(values) if values else np.empty((0, *self.panel.shape))
 
-    def _signal_list(self, formulas: Sequence[Node | str]) -> list[np.ndarray]:
-        """:meth:`signals` as a list of (T, N) arrays: scoring needs no stack of them (one
-        is a panel-sized copy of each, into fresh memory)."""
-        nodes = [self.evaluator.prepare(formula) for formula in formulas]
-        values = list(self.evaluator.evaluate_many(nodes))
+    def _signal_list(self, nodes: list[Node]) -> list[np.ndarray]:
+        """:meth:`signals` of prepared formulas as a list of (T, N) arrays: scoring needs
+        no stack of them (one is a panel-sized copy of each, into fresh memory)."""
+        values = list(self.evaluator.evaluate_prepared(nodes))
         macro = [k for k, v in enumerate(values) if v.ndim == 1]
         if macro:
             mapped = macro_scores(

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from alphafactory.decision import decision_panel, universe_of
+from alphafactory.decision import DecisionError, decision_panel, decision_rows, universe_of
 from alphafactory.formula import parse
 from alphafactory.observations import GROUP_PREFIX
 from alphafactory.panel import Panel
 from alphafactory.strategy import Strategy
 from storage.macro import observation_id, releases_until
-from storage.market import latest_as_of
+from storage.market import latest_as_of, sorted_codes
 
 HISTORY_ROWS_BEYOND_TRAINING = 120  # warm-up rows for rolling windows before the window
 
@@ -49,10 +49,11 @@ def market_panel(conn: psycopg.Connection, decision_time: datetime, assets=None)
     if len(latest.days) == 0:
         raise NoMarketData(f"no market observations were available by {decision_time.isoformat()}")
     days, row = np.unique(latest.days, return_inverse=True)
-    names, col = np.unique(latest.assets.astype(str), return_inverse=True)
+    names, col = sorted_codes(latest.assets)
+    field_names, field_of = sorted_codes(latest.fields)
     fields, groups = {}, {}
-    for name in np.unique(latest.fields.astype(str)).tolist():
-        mine = latest.fields == name
+    for code, name in enumerate(field_names.tolist()):
+        mine = field_of == code
         dense = np.full((len(days), len(names)), np.nan)
         dense[row[mine], col[mine]] = latest.values[mine]
         if name.startswith(GROUP_PREFIX):
@@ -118,14 +119,27 @@ def strategy_panel(
     """The panel of a decision: the strategy's market data available by ``decision_time``
     and the releases made by then, of those stored up to observation ``stored_by`` when
     given; the last ``history_rows`` dates (default: what the decision scores), or all."""
-    market = market_panel(conn, decision_time, strategy.universe.assets or None)
+    if history_rows is None:
+        history_rows = strategy.alpha.training_months + warm_up_rows(strategy)
+    market = universe_of(
+        market_panel(conn, decision_time, strategy.universe.assets or None), strategy.universe
+    )
     releases = releases_until(
         conn,
         until=decision_time,
         series_ids=list(strategy.formulas.operands) or None,
         stored_by=stored_by,
+        since=_first_day(market, decision_time, history_rows),
     )
-    if history_rows is None:
-        history_rows = strategy.alpha.training_months + warm_up_rows(strategy)
-    market = universe_of(market, strategy.universe)
     return decision_panel(market, releases, decision_time, history_rows)
+
+
+def _first_day(market: Panel, decision_time: datetime, history_rows: int) -> datetime | None:
+    """The start (UTC) of the decision panel's first date: releases older than the newest
+    of each series by then change nothing in the panel. None where the decision cannot be
+    made (``decision_panel`` says why)."""
+    try:
+        first, _ = decision_rows(market.dates, decision_time, history_rows)
+    except DecisionError:
+        return None
+    return pd.Timestamp(market.dates[first]).tz_localize("UTC").to_pydatetime()

@@ -127,3 +127,14 @@ def test_latest_as_of_bounds_dates(app_conn, assets):
     days = np.unique(latest.days.astype("datetime64[D]"))
     assert days.tolist() == [date(2020, 1, 2), date(2020, 1, 3), date(2020, 1, 4)]
     assert len(latest.days) == 6
+
+
+def test_sorted_codes_are_numpys_unique_and_inverse():
+    from storage.market import sorted_codes
+
+    rng = np.random.default_rng(3)
+    names = np.array(["b", "a", "Z", "a_1", "é", "b", "a"], dtype=object)[rng.integers(0, 7, 500)]
+    expected = np.unique(names.astype(str), return_inverse=True)
+    got = sorted_codes(names)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])

@@ -171,6 +171,44 @@ def test_releases_until_returns_every_vintage_released_by_then(app_conn, revised
     }
 
 
+def test_releases_since_keep_what_a_later_reader_sees(app_conn, unique):
+    """``since`` drops only releases no reader from then on can see: older periods than
+    the newest released by then (a late revision of one included); the point-in-time
+    alignment of every date from ``since`` on is the same as from the whole history."""
+    from alphafactory.data.releases import point_in_time_macro
+
+    series = unique("IP")
+    day = lambda d: datetime(2024, 1, 1, 12, tzinfo=UTC) + timedelta(days=d)  # noqa: E731
+    releases = [  # (period, value, released_at)
+        (date(2023, 10, 1), 1.0, day(0)),
+        (date(2023, 11, 1), 2.0, day(30)),
+        (date(2023, 11, 1), 2.5, day(45)),  # a revision of the newest period before since
+        (date(2023, 10, 1), 1.5, day(70)),  # a late revision of an older period
+        (date(2023, 12, 1), 3.0, day(80)),
+        (date(2023, 12, 1), 3.5, day(100)),
+    ]
+    record_macro_observations(
+        app_conn,
+        observations=[
+            MacroObservation(series, period, value, at, unique(f"r{k}"))
+            for k, (period, value, at) in enumerate(releases)
+        ],
+    )
+    since = day(60)
+    full = releases_until(app_conn, until=day(200), series_ids=[series])
+    bounded = releases_until(app_conn, until=day(200), series_ids=[series], since=since)
+    assert full["value"].tolist() == [1.0, 2.0, 2.5, 1.5, 3.0, 3.5]
+    assert bounded["value"].tolist() == [2.0, 2.5, 3.0, 3.5]
+    assert bounded.dtypes.to_dict() == full.dtypes.to_dict()
+    dates = pd.date_range("2024-03-01", "2024-06-30", freq="D").to_numpy()
+    assert (
+        point_in_time_macro(bounded, dates)[series].tolist()
+        == point_in_time_macro(full, dates)[series].tolist()
+    )
+    nothing_by_then = releases_until(app_conn, until=day(200), series_ids=[series], since=day(-1))
+    assert nothing_by_then["value"].tolist() == full["value"].tolist()
+
+
 def _store_periods(conn, series: str, periods: list[date]) -> None:
     record_macro_observations(
         conn,
