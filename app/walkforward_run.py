@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from alphafactory.strategy import Strategy
 
 log = logging.getLogger("alphafactory.walkforward")
 TRAINING_TIMEOUT_S = 3600.0
+CHUNK_SIZE_LIMIT = 10_000  # [generation] chunk_size's upper bound
 
 
 class WalkforwardError(RuntimeError):
@@ -125,19 +127,26 @@ def run_settings(settings: Settings, out: Path, port_offset: int) -> Settings:
 
 def write_strategy(plan: Plan, source: Path) -> Strategy:
     """``OUT/strategies/<id>.toml``: the strategy file with the run's variants, candidate
-    count and retraining rule written in (checked as any strategy file is)."""
+    count and retraining rule written in (checked as any strategy file is). Another
+    candidate count keeps the strategy's number of chunks per request, so the chunks grow
+    with it: the work a request spreads over the workers stays as parallel, and the cost
+    of each chunk (its task, its statements, its results record) stays a small part of
+    it (at 50 formulas a chunk, as much as scoring them)."""
     import tomllib
 
     import tomli_w
 
     from alphafactory.strategy import load_strategy
 
+    own = load_strategy(source).generation
     data = tomllib.loads(source.read_text(encoding="utf-8"))
     data.setdefault("variants", {})["names"] = list(plan.variants)
     generation = data.setdefault("generation", {})
     generation["retrain_every_months"] = plan.retrain_every
     if plan.candidates is not None:
         generation["candidates"] = plan.candidates
+        chunks = math.ceil(own.candidates / own.chunk_size)
+        generation["chunk_size"] = min(CHUNK_SIZE_LIMIT, math.ceil(plan.candidates / chunks))
     folder = plan.out / "strategies"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{plan.strategy_id}.toml"

@@ -70,3 +70,26 @@ def test_undefined_metrics_are_null_and_the_page_embeds_its_plots(tmp_path):
     page = html_path.read_text()
     assert page.count('src="data:image/png;base64,') == 3
     assert "<td>pool10</td>" in page
+
+
+def test_the_run_strategy_keeps_its_chunks_per_request_at_another_candidate_count(tmp_path):
+    """2,000 candidates of the bundled strategy (200 in chunks of 50) are 4 chunks of 500,
+    not 40 of 50; the count of its own is left as it is."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    import alphafactory
+    from app.walkforward_run import Plan, write_strategy
+
+    source = Path(alphafactory.__file__).parent / "strategies" / "macro_allocation.toml"
+
+    def plan(candidates):
+        start = datetime(2001, 1, 1, tzinfo=UTC)
+        return Plan("macro_allocation", start, start, tmp_path, ("pool10",), 12, candidates)
+
+    own = write_strategy(plan(None), source).generation
+    assert (own.candidates, own.chunk_size) == (200, 50)
+    scaled = write_strategy(plan(2000), source).generation
+    assert (scaled.candidates, scaled.chunk_size) == (2000, 500)
+    odd = write_strategy(plan(333), source).generation
+    assert (odd.candidates, odd.chunk_size) == (333, 84)  # 4 chunks: 84, 84, 84, 81
