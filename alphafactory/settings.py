@@ -170,6 +170,11 @@ class TritonSettings(BaseModel):
     # the version's number) or "suffixed" (the embedded PyTriton server, which serves
     # each version as its own model <name>_v<N>).
     version_names: Literal["suffixed", "native"] = "suffixed"
+    # Episodes the generation service samples together; each of their steps is one
+    # next-action call (split at the served model's max_batch_size, 1024 as exported).
+    # A call through Triton costs a few ms of CPU beyond the model on both ends, so fewer,
+    # larger calls: 2,000 formulas are about 40 calls at 1024, 130 at 256.
+    sample_batch: int = Field(1024, ge=1, le=65536)
     # Triton's model-control API key (production's restricted API): the trainer asks
     # Triton to load a new version with it. None: no key (the embedded server watches
     # its repository instead).

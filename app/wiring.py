@@ -106,6 +106,7 @@ def generation_context(settings: Settings, stop_event: threading.Event):
         dispatch=tasks.send_chunks,
         allocation=AllocationContext(strategies),
         stop_event=stop_event,
+        sample_batch=settings.triton.sample_batch,
         trained_until=default.trained_until if default else None,
         generators=named_generators(settings, strategies.values()),
         versions=VersionedGenerators(

@@ -79,6 +79,7 @@ class GenerationContext:
     allocation: AllocationContext
     stop_event: threading.Event
     retry_wait_s: float = 5.0
+    sample_batch: int = 1024  # episodes sampled together (triton.sample_batch)
     # everything the generator was trained on had been released by then (None: unknown)
     trained_until: datetime | None = None
     generators: dict[str, Generator] = field(default_factory=dict)  # the named ones
@@ -241,6 +242,7 @@ def _generate(generator: Generator, context, strategy: Strategy, request: Reques
     options = SamplingOptions(
         temperature=strategy.generation.temperature,
         top_k=strategy.generation.top_k,
+        batch_size=context.sample_batch,
         gamma=generator.gamma,
     )
     roots = {Kind(kind) for kind in strategy.formulas.root_kinds}

@@ -90,6 +90,27 @@ def contexts(strategy, generator, pipeline_db):
     return generation, EvaluationContext(strategies), allocation, sent
 
 
+def test_the_generation_service_samples_as_many_episodes_together_as_configured(
+    conn, market, strategy, contexts, unique_trigger
+):
+    generation, _, _, sent = contexts
+    rows_per_call: list[int] = []
+    served = generation.policy
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(served, name)
+
+        def __call__(self, rtg, *arrays, **options):
+            rows_per_call.append(len(rtg))
+            return served(rtg, *arrays, **options)
+
+    generation.policy, generation.sample_batch = Recording(), 4
+    handle_request(conn, generation, make_request(market, strategy, 100, unique_trigger))
+    assert len({h for _, chunk in sent for h in chunk}) == 12
+    assert max(rows_per_call) == 4  # 12 formulas: 4 episodes a call, never more
+
+
 def test_a_request_flows_to_positions_once(conn, market, strategy, contexts, unique_trigger):
     generation, evaluation, allocation, sent = contexts
     request = make_request(market, strategy, 100, unique_trigger)
