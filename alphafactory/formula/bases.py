@@ -17,11 +17,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
 from typing import ClassVar
 
 from alphafactory.formula.errors import FormulaTypeError, WindowError
-from alphafactory.formula.nodes import SERIES_KINDS, VALUE_KINDS, Kind, Node, Slot, join
+from alphafactory.formula.nodes import (
+    SERIES_KINDS,
+    VALUE_KINDS,
+    Kind,
+    Node,
+    Slot,
+    cached_property,
+    join,
+)
 
 
 def _require(op: str, kind: Kind, allowed: frozenset[Kind], what: str) -> None:

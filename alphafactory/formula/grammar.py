@@ -99,6 +99,9 @@ class _Tables:
             Slot.K: vocab.mask_of(_literal_tokens(vocab.config.winsorize_ks)),
         }
         self.op_ids = np.array([vocab.index[name] for name in vocab.operators], dtype=np.int64)
+        self.operator_mask = np.zeros(len(vocab), dtype=bool)
+        self.operator_mask[self.op_ids] = True
+        self.operator_mask.flags.writeable = False
         self.ops = [OPERATORS[name] for name in vocab.operators]
         self.op_slots = np.array([len(op.signature) for op in self.ops])
         self.op_children = np.array(
@@ -320,11 +323,13 @@ def random_formula(
 ) -> Node:
     """A random valid formula: a walk over masked-valid tokens (operators with p_operator)."""
     state = GrammarState(vocab, max_tokens=max_tokens, root_kinds=root_kinds)
-    operators = np.zeros(len(vocab), dtype=bool)
-    operators[state._tables.op_ids] = True
+    operators = state._tables.operator_mask
     while not state.done:
         mask = state.valid_mask()
         ops, leaves = mask & operators, mask & ~operators
         pool = ops if ops.any() and (not leaves.any() or rng.random() < p_operator) else leaves
-        state.step_from_mask(int(rng.choice(np.flatnonzero(pool))))
+        choices = np.flatnonzero(pool)
+        # the draw rng.choice(choices) makes, without its argument handling (a quarter of
+        # a baseline's walk): the same stream, so the same formulas
+        state.step_from_mask(int(choices[rng.integers(len(choices))]))
     return state.formula()

@@ -20,8 +20,8 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from functools import cache, cached_property
-from typing import ClassVar
+from functools import cache
+from typing import Any, ClassVar
 
 from alphafactory.formula.errors import FormulaTypeError
 
@@ -60,6 +60,26 @@ def format_number(value: float) -> str:
     if value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return repr(value)
+
+
+class cached_property:  # noqa: N801  (named as the functools one it stands in for)
+    """``functools.cached_property`` without its lock: Python 3.11's takes an RLock on
+    every first read, a third of the cost of building a node, and every formula the
+    parser, the grammar walks and the mutations build reads several. Values are pure
+    functions of a frozen node, so two threads racing compute the same value."""
+
+    def __init__(self, function) -> None:
+        self.function = function
+        self.__doc__ = function.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.function(instance)
+        return value
 
 
 @dataclass(frozen=True)
