@@ -15,10 +15,9 @@
    (``producers.replay`` with ``app.wiring.release_settling``). The release and
    market-data handlers, the generation service, the Celery workers and the allocator
    do the rest, as in production: no second backtest code path. The next period's
-   version is asked for as soon as this one is ready, so the one trainer process trains
-   back to back beside the decisions instead of leaving a core idle between versions: a
-   version reads only data released before its cutoff and is never used for a decision
-   before it, so training ahead changes no decision, only when it is made.
+   training starts once the replay is published, while the pipeline still decides:
+   a version is never used for a decision before its cutoff, so the overlap changes no
+   decision, only when it is made.
 4. Resumable: a period whose last trigger every strategy has decided is skipped; a
    period cut short is replayed again, and every step of the pipeline is idempotent,
    so nothing is decided twice.
@@ -192,7 +191,6 @@ def run_periods(
     periods = plan.periods
     progress.periods = len(periods)
     last_triggers: list[str] = []
-    requested: set[datetime] = set()  # cutoffs whose training this invocation asked for
     for k, (cutoff, end) in enumerate(periods, start=1):
         progress.period = k
         events = _period_events(settings, strategy, cutoff, end)
@@ -204,10 +202,8 @@ def run_periods(
         progress.phase = f"training on data released before {cutoff:%Y-%m-%d}"
         on_change(progress)
         started = time.monotonic()
-        ensure_version(settings, plan, strategy, cutoff, requested)
+        ensure_version(settings, plan, strategy, cutoff)
         progress.timed("training", started)
-        if k < len(periods):  # the next version trains from now on, beside the decisions
-            request_version(settings, plan, strategy, periods[k][0], requested)
         # Backpressure: one period's decisions queued at most. The next version trains
         # while the period before is decided; replaying further ahead only lengthens the
         # Celery queue (past the reconciler's stall deadline in the full window).
@@ -245,34 +241,28 @@ def last_trigger_ids(strategy: Strategy, events: list) -> list[str]:
     return ids
 
 
-def _ready_version(settings: Settings, strategy: Strategy, cutoff: datetime):
-    """The version for ``cutoff`` if it is registered and served, else None."""
-    from storage.db import connect
-    from storage.models import version_at_cutoff
-
-    with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
-        version = version_at_cutoff(conn, strategy.generation.generator, cutoff)
-    return version if version is not None and version.ready_at is not None else None
-
-
-def request_version(
-    settings: Settings, plan: Plan, strategy: Strategy, cutoff: datetime, requested: set
-) -> None:
-    """Have the trainer service (its Celery queue) train the version for ``cutoff``,
-    unless it is ready or was asked for already (``requested``). One trainer process
-    takes them in order, so a version asked for ahead warm-starts from the one before.
-    Training ahead changes when a version is ready, never what it is: it reads data
-    released before its cutoff only, and no request before its cutoff uses it."""
+def ensure_version(settings: Settings, plan: Plan, strategy: Strategy, cutoff: datetime):
+    """The generator version for ``cutoff``: registered before, or trained now by the
+    trainer service (its Celery queue), waited for."""
     from alphafactory.events import TrainingRequest
     from app.wiring import celery_app
     from consumers import tasks
+    from storage.db import connect
+    from storage.models import version_at_cutoff
 
-    if cutoff in requested or _ready_version(settings, strategy, cutoff) is not None:
-        return
+    generator = strategy.generation.generator
+
+    def ready():
+        with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+            version = version_at_cutoff(conn, generator, cutoff)
+        return version if version is not None and version.ready_at is not None else None
+
+    if (found := ready()) is not None:
+        return found
     celery_app(settings)
     tasks.send_training(
         TrainingRequest(
-            generator=strategy.generation.generator,
+            generator=generator,
             strategy_id=strategy.id,
             cutoff=cutoff,
             steps=plan.train_steps,
@@ -281,21 +271,6 @@ def request_version(
             requested_at=datetime.now(UTC),
         )
     )
-    requested.add(cutoff)
-
-
-def ensure_version(
-    settings: Settings, plan: Plan, strategy: Strategy, cutoff: datetime, requested: set
-):
-    """The generator version for ``cutoff``: registered before, or trained by the
-    trainer service (asked for now unless it was already), waited for."""
-
-    def ready():
-        return _ready_version(settings, strategy, cutoff)
-
-    if (found := ready()) is not None:
-        return found
-    request_version(settings, plan, strategy, cutoff, requested)
     deadline = time.monotonic() + TRAINING_TIMEOUT_S
     while (found := ready()) is None:
         if time.monotonic() > deadline:

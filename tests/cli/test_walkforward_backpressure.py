@@ -1,7 +1,6 @@
 """The walk-forward driver's order of steps (in-memory fakes for the stack's calls): the
-next version is asked for as soon as the current one is ready, so it trains while the
-periods before are replayed and decided, and a period is replayed only once the period
-before it is decided, so at most one period's decisions are queued."""
+next version trains while the period before is decided, and a period is replayed only
+once the period before it is decided, so at most one period's decisions are queued."""
 
 from __future__ import annotations
 
@@ -43,12 +42,7 @@ def test_a_period_is_replayed_only_after_the_period_before_is_decided(monkeypatc
     monkeypatch.setattr(
         walkforward_run,
         "ensure_version",
-        lambda _s, _p, _st, cutoff, _r: calls.append(("train", f"{cutoff:%Y}")),
-    )
-    monkeypatch.setattr(
-        walkforward_run,
-        "request_version",
-        lambda _s, _p, _st, cutoff, _r: calls.append(("ahead", f"{cutoff:%Y}")),
+        lambda _s, _p, _st, cutoff: calls.append(("train", f"{cutoff:%Y}")),
     )
     monkeypatch.setattr(walkforward_run, "_decided", lambda _s, ids: all(i in decided for i in ids))
 
@@ -73,11 +67,9 @@ def test_a_period_is_replayed_only_after_the_period_before_is_decided(monkeypatc
     run_periods(None, plan, Strategy(), progress=progress)
     assert calls == [
         ("train", "2001"),
-        ("ahead", "2002"),  # trains from now on, while 2001 is replayed and decided
         ("wait",),
         ("replay", "release-2001-01"),
-        ("train", "2002"),  # waited for (ready by then, usually)
-        ("ahead", "2003"),
+        ("train", "2002"),  # trains while 2001 is decided
         ("wait", "release-2001-01"),
         ("replay", "release-2002-01"),
         ("train", "2003"),
