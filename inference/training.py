@@ -150,11 +150,14 @@ def train(
             }
             history.append(entry)
             running = []
+            # without a held-out set (the pipeline's retrainings) there is no validation
+            # loss to show: a "nan" in an operator's log reads as a failed training
+            held = f", validation loss {val:.4f}" if held_out else " (no validation set)"
             log.info(
-                "step %d: train loss %.4f, validation loss %.4f, lr %.2e",
+                "step %d: train loss %.4f%s, lr %.2e",
                 entry["step"],
                 entry["train_loss"],
-                val,
+                held,
                 entry["lr"],
             )
             if progress:

@@ -250,3 +250,19 @@ def test_a_warm_start_begins_from_the_earlier_weights_and_refuses_another_shape(
     other = ModelConfig(vocab_size=len(VOCAB), context=CONTEXT, d_model=16, n_head=4)
     with pytest.raises(CheckpointError, match="another shape"):
         train(later, None, other, short, initial=earlier)
+
+
+def test_the_training_log_shows_a_validation_loss_only_when_there_is_a_held_out_set(caplog):
+    from inference.training import TrainConfig, train
+
+    data = encode(
+        [to_tokens(parse("rank(close)", VOCAB.operands))], [1.0], VOCAB, context=CONTEXT, gamma=1.0
+    )
+    config = ModelConfig(vocab_size=len(VOCAB), context=CONTEXT, d_model=16, n_head=4)
+    steps = TrainConfig(steps=2, batch_size=4, warmup_steps=1, eval_every=2, device="cpu")
+    with caplog.at_level("INFO", logger="inference.training"):
+        train(data, None, config, steps)
+        train(data, data, config, steps)
+    alone, held = [r.getMessage() for r in caplog.records if "train loss" in r.message]
+    assert "no validation set" in alone and "nan" not in alone
+    assert "validation loss" in held and "nan" not in held
