@@ -62,6 +62,7 @@ class TrainJob:
     heads: int = 4
     d_model: int = 64
     dropout: float = 0.1
+    attention_dropout: float = 0.0
     steps: int = 2000
     batch_size: int = 256
     lr: float = 1e-3

@@ -129,6 +129,7 @@ def train_from_file(job: TrainJob, *, progress: Callable[[dict], None] | None = 
         n_head=job.heads,
         d_model=job.d_model,
         dropout=job.dropout,
+        attention_dropout=job.attention_dropout,
         behaviour_cloning=job.top is not None,
     )
     config = TrainConfig(

@@ -81,7 +81,15 @@ def register(commands) -> None:
     fit.add_argument("--layers", type=int, default=2)
     fit.add_argument("--heads", type=int, default=4)
     fit.add_argument("--d-model", type=int, default=64)
-    fit.add_argument("--dropout", type=float, default=0.1)
+    fit.add_argument(
+        "--dropout", type=float, default=0.1, help="on the embeddings and residual branches"
+    )
+    fit.add_argument(
+        "--attention-dropout",
+        type=float,
+        default=0.0,
+        help="on the attention weights (off: on CPU it costs a third of a training step)",
+    )
     fit.add_argument(
         "--steps", type=int, default=None, help="default 2000 (file), 400 (--strategy)"
     )

@@ -137,6 +137,25 @@ def test_the_loss_counts_real_steps_only(batch):
 def test_config_errors_name_the_value():
     with pytest.raises(ValueError, match="d_model 30 must be divisible by n_head 4"):
         ModelConfig(vocab_size=10, d_model=30, n_head=4)
+    with pytest.raises(ValueError, match=r"attention_dropout must be in \[0, 1\), got 1.0"):
+        ModelConfig(vocab_size=10, attention_dropout=1.0)
+
+
+def test_attention_dropout_is_its_own_setting_and_off_by_default(batch):
+    """The residual dropout alone leaves the attention deterministic in training (the fused
+    CPU kernel); ``attention_dropout`` drops attention weights, in training only."""
+    rtg, features, actions, masks, _ = batch
+    assert ModelConfig(vocab_size=10).attention_dropout == 0.0
+
+    def twice(net):
+        return [net(rtg, features, actions, masks) for _ in range(2)]
+
+    first, second = twice(model(attention_dropout=0.0).train())
+    assert torch.equal(first, second)
+    first, second = twice(model(attention_dropout=0.5).train())
+    assert not torch.equal(first, second)
+    first, second = twice(model(attention_dropout=0.5).eval())
+    assert torch.equal(first, second)
 
 
 def test_sampling_draws_only_valid_tokens_and_top_k_limits_them():
