@@ -7,7 +7,7 @@ writes the same formulas.
 
 - ``random``: walks over the grammar's valid tokens (``formula.random_formula``, the
   same walk the generator's random trajectories take), distinct formulas only.
-- ``library``: the known factors valid in the vocabulary (``inference.library``), then,
+- ``library``: the known factors valid in the vocabulary (``alphafactory.library``), then,
   to reach the same number of candidates, their variations (a window, an operator or an
   operand changed: ``formula.mutation.mutate``), breadth first: one move from each known
   factor in turn, then the variations of those variations beside them, so every known
@@ -26,7 +26,7 @@ import numpy as np
 
 from alphafactory.formula import Kind, Node, Vocabulary, formula_hash, random_formula
 from alphafactory.formula.mutation import mutate
-from inference.library import known_factors
+from alphafactory.library import known_factors
 
 SOURCES = ("random", "library")
 

@@ -104,7 +104,7 @@ def _random_search(panel, vocab, config) -> Candidates:
 def _trajectories(panel, vocab, config, budget: int) -> TrajectorySet:
     """Library + random on a fifth of ``budget``, MCMC chains on the rest; the plan is
     sized so the whole set stays within ``budget`` evaluations."""
-    from inference.library import known_factors
+    from alphafactory.library import known_factors
 
     roots = {Kind(kind) for kind in config.root_kinds}
     library = sum(

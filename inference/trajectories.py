@@ -45,10 +45,10 @@ from alphafactory.formula import (
 )
 from alphafactory.formula.mutation import mutate
 from alphafactory.formula.tokens import GRAMMAR_VERSION
+from alphafactory.library import known_factors
 from alphafactory.metrics import KNOWN_METRICS
 from alphafactory.panel import Panel
 from alphafactory.scoring import FormulaScorer, ScoringOptions, metric_values
-from inference.library import known_factors
 
 COLUMNS = ("formula", "formula_hash", "tokens", "reward", "metric_value", "source", "family")
 

@@ -7,8 +7,8 @@ import numpy as np
 from alphafactory.data import synthetic_market
 from alphafactory.formula import Kind, canonical, formula_hash
 from alphafactory.formula.mutation import mutate
+from alphafactory.library import known_factors
 from inference.baselines import library_candidates, random_candidates
-from inference.library import known_factors
 from inference.pipeline import panel_vocabulary
 
 MARKET = synthetic_market(n_assets=5, n_dates=40, n_macro=3, seed=2, frequency="M")

@@ -14,9 +14,9 @@ from alphafactory.formula import (
     random_formula,
     to_tokens,
 )
+from alphafactory.library import LIBRARY, known_factors
 from alphafactory.scoring import FormulaScorer, ScoringOptions, metric_values
 from inference.encoding import encode, returns_to_go
-from inference.library import LIBRARY, known_factors
 from inference.trajectories import (
     BuildPlan,
     RewardSpec,

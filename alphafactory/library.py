@@ -1,4 +1,5 @@
-"""Known factors written in the formula language: the seed trajectories of the generator.
+"""Known factors written in the formula language: the seed trajectories of the generator,
+the library baseline's starting points and the ML alphas' ``library`` features.
 
 Each entry is a family and a formula text. ``known_factors(vocab)`` keeps the ones whose
 operands exist in a vocabulary (and that fit its limits), so one library serves a daily
