@@ -27,6 +27,9 @@ from alphafactory.clock import decision_day, known_dates
 from alphafactory.data.releases import point_in_time_macro
 from alphafactory.formula import Node
 from alphafactory.metrics import FactorMetrics, parse_definition
+from alphafactory.ml.combine import LEARNED_METHODS, learned_combination
+from alphafactory.ml.cv import CVError
+from alphafactory.ml.models import ModelError
 from alphafactory.panel import Panel
 from alphafactory.scoring import FormulaScorer, config_for_panel
 from alphafactory.strategy import Strategy, Universe
@@ -157,12 +160,9 @@ def allocate(
         flat = np.zeros(len(assets)) if strategy.portfolio.kind == "long_short" else benchmark
         return Allocation(dict(zip(assets, flat.tolist(), strict=True)), {})
     pool = signals[kept][:, window]
-    forward = np.vstack([returns[1:], np.full((1, returns.shape[1]), np.nan)])[window]
-    combo = portfolio.combination_weights(
-        pool, forward, strategy.combination.method, ridge_alpha=strategy.combination.ridge_alpha
-    )
+    signal, combo = _combine(pool, returns, window, strategy)
     weights = portfolio.target_weights(
-        portfolio.combined_signal(pool, combo),
+        signal,
         strategy.portfolio.kind,
         gross=strategy.portfolio.gross,
         benchmark=benchmark,
@@ -172,6 +172,23 @@ def allocate(
         dict(zip(assets, weights.tolist(), strict=True)),
         {str(alphas[k]): float(w) for k, w in zip(kept, combo, strict=True)},
     )
+
+
+def _combine(pool: np.ndarray, returns: np.ndarray, window: slice, strategy: Strategy):
+    """The combined signal on the decision row and each alpha's weight in it: fixed
+    weights (``alphafactory.portfolio``) or a learned model (``alphafactory.ml.combine``)."""
+    method = strategy.combination.method
+    if method in LEARNED_METHODS:
+        try:
+            learned = learned_combination(pool, returns[window], method)
+        except (CVError, ModelError) as error:
+            raise DecisionError(f"combination {method!r} cannot be fitted: {error}") from error
+        return learned.signal, learned.weights
+    forward = np.vstack([returns[1:], np.full((1, returns.shape[1]), np.nan)])[window]
+    combo = portfolio.combination_weights(
+        pool, forward, method, ridge_alpha=strategy.combination.ridge_alpha
+    )
+    return portfolio.combined_signal(pool, combo), combo
 
 
 def benchmark_weights(panel: Panel, strategy: Strategy, rows: int) -> np.ndarray:

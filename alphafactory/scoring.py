@@ -8,6 +8,9 @@ A formula that does not parse or type-check gets ``None``, never an exception, s
 formula never costs a batch. This is the one scoring path: the workers, the search and
 ``alphafactory factor eval`` (through :meth:`FormulaScorer.score_each`, which also reports
 why a formula is invalid and, for tear sheets, the per-date series) all score through it.
+An ML alpha's text (``ml:ridge(...)``, :mod:`alphafactory.ml.candidate`) is a candidate
+like a formula: its values are its walked-forward predictions (:mod:`alphafactory.ml.signal`,
+features computed here as formulas are), then scored the same way.
 
     >>> scorer = FormulaScorer(panel.rows(0, split))
     >>> metrics = scorer.score(["ts_zscore(us_infl, 12)", "rank(close)"])
@@ -24,6 +27,8 @@ import numpy as np
 from alphafactory.evaluate import Evaluator, macro_scores
 from alphafactory.formula import FormulaError, LanguageConfig, Node
 from alphafactory.metrics import FactorMetrics, FactorScorer, infer_periods_per_year
+from alphafactory.ml.candidate import is_ml
+from alphafactory.ml.signal import CandidateSignals, PreparedML
 from alphafactory.panel import Panel
 
 # Daily and weekly panels use day windows; monthly, quarterly and annual ones month windows.
@@ -57,7 +62,7 @@ class Scored:
     """One formula's outcome in :meth:`FormulaScorer.score_each`."""
 
     text: str  # the formula as given (a node's canonical text)
-    formula: Node | None  # the checked formula; None when it is not valid here
+    formula: Node | PreparedML | None  # the checked formula; None when not valid here
     metrics: FactorMetrics | None
     error: FormulaError | None  # why it is not valid
     series: dict[str, np.ndarray] | None  # per-date arrays (FactorScorer.series), if asked
@@ -92,6 +97,9 @@ class FormulaScorer:
         self.options = options
         self.score_from = score_from
         self.evaluator = Evaluator(panel, config=self.config)
+        # ML alphas (``ml:...`` texts) are candidates like formulas: walked forward over
+        # the scored rows, their features computed as formulas are here
+        self.ml = CandidateSignals(panel, self.config, self._signal_list, score_from)
         self.metrics = FactorScorer(
             panel.returns[score_from:],
             dates=panel.dates[score_from:],
@@ -100,15 +108,20 @@ class FormulaScorer:
             periods_per_year=periods,
         )
 
-    def prepare(self, formula: Node | str) -> Node | None:
+    def prepare(self, formula: Node | str) -> Node | PreparedML | None:
         """The checked formula, or None where it does not parse or type-check here."""
         return self._check(formula)[0]
 
-    def _check(self, formula: Node | str) -> tuple[Node | None, FormulaError | None]:
+    def _check(self, formula: Node | str) -> tuple[Node | PreparedML | None, FormulaError | None]:
         try:
-            return self.evaluator.prepare(formula), None
+            return self._prepare(formula), None
         except FormulaError as error:
             return None, error
+
+    def _prepare(self, formula: Node | str) -> Node | PreparedML:
+        if is_ml(formula):
+            return self.ml.prepare(formula)
+        return self.evaluator.prepare(formula)
 
     def score(self, formulas: Sequence[Node | str]) -> list[FactorMetrics | None]:
         """Metrics per formula, in order; None for a formula that is not valid here."""
@@ -136,13 +149,18 @@ class FormulaScorer:
         """Per-asset values of valid formulas on the whole panel, (K, T, N): panel formulas
         as evaluated, macro formulas mapped to assets. Raises ``FormulaError`` for an
         invalid one (check with ``prepare`` first)."""
-        values = self._signal_list([self.evaluator.prepare(formula) for formula in formulas])
+        values = self._signal_list([self._prepare(formula) for formula in formulas])
         return np.stack(values) if values else np.empty((0, *self.panel.shape))
 
-    def _signal_list(self, nodes: list[Node]) -> list[np.ndarray]:
+    def _signal_list(self, prepared: list[Node | PreparedML]) -> list[np.ndarray]:
         """:meth:`signals` of prepared formulas as a list of (T, N) arrays: scoring needs
-        no stack of them (one is a panel-sized copy of each, into fresh memory)."""
-        values = list(self.evaluator.evaluate_prepared(nodes))
+        no stack of them (one is a panel-sized copy of each, into fresh memory). An ML
+        alpha's values were walked when it was prepared."""
+        nodes = [item for item in prepared if not isinstance(item, PreparedML)]
+        evaluated = iter(self.evaluator.evaluate_prepared(nodes))
+        values = [
+            item.values if isinstance(item, PreparedML) else next(evaluated) for item in prepared
+        ]
         macro = [k for k, v in enumerate(values) if v.ndim == 1]
         if macro:
             mapped = macro_scores(
@@ -155,7 +173,7 @@ class FormulaScorer:
         return values
 
     def _score_nodes(
-        self, nodes: list[Node], series: bool
+        self, nodes: list[Node | PreparedML], series: bool
     ) -> list[tuple[FactorMetrics, dict[str, np.ndarray] | None]]:
         values = [v[self.score_from :] for v in self._signal_list(nodes)]
         if series:

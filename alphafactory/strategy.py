@@ -20,7 +20,11 @@ A strategy's sections (every key has a default except ``id``)::
                   source = "model" (or "random" / "library": the baselines, see
                   inference.baselines; set by the variants of those names)
     [pool]        size = 25, max_correlation = 0.7
-    [combination] method = "ic_weighted" (equal | ic_weighted | ridge), ridge_alpha = 1.0
+    [ml]          models = [] (e.g. ["ridge", "lightgbm"]: a supervised alpha each, a
+                  candidate of every request), features = ["library"], lags = [0],
+                  horizon = 1, retrain_every = 12, folds = 3, seed = 0 (see below)
+    [combination] method = "ic_weighted" (equal | ic_weighted | ridge | lightgbm),
+                  ridge_alpha = 1.0
     [portfolio]   kind = "long_short" (long_short | long_only | tilt), gross = 1.0,
                   tilt_limit = 0.1, volatility_months = 36
     [triggers]    series = ["us_core_cpi", ...] (a release of any triggers a rebalance),
@@ -43,6 +47,14 @@ limits, and windows / lags from 1 to ``LanguageConfig.max_window`` (1,000), not 
 generator's sets. Operand names can only be checked against the data, at evaluation.
 ``strategy.formulas.include`` holds their canonical texts (their identity), each once, in
 file order.
+
+``[ml] models`` adds a supervised alpha per model to every request
+(``alphafactory.ml.candidate``): it learns the ``horizon``-period forward return from the
+``features`` (``library``: the known factors' values, ``operands``: the raw fields and
+series, or operand names) at each of the ``lags``, hyperparameters chosen by purged
+time-series cross-validation (``folds``) on the labels known at each fit; its signal over
+the scored window is walked forward (a fit every ``retrain_every`` rows, each predicting
+only later rows), so the alpha definition judges out-of-sample values, as a formula's.
 """
 
 from __future__ import annotations
@@ -65,6 +77,8 @@ from pydantic import (
 from alphafactory.formula import FormulaError, canonical
 from alphafactory.metrics import parse_definition
 from alphafactory.metrics.errors import DefinitionError
+from alphafactory.ml.candidate import MLCandidate
+from alphafactory.ml.models import MODEL_NAMES
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "strategies"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -163,13 +177,45 @@ class Generation(_Section):
     source: Literal["model", "random", "library"] = "model"
 
 
+class ML(_Section):
+    models: tuple[Literal[MODEL_NAMES], ...] = ()  # type: ignore[valid-type]
+    features: tuple[str, ...] = ("library",)
+    lags: tuple[int, ...] = (0,)
+    horizon: int = Field(1, ge=1, le=120)
+    retrain_every: int = Field(12, ge=1, le=1200)
+    folds: int = Field(3, ge=1, le=20)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _candidates_valid(self) -> ML:
+        self.candidates()  # MLCandidateError (a ValueError) names the bad key
+        return self
+
+    def candidates(self) -> tuple[str, ...]:
+        """The canonical text of each model's candidate, in ``models`` order, once each."""
+        texts = (
+            MLCandidate(
+                model,
+                features=self.features,
+                lags=self.lags,
+                horizon=self.horizon,
+                retrain=self.retrain_every,
+                folds=self.folds,
+                seed=self.seed,
+            ).text
+            for model in self.models
+        )
+        return tuple(dict.fromkeys(texts))
+
+
 class Pool(_Section):
     size: int = Field(25, ge=1, le=10_000)
     max_correlation: float = Field(0.7, gt=0, le=1)
 
 
 class Combination(_Section):
-    method: Literal["equal", "ic_weighted", "ridge"] = "ic_weighted"
+    # lightgbm: a model learns the next return from the pool's signals (alphafactory.ml.combine)
+    method: Literal["equal", "ic_weighted", "ridge", "lightgbm"] = "ic_weighted"
     ridge_alpha: float = Field(1.0, gt=0)
 
 
@@ -199,8 +245,14 @@ class Rebalance(_Section):
 
 
 VARIANT_NAME = re.compile(
-    r"^(pool[1-9][0-9]{0,3}|combo_(equal|ic_weighted|ridge)|long_short|long_only|tilt"
-    r"|random|library|risk_parity|equal_weight|60_40)$"
+    r"^(pool[1-9][0-9]{0,3}|combo_(equal|ic_weighted|ridge|lightgbm)|long_short|long_only|tilt"
+    rf"|{'|'.join(MODEL_NAMES)}|random|library|risk_parity|equal_weight|60_40)$"
+)
+VARIANT_NAMES_HELP = (
+    "poolN (e.g. pool10, pool25, pool100), combo_equal, combo_ic_weighted, combo_ridge, "
+    "combo_lightgbm, long_short, long_only, tilt, a model of [ml] models "
+    f"({', '.join(MODEL_NAMES)}), random, library, risk_parity, "
+    "equal_weight or 60_40"
 )
 
 
@@ -217,11 +269,7 @@ class Variants(_Section):
     def _known_once(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         bad = [n for n in names if not VARIANT_NAME.match(n)]
         if bad:
-            raise ValueError(
-                f"unknown variants {bad}: expected poolN (e.g. pool10, pool25, pool100), "
-                "combo_equal, combo_ic_weighted, combo_ridge, long_short, long_only, tilt, "
-                "random, library, risk_parity, equal_weight or 60_40"
-            )
+            raise ValueError(f"unknown variants {bad}: expected {VARIANT_NAMES_HELP}")
         return tuple(dict.fromkeys(names))
 
     @model_validator(mode="after")
@@ -239,6 +287,7 @@ class Strategy(_Section):
     formulas: Formulas = Formulas()
     alpha: Alpha = Alpha()
     generation: Generation = Generation()
+    ml: ML = ML()
     pool: Pool = Pool()
     combination: Combination = Combination()
     portfolio: Portfolio = Portfolio()
@@ -266,6 +315,21 @@ class Strategy(_Section):
                 f"triggers.series names {unknown}, which the bundled data does not have "
                 f"(its series: {', '.join(sorted(RELEASE_RULES))}); for series of your own, "
                 'load them (`alphafactory data load`) and set [universe] data = "store"'
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ml_variants_have_models(self) -> Strategy:
+        """A variant named by a model allocates the strategy's own ML alpha of that model."""
+        missing = [
+            name
+            for name in self.variants.names
+            if name in MODEL_NAMES and name not in self.ml.models
+        ]
+        if missing:
+            raise ValueError(
+                f"variants {missing} need their models in [ml] models (it has "
+                f"{list(self.ml.models)}), e.g. models = {missing}"
             )
         return self
 

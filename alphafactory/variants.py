@@ -4,8 +4,11 @@ strategy id ``<strategy>@<variant>``, so a trading system can follow any of them
 Variants that share the strategy's generation and evaluation (its request's alphas):
 
 - ``poolN`` (``pool10``, ``pool25``, ``pool100``...): the pool capped at N alphas;
-- ``combo_equal``, ``combo_ic_weighted``, ``combo_ridge``: another combination method;
+- ``combo_equal``, ``combo_ic_weighted``, ``combo_ridge``, ``combo_lightgbm``: another
+  combination method;
 - ``long_short``, ``long_only``, ``tilt``: another portfolio kind;
+- a model's name (``ridge``, ``lightgbm``...): the strategy's supervised alpha of that
+  ``[ml]`` model alone, when it qualifies (the benchmark otherwise);
 - ``risk_parity``: the strategy's risk-parity benchmark, no alpha;
 - ``equal_weight``: every asset of the universe outside ``benchmark_excludes`` alike;
 - ``60_40``: 60% in ``[variants] stocks``, 40% in ``[variants] bonds`` (equal within).
@@ -13,7 +16,7 @@ Variants that share the strategy's generation and evaluation (its request's alph
 Variants with generation of their own, at the strategy's candidate count (each its own
 requests, evaluations and pool): ``random`` (formulas drawn at random from the grammar)
 and ``library`` (the known factors and their one-move variations), see
-``inference.baselines``.
+``inference.baselines``; they have no ``[ml]`` alphas (formulas at equal count only).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import re
 
 import numpy as np
 
+from alphafactory.ml.candidate import is_ml, parse_candidate
+from alphafactory.ml.models import MODEL_NAMES
 from alphafactory.panel import Panel
-from alphafactory.strategy import VARIANT_NAME, Strategy
+from alphafactory.strategy import VARIANT_NAME, VARIANT_NAMES_HELP, Strategy
 
 SEPARATOR = "@"
 BENCHMARKS = ("risk_parity", "equal_weight", "60_40")
@@ -31,7 +36,7 @@ GENERATORS = ("random", "library")
 DEFAULT_NAMES = ("pool10", "pool25", "pool100", *GENERATORS, *BENCHMARKS)
 PORTFOLIO_KINDS = ("long_short", "long_only", "tilt")
 _POOL = re.compile(r"^pool([1-9][0-9]{0,3})$")
-_COMBINATION = re.compile(r"^combo_(equal|ic_weighted|ridge)$")
+_COMBINATION = re.compile(r"^combo_(equal|ic_weighted|ridge|lightgbm)$")
 
 
 class VariantError(ValueError):
@@ -41,11 +46,7 @@ class VariantError(ValueError):
 def check_name(name: str) -> str:
     if VARIANT_NAME.match(name):
         return name
-    raise VariantError(
-        f"variant {name!r} is not one of poolN (e.g. pool10, pool25, pool100), "
-        "combo_equal, combo_ic_weighted, combo_ridge, "
-        f"{', '.join(PORTFOLIO_KINDS + GENERATORS + BENCHMARKS)}"
-    )
+    raise VariantError(f"variant {name!r} is not one of {VARIANT_NAMES_HELP}")
 
 
 def variant_id(strategy_id: str, name: str) -> str:
@@ -71,6 +72,11 @@ def derive(strategy: Strategy, name: str) -> Strategy:
         update["portfolio"] = strategy.portfolio.model_copy(update={"kind": name})
     elif name in GENERATORS:
         update["generation"] = strategy.generation.model_copy(update={"source": name})
+        update["ml"] = strategy.ml.model_copy(update={"models": ()})
+    elif name in MODEL_NAMES and name not in strategy.ml.models:
+        raise VariantError(
+            f"strategy {strategy.id!r} has no {name} variant: add {name!r} to its [ml] models"
+        )
     elif name == "60_40" and not (strategy.variants.stocks and strategy.variants.bonds):
         raise VariantError(
             f"strategy {strategy.id!r} has no 60_40 variant: name its assets in "
@@ -87,6 +93,14 @@ def generator_variants(strategy: Strategy) -> list[Strategy]:
 def allocation_variants(strategy: Strategy) -> list[tuple[str, Strategy]]:
     """(name, variant) of the variants allocated from the strategy's own request."""
     return [(n, derive(strategy, n)) for n in strategy.variants.names if n not in GENERATORS]
+
+
+def variant_alphas(name: str, formulas: list[str]) -> list[int]:
+    """Which of the request's qualified alphas variant ``name`` allocates from: an
+    ML variant (named by its model) its ML alpha of that model only, any other all."""
+    if name not in MODEL_NAMES:
+        return list(range(len(formulas)))
+    return [k for k, f in enumerate(formulas) if is_ml(f) and parse_candidate(f).model == name]
 
 
 def benchmark_allocation(

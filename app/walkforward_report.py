@@ -99,6 +99,7 @@ def _benchmark_returns(panel, strategy: Strategy, allocations) -> pd.Series:
 
 
 def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
+    from alphafactory.ml.models import MODEL_NAMES
     from alphafactory.variants import BENCHMARKS, GENERATORS
     from alphafactory.walkforward import alpha_survival, pool_in_sample_sharpe
     from storage.walkforward_reads import in_sample_sharpe, pools_of
@@ -115,8 +116,9 @@ def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
         for a, pool in zip(allocations, ordered, strict=True)
     ]
     finite = [v for v in in_sample if np.isfinite(v)]
+    kind = "generator" if name in GENERATORS else "ml" if name in MODEL_NAMES else "pool"
     return {
-        "kind": "generator" if name in GENERATORS else "pool",
+        "kind": kind,
         "in_sample_sharpe": float(np.mean(finite)) if finite else float("nan"),
         "alpha_survival": alpha_survival([sorted(pool) for pool in ordered]),
         "mean_pool_size": float(np.mean([len(pool) for pool in ordered])),

@@ -127,7 +127,8 @@ def run_settings(settings: Settings, out: Path, port_offset: int) -> Settings:
 
 def write_strategy(plan: Plan, source: Path) -> Strategy:
     """``OUT/strategies/<id>.toml``: the strategy file with the run's variants, candidate
-    count and retraining rule written in (checked as any strategy file is). Another
+    count and retraining rule written in (checked as any strategy file is); an
+    ML variant (named by its model) adds the model to ``[ml] models``. Another
     candidate count keeps the strategy's number of chunks per request, so the chunks grow
     with it: the work a request spreads over the workers stays as parallel, and the cost
     of each chunk (its task, its statements, its results record) stays a small part of
@@ -136,11 +137,17 @@ def write_strategy(plan: Plan, source: Path) -> Strategy:
 
     import tomli_w
 
+    from alphafactory.ml.models import MODEL_NAMES
     from alphafactory.strategy import load_strategy
 
     own = load_strategy(source).generation
     data = tomllib.loads(source.read_text(encoding="utf-8"))
     data.setdefault("variants", {})["names"] = list(plan.variants)
+    # an ML variant allocates the strategy's ML alpha of its model: ask for it
+    wanted = [name for name in plan.variants if name in MODEL_NAMES]
+    if wanted:
+        ml = data.setdefault("ml", {})
+        ml["models"] = list(dict.fromkeys([*ml.get("models", []), *wanted]))
     generation = data.setdefault("generation", {})
     generation["retrain_every_months"] = plan.retrain_every
     if plan.candidates is not None:

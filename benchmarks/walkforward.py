@@ -44,31 +44,13 @@ def main() -> int:
     args = parser.parse_args()
     if args.out.exists() and not args.resume:
         shutil.rmtree(args.out)
-    command = [
-        ALPHAFACTORY,
-        "walkforward",
-        "--strategy",
-        "macro_allocation",
-        "--from",
-        args.first,
-        "--to",
-        args.last,
-        "--out",
-        str(args.out),
-        "--candidates",
-        str(args.candidates),
-        "--retrain-every",
-        str(args.retrain_every),
-        "--variants",
-        args.variants,
-    ]
     load = os.getloadavg()[0]
-    started = time.monotonic()
-    result = subprocess.run(command, check=False)
-    wall = time.monotonic() - started
-    if result.returncode != 0:
-        print(f"walkforward failed ({result.returncode})", file=sys.stderr)
-        return result.returncode
+    command, wall, code = run_walkforward(
+        args.first, args.last, args.out, args.candidates, args.retrain_every, args.variants
+    )
+    if code != 0:
+        print(f"walkforward failed ({code})", file=sys.stderr)
+        return code
     report = json.loads((args.out / "report.json").read_text())
     print(f"\nmachine: CPU {cpu_model()}, {os.cpu_count()} cores; load before {load:.2f}")
     print(f"command: {' '.join(command[1:])}")
@@ -102,6 +84,33 @@ def main() -> int:
             shutil.copy2(args.out / name, args.record / name)
         print(f"recorded in {args.record}")
     return 0
+
+
+def run_walkforward(
+    first: str, last: str, out: Path, candidates: int, retrain_every: int, variants: str
+) -> tuple[list[str], float, int]:
+    """Run ``alphafactory walkforward`` on the bundled strategy: (command, wall s, exit)."""
+    command = [
+        ALPHAFACTORY,
+        "walkforward",
+        "--strategy",
+        "macro_allocation",
+        "--from",
+        first,
+        "--to",
+        last,
+        "--out",
+        str(out),
+        "--candidates",
+        str(candidates),
+        "--retrain-every",
+        str(retrain_every),
+        "--variants",
+        variants,
+    ]
+    started = time.monotonic()
+    code = subprocess.run(command, check=False).returncode
+    return command, time.monotonic() - started, code
 
 
 def _pct(value) -> str:

@@ -31,7 +31,12 @@ from alphafactory.decision import allocate, alpha_signals, benchmark_weights
 from alphafactory.events import BacktestResults, EventError, Rebalance, decode
 from alphafactory.panel import Panel
 from alphafactory.strategy import Strategy
-from alphafactory.variants import BENCHMARKS, allocation_variants, benchmark_allocation
+from alphafactory.variants import (
+    BENCHMARKS,
+    allocation_variants,
+    benchmark_allocation,
+    variant_alphas,
+)
 from consumers.market_data import PanelCache
 from storage.allocations import (
     allocation_exists,
@@ -114,6 +119,8 @@ def _write(
         weights = benchmark_allocation(panel, strategy, variant, mix)
         weights, pool = dict(zip(panel.assets.astype(str), weights.tolist(), strict=True)), {}
     else:
+        mine = variant_alphas(variant, alphas["formula"].tolist())
+        alphas, signals = alphas.iloc[mine], signals[mine]
         result = allocate(
             panel,
             strategy,

@@ -8,7 +8,8 @@ nothing and a crash at any point loses nothing):
 2. Rebalance rule: a request decided within ``rebalance.min_days_between`` days after
    the strategy's last request that was not skipped is recorded as skipped.
 3. If its candidates are not recorded yet: the strategy's own formulas
-   (``formulas.include``) and ``generation.candidates`` new ones from the generator
+   (``formulas.include``), its supervised alphas (``[ml]``, origin ``ml``:
+   ``alphafactory.ml.candidate``) and ``generation.candidates`` new ones from the generator
    (batched next-action calls, through Triton or in process per the settings,
    conditioned on the strategy's target); store them as factors and as the request's
    candidates, with the generator version that wrote them, in one transaction. The
@@ -43,6 +44,7 @@ from psycopg_pool import ConnectionPool
 
 from alphafactory.events import EventError, GenerationRequest, decode
 from alphafactory.formula import Kind, Vocabulary, formula_hash
+from alphafactory.ml.candidate import candidate_hash
 from alphafactory.model_versions import ModelVersion
 from alphafactory.retry import Backoff, RetryStopped, retry
 from alphafactory.strategy import Strategy
@@ -201,10 +203,11 @@ def _candidates(
     n: int,
 ) -> list[tuple[str, str, str]]:
     """(formula hash, canonical text, origin) of the request's candidates: the strategy's
-    own ``formulas.include``, then ``n`` more from the generator. A request's candidates
-    depend on the request alone (its seed), never on what other requests have reached,
-    so a replay's decisions do not depend on its speed."""
+    own ``formulas.include`` and ``[ml]`` alphas, then ``n`` more from the generator. A
+    request's candidates depend on the request alone (its seed), never on what other
+    requests have reached, so a replay's decisions do not depend on its speed."""
     included = [(formula_hash(text), text, "strategy") for text in strategy.formulas.include]
+    included += [(candidate_hash(text), text, "ml") for text in strategy.ml.candidates()]
     exclude = {hashed for hashed, _, _ in included}
     if generator is None:
         generated = _baseline(conn, context, strategy, request, n, exclude)

@@ -102,7 +102,8 @@ def yield_per_version(conn: psycopg.Connection, strategy_id: str) -> list[Versio
 def alphas_by_decision(
     conn: psycopg.Connection, strategy_id: str
 ) -> list[tuple[datetime, int | None, str, str]]:
-    """(decision time, model version, formula hash, formula) of every qualified alpha."""
+    """(decision time, model version, formula hash, formula) of every qualified formula
+    (the supervised alphas of ``[ml]``, origin ``ml``, were written by no generator)."""
     return conn.execute(
         """
         SELECT r.decision_time, r.model_version, e.formula_hash, f.formula
@@ -112,7 +113,7 @@ def alphas_by_decision(
             ON e.formula_hash = c.formula_hash AND e.strategy_id = r.strategy_id
            AND e.as_of = r.as_of
         JOIN core.factors AS f ON f.formula_hash = e.formula_hash
-        WHERE r.strategy_id = %s AND e.is_alpha
+        WHERE r.strategy_id = %s AND e.is_alpha AND f.origin <> 'ml'
         ORDER BY r.decision_time, e.formula_hash
         """,
         (strategy_id,),

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from alphafactory.metrics import parse_definition
-from alphafactory.strategy import BUNDLED_DIR, StrategyError, load_strategies, load_strategy
+from alphafactory.strategy import (
+    BUNDLED_DIR,
+    Strategy,
+    StrategyError,
+    load_strategies,
+    load_strategy,
+)
 
 
 def test_the_bundled_strategy_is_a_monthly_macro_allocation_on_core_cpi():
@@ -38,6 +44,13 @@ def test_defaults_fill_every_section_but_the_id(tmp_path):
         ('id = "s"\n[portfolio]\nkind = "short_only"', "portfolio.kind: Input should be"),
         ('id = "s"\n[formulas]\nroot_kinds = ["bonds"]', "formulas.root_kinds.0: Input should"),
         ("id = ", "is not valid TOML"),
+        ('id = "s"\n[ml]\nmodels = ["forest"]', "ml.models.0: Input should be 'ridge'"),
+        ('id = "s"\n[ml]\nmodels = ["ridge"]\nlags = [-1]', "lags [-1]: expected distinct"),
+        ('id = "s"\n[ml]\nhorizon = 0', "ml.horizon: Input should be greater than or equal"),
+        (
+            'id = "s"\n[variants]\nnames = ["lightgbm"]',
+            "variants ['lightgbm'] need their models in [ml] models",
+        ),
     ],
 )
 def test_a_bad_file_is_named_with_its_key_and_value(tmp_path, text, message):
@@ -150,3 +163,18 @@ def test_the_bundled_equity_example_has_a_generator_of_its_own(tmp_path):
     path.write_text('id = "x"\n[generation]\ngenerator = "Has Space"\n')
     with pytest.raises(StrategyError, match="generation.generator"):
         load_strategy(path)
+
+
+def test_ml_models_become_one_candidate_text_each(tmp_path):
+    path = tmp_path / "ml.toml"
+    path.write_text(
+        'id = "s"\n[ml]\nmodels = ["ridge", "lightgbm", "ridge"]\n'
+        'features = ["library", "us_infl"]\nlags = [0, 1]\nretrain_every = 6\n'
+    )
+    ml = load_strategy(path).ml
+    assert ml.candidates() == tuple(
+        f"ml:{model}(features=[library, us_infl], lags=[0, 1], horizon=1, retrain=6, "
+        "folds=3, seed=0)"
+        for model in ("ridge", "lightgbm")
+    )
+    assert Strategy.model_validate({"id": "s"}).ml.candidates() == ()  # none by default

@@ -14,6 +14,7 @@ from alphafactory.variants import (
     benchmark_allocation,
     derive,
     generator_variants,
+    variant_alphas,
 )
 
 PANEL = synthetic_market(n_assets=4, n_dates=30, seed=1, frequency="M").panel
@@ -52,6 +53,22 @@ def test_bad_variant_names_and_an_unconfigured_60_40_are_refused():
         derive(strategy(), "60_40")
     with pytest.raises(VariantError, match="is not one of poolN"):
         derive(strategy(), "pool")
+
+
+def test_an_ml_variant_allocates_its_model_s_alpha_and_baselines_have_none():
+    base = Strategy.model_validate(
+        {"id": "s", "ml": {"models": ["ridge", "lightgbm"]}, "variants": {"names": ["ridge"]}}
+    )
+    ridge, lightgbm = base.ml.candidates()
+    formulas = ["rank(close)", lightgbm, ridge]
+    assert variant_alphas("ridge", formulas) == [2]
+    assert variant_alphas("lightgbm", formulas) == [1]
+    assert variant_alphas("pool10", formulas) == [0, 1, 2]  # pools: every qualified alpha
+    assert derive(base, "ridge").ml == base.ml
+    assert derive(base, "random").ml.candidates() == ()  # formulas at equal count only
+    assert derive(base, "combo_lightgbm").combination.method == "lightgbm"
+    with pytest.raises(VariantError, match="add 'mlp' to its \\[ml\\] models"):
+        derive(base, "mlp")
 
 
 def test_the_plain_benchmarks_weights():

@@ -182,15 +182,16 @@ def _scorer(panel, args):
 
 
 def _result(scored) -> dict:
-    """The printed object: the metrics (NaN as null), or the formula and why it failed."""
-    from alphafactory.formula import formula_hash
+    """The printed object: the metrics (NaN as null), or the formula and why it failed.
+    An ML alpha's text (``ml:ridge(...)``) is scored like a formula, walked forward."""
+    from alphafactory.ml.candidate import candidate_hash
 
     if scored.metrics is None:
         error = scored.error
         return {"formula": scored.text, "error": f"{type(error).__name__}: {error}"}
     return {
         "formula": str(scored.formula),
-        "formula_hash": formula_hash(scored.formula),
+        "formula_hash": candidate_hash(str(scored.formula)),
         **{k: _json_number(v) for k, v in scored.metrics.to_dict().items()},
     }
 

@@ -120,3 +120,20 @@ def test_periods_per_year_override_reaches_the_metrics(tmp_path, market):
     ).to_dict()
     assert printed["periods_per_year"] == 12
     assert printed["ls_sharpe"] == pytest.approx(expected["ls_sharpe"], rel=1e-12)
+
+
+def test_an_ml_alpha_text_is_scored_like_a_formula_out_of_sample(panel_file, market):
+    """The daily panel's planted reversal (returns over the last week) is learnt from the
+    lagged returns: the ML alpha's text is scored like a formula, on its walked-forward
+    predictions (from the first fit with enough history: the earlier dates are NaN)."""
+    from alphafactory.ml.candidate import candidate_hash, canonical_candidate
+    from alphafactory.ml.signal import MIN_TRAIN_ROWS
+
+    text = "ml:ridge(features=[returns], lags=[0, 1, 2, 3, 4], retrain=20, folds=2)"
+    result = alphafactory("factor", "eval", text, "--data", str(panel_file), "--json")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["formula"] == canonical_candidate(text)
+    assert printed["formula_hash"] == candidate_hash(text)
+    assert printed["n_periods"] <= len(market.panel.dates) - MIN_TRAIN_ROWS - 1
+    assert printed["ic"] > 0.03  # the planted reversal, learnt before each prediction

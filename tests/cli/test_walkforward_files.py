@@ -93,3 +93,22 @@ def test_the_run_strategy_keeps_its_chunks_per_request_at_another_candidate_coun
     assert (scaled.candidates, scaled.chunk_size) == (2000, 500)
     odd = write_strategy(plan(333), source).generation
     assert (odd.candidates, odd.chunk_size) == (333, 84)  # 4 chunks: 84, 84, 84, 81
+
+
+def test_an_ml_variant_asks_the_run_strategy_for_its_model(tmp_path):
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    import alphafactory
+    from app.walkforward_run import Plan, write_strategy
+
+    source = Path(alphafactory.__file__).parent / "strategies" / "macro_allocation.toml"
+    start = datetime(2001, 1, 1, tzinfo=UTC)
+    variants = ("pool10", "lightgbm", "combo_lightgbm")
+    written = write_strategy(Plan("macro_allocation", start, start, tmp_path, variants, 12), source)
+    assert written.variants.names == variants
+    assert written.ml.models == ("lightgbm",) and len(written.ml.candidates()) == 1
+    plain = write_strategy(
+        Plan("macro_allocation", start, start, tmp_path, ("pool10",), 12), source
+    )
+    assert plain.ml.models == ()

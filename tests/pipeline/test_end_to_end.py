@@ -35,11 +35,52 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("kcat"), rea
 HISTORY_END = pd.Timestamp("2018-06-01", tz="UTC")
 
 
+# A second strategy, on another trigger series: a supervised alpha among its candidates
+# and a variant allocating it alone (the other tests' releases of M0000 do not wake it).
+ML_STRATEGY_TOML = """
+id = "pipeline_ml"
+[universe]
+data = "store"
+[formulas]
+root_kinds = ["macro"]
+max_tokens = 8
+[alpha]
+definition = "hac_tstat > -1000"
+training_months = 48
+[generation]
+candidates = 4
+chunk_size = 5
+[ml]
+models = ["ridge"]
+features = ["operands"]
+folds = 2
+[pool]
+max_correlation = 0.95
+[portfolio]
+kind = "long_only"
+[triggers]
+series = ["M0001"]
+[rebalance]
+min_days_between = 0
+[variants]
+names = ["ridge"]
+"""
+
+
 @pytest.fixture(scope="module")
-def live(market, strategies_dir):
+def e2e_strategies(strategies_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("e2e-strategies")
+    for path in strategies_dir.glob("*.toml"):
+        shutil.copy(path, folder / path.name)
+    (folder / "pipeline_ml.toml").write_text(ML_STRATEGY_TOML)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def live(market, e2e_strategies):
     """A stack of its own with the services on, the market stored up to HISTORY_END."""
     state = make_state_dir("alphafactory-e2e-")
-    settings = service_settings(state, strategies_dir=strategies_dir, visibility_timeout_s=10)
+    settings = service_settings(state, strategies_dir=e2e_strategies, visibility_timeout_s=10)
     untrained_generator(
         market.panel, context=8, d_model=16, path=settings.pipeline.generator_checkpoint
     )
@@ -87,6 +128,39 @@ def test_a_release_from_kcat_becomes_positions_for_trading_reader(live):
         as_trading_reader(live, "DELETE FROM trading.target_positions")
 
 
+def test_an_ml_strategy_gets_positions_after_a_release(live):
+    """The release wakes the [ml] strategy: its ridge model is a candidate of the request,
+    a worker scores it (walked forward on the decision's panel), the allocator writes the
+    strategy's positions and its ``ridge`` variant's, which hold the ML alpha alone."""
+    message = release("2018-04-01", "2018-06-14T12:30:00+00:00", series="M0001")
+    kcat_publish(live, [("M0001", json.dumps(message).encode())])
+    rows = positions_for(live, message["event_id"], view="target_positions")
+    assert rows
+    with psycopg.connect(live.postgres.dsn("app"), autocommit=True) as conn:
+        written = dict(
+            conn.execute(
+                "SELECT strategy_id, sum(weight) FROM trading.target_positions "
+                "WHERE trigger_event_id = %s GROUP BY strategy_id",
+                (message["event_id"],),
+            ).fetchall()
+        )
+        ml = conn.execute(
+            "SELECT f.formula, e.is_alpha, e.ic FROM core.evaluations AS e "
+            "JOIN core.factors AS f USING (formula_hash) "
+            "WHERE e.strategy_id = 'pipeline_ml' AND f.origin = 'ml'"
+        ).fetchall()
+        pool = conn.execute(
+            "SELECT f.formula FROM core.alpha_pools AS p JOIN core.factors AS f "
+            "USING (formula_hash) WHERE p.strategy_id = 'pipeline_ml@ridge'"
+        ).fetchall()
+    assert set(written) == {"pipeline_ml", "pipeline_ml@ridge"}
+    assert all(np.isclose(float(w), 1.0) for w in written.values())
+    ((formula, qualified, ic),) = ml
+    assert formula.startswith("ml:ridge(features=[operands]") and qualified
+    assert np.isfinite(ic)
+    assert pool == [(formula,)]
+
+
 def test_duplicates_and_out_of_order_releases_have_one_effect_each(live):
     newer = release("2018-07-01", "2018-08-14T12:30:00+00:00", value=2.0)
     older = release("2018-05-01", "2018-07-13T12:30:00+00:00", value=1.0)
@@ -108,7 +182,9 @@ def test_duplicates_and_out_of_order_releases_have_one_effect_each(live):
         now = macro_as_of(conn, series_ids=["M0000"], as_of=pd.Timestamp("2018-09-01", tz="UTC"))
     assert now[now["period"] == "2018-07-01"]["value"].tolist() == [2.0]  # newest vintage kept
     latest = as_trading_reader(
-        live, "SELECT DISTINCT trigger_event_id FROM trading.latest_target_positions"
+        live,
+        "SELECT DISTINCT trigger_event_id FROM trading.latest_target_positions "
+        "WHERE strategy_id = 'pipeline_test'",
     )
     assert latest == [[newer["event_id"]]]  # the older release did not take over
 

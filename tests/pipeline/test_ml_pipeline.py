@@ -1,0 +1,100 @@
+"""Supervised alphas through the pipeline on the real Postgres: an ``[ml]`` strategy's
+model is a candidate of its request, evaluated by a worker, qualified by the alpha
+definition and allocated, under the strategy, its ``ridge`` variant and a pool
+combined by LightGBM (``combo_lightgbm``)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from alphafactory.events import GenerationRequest, request_id_for
+from alphafactory.ml.candidate import candidate_hash
+from consumers.allocation import AllocationContext, allocate_request
+from consumers.evaluation import EvaluationContext, evaluate_chunk
+from consumers.generation import GenerationContext, handle_request
+from storage.factors import evaluations
+
+
+def release_request(market, strategy, row: int, trigger: str) -> GenerationRequest:
+    when = pd.Timestamp(market.panel.dates[row], tz=UTC) + pd.Timedelta(days=10, hours=14)
+    return GenerationRequest(
+        request_id=request_id_for(strategy.id, trigger),
+        strategy_id=strategy.id,
+        as_of=when.date(),
+        decision_time=when.to_pydatetime(),
+        trigger_event_id=trigger,
+        trigger="release",
+        candidates=strategy.generation.candidates,
+        requested_at=datetime.now(UTC),
+    )
+
+
+def ml_strategy(strategy, trigger: str):
+    return strategy.model_validate(
+        strategy.model_dump()
+        | {
+            "id": f"ml-{trigger}",
+            # every finite t-statistic qualifies: the pool is every valid candidate
+            "alpha": strategy.alpha.model_dump() | {"definition": "hac_tstat > -1000"},
+            "ml": {"models": ["ridge"], "features": ["operands"], "folds": 2},
+            "variants": {"names": ["ridge", "combo_lightgbm"]},
+        }
+    )
+
+
+def test_an_ml_strategy_gets_positions_after_a_release(conn, market, strategy, generator):
+    trigger = "ml-release"
+    mine = ml_strategy(strategy, trigger)
+    (ridge,) = mine.ml.candidates()
+    sent: list[tuple[str, list[str]]] = []
+
+    def dispatch(request_id, hashes, chunk_size):
+        sent.extend(
+            (request_id, hashes[k : k + chunk_size]) for k in range(0, len(hashes), chunk_size)
+        )
+        return len(sent)
+
+    policy, vocab = generator
+    strategies = {mine.id: mine}
+    allocation = AllocationContext(strategies)
+    generation = GenerationContext(
+        strategies, policy, vocab, 1.0, dispatch, allocation, threading.Event()
+    )
+    request = release_request(market, mine, 100, trigger)
+    handle_request(conn, generation, request)
+    hashes = [h for _, chunk in sent for h in chunk]
+    assert candidate_hash(ridge) in hashes and len(hashes) == mine.generation.candidates + 1
+    assert conn.execute(
+        "SELECT formula, origin FROM core.factors WHERE formula_hash = %s",
+        (candidate_hash(ridge),),
+    ).fetchone() == (ridge, "ml")
+    evaluation = EvaluationContext(strategies)
+    for request_id, chunk in sent:
+        evaluate_chunk(conn, evaluation, request_id, chunk)
+    stored = evaluations(conn, strategy_id=mine.id, decision_time=request.decision_time)
+    row = stored.set_index("formula").loc[ridge]
+    assert row["is_alpha"] and np.isfinite(row["hac_tstat"]) and np.isfinite(row["ic"])
+
+    assert allocate_request(conn, allocation, request.request_id) is not None
+    positions = dict(
+        conn.execute(
+            "SELECT strategy_id, sum(weight) FROM trading.latest_target_positions "
+            "WHERE strategy_id LIKE %s GROUP BY strategy_id",
+            (f"{mine.id}%",),
+        ).fetchall()
+    )
+    expected = {mine.id, f"{mine.id}@ridge", f"{mine.id}@combo_lightgbm"}
+    assert set(positions) == expected and all(np.isclose(w, 1.0) for w in positions.values())
+    pools = conn.execute(
+        "SELECT p.strategy_id, f.formula, p.weight FROM core.alpha_pools AS p "
+        "JOIN core.factors AS f USING (formula_hash) WHERE p.strategy_id LIKE %s",
+        (f"{mine.id}%",),
+    ).fetchall()
+    # the variant's pool is the model's alpha alone (its sign the IC's)
+    assert [(f, abs(w)) for s, f, w in pools if s.endswith("@ridge")] == [(ridge, 1.0)]
+    learned = [w for s, _, w in pools if s.endswith("@combo_lightgbm")]
+    assert 1 <= len(learned) <= mine.pool.size and np.isclose(sum(learned), 1.0)
