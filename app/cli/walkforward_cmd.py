@@ -123,6 +123,7 @@ def _strategy_file(settings: Settings, strategy_id: str) -> Path:
 
 
 def _variants(text: str | None, source: Path) -> tuple[str, ...]:
+    from alphafactory.ml.models import MODEL_NAMES
     from alphafactory.strategy import load_strategy
     from alphafactory.variants import DEFAULT_NAMES, VariantError, check_name, derive
 
@@ -140,7 +141,9 @@ def _variants(text: str | None, source: Path) -> tuple[str, ...]:
     if not names:
         raise VariantError("--variants is empty: name at least one")
     for name in names:
-        derive(strategy, check_name(name))
+        # an ML variant's model is added to the run's strategy file (write_strategy)
+        if check_name(name) not in MODEL_NAMES:
+            derive(strategy, name)
     return names
 
 

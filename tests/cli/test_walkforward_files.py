@@ -112,3 +112,18 @@ def test_an_ml_variant_asks_the_run_strategy_for_its_model(tmp_path):
         Plan("macro_allocation", start, start, tmp_path, ("pool10",), 12), source
     )
     assert plain.ml.models == ()
+
+
+def test_the_command_accepts_an_ml_variant_the_strategy_does_not_have_yet():
+    from pathlib import Path
+
+    import pytest
+
+    import alphafactory
+    from alphafactory.variants import VariantError
+    from app.cli.walkforward_cmd import _variants
+
+    source = Path(alphafactory.__file__).parent / "strategies" / "macro_allocation.toml"
+    assert _variants("pool10, lightgbm", source) == ("pool10", "lightgbm")
+    with pytest.raises(VariantError, match="'forest' is not one of"):
+        _variants("pool10,forest", source)
