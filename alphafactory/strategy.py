@@ -77,7 +77,7 @@ from pydantic import (
 from alphafactory.formula import FormulaError, canonical
 from alphafactory.metrics import parse_definition
 from alphafactory.metrics.errors import DefinitionError
-from alphafactory.ml.candidate import MLCandidate
+from alphafactory.ml.candidate import FEATURE_SETS, MLCandidate
 from alphafactory.ml.models import MODEL_NAMES
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "strategies"
@@ -407,6 +407,9 @@ def missing_inputs(
     groups = {f.removeprefix(GROUP_PREFIX) for f in fields if f.startswith(GROUP_PREFIX)}
     if absent := sorted(set(strategy.formulas.operands) - fields - series - groups):
         missing.append(f"operands neither a stored field nor series: {', '.join(absent)}")
+    named = [f for f in strategy.ml.features if f not in FEATURE_SETS] if strategy.ml.models else []
+    if absent := sorted(set(named) - fields - series):
+        missing.append(f"[ml] features neither a stored field nor series: {', '.join(absent)}")
     if "macro" in strategy.formulas.root_kinds and not series:
         missing.append("macro series for root_kinds 'macro' (alphafactory data load --releases)")
     if absent := sorted(set(strategy.triggers.series) - series):

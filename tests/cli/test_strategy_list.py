@@ -168,6 +168,7 @@ def test_what_a_strategy_on_loaded_data_still_lacks_is_listed(stack_settings, tm
     (tmp_path / "s.toml").write_text(
         f'id = "s"\n{wanted}group_codes = [1]\n[formulas]\noperands = ["M0000", "pmi"]\n'
         '[triggers]\nseries = ["M0001", "nfp"]\n'
+        '[ml]\nmodels = ["ridge"]\nfeatures = ["library", "M0001", "gdp"]\n'
     )
     with psycopg.connect(database.dsn("app"), autocommit=True) as conn:
         load_observations(conn, MarketObservations.from_panel(market.panel))
@@ -181,6 +182,7 @@ def test_what_a_strategy_on_loaded_data_still_lacks_is_listed(stack_settings, tm
         "universe assets not stored: ZZZ",
         "universe group 'region' not stored (a group:region column)",
         "operands neither a stored field nor series: pmi",
+        "[ml] features neither a stored field nor series: gdp",
         "trigger series with no stored release: nfp",
         "a generator (alphafactory init, or model train --strategy s)",
     ]

@@ -6,31 +6,15 @@ combined by LightGBM (``combo_lightgbm``)."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 
 import numpy as np
-import pandas as pd
 
-from alphafactory.events import GenerationRequest, request_id_for
 from alphafactory.ml.candidate import candidate_hash
 from consumers.allocation import AllocationContext, allocate_request
 from consumers.evaluation import EvaluationContext, evaluate_chunk
 from consumers.generation import GenerationContext, handle_request
 from storage.factors import evaluations
-
-
-def release_request(market, strategy, row: int, trigger: str) -> GenerationRequest:
-    when = pd.Timestamp(market.panel.dates[row], tz=UTC) + pd.Timedelta(days=10, hours=14)
-    return GenerationRequest(
-        request_id=request_id_for(strategy.id, trigger),
-        strategy_id=strategy.id,
-        as_of=when.date(),
-        decision_time=when.to_pydatetime(),
-        trigger_event_id=trigger,
-        trigger="release",
-        candidates=strategy.generation.candidates,
-        requested_at=datetime.now(UTC),
-    )
+from tests.pipeline.test_pipeline_core import make_request
 
 
 def ml_strategy(strategy, trigger: str):
@@ -64,7 +48,7 @@ def test_an_ml_strategy_gets_positions_after_a_release(conn, market, strategy, g
     generation = GenerationContext(
         strategies, policy, vocab, 1.0, dispatch, allocation, threading.Event()
     )
-    request = release_request(market, mine, 100, trigger)
+    request = make_request(market, mine, 100, trigger)
     handle_request(conn, generation, request)
     hashes = [h for _, chunk in sent for h in chunk]
     assert candidate_hash(ridge) in hashes and len(hashes) == mine.generation.candidates + 1
