@@ -21,6 +21,7 @@ from app.cli import (
     generator_cmd,
     init_cmd,
     ml_cmd,
+    ops_cmd,
     release_cmd,
     run_cmd,
     stack_cmd,
@@ -41,6 +42,7 @@ SUBCOMMANDS = (
     run_cmd,
     strategy_cmd,
     walkforward_cmd,
+    ops_cmd,
 )
 
 

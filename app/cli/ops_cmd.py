@@ -1,0 +1,126 @@
+"""The on-call engineer's commands over the system of record (``storage.operations``):
+
+- ``alphafactory positions [--strategy ID] [--json]``: each strategy's and variant's latest
+  target positions, as the trading systems read them;
+- ``alphafactory requests list [--strategy ID] [--limit N] [--json]``: the newest
+  requests and where each stands (generating, evaluating, allocating, allocated, failed,
+  skipped), with its candidates, evaluations and alphas;
+- ``alphafactory requests show ID [--json]``: one request, with its failure or skip reason,
+  its allocation and its strongest alphas.
+
+Read-only. An unknown request exits 1 and names it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from app.cli.factor_cmd import _positive_int
+
+if TYPE_CHECKING:
+    from alphafactory.settings import Settings
+
+
+def register(commands) -> None:
+    positions = commands.add_parser("positions", help="the latest target positions")
+    positions.add_argument("--strategy", default=None, help="one strategy or variant id")
+    positions.add_argument("--json", action="store_true", help="print one JSON object")
+    positions.set_defaults(handler=run_positions)
+    requests = commands.add_parser("requests", help="generation requests and where they stand")
+    actions = requests.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the newest requests")
+    listing.add_argument("--strategy", default=None, help="one strategy's (default: all)")
+    listing.add_argument("--limit", type=_positive_int, default=20)
+    listing.add_argument("--json", action="store_true", help="print one JSON object")
+    listing.set_defaults(handler=run_requests_list)
+    show = actions.add_parser("show", help="one request in detail")
+    show.add_argument("request_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(handler=run_requests_show)
+
+
+def _connect(settings: Settings):
+    from storage.db import connect
+
+    return connect(settings.postgres.dsn("app"), autocommit=True)
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=1, default=str)
+
+
+def run_positions(args, settings: Settings) -> int:
+    from storage.operations import latest_positions
+
+    with _connect(settings) as conn:
+        rows = latest_positions(conn, args.strategy)
+    if args.json:
+        by_strategy: dict[str, dict] = {}
+        for row in rows:
+            entry = by_strategy.setdefault(
+                row.strategy_id,
+                {
+                    "as_of": row.as_of.isoformat(),
+                    "allocation_id": row.allocation_id,
+                    "trigger_event_id": row.trigger_event_id,
+                    "created_at": row.created_at.isoformat(),
+                    "weights": {},
+                },
+            )
+            entry["weights"][row.asset] = row.weight
+        print(_json({"strategies": by_strategy}))
+        return 0
+    if not rows:
+        which = f"strategy {args.strategy!r}" if args.strategy else "any strategy"
+        print(f"no positions for {which} yet")
+        return 0
+    current = None
+    for row in rows:
+        if row.strategy_id != current:
+            current = row.strategy_id
+            print(f"{current}  as of {row.as_of}  (allocation {row.allocation_id})")
+        print(f"  {row.asset:24s} {row.weight:+.4f}")
+    return 0
+
+
+def run_requests_list(args, settings: Settings) -> int:
+    from storage.operations import recent_requests
+
+    with _connect(settings) as conn:
+        rows = recent_requests(conn, strategy_id=args.strategy, limit=args.limit)
+    if args.json:
+        print(_json({"requests": [row.to_dict() for row in rows]}))
+        return 0
+    if not rows:
+        print("no generation request is recorded yet")
+        return 0
+    header = f"{'decision time':25s} {'state':10s} {'cands':>5s} {'eval':>5s} {'alphas':>6s}"
+    print(f"{header}  strategy  request")
+    for row in rows:
+        print(
+            f"{row.decision_time.isoformat():25s} {row.state:10s} {row.candidates or 0:5d} "
+            f"{row.evaluated:5d} {row.alphas:6d}  {row.strategy_id}  {row.request_id}"
+        )
+    return 0
+
+
+def run_requests_show(args, settings: Settings) -> int:
+    from storage.operations import request_alphas, request_summary
+
+    with _connect(settings) as conn:
+        summary = request_summary(conn, args.request_id)
+        alphas = request_alphas(conn, args.request_id) if summary else []
+    if summary is None:
+        print(f"alphafactory: no request {args.request_id!r} is recorded", file=sys.stderr)
+        return 1
+    detail = summary.to_dict() | {"top_alphas": alphas}
+    if args.json:
+        print(_json(detail))
+        return 0
+    for key, value in summary.to_dict().items():
+        print(f"{key:17s} {value}")
+    for alpha in alphas:
+        print(f"  t {alpha['hac_tstat']:+.2f}  ic {alpha['ic']:+.3f}  {alpha['formula']}")
+    return 0
