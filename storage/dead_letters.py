@@ -74,6 +74,15 @@ def list_dead_letters(
     return [DeadLetter(*row) for row in rows]
 
 
+def load_dead_letter(conn: psycopg.Connection, dead_letter_id: int) -> DeadLetter | None:
+    row = conn.execute(
+        'SELECT id, topic, partition, "offset", key, payload, error, created_at '
+        "FROM core.dead_letters WHERE id = %s",
+        (dead_letter_id,),
+    ).fetchone()
+    return DeadLetter(*row) if row else None
+
+
 def delete_dead_letter(conn: psycopg.Connection, *, dead_letter_id: int) -> bool:
     """Remove a dead letter once it is replayed or dismissed; False if it was gone."""
     cur = conn.execute("DELETE FROM core.dead_letters WHERE id = %s", (dead_letter_id,))

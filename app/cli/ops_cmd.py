@@ -6,9 +6,15 @@
   requests and where each stands (generating, evaluating, allocating, allocated, failed,
   skipped), with its candidates, evaluations and alphas;
 - ``alphafactory requests show ID [--json]``: one request, with its failure or skip reason,
-  its allocation and its strongest alphas.
+  its allocation and its strongest alphas;
+- ``alphafactory deadletters list [--topic T] [--limit N] [--json]``: the records a consumer
+  gave up on, newest first, with the error;
+- ``alphafactory deadletters retry ID``: publish dead letter ID's record to its topic again
+  (the consumers are idempotent by event id, so a retry can never apply it twice) and
+  remove it; if it fails again, the consumer records it again with the new error.
 
-Read-only. An unknown request exits 1 and names it.
+Read-only but for ``deadletters retry``. An unknown request or dead letter exits 1 and
+names it.
 """
 
 from __future__ import annotations
@@ -39,6 +45,16 @@ def register(commands) -> None:
     show.add_argument("request_id", metavar="ID")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(handler=run_requests_show)
+    letters = commands.add_parser("deadletters", help="records the consumers gave up on")
+    letter_actions = letters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = letter_actions.add_parser("list", help="the newest dead letters")
+    listing.add_argument("--topic", default=None, help="one topic's (default: all)")
+    listing.add_argument("--limit", type=_positive_int, default=20)
+    listing.add_argument("--json", action="store_true", help="print one JSON object")
+    listing.set_defaults(handler=run_deadletters_list)
+    retry = letter_actions.add_parser("retry", help="publish a dead letter's record again")
+    retry.add_argument("dead_letter_id", type=_positive_int, metavar="ID")
+    retry.set_defaults(handler=run_deadletters_retry)
 
 
 def _connect(settings: Settings):
@@ -124,3 +140,70 @@ def run_requests_show(args, settings: Settings) -> int:
     for alpha in alphas:
         print(f"  t {alpha['hac_tstat']:+.2f}  ic {alpha['ic']:+.3f}  {alpha['formula']}")
     return 0
+
+
+def run_deadletters_list(args, settings: Settings) -> int:
+    from storage.dead_letters import list_dead_letters
+
+    with _connect(settings) as conn:
+        letters = list_dead_letters(conn, topic=args.topic, limit=args.limit)
+    rows = [
+        {
+            "id": letter.id,
+            "topic": letter.topic,
+            "partition": letter.partition,
+            "offset": letter.offset,
+            "key": _text(letter.key),
+            "error": letter.error,
+            "created_at": letter.created_at.isoformat(),
+            "payload_bytes": len(letter.payload),
+        }
+        for letter in letters
+    ]
+    if args.json:
+        print(_json({"dead_letters": rows}))
+        return 0
+    if not rows:
+        print("no dead letters")
+        return 0
+    for row in rows:
+        print(f"{row['id']:6d} {row['created_at'][:19]} {row['topic']:28s} {row['error'][:90]}")
+    return 0
+
+
+def run_deadletters_retry(args, settings: Settings) -> int:
+    from messaging.publisher import KafkaPublisher
+    from storage.dead_letters import delete_dead_letter, load_dead_letter
+
+    with _connect(settings) as conn:
+        letter = load_dead_letter(conn, args.dead_letter_id)
+        if letter is None:
+            print(f"alphafactory: no dead letter {args.dead_letter_id}", file=sys.stderr)
+            return 1
+        if letter.topic.startswith("celery:"):
+            print(
+                f"alphafactory: dead letter {letter.id} is a failed evaluation chunk "
+                f"({letter.topic}): its formulas are stored as failed and its request "
+                "completed, so there is no record to publish again (a new release of the "
+                "trigger decides again)",
+                file=sys.stderr,
+            )
+            return 2
+        with KafkaPublisher.open(settings.kafka) as publisher:
+            sent = publisher.publish(letter.topic, key=letter.key or b"", value=letter.payload)
+        delete_dead_letter(conn, dead_letter_id=letter.id)
+    print(
+        _json(
+            {
+                "retried": letter.id,
+                "topic": letter.topic,
+                "partition": sent.partition,
+                "offset": sent.offset,
+            }
+        )
+    )
+    return 0
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", errors="replace")
