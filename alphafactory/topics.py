@@ -15,3 +15,15 @@ ALL_TOPICS = (
     PORTFOLIO_REBALANCES,
     DEAD_LETTERS,
 )
+
+# The pipeline's consumer groups, each with the topic it reads (its lag: alphafactory status)
+RELEASE_HANDLER_GROUP = "alphafactory-release-handler"
+MARKET_DATA_GROUP = "alphafactory-market-data"
+GENERATOR_GROUP = "alphafactory-generator"
+ALLOCATOR_GROUP = "alphafactory-allocator"
+CONSUMER_GROUPS = {
+    RELEASE_HANDLER_GROUP: MACRO_RELEASES,
+    MARKET_DATA_GROUP: MARKET_DATA,
+    GENERATOR_GROUP: GENERATION_REQUESTS,
+    ALLOCATOR_GROUP: BACKTEST_RESULTS,
+}

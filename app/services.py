@@ -204,7 +204,7 @@ def run_market_data(settings: Settings, stop_event: threading.Event):
 
 
 def run_allocator(settings: Settings, stop_event: threading.Event, **loop_options):
-    from alphafactory.topics import BACKTEST_RESULTS
+    from alphafactory.topics import ALLOCATOR_GROUP, BACKTEST_RESULTS
     from consumers.allocation import AllocationContext, AllocationHandler
 
     pool = _pool(settings, "allocator")
@@ -214,7 +214,7 @@ def run_allocator(settings: Settings, stop_event: threading.Event, **loop_option
             settings,
             stop_event,
             pool=pool,
-            group="alphafactory-allocator",
+            group=ALLOCATOR_GROUP,
             topic=BACKTEST_RESULTS,
             handler=handler,
             batch_handler=handler.handle_batch,
@@ -225,7 +225,7 @@ def run_allocator(settings: Settings, stop_event: threading.Event, **loop_option
 
 
 def run_generator(settings: Settings, stop_event: threading.Event, **loop_options):
-    from alphafactory.topics import GENERATION_REQUESTS
+    from alphafactory.topics import GENERATION_REQUESTS, GENERATOR_GROUP
     from consumers.generation import GenerationHandler
 
     if not wiring.wait_for_a_generator(settings, stop_event):  # stopped while waiting
@@ -238,7 +238,7 @@ def run_generator(settings: Settings, stop_event: threading.Event, **loop_option
             settings,
             stop_event,
             pool=pool,
-            group="alphafactory-generator",
+            group=GENERATOR_GROUP,
             topic=GENERATION_REQUESTS,
             handler=handler,
             batch_size=1,

@@ -42,7 +42,7 @@ from alphafactory.events import (
 )
 from alphafactory.settings import KafkaSettings
 from alphafactory.strategy import Strategy
-from alphafactory.topics import DEAD_LETTERS, MARKET_DATA
+from alphafactory.topics import DEAD_LETTERS, MARKET_DATA, MARKET_DATA_GROUP
 from consumers.dead_letters import dead_lettering_loop
 from consumers.loop import ConsumerLoop, coordinates
 from messaging.publisher import KafkaPublisher
@@ -55,7 +55,7 @@ from storage.outbox import OutboxEvent, enqueue
 
 logger = logging.getLogger(__name__)
 
-GROUP_ID = "alphafactory-market-data"
+GROUP_ID = MARKET_DATA_GROUP
 CONSUMER = "market-data"  # the processed-events ledger's name for this consumer
 
 

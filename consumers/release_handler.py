@@ -44,7 +44,7 @@ from alphafactory.events import (
 )
 from alphafactory.settings import KafkaSettings
 from alphafactory.strategy import Strategy
-from alphafactory.topics import DEAD_LETTERS, MACRO_RELEASES
+from alphafactory.topics import DEAD_LETTERS, MACRO_RELEASES, RELEASE_HANDLER_GROUP
 from consumers.dead_letters import dead_lettering_loop
 from consumers.loop import ConsumerLoop, coordinates
 from messaging.publisher import KafkaPublisher
@@ -56,7 +56,7 @@ from storage.outbox import OutboxEvent, enqueue
 
 logger = logging.getLogger(__name__)
 
-GROUP_ID = "alphafactory-release-handler"
+GROUP_ID = RELEASE_HANDLER_GROUP
 CONSUMER = "release-handler"  # the processed-events ledger's name for this consumer
 
 

@@ -1,6 +1,7 @@
 """What an on-call engineer reads: the latest positions per strategy, the recent requests
-and where each stands, one request in detail. Read-only queries over the system of
-record (the commands ``alphafactory positions`` and ``alphafactory requests``).
+and where each stands, one request in detail, the pipeline's state at a glance.
+Read-only queries over the system of record (the commands ``alphafactory positions``,
+``alphafactory requests`` and ``alphafactory status``).
 
 A request's state, in the order its life goes: ``skipped`` (the rebalance rule),
 ``failed`` (ended with a recorded failure), ``allocated`` (its strategy's allocation for
@@ -125,3 +126,55 @@ def request_alphas(conn: psycopg.Connection, request_id: str, limit: int = 10) -
     ).fetchall()
     keys = ("formula", "origin", "ic", "hac_tstat", "ls_sharpe")
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def pipeline_state(conn: psycopg.Connection, *, hours: float = 24.0) -> dict:
+    """Requests not ended (by state), each strategy's last allocation, dead letters by
+    topic, the reconciler's actions of the last ``hours`` by kind, and the newest release
+    of each series."""
+    pending = dict(
+        conn.execute(
+            """
+            SELECT CASE WHEN r.n_candidates IS NULL THEN 'generating'
+                        WHEN EXISTS (SELECT 1 FROM core.request_candidates AS c
+                                     WHERE c.request_id = r.request_id
+                                       AND c.evaluated_at IS NULL) THEN 'evaluating'
+                        ELSE 'allocating' END,
+                   count(*)
+            FROM core.generation_requests AS r
+            WHERE r.failed_at IS NULL AND r.skipped IS NULL
+              AND NOT EXISTS (SELECT 1 FROM core.allocations AS a
+                              WHERE a.strategy_id = r.strategy_id
+                                AND a.trigger_event_id = r.trigger_event_id)
+            GROUP BY 1
+            """
+        ).fetchall()
+    )
+    allocations = conn.execute(
+        "SELECT DISTINCT ON (strategy_id) strategy_id, allocation_id, as_of, created_at "
+        "FROM core.allocations ORDER BY strategy_id, as_of DESC, created_at DESC"
+    ).fetchall()
+    letters = dict(
+        conn.execute("SELECT topic, count(*) FROM core.dead_letters GROUP BY topic").fetchall()
+    )
+    actions = dict(
+        conn.execute(
+            "SELECT action, count(*) FROM core.reconciler_actions "
+            "WHERE created_at > now() - make_interval(secs => %s) GROUP BY action",
+            (hours * 3600,),
+        ).fetchall()
+    )
+    releases = conn.execute(
+        "SELECT series_id, max(released_at) FROM core.macro_observations GROUP BY series_id "
+        "ORDER BY series_id"
+    ).fetchall()
+    return {
+        "pending_requests": pending,
+        "last_allocations": {
+            strategy: {"allocation_id": a, "as_of": as_of, "created_at": created}
+            for strategy, a, as_of, created in allocations
+        },
+        "dead_letters": letters,
+        "reconciler_actions": actions,
+        "last_releases": dict(releases),
+    }

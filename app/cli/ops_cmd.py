@@ -1,5 +1,9 @@
 """The on-call engineer's commands over the system of record (``storage.operations``):
 
+- ``alphafactory status [--json]``: each consumer group's lag, the requests not ended by
+  state, each strategy's last allocation, dead letters by topic, the reconciler's actions
+  of the last 24 hours and the newest release of each series (with its age);
+
 - ``alphafactory positions [--strategy ID] [--json]``: each strategy's and variant's latest
   target positions, as the trading systems read them;
 - ``alphafactory requests list [--strategy ID] [--limit N] [--json]``: the newest
@@ -30,6 +34,9 @@ if TYPE_CHECKING:
 
 
 def register(commands) -> None:
+    status = commands.add_parser("status", help="the pipeline at a glance: lag, requests...")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=run_status)
     positions = commands.add_parser("positions", help="the latest target positions")
     positions.add_argument("--strategy", default=None, help="one strategy or variant id")
     positions.add_argument("--json", action="store_true", help="print one JSON object")
@@ -64,7 +71,8 @@ def _connect(settings: Settings):
 
 
 def _json(value) -> str:
-    return json.dumps(value, indent=1, default=str)
+    """JSON with dates and times as ISO-8601."""
+    return json.dumps(value, indent=1, default=lambda v: getattr(v, "isoformat", v.__str__)())
 
 
 def run_positions(args, settings: Settings) -> int:
@@ -207,3 +215,35 @@ def run_deadletters_retry(args, settings: Settings) -> int:
 
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", errors="replace")
+
+
+def run_status(args, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from alphafactory.topics import CONSUMER_GROUPS
+    from messaging.admin import consumer_lag
+    from messaging.errors import BrokerUnavailableError
+    from storage.operations import pipeline_state
+
+    with _connect(settings) as conn:
+        state = pipeline_state(conn)
+    try:
+        lag: dict = consumer_lag(settings.kafka, CONSUMER_GROUPS)
+    except BrokerUnavailableError as error:  # the rest still tells the story
+        lag = {"error": str(error)}
+    now = datetime.now(UTC)
+    state["last_releases"] = {
+        series: {"released_at": at, "seconds_ago": round((now - at).total_seconds())}
+        for series, at in state["last_releases"].items()
+    }
+    report = {"consumer_lag": lag, **state}
+    if args.json:
+        print(_json(report))
+        return 0
+    print(f"consumer lag        {lag}")
+    print(f"pending requests    {state['pending_requests'] or 'none'}")
+    print(f"dead letters        {state['dead_letters'] or 'none'}")
+    print(f"reconciler (24 h)   {state['reconciler_actions'] or 'nothing re-driven'}")
+    for strategy, last in state["last_allocations"].items():
+        print(f"last allocation     {strategy}: {last['as_of']} ({last['allocation_id']})")
+    return 0

@@ -57,3 +57,35 @@ def test_ensure_topics_raises_broker_unavailable_for_a_closed_port(closed_port):
 
     with pytest.raises(BrokerUnavailableError, match=f"127.0.0.1:{closed_port}"):
         ensure_topics(settings, ["never.created"], timeout_s=0.5)
+
+
+def test_consumer_lag_counts_what_a_group_has_not_committed(kafka_settings, unique):
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from messaging.admin import consumer_lag
+    from messaging.publisher import KafkaPublisher
+
+    topic, group, idle = unique("lag"), unique("lag-group"), unique("lag-idle")
+    ensure_topics(kafka_settings, [topic], partitions=1)
+    with KafkaPublisher.open(kafka_settings) as publisher:
+        for k in range(5):
+            publisher.publish(topic, key="k", value=f"{k}".encode())
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers(kafka_settings),
+        group_id=group,
+        enable_auto_commit=False,
+    )
+    try:
+        consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(2, "", -1)})
+    finally:
+        consumer.close(autocommit=False)
+    assert consumer_lag(kafka_settings, {group: topic, idle: topic}) == {group: 3, idle: None}
+
+
+def test_consumer_lag_names_the_broker_that_does_not_answer(closed_port):
+    from messaging.admin import consumer_lag
+
+    silent = KafkaSettings(bootstrap=f"127.0.0.1:{closed_port}", request_timeout_ms=1000)
+    with pytest.raises(BrokerUnavailableError, match=f"127.0.0.1:{closed_port}"):
+        consumer_lag(silent, {"g": "t"}, timeout_s=1)

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 
@@ -18,7 +19,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from alphafactory.topics import DEAD_LETTERS
+from alphafactory.topics import CONSUMER_GROUPS, DEAD_LETTERS
 from app import stack
 from storage.loading import load_panel, load_releases
 from storage.macro import macro_as_of
@@ -28,6 +29,7 @@ from tests.stack_support import (
     make_state_dir,
     positions_for,
     service_settings,
+    settings_env,
     untrained_generator,
 )
 
@@ -159,6 +161,34 @@ def test_an_ml_strategy_gets_positions_after_a_release(live):
     assert formula.startswith("ml:ridge(features=[operands]") and qualified
     assert np.isfinite(ic)
     assert pool == [(formula,)]
+
+
+def test_status_shows_the_lag_the_last_allocation_and_the_release(live):
+    message = release("2018-04-01", "2018-06-15T12:30:00+00:00", value=1.7)
+    kcat_publish(live, [("M0000", json.dumps(message).encode())])
+    positions_for(live, message["event_id"], view="target_positions")
+    env = settings_env(live)
+    deadline = time.monotonic() + 60
+    while True:  # the allocator commits its offsets after the allocation is written
+        result = subprocess.run(
+            [sys.executable, "-m", "app.cli.main", "status", "--json"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        status = json.loads(result.stdout)
+        if all(v == 0 for v in status["consumer_lag"].values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert set(status["consumer_lag"]) == set(CONSUMER_GROUPS)
+    assert status["consumer_lag"]["alphafactory-release-handler"] == 0
+    with psycopg.connect(live.postgres.dsn("app"), autocommit=True) as conn:
+        (allocation_id,) = conn.execute(
+            "SELECT allocation_id FROM core.allocations WHERE strategy_id = 'pipeline_test' "
+            "ORDER BY as_of DESC, created_at DESC LIMIT 1"
+        ).fetchone()
+    assert status["last_allocations"]["pipeline_test"]["allocation_id"] == allocation_id
+    assert status["last_releases"]["M0000"]["released_at"].startswith("2018-06-15T12:30:00")
+    assert status["pending_requests"] == {}
 
 
 def test_duplicates_and_out_of_order_releases_have_one_effect_each(live):
