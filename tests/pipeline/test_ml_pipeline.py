@@ -5,16 +5,11 @@ combined by LightGBM (``combo_lightgbm``)."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from alphafactory.ml.candidate import candidate_hash
-from consumers.allocation import AllocationContext, allocate_request
-from consumers.evaluation import EvaluationContext, evaluate_chunk
-from consumers.generation import GenerationContext, handle_request
 from storage.factors import evaluations
-from tests.pipeline.test_pipeline_core import make_request
+from tests.pipeline.test_pipeline_core import decide_directly
 
 
 def ml_strategy(strategy, trigger: str):
@@ -34,36 +29,16 @@ def test_an_ml_strategy_gets_positions_after_a_release(conn, market, strategy, g
     trigger = "ml-release"
     mine = ml_strategy(strategy, trigger)
     (ridge,) = mine.ml.candidates()
-    sent: list[tuple[str, list[str]]] = []
-
-    def dispatch(request_id, hashes, chunk_size):
-        sent.extend(
-            (request_id, hashes[k : k + chunk_size]) for k in range(0, len(hashes), chunk_size)
-        )
-        return len(sent)
-
-    policy, vocab = generator
-    strategies = {mine.id: mine}
-    allocation = AllocationContext(strategies)
-    generation = GenerationContext(
-        strategies, policy, vocab, 1.0, dispatch, allocation, threading.Event()
-    )
-    request = make_request(market, mine, 100, trigger)
-    handle_request(conn, generation, request)
-    hashes = [h for _, chunk in sent for h in chunk]
+    request, hashes, allocation_id = decide_directly(conn, market, mine, generator, 100, trigger)
     assert candidate_hash(ridge) in hashes and len(hashes) == mine.generation.candidates + 1
     assert conn.execute(
         "SELECT formula, origin FROM core.factors WHERE formula_hash = %s",
         (candidate_hash(ridge),),
     ).fetchone() == (ridge, "ml")
-    evaluation = EvaluationContext(strategies)
-    for request_id, chunk in sent:
-        evaluate_chunk(conn, evaluation, request_id, chunk)
     stored = evaluations(conn, strategy_id=mine.id, decision_time=request.decision_time)
     row = stored.set_index("formula").loc[ridge]
     assert row["is_alpha"] and np.isfinite(row["hac_tstat"]) and np.isfinite(row["ic"])
-
-    assert allocate_request(conn, allocation, request.request_id) is not None
+    assert allocation_id is not None
     positions = dict(
         conn.execute(
             "SELECT strategy_id, sum(weight) FROM trading.latest_target_positions "

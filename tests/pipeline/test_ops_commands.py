@@ -6,15 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 
 import pytest
 
-from consumers.allocation import AllocationContext, allocate_request
-from consumers.evaluation import EvaluationContext, evaluate_chunk
-from consumers.generation import GenerationContext, handle_request
 from storage.requests import RequestRecord, register_request
-from tests.pipeline.test_pipeline_core import make_request
+from tests.pipeline.test_pipeline_core import decide_directly, make_request
 
 
 def command(service_env, *args: str) -> subprocess.CompletedProcess:
@@ -34,25 +30,8 @@ def decided(pipeline_db, market, strategy, generator):
     import psycopg
 
     mine = strategy.model_copy(update={"id": "ops_commands"})
-    sent: list[tuple[str, list[str]]] = []
-
-    def dispatch(request_id, hashes, chunk_size):
-        chunks = range(0, len(hashes), chunk_size)
-        sent.extend((request_id, hashes[k : k + chunk_size]) for k in chunks)
-        return len(sent)
-
-    policy, vocab = generator
-    strategies = {mine.id: mine}
-    allocation = AllocationContext(strategies)
-    generation = GenerationContext(
-        strategies, policy, vocab, 1.0, dispatch, allocation, threading.Event()
-    )
     with psycopg.connect(pipeline_db.dsn("app"), autocommit=True) as conn:
-        request = make_request(market, mine, 100, "ops-first")
-        handle_request(conn, generation, request)
-        for request_id, chunk in sent:
-            evaluate_chunk(conn, EvaluationContext(strategies), request_id, chunk)
-        allocation_id = allocate_request(conn, allocation, request.request_id)
+        request, _, allocation_id = decide_directly(conn, market, mine, generator, 100, "ops-1")
         waiting = make_request(market, mine, 101, "ops-second")
         register_request(conn, RequestRecord.of(waiting))
         weights = dict(

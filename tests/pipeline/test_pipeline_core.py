@@ -69,6 +69,31 @@ def make_request(market, strategy, row: int, trigger: str) -> GenerationRequest:
     )
 
 
+def decide_directly(conn, market, strategy, generator, row: int, trigger: str):
+    """One request of ``strategy`` through generation, every chunk's evaluation and the
+    allocation, by direct calls: (the request, its candidates' hashes, the allocation id)."""
+    sent: list[tuple[str, list[str]]] = []
+
+    def dispatch(request_id, hashes, chunk_size):
+        chunks = [hashes[k : k + chunk_size] for k in range(0, len(hashes), chunk_size)]
+        sent.extend((request_id, chunk) for chunk in chunks)
+        return len(chunks)
+
+    policy, vocab = generator
+    strategies = {strategy.id: strategy}
+    allocation = AllocationContext(strategies)
+    generation = GenerationContext(
+        strategies, policy, vocab, 1.0, dispatch, allocation, threading.Event()
+    )
+    request = make_request(market, strategy, row, trigger)
+    handle_request(conn, generation, request)
+    evaluation = EvaluationContext(strategies)
+    for request_id, chunk in sent:
+        evaluate_chunk(conn, evaluation, request_id, chunk)
+    allocation_id = allocate_request(conn, allocation, request.request_id)
+    return request, [h for _, chunk in sent for h in chunk], allocation_id
+
+
 @pytest.fixture
 def contexts(strategy, generator, pipeline_db):
     sent: list[tuple[str, list[str]]] = []
