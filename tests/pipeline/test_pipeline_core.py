@@ -69,39 +69,15 @@ def make_request(market, strategy, row: int, trigger: str) -> GenerationRequest:
     )
 
 
-def decide_directly(conn, market, strategy, generator, row: int, trigger: str):
-    """One request of ``strategy`` through generation, every chunk's evaluation and the
-    allocation, by direct calls: (the request, its candidates' hashes, the allocation id)."""
+def direct_contexts(strategy, generator, on_dispatch=None):
+    """The generation, evaluation and allocation contexts of ``strategy`` with a dispatch
+    that records each chunk in ``sent`` (Celery's part, done by the caller); ``on_dispatch``
+    sees each request id and its hashes first."""
     sent: list[tuple[str, list[str]]] = []
 
     def dispatch(request_id, hashes, chunk_size):
-        chunks = [hashes[k : k + chunk_size] for k in range(0, len(hashes), chunk_size)]
-        sent.extend((request_id, chunk) for chunk in chunks)
-        return len(chunks)
-
-    policy, vocab = generator
-    strategies = {strategy.id: strategy}
-    allocation = AllocationContext(strategies)
-    generation = GenerationContext(
-        strategies, policy, vocab, 1.0, dispatch, allocation, threading.Event()
-    )
-    request = make_request(market, strategy, row, trigger)
-    handle_request(conn, generation, request)
-    evaluation = EvaluationContext(strategies)
-    for request_id, chunk in sent:
-        evaluate_chunk(conn, evaluation, request_id, chunk)
-    allocation_id = allocate_request(conn, allocation, request.request_id)
-    return request, [h for _, chunk in sent for h in chunk], allocation_id
-
-
-@pytest.fixture
-def contexts(strategy, generator, pipeline_db):
-    sent: list[tuple[str, list[str]]] = []
-
-    def dispatch(request_id, hashes, chunk_size):
-        # a worker on its own connection must already see what it is sent
-        with psycopg.connect(pipeline_db.dsn("app")) as other:
-            assert sorted(pending_candidates(other, request_id)) == sorted(hashes)
+        if on_dispatch is not None:
+            on_dispatch(request_id, hashes)
         chunks = [hashes[k : k + chunk_size] for k in range(0, len(hashes), chunk_size)]
         sent.extend((request_id, chunk) for chunk in chunks)
         return len(chunks)
@@ -113,6 +89,28 @@ def contexts(strategy, generator, pipeline_db):
         strategies, policy, vocab, 1.0, dispatch, allocation, threading.Event()
     )
     return generation, EvaluationContext(strategies), allocation, sent
+
+
+def decide_directly(conn, market, strategy, generator, row: int, trigger: str):
+    """One request of ``strategy`` through generation, every chunk's evaluation and the
+    allocation, by direct calls: (the request, its candidates' hashes, the allocation id)."""
+    generation, evaluation, allocation, sent = direct_contexts(strategy, generator)
+    request = make_request(market, strategy, row, trigger)
+    handle_request(conn, generation, request)
+    for request_id, chunk in sent:
+        evaluate_chunk(conn, evaluation, request_id, chunk)
+    allocation_id = allocate_request(conn, allocation, request.request_id)
+    return request, [h for _, chunk in sent for h in chunk], allocation_id
+
+
+@pytest.fixture
+def contexts(strategy, generator, pipeline_db):
+    def visible_to_a_worker(request_id, hashes):
+        # a worker on its own connection must already see what it is sent
+        with psycopg.connect(pipeline_db.dsn("app")) as other:
+            assert sorted(pending_candidates(other, request_id)) == sorted(hashes)
+
+    return direct_contexts(strategy, generator, visible_to_a_worker)
 
 
 def test_the_generation_service_samples_as_many_episodes_together_as_configured(
