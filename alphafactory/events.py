@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from alphafactory import topics
+from alphafactory import log_context, topics
 
 MAX_EVENT_BYTES = 1 << 20  # 1 MiB: the broker's default message size limit
 
@@ -259,9 +259,12 @@ def decode(kind: type[E], raw: bytes | None) -> E:
     if len(raw) > MAX_EVENT_BYTES:
         raise EventError(f"{where}: {len(raw):,} bytes, more than the {MAX_EVENT_BYTES:,} allowed")
     try:
-        return kind.model_validate_json(raw)  # a valid message: parsed once
+        event = kind.model_validate_json(raw)  # a valid message: parsed once
     except ValidationError:
         pass  # the checks below name what is wrong
+    else:
+        _name_in_logs(event)
+        return event
     try:
         data = json.loads(raw, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -270,6 +273,7 @@ def decode(kind: type[E], raw: bytes | None) -> E:
         raise EventError(f"{where}: {e}") from e
     if not isinstance(data, dict):
         raise EventError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    _name_in_logs(data)  # an invalid event's lines (its dead letter's) still name it
     version = data.get("schema_version", 1)
     expected = kind.model_fields["schema_version"].default
     if version != expected:
@@ -280,6 +284,17 @@ def decode(kind: type[E], raw: bytes | None) -> E:
         return kind.model_validate_json(raw)
     except ValidationError as e:
         raise EventError(f"{where}: {_explain(e)}") from e
+
+
+def _name_in_logs(event: Event | dict) -> None:
+    """The decoded event's ids on the log lines of the record in hand
+    (``alphafactory.log_context``): its own id, or the trigger's for a request's events."""
+    fields = event if isinstance(event, dict) else event.__dict__
+    ids = {
+        "event_id": fields.get("event_id") or fields.get("trigger_event_id"),
+        "request_id": fields.get("request_id"),
+    }
+    log_context.add(**{name: v for name, v in ids.items() if isinstance(v, str)})
 
 
 def _reject_constant(name: str) -> float:

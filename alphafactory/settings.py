@@ -68,6 +68,7 @@ LOCAL_DEFAULT_PASSWORDS = {
     "owner": "alphafactory-owner-local",
     "app": "alphafactory-app-local",
     "trading": "trading-reader-local",
+    "viewer": "alphafactory-viewer-local",
 }
 
 
@@ -81,11 +82,14 @@ class PostgresSettings(BaseModel):
     owner_user: str = "alphafactory_owner"
     app_user: str = "alphafactory_app"
     trading_user: str = "trading_reader"
+    # the web dashboard's login: SELECT on the app's tables and views, nothing else
+    viewer_user: str = "alphafactory_viewer"
     # None: the local default (LOCAL_DEFAULT_PASSWORDS), for an all-embedded stack only
     admin_password: SecretStr | None = None
     owner_password: SecretStr | None = None
     app_password: SecretStr | None = None
     trading_password: SecretStr | None = None
+    viewer_password: SecretStr | None = None
     embedded: bool = True
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(8, ge=1)
@@ -237,6 +241,31 @@ class PipelineSettings(BaseModel):
     services: bool = True
 
 
+class MetricsSettings(BaseModel):
+    """Every service's Prometheus endpoint (``/metrics``): the i-th service of
+    ``app.services.SERVICES`` serves on ``port + i``, so a machine's services never share
+    a port and Prometheus finds each one at a fixed place."""
+
+    enabled: bool = True
+    # the address the endpoints listen on: 0.0.0.0 in a container, for Prometheus to reach
+    host: str = "127.0.0.1"
+    port: int = Field(19100, gt=0, lt=65500)
+
+
+class DashboardSettings(BaseModel):
+    """The read-only web dashboard (``alphafactory dashboard``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(18080, gt=0, lt=65536)
+    # Rows a table of the dashboard shows at most (newest first).
+    page_rows: int = Field(200, ge=10, le=10_000)
+
+
+def url_host(host: str) -> str:
+    """The host a client uses for a server listening on ``host`` (every address: loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
 class Settings(BaseSettings):
     """Every setting of an alphafactory process."""
 
@@ -250,6 +279,9 @@ class Settings(BaseSettings):
     # Pid files, logs and data of the local embedded stack (git-ignored).
     state_dir: Path = Path(".alphafactory")
     log_level: str = "INFO"
+    # "json": one JSON object per log line, with the event and request ids of the record
+    # in hand (for a log pipeline such as Loki or Elasticsearch); "text": for people.
+    log_format: Literal["text", "json"] = "text"
     # Seconds `stack up` waits for each component to become ready.
     startup_timeout_s: float = Field(60.0, gt=0)
     kafka: KafkaSettings = KafkaSettings()
@@ -257,6 +289,8 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     triton: TritonSettings = TritonSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @field_validator("log_level")
     @classmethod

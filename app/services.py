@@ -103,6 +103,14 @@ SERVICES: tuple[Service, ...] = (
         False,
         "Celery train queue: retrain the generator point-in-time -> a new Triton version",
     ),
+    # stateless, but one per published port: more go behind a load balancer
+    Service(
+        "dashboard",
+        ("dashboard",),
+        ("kafka", "postgres"),
+        False,
+        "read-only web pages: health, the timeline, positions, alphas, performance, failures",
+    ),
 )
 
 
@@ -111,6 +119,24 @@ def service(name: str) -> Service:
         if declared.name == name:
             return declared
     raise KeyError(f"no service {name!r}; expected one of {[s.name for s in SERVICES]}")
+
+
+def metrics_port(settings: Settings, name: str) -> int:
+    """The port of ``name``'s Prometheus endpoint: its place in :data:`SERVICES` after
+    ``metrics.port``."""
+    return settings.metrics.port + SERVICES.index(service(name))
+
+
+def metrics_url(settings: Settings, name: str) -> str:
+    from alphafactory.settings import url_host
+
+    return f"http://{url_host(settings.metrics.host)}:{metrics_port(settings, name)}/metrics"
+
+
+def dashboard_url(settings: Settings) -> str:
+    from alphafactory.settings import url_host
+
+    return f"http://{url_host(settings.dashboard.host)}:{settings.dashboard.port}/"
 
 
 def consumer_services() -> tuple[Service, ...]:
@@ -288,10 +314,13 @@ def run_scheduler(settings: Settings, stop_event: threading.Event):
 
 def run_reconciler(settings: Settings, stop_event: threading.Event):
     from alphafactory.scoring import set_kernel_threads
+    from alphafactory.topics import CONSUMER_GROUPS
     from consumers import tasks
+    from consumers.pipeline_sampler import PipelineSampler
     from consumers.reconciler import Reconciler, ReconcilerRules
     from consumers.reconciler import run_reconciler as reconcile
     from consumers.relay import relay_once
+    from messaging.admin import consumer_lag
     from messaging.publisher import KafkaPublisher
 
     wiring.celery_app(settings)
@@ -316,7 +345,10 @@ def run_reconciler(settings: Settings, stop_event: threading.Event):
 
             strategies = wiring.strategies_by_id(settings)
             reconciler = Reconciler(pool, strategies, tasks.send_chunks, relay, rules)
-            return reconcile(reconciler, stop_event=stop_event, every_s=pipeline.reconcile_every_s)
+            sample = PipelineSampler(pool, lambda: consumer_lag(settings.kafka, CONSUMER_GROUPS))
+            return reconcile(
+                reconciler, stop_event=stop_event, every_s=pipeline.reconcile_every_s, sample=sample
+            )
     finally:
         pool.close()
 

@@ -61,4 +61,16 @@ def restart(settings: Settings, names: list[str]) -> list[str]:
 
 
 def status(settings: Settings) -> dict:
-    return stack.status(settings, _enabled(settings))
+    """The components' and services' health (DESIGN.md contract 2), each service's
+    Prometheus endpoint under ``metrics`` and the dashboard's address under
+    ``dashboard.url`` (contract 9)."""
+    from app.services import dashboard_url, metrics_url
+
+    enabled = _enabled(settings)
+    result = stack.status(settings, enabled)
+    if settings.metrics.enabled:
+        result["metrics"] = {s.name: metrics_url(settings, s.name) for s in enabled}
+    else:
+        result["metrics"] = {}
+    result.setdefault("dashboard", {})["url"] = dashboard_url(settings)
+    return result

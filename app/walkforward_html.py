@@ -1,19 +1,25 @@
 """The walk-forward's files: ``report.json`` and one self-contained ``report.html`` (the
 plots embedded as PNG data URIs, no script, no outside resource), rendered with Jinja2
-(autoescaped) from the report object alone."""
+(autoescaped) from the report object alone; and the same report stored in Postgres
+(``core.walkforward_reports``, with the plotted returns) for the dashboard."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import jinja2
 import numpy as np
 import pandas as pd
 
+from alphafactory.settings import PostgresSettings
+
+log = logging.getLogger("alphafactory.walkforward")
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Walk-forward: {{ r.strategy }} {{ r["from"] }} to {{ r.to }}</title>
@@ -87,8 +93,15 @@ what it did itself): CPU seconds of the stack's processes by phase, on cores the
 """
 
 
-def write_report(out: Path, report: dict, series: dict[str, pd.Series]) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.html`` into ``out``; returns their paths."""
+def write_report(
+    out: Path,
+    report: dict,
+    series: dict[str, pd.Series],
+    *,
+    databases: Sequence[PostgresSettings] = (),
+) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.html`` into ``out`` and store the report in each
+    of ``databases`` (:func:`store_report`); returns the files' paths."""
     out.mkdir(parents=True, exist_ok=True)
     clean = _finite(report)
     json_path, html_path = out / "report.json", out / "report.html"
@@ -99,9 +112,41 @@ def write_report(out: Path, report: dict, series: dict[str, pd.Series]) -> tuple
         "decay": _plot_decay(report["models"]),
     }
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    page = environment.from_string(TEMPLATE).render(r=clean, plots=plots, pct=_pct, num=_num)
+    page = environment.from_string(TEMPLATE).render(r=clean, plots=plots, pct=pct, num=num)
     html_path.write_text(page, encoding="utf-8")
+    for database in {(d.host, d.port, d.database): d for d in databases}.values():
+        store_report(database, clean, series)
     return json_path, html_path
+
+
+def store_report(database: PostgresSettings, report: dict, series: dict[str, pd.Series]) -> bool:
+    """Add the report and its returns to ``database`` (as the app role); False, with a
+    warning, where that database cannot take it: the files are the run's result, and a
+    stack that is down must not lose hours of walk-forward."""
+    import psycopg
+
+    from storage.db import connect
+    from storage.errors import StorageError
+    from storage.walkforward_reports import store_report as insert
+
+    returns = {
+        name: {
+            "dates": [f"{pd.Timestamp(when):%Y-%m-%d}" for when in values.index],
+            "returns": _finite(values.to_numpy(np.float64).tolist()),
+        }
+        for name, values in series.items()
+    }
+    try:
+        with connect(database.dsn("app"), autocommit=True) as conn:
+            report_id = insert(conn, report=_finite(report), series=returns)
+    except (StorageError, psycopg.Error) as error:
+        log.warning(
+            "walk-forward report not stored in %s:%s/%s (the dashboard will not show it): %s",
+            database.host, database.port, database.database, error,
+        )  # fmt: skip
+        return False
+    log.info("walk-forward report %d stored in %s", report_id, database.database)
+    return True
 
 
 def _finite(value):
@@ -117,11 +162,12 @@ def _finite(value):
     return value
 
 
-def _pct(value) -> str:
+def pct(value) -> str:
+    """A fraction as a percentage ("" for a missing value): the report pages' format."""
     return "" if value is None else f"{value:.1%}"
 
 
-def _num(value, digits: int = 2) -> str:
+def num(value, digits: int = 2) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 

@@ -37,7 +37,7 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
         panel = strategy_panel(conn, strategy, datetime.now(UTC), history_rows=1_000_000)
         stored = allocations_of(conn, [strategy.id, *ids.values()])
         window = [a for a in stored[strategy.id] if plan.first <= a.decision_time < plan.last]
-        benchmark = _benchmark_returns(panel, strategy, window)
+        benchmark = benchmark_returns(panel, strategy, window)
         series, records = {}, {}
         for name, strategy_id in ids.items():
             allocations = [
@@ -45,7 +45,7 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
             ]
             if not allocations:
                 continue
-            series[name] = _held(panel, allocations)
+            series[name] = held_allocation_returns(panel, allocations)
             records[name] = _variant(conn, strategy, name, strategy_id, allocations, series[name])
             records[name] |= _against(series[name], benchmark, allocations, records[name])
         models = _models(conn, strategy, panel)
@@ -68,7 +68,9 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
     return report, series
 
 
-def _held(panel, allocations) -> pd.Series:
+def held_allocation_returns(panel, allocations, *, hold_last: int | None = 1) -> pd.Series:
+    """The return per panel date of ``allocations`` (stored, in decision order), each held
+    until the next; the last one ``hold_last`` dates (None: to the panel's end)."""
     from alphafactory.performance import held_returns
 
     decisions = pd.DatetimeIndex([a.decision_time for a in allocations]).tz_convert("UTC")
@@ -78,11 +80,15 @@ def _held(panel, allocations) -> pd.Series:
         panel.returns,
         decisions,
         [a.weights for a in allocations],
-        hold_last=1,
+        hold_last=hold_last,
     )
 
 
-def _benchmark_returns(panel, strategy: Strategy, allocations) -> pd.Series:
+def benchmark_returns(
+    panel, strategy: Strategy, allocations, *, hold_last: int | None = 1
+) -> pd.Series:
+    """The strategy's risk-parity mix, decided at the same times as ``allocations`` and
+    held the same way."""
     from alphafactory.clock import known_dates
     from alphafactory.decision import benchmark_weights
     from alphafactory.performance import held_returns
@@ -95,7 +101,9 @@ def _benchmark_returns(panel, strategy: Strategy, allocations) -> pd.Series:
         rows = int(known_dates(panel.dates, when).sum())
         mix = benchmark_weights(panel, strategy, rows)
         weights.append(dict(zip(panel.assets.astype(str), mix.tolist(), strict=True)))
-    return held_returns(panel.dates, panel.assets, panel.returns, decisions, weights, hold_last=1)
+    return held_returns(
+        panel.dates, panel.assets, panel.returns, decisions, weights, hold_last=hold_last
+    )
 
 
 def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:

@@ -112,6 +112,13 @@ def run_settings(settings: Settings, out: Path, port_offset: int) -> Settings:
                     "repository": stack / "models",
                 }
             ),
+            # its services' metrics endpoints and its dashboard beside the deployment's
+            "metrics": settings.metrics.model_copy(
+                update={"port": settings.metrics.port + port_offset}
+            ),
+            "dashboard": settings.dashboard.model_copy(
+                update={"port": settings.dashboard.port + port_offset}
+            ),
             "pipeline": settings.pipeline.model_copy(
                 update={
                     "strategies_dir": (out / "strategies").resolve(),

@@ -27,6 +27,7 @@ import psycopg
 from kafka.consumer.fetcher import ConsumerRecord
 from psycopg_pool import ConnectionPool
 
+from alphafactory import telemetry
 from alphafactory.decision import allocate, alpha_signals, benchmark_weights
 from alphafactory.events import BacktestResults, EventError, Rebalance, decode
 from alphafactory.panel import Panel
@@ -99,6 +100,8 @@ def allocate_request(
         signals = alpha_signals(panel, strategy, formulas)
         for name, target in todo:
             _write(conn, request, panel, target, name, alphas, signals)
+    for _, target in todo:
+        telemetry.ALLOCATIONS.labels(target.id).inc()
     return allocation_id
 
 

@@ -35,6 +35,7 @@ from typing import Protocol
 from kafka.consumer.fetcher import ConsumerRecord
 from psycopg_pool import ConnectionPool
 
+from alphafactory import telemetry
 from alphafactory.settings import KafkaSettings
 from alphafactory.topics import DEAD_LETTERS
 from consumers.failures import Resilience
@@ -175,6 +176,7 @@ class DeadLetterPolicy:
             self._record_failure(record, error)
         for sink in self._sinks:
             sink.write(record, error, group_id=self._group_id)
+        telemetry.DEAD_LETTERS.labels(record.topic, type(error).__name__).inc()
         logger.warning(
             "dead-lettered %s after %s: %s", coordinates(record), type(error).__name__, error
         )

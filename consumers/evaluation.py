@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from alphafactory import telemetry
 from alphafactory.decision import Evaluation, evaluate_formulas
 from alphafactory.events import BacktestResults, FormulaResult
 from alphafactory.retry import Backoff
@@ -73,7 +74,11 @@ def evaluate_chunk(
     ]
     with conn.transaction():
         _store(conn, request, outcomes)
-        return mark_evaluated(conn, request_id, list(formulas))
+        pending = mark_evaluated(conn, request_id, list(formulas))
+    alphas = sum(1 for *_, qualified in outcomes if qualified)
+    telemetry.EVALUATIONS.labels("alpha").inc(alphas)
+    telemetry.EVALUATIONS.labels("rejected").inc(len(outcomes) - alphas)
+    return pending
 
 
 def fail_chunk(
@@ -97,6 +102,8 @@ def fail_chunk(
         failure = {"error": f"{type(error).__name__}: {error}"[:500]}
         _store(conn, request, [(h, formula, failure, False) for h, formula in formulas.items()])
         mark_evaluated(conn, request_id, list(formulas))
+    telemetry.EVALUATIONS.labels("failed").inc(len(hashes))
+    telemetry.DEAD_LETTERS.labels(TASK_TOPIC, type(error).__name__).inc()
     log.error("request %s: %d formula(s) failed for good: %s", request_id, len(hashes), error)
 
 
@@ -194,7 +201,8 @@ def run_chunk(
     evaluation; poison gets ``retries`` more attempts, then ``fail_chunk`` records it; a
     chunk that killed its worker ``max_deliveries`` times already is given up at once."""
     try:
-        return ChunkOutcome(evaluated=_deliver(pool, context, delivery, max_deliveries))
+        with telemetry.EVALUATION_CHUNK_SECONDS.time():
+            return ChunkOutcome(evaluated=_deliver(pool, context, delivery, max_deliveries))
     except Exception as error:
         if is_transient(error):
             log.warning(

@@ -42,6 +42,7 @@ import psycopg
 from kafka.consumer.fetcher import ConsumerRecord
 from psycopg_pool import ConnectionPool
 
+from alphafactory import telemetry
 from alphafactory.events import EventError, GenerationRequest, decode
 from alphafactory.formula import Kind, Vocabulary, formula_hash
 from alphafactory.ml.candidate import candidate_hash
@@ -150,10 +151,13 @@ def handle_request(
         candidates = _candidates(conn, generator, context, strategy, stored, request.candidates)
         with conn.transaction():
             upsert_factors(conn, candidates)  # one statement for the request's formulas
-            if set_candidates(conn, stored.request_id, [hashed for hashed, _, _ in candidates]):
+            newly_set = set_candidates(conn, stored.request_id, [h for h, _, _ in candidates])
+            if newly_set:
                 number = version.version if version else None
                 name = strategy.generation.generator if generator else source
                 record_model_used(conn, stored.request_id, name, number)
+        if newly_set:
+            telemetry.CANDIDATES_GENERATED.labels(strategy.id).inc(len(candidates))
         log.info(
             "request %s (%s, %s): %d new candidates",
             stored.request_id,

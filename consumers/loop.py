@@ -41,6 +41,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
+from alphafactory import log_context, telemetry
 from alphafactory.retry import Backoff, RetriesExhausted, RetryStopped, retry
 from alphafactory.settings import KafkaSettings
 from consumers.failures import Resilience, Stopped
@@ -250,14 +251,17 @@ class ConsumerLoop:
         offsets: Offsets = {}
         try:
             for partition, records in batch.items():
+                consumed = telemetry.RECORDS_CONSUMED.labels(partition.topic, self._group_id)
                 if self._batch_handler is not None and self._handle_together(records):
                     offsets[partition] = _after(records[-1])
+                    consumed.inc(len(records))
                     continue
                 for record in records:
                     if self._done():
                         return
                     self._handle(record)
                     offsets[partition] = _after(record)
+                    consumed.inc()
         except Stopped:
             pass  # stopped during an outage: the record in hand is not committed
         finally:
@@ -272,7 +276,9 @@ class ConsumerLoop:
         ):
             return False  # the one-by-one path stops at the limit
         try:
-            self._waiting_out_outages(lambda: self._batch_handler(records))
+            where = f"{coordinates(records[0])}..{records[-1].offset}"
+            with log_context.bound(record=where, batch=True):
+                self._waiting_out_outages(lambda: self._batch_handler(records))
         except Stopped:
             raise
         except Exception as error:
@@ -292,6 +298,10 @@ class ConsumerLoop:
         """With a ``resilience`` (``consumers.failures``), a transient failure is waited out
         and the record handled again, and anything else gets ``poison_attempts`` tries;
         then the error policy decides (a dead letter, or re-raising)."""
+        with log_context.bound(record=coordinates(record)):
+            self._handle_with_retries(record)
+
+    def _handle_with_retries(self, record: ConsumerRecord) -> None:
         attempts = self._resilience.poison_attempts if self._resilience else 1
         for attempt in range(1, attempts + 1):
             try:

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from psycopg_pool import ConnectionPool
 
+from alphafactory import telemetry
 from alphafactory.events import GenerationRequest, MacroRelease
 from alphafactory.strategy import Strategy
 from consumers.allocation import AllocationContext, allocate_request
@@ -179,17 +180,28 @@ def run_reconciler(
     stop_event: threading.Event,
     every_s: float,
     resilience: Resilience | None = None,
+    sample: Callable[[], None] | None = None,
 ) -> int:
-    """A pass every ``every_s`` seconds until ``stop_event``; outages waited out. Returns
+    """A pass every ``every_s`` seconds until ``stop_event``; outages waited out; after
+    each pass ``sample`` (the pipeline's gauges, ``consumers.pipeline_sampler``). Returns
     how many things it re-drove."""
     resilience = resilience or Resilience("reconciler", logger=log)
     total = 0
     while not stop_event.is_set():
         try:
-            total += sum(resilience.call(reconciler.reconcile, stop_event).values())
+            done = resilience.call(reconciler.reconcile, stop_event)
         except Stopped:
             break
         except Exception:  # a bug or bad row in one pass must not end the safety net
             log.exception("reconciler pass failed; the next one runs in %.0f s", every_s)
+        else:
+            total += sum(done.values())
+            for action, count in done.items():
+                telemetry.RECONCILER_ACTIONS.labels(action).inc(count)
+        if sample is not None:
+            try:
+                sample()
+            except Exception as error:  # the gauges wait for the next pass
+                log.warning("pipeline state not sampled: %s", error)
         stop_event.wait(every_s)
     return total

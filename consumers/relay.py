@@ -31,6 +31,7 @@ import psycopg
 from psycopg import pq
 from psycopg_pool import ConnectionPool
 
+from alphafactory import telemetry
 from consumers.dead_letters import MAX_DEAD_LETTER_VALUE_BYTES
 from consumers.failures import Resilience, Stopped, is_transient
 from messaging.errors import PublishError
@@ -78,6 +79,8 @@ def relay_once(conn: psycopg.Connection, publisher: KafkaPublisher, limit: int =
                 raise  # the broker is away: every row stays unsent, the batch comes back
             _set_aside_refused(conn, publisher, messages)
         mark_sent(conn, ids=[m.id for m in messages])
+    for message in messages:
+        telemetry.OUTBOX_RELAYED.labels(message.topic).inc()
     logger.debug(
         "relayed %d outbox message(s), ids %d..%d", len(messages), messages[0].id, messages[-1].id
     )
@@ -103,6 +106,7 @@ def _set_aside_refused(conn, publisher: KafkaPublisher, messages: list[OutboxMes
                 payload=json.dumps(message.payload)[:MAX_DEAD_LETTER_VALUE_BYTES],
                 error=f"{type(error).__name__}: {error}",
             )
+            telemetry.DEAD_LETTERS.labels(f"outbox:{message.topic}", type(error).__name__).inc()
             logger.error(
                 "outbox row %d refused by the broker, dead-lettered: %s", message.id, error
             )

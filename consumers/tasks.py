@@ -20,9 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import (
+    task_failure,
+    task_retry,
+    task_success,
+    worker_process_init,
+    worker_process_shutdown,
+)
 from psycopg_pool import ConnectionPool
 
+from alphafactory import log_context, telemetry
 from consumers.evaluation import ChunkDelivery, EvaluationContext, run_chunk
 
 log = logging.getLogger(__name__)
@@ -106,20 +113,36 @@ def _close(**_kwargs) -> None:
         _resources = None
 
 
+@task_success.connect
+def _count_success(sender=None, **_kwargs) -> None:
+    telemetry.CELERY_TASKS.labels(sender.name, "success").inc()
+
+
+@task_retry.connect
+def _count_retry(sender=None, **_kwargs) -> None:
+    telemetry.CELERY_TASKS.labels(sender.name, "retry").inc()
+
+
+@task_failure.connect
+def _count_failure(sender=None, **_kwargs) -> None:
+    telemetry.CELERY_TASKS.labels(sender.name, "failure").inc()
+
+
 @app.task(name=EVALUATE, bind=True, acks_late=True, reject_on_worker_lost=True)
 def evaluate(self, request_id: str, formula_hashes: list[str], poison_attempts: int = 0) -> int:
     """Evaluate one chunk of a request's candidates (``consumers.evaluation.run_chunk``
     decides what a failure means; this only hands a retry back to Celery)."""
     resources = _resources if _resources is not None else _open_now()
-    outcome = run_chunk(
-        resources.pool,
-        resources.context,
-        ChunkDelivery(
-            self.request.id, request_id, formula_hashes, poison_attempts, self.request.retries
-        ),
-        retries=resources.retries,
-        max_deliveries=resources.max_deliveries,
-    )
+    with log_context.bound(request_id=request_id, record=f"task {self.request.id}"):
+        outcome = run_chunk(
+            resources.pool,
+            resources.context,
+            ChunkDelivery(
+                self.request.id, request_id, formula_hashes, poison_attempts, self.request.retries
+            ),
+            retries=resources.retries,
+            max_deliveries=resources.max_deliveries,
+        )
     if outcome.retry is None:
         return outcome.evaluated
     delivery = outcome.retry

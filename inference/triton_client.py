@@ -25,6 +25,7 @@ from datetime import datetime
 
 import numpy as np
 
+from alphafactory import telemetry
 from alphafactory.retry import Backoff, RetriesExhausted, retry
 from inference.model import MASKED_LOGIT
 from inference.repository import (
@@ -152,7 +153,7 @@ class TritonPolicy:
         }
         rows = len(arrays["rtg"])
         parts = [
-            self._with_retries(
+            self._timed_with_retries(
                 lambda s=start: self._infer(
                     {k: v[s : s + self.max_batch_size] for k, v in arrays.items()}, top, top_k
                 ),
@@ -183,6 +184,10 @@ class TritonPolicy:
         logits = np.full((len(values), self.vocab_size), MASKED_LOGIT, dtype=np.float32)
         np.put_along_axis(logits, tokens, values, axis=1)
         return logits
+
+    def _timed_with_retries(self, call, what: str):
+        with telemetry.TRITON_CALL_SECONDS.time():
+            return self._with_retries(call, what)
 
     def _with_retries(self, call, what: str):
         from tritonclient.utils import InferenceServerException
@@ -281,6 +286,7 @@ class FallbackPolicy:
                     error,
                 )
         self.fallback_calls += 1
+        telemetry.TRITON_FALLBACKS.inc()
         return self.local(rtg, features, actions, lengths, mask, top_k=top_k)
 
 

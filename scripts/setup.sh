@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(postgresql redis-server kcat curl chromium libgomp1)
+# chromium-driver: the dashboard's browser tests drive Debian's chromium through it (Selenium)
+DEBIAN_PACKAGES=(postgresql redis-server kcat curl chromium chromium-driver libgomp1)
 VENV=${ALPHAFACTORY_VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 

@@ -5,6 +5,8 @@ Roles (names and passwords from :class:`PostgresSettings`):
 - owner: owns the database, its schemas, tables and views; runs the migrations.
 - app: the services' login; reads and writes rows, owns and creates nothing.
 - trading: ``trading_reader``, SELECT on the views of schema ``trading`` and nothing else.
+- viewer: the web dashboard's login, SELECT on every table and view of the owner's
+  schemas (later ones too, through the owner's default privileges) and nothing else.
 
 Re-running updates the passwords and attributes, so a changed setting takes effect.
 Passwords are sent as SCRAM verifiers computed by libpq, never as plain text, so they do not
@@ -31,15 +33,14 @@ _ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSR
 
 
 def bootstrap_database(settings: PostgresSettings) -> None:
-    """Create or update the owner, app and trading roles and the database."""
+    """Create or update the owner, app, trading and viewer roles and the database."""
     roles = [
-        (settings.owner_user, settings.password("owner")),
-        (settings.app_user, settings.password("app")),
-        (settings.trading_user, settings.password("trading")),
+        (settings.user(role), settings.password(role))
+        for role in ("owner", "app", "trading", "viewer")
     ]
-    if len({name for name, _ in roles} | {settings.admin_user}) != 4:
+    if len({name for name, _ in roles} | {settings.admin_user}) != len(roles) + 1:
         raise BootstrapError(
-            f"owner, app, trading and admin roles must be four different roles, got "
+            f"owner, app, trading, viewer and admin roles must be five different roles, got "
             f"{[name for name, _ in roles] + [settings.admin_user]}"
         )
     try:
@@ -52,6 +53,7 @@ def bootstrap_database(settings: PostgresSettings) -> None:
         with connect(settings.dsn("admin"), autocommit=True) as conn:
             # PUBLIC may not create objects anywhere: only the owner builds the schema.
             conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            _grant_viewer(conn, settings)
     except psycopg.Error as e:
         raise BootstrapError(
             f"bootstrapping database {settings.database!r} on {settings.host}:{settings.port} "
@@ -98,8 +100,35 @@ def _ensure_database(conn: psycopg.Connection, settings: PostgresSettings) -> No
         log.info("created database %s", settings.database)
     # Default PUBLIC rights (CONNECT, TEMPORARY) would let any cluster login in.
     conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+    logins = [settings.app_user, settings.trading_user, settings.viewer_user]
     conn.execute(
-        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(
-            db, sql.Identifier(settings.app_user), sql.Identifier(settings.trading_user)
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            db, sql.SQL(", ").join(map(sql.Identifier, logins))
         )
     )
+
+
+def _grant_viewer(conn: psycopg.Connection, settings: PostgresSettings) -> None:
+    """SELECT for the viewer on every table and view the owner has made or will make.
+
+    The owner's default privileges cover what later migrations create, in any schema, so
+    no migration has to remember the dashboard; the grants on what exists now cover a
+    database migrated before the viewer role did. USAGE on a schema and SELECT are all it
+    gets: no sequence, function, TEMPORARY or CREATE right."""
+    owner, viewer = sql.Identifier(settings.owner_user), sql.Identifier(settings.viewer_user)
+    for kind in ("USAGE ON SCHEMAS", "SELECT ON TABLES"):
+        conn.execute(
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT " + kind + " TO {}").format(
+                owner, viewer
+            )
+        )
+    schemas = conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspowner = %s::regrole ORDER BY nspname",
+        (settings.owner_user,),
+    ).fetchall()
+    for (name,) in schemas:
+        schema = sql.Identifier(name)
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, viewer))
+        conn.execute(
+            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, viewer)
+        )

@@ -128,6 +128,10 @@ def request_alphas(conn: psycopg.Connection, request_id: str, limit: int = 10) -
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
+# what a request not ended yet waits for (pipeline_state's pending_requests keys)
+REQUEST_STATES = ("generating", "evaluating", "allocating")
+
+
 def pipeline_state(conn: psycopg.Connection, *, hours: float = 24.0) -> dict:
     """Requests not ended (by state), each strategy's last allocation, dead letters by
     topic, the reconciler's actions of the last ``hours`` by kind, and the newest release

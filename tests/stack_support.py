@@ -29,6 +29,25 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def free_port_range(count: int, *, attempts: int = 50) -> int:
+    """The first of ``count`` consecutive ports that are free now (the services' metrics
+    endpoints: ``metrics.port`` + their place in SERVICES). Drawn at random above the
+    kernel's ephemeral range's usual start, so parallel tests rarely pick the same."""
+    import random
+
+    for _ in range(attempts):
+        base = random.randrange(20_000, 32_000)
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + count):
+                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports found in {attempts} draws")
+
+
 def months_ending_before_now(n_months: int) -> str:
     """The ``start`` of a monthly synthetic market of ``n_months`` whose last month, and
     so its last release, lies before now: the release handler refuses future events."""
@@ -45,7 +64,9 @@ def make_state_dir(prefix: str = "alphafactory-test-") -> Path:
 
 
 def isolated_settings(state_dir: Path) -> Settings:
-    kafka, postgres, redis, http, grpc, metrics = free_ports(6)
+    from app.services import SERVICES
+
+    kafka, postgres, redis, http, grpc, metrics, dashboard = free_ports(7)
     return load_settings(
         state_dir=state_dir,
         kafka={"bootstrap": f"127.0.0.1:{kafka}"},
@@ -59,6 +80,8 @@ def isolated_settings(state_dir: Path) -> Settings:
         },
         # tests run the services they need themselves (the end-to-end test runs them all)
         pipeline={"services": False},
+        metrics={"port": free_port_range(len(SERVICES))},
+        dashboard={"port": dashboard},
     )
 
 

@@ -22,6 +22,7 @@ from alphafactory import topics
 from alphafactory.settings import (
     ENV_NESTED_DELIMITER,
     ENV_PREFIX,
+    LOCAL_DEFAULT_PASSWORDS,
     Settings,
     host_of,
     load_settings,
@@ -33,9 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 HEALTHCHECK_SCRIPT = ROOT / "deploy" / "docker" / "healthcheck.py"
+ENV_EXAMPLE = ROOT / "deploy" / "docker" / "production.env.example"
 
 ONE_SHOT = ("migrate", "kafka-topics")
 TOOLS = ("replayer",)
+MONITORING = ("prometheus", "grafana")  # tests/deploy/test_monitoring.py checks them
 # The `alphafactory` command of each application service: the declared long-running
 # services (app.services.SERVICES, the names are a contract), the migration and the tools.
 APP_COMMANDS = {
@@ -43,13 +46,19 @@ APP_COMMANDS = {
     **{declared.name: list(declared.command) for declared in SERVICES},
     "replayer": ["release", "replay"],
 }
-REQUIRED_SERVICES = (*INFRASTRUCTURE, *(name for name in APP_COMMANDS if name != "replayer"))
+REQUIRED_SERVICES = (
+    *INFRASTRUCTURE,
+    *MONITORING,
+    *(name for name in APP_COMMANDS if name != "replayer"),
+)
 SECRETS = (
     "POSTGRES_ADMIN_PASSWORD",
     "POSTGRES_OWNER_PASSWORD",
     "POSTGRES_APP_PASSWORD",
     "POSTGRES_TRADING_PASSWORD",
+    "POSTGRES_VIEWER_PASSWORD",
     "TRITON_ADMIN_KEY",
+    "GRAFANA_ADMIN_PASSWORD",
 )
 GENERATOR_MODEL = "alphafactory_generator"
 # What a service needs to use the compose servers instead of the embedded defaults
@@ -60,21 +69,21 @@ CONNECTION_VARIABLES = (
     "ALPHAFACTORY_POSTGRES__HOST",
     "ALPHAFACTORY_POSTGRES__PORT",
     "ALPHAFACTORY_POSTGRES__EMBEDDED",
-    "ALPHAFACTORY_POSTGRES__APP_PASSWORD",
     "ALPHAFACTORY_REDIS__URL",
     "ALPHAFACTORY_REDIS__EMBEDDED",
     "ALPHAFACTORY_TRITON__HTTP",
     "ALPHAFACTORY_TRITON__GRPC",
     "ALPHAFACTORY_TRITON__EMBEDDED",
 )
-# Only `migrate` creates roles, so only it gets the other three passwords.
-MIGRATE_VARIABLES = (
-    "ALPHAFACTORY_POSTGRES__ADMIN_PASSWORD",
-    "ALPHAFACTORY_POSTGRES__OWNER_PASSWORD",
-    "ALPHAFACTORY_POSTGRES__TRADING_PASSWORD",
-)
+# The Postgres role each application service logs in as (the app role unless named here);
+# it gets that role's password and no other.
+LOGIN_ROLES = {"dashboard": "viewer"}
+ROLES = tuple(LOCAL_DEFAULT_PASSWORDS)  # every Postgres role that logs in with a password
+# Only `migrate` creates roles, so only it gets every role's password.
+MIGRATE_VARIABLES = tuple(f"ALPHAFACTORY_POSTGRES__{role.upper()}_PASSWORD" for role in ROLES)
 EXPECTED_CONDITIONS = {
     **dict.fromkeys(INFRASTRUCTURE, "service_healthy"),
+    "prometheus": "service_healthy",
     **dict.fromkeys(ONE_SHOT, "service_completed_successfully"),
 }
 DUMMY_SECRETS = {name: f"dummy-{name.lower()}" for name in SECRETS}
@@ -164,7 +173,7 @@ def test_compose_file_has_every_required_service(services):
 
 
 def test_the_long_running_services_are_exactly_the_declared_ones(services):
-    running = set(services) - set(INFRASTRUCTURE) - set(ONE_SHOT) - set(TOOLS)
+    running = set(services) - set(INFRASTRUCTURE) - set(ONE_SHOT) - set(TOOLS) - set(MONITORING)
     assert running == {declared.name for declared in SERVICES}, (
         "docker-compose.yml and app.services.SERVICES list different services"
     )
@@ -272,6 +281,17 @@ def test_secrets_are_required_never_defaulted(raw):
     assert unlisted <= set(SECRETS), f"secrets not required as ${{NAME:?...}}: {unlisted}"
 
 
+def test_the_env_example_names_every_compose_input(raw):
+    """An operator learns the inputs from production.env.example: a secret missing there
+    is only discovered when compose refuses to start."""
+    code = "\n".join(line for line in raw.splitlines() if not line.lstrip().startswith("#"))
+    inputs = {match["name"] for match in _REFERENCE.finditer(code)}
+    listed = set(re.findall(r"^#?(\w+)=", ENV_EXAMPLE.read_text(), re.M))
+    assert inputs <= listed, f"{ENV_EXAMPLE.name} does not list {sorted(inputs - listed)}"
+    required = set(re.findall(r"^(\w+)=", ENV_EXAMPLE.read_text(), re.M))
+    assert required == set(SECRETS), "the example's uncommented lines are the required secrets"
+
+
 def test_every_alphafactory_variable_is_a_setting(raw):
     names = set(re.findall(r"\bALPHAFACTORY_\w+", raw))
     assert names, "the compose file sets no ALPHAFACTORY_* variable"
@@ -287,12 +307,28 @@ def test_services_point_every_client_at_the_compose_servers(resolved):
         embedded = {k: v for k, v in env.items() if k.endswith("__EMBEDDED") and v != "false"}
         assert not embedded, f"{name} would start embedded servers: {embedded}"
     migrate = environment(resolved["migrate"])
-    assert all(variable in migrate for variable in MIGRATE_VARIABLES)
+    missing = [variable for variable in MIGRATE_VARIABLES if variable not in migrate]
+    assert not missing, f"migrate creates the roles but lacks {missing}"
     postgres = environment(resolved["postgres"])
     assert migrate["ALPHAFACTORY_POSTGRES__ADMIN_PASSWORD"] == postgres["POSTGRES_PASSWORD"]
     assert migrate.get("ALPHAFACTORY_POSTGRES__ADMIN_USER", "postgres") == postgres.get(
         "POSTGRES_USER", "postgres"
     )
+
+
+def login_role(name: str) -> str:
+    return LOGIN_ROLES.get(name, "app")
+
+
+@pytest.mark.parametrize("name", sorted(APP_COMMANDS.keys() - {"migrate"}))
+def test_each_service_holds_only_its_login_password(name, resolved):
+    passwords = {
+        variable
+        for variable in environment(resolved[name])
+        if re.fullmatch(r"ALPHAFACTORY_POSTGRES__\w+_PASSWORD", variable)
+    }
+    expected = {f"ALPHAFACTORY_POSTGRES__{login_role(name).upper()}_PASSWORD"}
+    assert passwords == expected, f"{name} logs in as {login_role(name)} but holds {passwords}"
 
 
 def _listeners(value: str) -> dict[str, tuple[str, int]]:
@@ -339,12 +375,10 @@ def test_settings_validate_from_the_service_environment(name, resolved, monkeypa
     settings = settings_from(environment(resolved[name]), monkeypatch)
     groups = (settings.kafka, settings.postgres, settings.redis, settings.triton)
     assert not any(group.embedded for group in groups), f"{name} would start embedded servers"
-    app_password = DUMMY_SECRETS["POSTGRES_APP_PASSWORD"]
-    assert settings.postgres.dsn("app").endswith(f":{app_password}@postgres:5432/alphafactory")
+    for role in ROLES if name == "migrate" else (login_role(name),):
+        password = DUMMY_SECRETS[f"POSTGRES_{role.upper()}_PASSWORD"]
+        assert settings.postgres.dsn(role).endswith(f":{password}@postgres:5432/alphafactory")
     assert settings.triton.generator_model == GENERATOR_MODEL
-    if name == "migrate":
-        admin_password = settings.postgres.admin_password.get_secret_value()
-        assert admin_password == DUMMY_SECRETS["POSTGRES_ADMIN_PASSWORD"]
 
 
 def test_topics_service_creates_every_topic(resolved):

@@ -31,6 +31,9 @@ ALLOWED: dict[str, set[str]] = {
     # the bundled dataset is built from data arch, linearmodels, statsmodels ship (offline)
     CORE: DATA
     | {"numba", "pydantic", "pydantic_settings", "arch", "linearmodels", "statsmodels"}
+    # the metrics' declarations (alphafactory.telemetry): in-memory values; the HTTP
+    # endpoint that serves them is the composition root's
+    | {"prometheus_client"}
     # the ML alphas' models (alphafactory.ml.models): numerical libraries, no I/O, imported
     # inside the fits
     | {"sklearn", "lightgbm", "torch"},
@@ -51,7 +54,9 @@ ALLOWED: dict[str, set[str]] = {
     "app": FIRST_PARTY
     | DATA
     | {"psycopg", "matplotlib", "torch", "celery"}
-    | {"jinja2", "tomli_w", "tqdm", "psutil"},
+    | {"jinja2", "tomli_w", "tqdm", "psutil"}
+    # the metrics endpoints; the dashboard's web stack and plots
+    | {"prometheus_client", "fastapi", "starlette", "uvicorn", "plotly", "pythonjsonlogger"},
 }
 # Standard-library I/O each edge may use beyond the core's share.
 STDLIB_ALLOWED: dict[str, set[str]] = {

@@ -10,10 +10,10 @@ their heavy parts only inside their handlers.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from app.cli import (
+    dashboard_cmd,
     data_cmd,
     db_cmd,
     demo_cmd,
@@ -28,6 +28,7 @@ from app.cli import (
     strategy_cmd,
     walkforward_cmd,
 )
+from app.logs import configure_logging
 
 SUBCOMMANDS = (
     stack_cmd,
@@ -43,6 +44,7 @@ SUBCOMMANDS = (
     strategy_cmd,
     walkforward_cmd,
     ops_cmd,
+    dashboard_cmd,
 )
 
 
@@ -69,12 +71,18 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as error:
             print(f"alphafactory: {error}", file=sys.stderr)
             return 2
-    logging.basicConfig(
-        level=settings.log_level if settings else "INFO",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    configure_logging(
+        settings.log_level if settings else "INFO",
+        settings.log_format if settings else "text",
+        service=_service_of(args),
     )
     return args.handler(args, settings)
+
+
+def _service_of(args) -> str | None:
+    """The service this process runs (``run NAME``, ``worker``...), named on JSON lines."""
+    command = getattr(args, "command", None)
+    return getattr(args, "component", None) or command
 
 
 if __name__ == "__main__":

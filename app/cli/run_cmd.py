@@ -41,13 +41,17 @@ def register(commands) -> None:
 
 
 def run_component(args, settings: Settings) -> int:
+    from app import metrics_endpoint
     from consumers.loop import stop_on_signals
 
     stop_event = threading.Event()
     stop_on_signals(stop_event)
     if args.component != "all":
+        metrics_endpoint.serve(settings, args.component)
         RUNNERS[args.component](settings, stop_event)
         return 0
+    # one process, one endpoint: on the port of the first service it runs
+    metrics_endpoint.serve(settings, consumer_services()[0].name)
     failures: list[str] = []
 
     def run_one(name: str) -> None:
@@ -70,14 +74,20 @@ def run_component(args, settings: Settings) -> int:
 
 
 def run_worker(args, settings: Settings) -> int:
+    from app import metrics_endpoint
     from app.services import run_worker as worker
 
+    metrics_endpoint.prepare_multiprocess("worker")  # before the tasks import the metrics
+    metrics_endpoint.serve(settings, "worker")
     worker(settings, list(args.celery_args))
     return 0
 
 
 def run_trainer(args, settings: Settings) -> int:
+    from app import metrics_endpoint
     from app.services import run_trainer as trainer
 
+    metrics_endpoint.prepare_multiprocess("trainer")
+    metrics_endpoint.serve(settings, "trainer")
     trainer(settings, list(args.celery_args))
     return 0

@@ -176,7 +176,7 @@ def _walk(plan, settings: Settings, source: Path, files, keep_running: bool, off
         with ProgressBar(run, plan, strategy, progress) as bar:
             run_periods(run, plan, strategy, progress=progress, on_change=bar.changed)
         cpu = {k: v - cpu_before.get(k, 0.0) for k, v in stack_cpu_seconds(run).items()}
-        return _report(run, strategy, plan, started, progress, cpu)
+        return _report(run, strategy, plan, started, progress, cpu, home=settings)
     except (WalkforwardError, TimeoutError, StrategyError, DataError) as error:
         return _fail(str(error), 1)
     finally:
@@ -213,7 +213,12 @@ def _store_data(settings: Settings, strategy, files: dict) -> None:
         )
 
 
-def _report(settings: Settings, strategy, plan, started: float, progress, cpu) -> int:
+def _report(
+    settings: Settings, strategy, plan, started: float, progress, cpu, *, home: Settings
+) -> int:
+    """The report's files, stored too in the run's Postgres and in ``home``'s (the
+    deployment's, whose dashboard shows the latest walk-forward; skipped with a warning
+    when it is not running)."""
     from app.walkforward_html import write_report
     from app.walkforward_progress import cpu_phases
     from app.walkforward_report import build_report
@@ -226,7 +231,8 @@ def _report(settings: Settings, strategy, plan, started: float, progress, cpu) -
         "cpu_seconds": cpu_phases(cpu),
         "cpu_seconds_by_process": {k: round(v, 1) for k, v in sorted(cpu.items())},
     }
-    json_path, html_path = write_report(plan.out, report, series)
+    databases = (settings.postgres, home.postgres)
+    json_path, html_path = write_report(plan.out, report, series, databases=databases)
     print(
         f"\n{'variant':14s} {'rebal':>5s} {'CAGR':>7s} {'Sharpe':>7s} {'maxDD':>7s} {'excess':>7s}"
     )

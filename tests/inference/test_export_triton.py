@@ -13,6 +13,7 @@ import onnx
 import pytest
 import torch
 from google.protobuf import text_format
+from prometheus_client import REGISTRY
 from tritonclient.grpc import model_config_pb2 as pb
 
 from alphafactory.formula import LanguageConfig, Vocabulary, parse, random_formula, to_tokens
@@ -240,6 +241,7 @@ def test_the_fallback_answers_in_process_and_says_so(checkpoint, caplog):
 
     policy = FallbackPolicy(counted_connect, local, retry_after_s=30.0, clock=lambda: now[0])
     arrays = inputs(4)
+    fallbacks = REGISTRY.get_sample_value("alphafactory_triton_fallbacks_total")
     with caplog.at_level(logging.WARNING, logger="inference.triton_client"):
         got = policy(*arrays)
         now[0] = 10.0
@@ -248,6 +250,7 @@ def test_the_fallback_answers_in_process_and_says_so(checkpoint, caplog):
         policy(*arrays)  # closed again: Triton is tried (and fails) once more
     np.testing.assert_array_equal(got, local(*arrays))
     assert policy.fallback_calls == 3 and attempts == [0.0, 31.0]
+    assert REGISTRY.get_sample_value("alphafactory_triton_fallbacks_total") - fallbacks == 3
     assert "Triton unavailable, answering in process for the next 30 s" in caplog.text
 
 
@@ -305,10 +308,13 @@ class TestOnTheLocalTriton:
         arrays = inputs(10, seed=5)
         whole = served(*arrays)
         limit, served.max_batch_size = served.max_batch_size, 3
+        calls = REGISTRY.get_sample_value("alphafactory_triton_call_seconds_count")
         try:
             np.testing.assert_array_equal(served(*arrays), whole)
         finally:
             served.max_batch_size = limit
+        # each of the four calls is timed (alphafactory_triton_call_seconds)
+        assert REGISTRY.get_sample_value("alphafactory_triton_call_seconds_count") - calls == 4
 
     def test_a_top_k_sampler_gets_the_top_outputs_and_draws_the_same_tokens(
         self, served, checkpoint

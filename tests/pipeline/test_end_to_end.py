@@ -21,8 +21,10 @@ import pytest
 
 from alphafactory.topics import CONSUMER_GROUPS, DEAD_LETTERS
 from app import stack
+from app.services import SERVICES
 from storage.loading import load_panel, load_releases
 from storage.macro import macro_as_of
+from tests.browser import needs_selenium
 from tests.stack_support import (
     as_trading_reader,
     kcat_publish,
@@ -82,7 +84,10 @@ def e2e_strategies(strategies_dir, tmp_path_factory):
 def live(market, e2e_strategies):
     """A stack of its own with the services on, the market stored up to HISTORY_END."""
     state = make_state_dir("alphafactory-e2e-")
-    settings = service_settings(state, strategies_dir=e2e_strategies, visibility_timeout_s=10)
+    # a reconciler pass (and its sample of the pipeline's gauges) every few seconds
+    settings = service_settings(
+        state, strategies_dir=e2e_strategies, visibility_timeout_s=10, reconcile_every_s=3
+    )
     untrained_generator(
         market.panel, context=8, d_model=16, path=settings.pipeline.generator_checkpoint
     )
@@ -191,6 +196,102 @@ def test_status_shows_the_lag_the_last_allocation_and_the_release(live):
     assert status["pending_requests"] == {}
 
 
+def scrape(url: str, *, wait_s: float = 60.0) -> dict[tuple[str, tuple], float]:
+    """(sample name, sorted labels) -> value, as Prometheus reads the endpoint (waiting
+    for a service that is still starting)."""
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with urlopen(url, timeout=10) as response:
+                text = response.read().decode()
+            break
+        except URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+# what each service counts, looked up after a release (sample name, labels)
+MOVED_BY_A_RELEASE = {
+    "release-handler": [
+        ("alphafactory_records_consumed_total", {"topic": "macro.releases",
+                                                 "group": "alphafactory-release-handler"}),
+    ],
+    "generator": [
+        ("alphafactory_records_consumed_total", {"topic": "alpha.generation.requests",
+                                                 "group": "alphafactory-generator"}),
+        ("alphafactory_candidates_generated_total", {"strategy": "pipeline_test"}),
+    ],
+    "worker": [
+        ("alphafactory_celery_tasks_total", {"task": "alphafactory.evaluate",
+                                             "outcome": "success"}),
+        ("alphafactory_evaluation_chunk_seconds_count", {}),
+    ],
+    "allocator": [("alphafactory_allocations_total", {"strategy": "pipeline_test"})],
+    "relay": [("alphafactory_outbox_relayed_total", {"topic": "alpha.generation.requests"})],
+}  # fmt: skip
+
+
+def test_every_service_serves_its_metrics_and_they_move_after_a_release(live):
+    """Every service's endpoint (listed by `stack status --json`, contract 9) serves the
+    pipeline's series; a release moves what each service counts, and the reconciler's
+    sample shows the release as the series' newest."""
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "stack", "status", "--json"],
+        env=settings_env(live), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    status = json.loads(result.stdout)
+    urls = status["metrics"]
+    assert set(urls) == {s.name for s in SERVICES}
+    assert status["dashboard"]["url"].startswith("http://127.0.0.1:")
+    before = {name: scrape(url) for name, url in urls.items()}
+    for name, samples in before.items():  # every metric is declared in every service
+        assert ("alphafactory_triton_fallbacks_total", ()) in samples, name
+    message = release("2018-04-01", "2018-06-20T12:30:00+00:00", value=1.9)
+    kcat_publish(live, [("M0000", json.dumps(message).encode())])
+    positions_for(live, message["event_id"])
+    released = pd.Timestamp("2018-06-20T12:30:00+00:00").timestamp()
+    newest = "alphafactory_last_release_timestamp_seconds"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the reconciler samples every few seconds
+        sampled = scrape(urls["reconciler"])
+        if value(sampled, newest, series="M0000") == released:
+            break
+        time.sleep(1)
+    assert value(sampled, newest, series="M0000") == released
+    age = value(sampled, "alphafactory_seconds_since_last_release", series="M0000")
+    assert abs(age - (time.time() - released)) < 120
+    assert value(sampled, "alphafactory_requests_pending", state="evaluating") >= 0
+    assert ("alphafactory_consumer_lag", (("group", "alphafactory-release-handler"),
+            ("topic", "macro.releases"))) in sampled  # fmt: skip
+    after = {name: scrape(urls[name]) for name in MOVED_BY_A_RELEASE}
+    for name, series in MOVED_BY_A_RELEASE.items():
+        for sample, labels in series:
+            moved = value(after[name], sample, **labels) - value(before[name], sample, **labels)
+            assert moved > 0, f"{name}: {sample}{labels} did not move after a release"
+
+    def next_action_calls(samples) -> float:  # this stack's Triton serves no generator
+        return value(samples, "alphafactory_triton_call_seconds_count") + value(
+            samples, "alphafactory_triton_fallbacks_total"
+        )
+
+    assert next_action_calls(after["generator"]) > next_action_calls(before["generator"])
+
+
 def test_duplicates_and_out_of_order_releases_have_one_effect_each(live):
     newer = release("2018-07-01", "2018-08-14T12:30:00+00:00", value=2.0)
     older = release("2018-05-01", "2018-07-13T12:30:00+00:00", value=1.0)
@@ -297,3 +398,33 @@ def test_with_triton_stopped_the_request_is_answered_by_the_fallback(live):
         assert allocations_for(live, message["event_id"]) == 1
     finally:
         stack.restart(live, ["triton"])
+
+
+@needs_selenium
+def test_the_dashboard_shows_a_new_allocation_after_a_release(live):
+    """The dashboard `stack up` started, seen in a browser: a release's allocation
+    appears on the timeline (trigger -> request -> allocation) and the positions page,
+    and no page logs a console error."""
+    from app.services import dashboard_url
+    from tests.browser import chrome, open_drawn, severe_console_entries, wait_for_http
+
+    url = dashboard_url(live)
+    wait_for_http(url + "healthz")
+    message = release("2018-11-01", "2018-12-14T12:30:00+00:00", value=1.3)
+    with chrome() as driver:
+        open_drawn(driver, url + "timeline")
+        assert message["event_id"] not in driver.page_source
+        kcat_publish(live, [("M0000", json.dumps(message).encode())])
+        positions_for(live, message["event_id"])
+        with psycopg.connect(live.postgres.dsn("app"), autocommit=True) as conn:
+            (allocation_id,) = conn.execute(
+                "SELECT allocation_id FROM core.allocations "
+                "WHERE strategy_id = 'pipeline_test' AND trigger_event_id = %s",
+                (message["event_id"],),
+            ).fetchone()
+        open_drawn(driver, url + "timeline")
+        row = driver.find_element("xpath", f"//tr[td//text()[contains(., '{allocation_id}')]]")
+        assert message["event_id"] in driver.page_source and "allocated" in row.text
+        open_drawn(driver, url + "positions")
+        assert allocation_id in driver.page_source
+        assert severe_console_entries(driver) == []

@@ -175,7 +175,9 @@ def test_generator_worker_and_allocator_finish_the_work_in_hand(world):
     assert count(world, evaluated, (request_id,)) == n_candidates
 
 
-@pytest.mark.parametrize("name", ["relay", "scheduler", "reconciler", "market-data", "trainer"])
+@pytest.mark.parametrize(
+    "name", ["relay", "scheduler", "reconciler", "market-data", "trainer", "dashboard"]
+)
 def test_the_looping_services_stop_at_once(world, name):
     exit_reason, seconds = Service(world, name).terminate()
     assert exit_reason == "exited with code 0"
