@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium-driver: the dashboard's browser tests drive Debian's chromium through it (Selenium)
-DEBIAN_PACKAGES=(postgresql redis-server kcat curl chromium chromium-driver libgomp1)
+# prometheus: promtool checks deploy/monitoring, and a real Prometheus scrapes the test stack
+DEBIAN_PACKAGES=(postgresql redis-server kcat curl chromium chromium-driver libgomp1 prometheus)
 VENV=${ALPHAFACTORY_VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 
@@ -36,6 +37,7 @@ install_debian_packages() {
     if command -v service >/dev/null; then
         service redis-server stop >/dev/null 2>&1 || true
         service postgresql stop >/dev/null 2>&1 || true
+        service prometheus stop >/dev/null 2>&1 || true
     fi
 }
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,6 +30,8 @@ from tests.test_compose import (
 
 MONITORING = ROOT / "deploy" / "monitoring"
 PROMETHEUS_CONFIG = MONITORING / "prometheus.yml"
+ALERTS = MONITORING / "alerts.yml"
+PROMTOOL = shutil.which("promtool")  # Debian's prometheus package (scripts/setup.sh)
 PROVISIONING = MONITORING / "grafana" / "provisioning"
 DASHBOARDS = MONITORING / "grafana" / "dashboards"
 # Series names each metric type exposes (the text exposition format): a Counter named
@@ -137,10 +141,40 @@ def test_prometheus_reads_the_mounted_config_and_keeps_its_data(resolved):
     command, volumes = prometheus["command"], mounts(prometheus)
     config = flag(command, "--config.file")
     assert volumes.get(config) == ("./deploy/monitoring/prometheus.yml", "ro")
+    # rule files are read relative to the config file: the alerts are mounted beside it
+    rules = yaml.safe_load(PROMETHEUS_CONFIG.read_text())["rule_files"]
+    assert rules == ["alerts.yml"]
+    assert volumes.get(config.rsplit("/", 1)[0] + "/alerts.yml") == (
+        "./deploy/monitoring/alerts.yml",
+        "ro",
+    )
     data = flag(command, "--storage.tsdb.path")
     assert data in volumes and not volumes[data][0].startswith("."), "keep data in a volume"
     assert flag(command, "--storage.tsdb.retention.time"), "bound how long samples are kept"
     assert 9090 in container_ports(prometheus)
+
+
+def alert_rules() -> list[dict]:
+    return [
+        rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]
+    ]
+
+
+def test_the_alerts_query_only_declared_metrics_and_say_where_to_look():
+    declared, rules = exposed_series(), alert_rules()
+    assert {rule["alert"] for rule in rules} >= {"ServiceDown", "ConsumerFallingBehind"}
+    for rule in rules:
+        names = {n for n in re.findall(r"\w+", rule["expr"]) if n.startswith("alphafactory_")}
+        assert names <= declared, f"{rule['alert']}: not metrics of telemetry: {names - declared}"
+        assert rule["labels"]["severity"] in ("page", "ticket"), rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["look_at"], rule["alert"]
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="needs promtool (Debian prometheus, scripts/setup.sh)")
+def test_promtool_accepts_the_config_and_the_alerts():
+    for check in (["check", "config", str(PROMETHEUS_CONFIG)], ["check", "rules", str(ALERTS)]):
+        result = subprocess.run([PROMTOOL, *check], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ----------------------------------------------------------------------------- grafana

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -287,6 +288,82 @@ def test_every_service_serves_its_metrics_and_they_move_after_a_release(live):
         for sample, labels in series:
             moved = value(after[name], sample, **labels) - value(before[name], sample, **labels)
             assert moved > 0, f"{name}: {sample}{labels} did not move after a release"
+
+
+def api(base: str, path: str) -> dict:
+    from urllib.request import urlopen
+
+    with urlopen(base + path, timeout=10) as response:
+        return json.loads(response.read())["data"]
+
+
+def until(check, what: str, timeout_s: float = 90.0):
+    """``check()``'s first truthy answer, polled each second."""
+    deadline = time.monotonic() + timeout_s
+    while not (answer := check()):
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(1)
+    return answer
+
+
+@pytest.mark.skipif(not shutil.which("prometheus"), reason="needs Debian's prometheus (setup.sh)")
+def test_a_real_prometheus_scrapes_every_service_and_evaluates_the_alerts(live, tmp_path):
+    """Debian's Prometheus scrapes each endpoint `stack status` lists and evaluates
+    deploy/monitoring/alerts.yml against them: every rule evaluates without error and no
+    service is down."""
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    from tests.stack_support import free_ports
+
+    urls = stack.status(live)["metrics"]
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(Path(__file__).parents[2] / "deploy" / "monitoring" / "alerts.yml")],
+        "scrape_configs": [
+            {"job_name": name, "static_configs": [{"targets": [urlsplit(url).netloc]}]}
+            for name, url in urls.items()
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    [port] = free_ports(1)
+    server = subprocess.Popen(
+        [
+            shutil.which("prometheus"),
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+
+        def targets_up():
+            try:
+                active = api(base, "/targets")["activeTargets"]
+            except OSError:  # still starting
+                return None
+            up = {t["labels"]["job"] for t in active if t["health"] == "up"}
+            return up if up == set(urls) else None
+
+        assert until(targets_up, "every service scraped") == set(urls)
+
+        def rules_evaluated():
+            rules = [r for g in api(base, "/rules")["groups"] for r in g["rules"]]
+            return rules if rules and all(r["health"] != "unknown" for r in rules) else None
+
+        rules = until(rules_evaluated, "every alert rule evaluated")
+        assert {r["name"]: r.get("lastError", "") for r in rules if r["health"] != "ok"} == {}
+        consumed = api(base, "/query?query=sum(alphafactory_records_consumed_total)")["result"]
+        assert consumed and float(consumed[0]["value"][1]) > 0
+        firing = api(base, "/query?query=ALERTS%7Balertname%3D%22ServiceDown%22%7D")["result"]
+        assert firing == []
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_duplicates_and_out_of_order_releases_have_one_effect_each(live):
