@@ -11,7 +11,11 @@ A strategy's sections (every key has a default except ``id``)::
     [formulas]    root_kinds = ["macro"], max_tokens = 12, operands = [] (all),
                   include = [] (formulas of your own, see below)
     [alpha]       definition = "hac_tstat >= 2", target = "hac_tstat=3",
-                  training_months = 120 (the look-back scored at each decision)
+                  training_months = 120 (the look-back scored at each decision),
+                  control = "by" (by | bh | holm | bonferroni | none: the
+                  multiple-testing control over each decision's trials, see
+                  alphafactory.admission), level = 0.10 (its false discovery rate or
+                  family-wise error rate)
     [generation]  candidates = 1000, chunk_size = 100, temperature = 1.0, top_k = 0
                   (sample from the top_k most likely tokens; 0: every valid one),
                   generator = "" (the default generator, or a name of the strategy's own),
@@ -74,6 +78,7 @@ from pydantic import (
     model_validator,
 )
 
+from alphafactory.admission import DEFAULT_CONTROL, DEFAULT_LEVEL, Control
 from alphafactory.formula import FormulaError, canonical
 from alphafactory.metrics import parse_definition
 from alphafactory.metrics.errors import DefinitionError
@@ -137,6 +142,10 @@ class Alpha(_Section):
     definition: str = "hac_tstat >= 2"
     target: str = "hac_tstat=3"
     training_months: int = Field(120, ge=12, le=1200)
+    # an alpha meets the definition AND survives this control over the decision's trials;
+    # on by default, so a file that says nothing about it is still controlled
+    control: Control = DEFAULT_CONTROL
+    level: float = Field(DEFAULT_LEVEL, gt=0, lt=1)
 
     @field_validator("definition")
     @classmethod

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from alphafactory.admission import describe
 from alphafactory.settings import Settings
 from alphafactory.strategy import Strategy
 
@@ -62,6 +63,7 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
             "retrain_every_months": strategy.generation.retrain_every_months,
             "pool_size": strategy.pool.size,
             "alpha_definition": strategy.alpha.definition,
+            "admission_control": describe(strategy.alpha.control, strategy.alpha.level),
             "benchmark": "the strategy's risk-parity mix at the same decisions",
         },
     }
@@ -113,7 +115,13 @@ def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
     from storage.walkforward_reads import in_sample_sharpe, pools_of
 
     if name in BENCHMARKS:
-        return {"kind": "benchmark", "alpha_survival": None, "mean_pool_size": 0.0}
+        return {
+            "kind": "benchmark",
+            "alpha_survival": None,
+            "mean_pool_size": 0.0,
+            "trials": None,
+            "accepted": None,
+        }
     # a pool variant's alphas were evaluated under the strategy, a generator's under itself
     evaluated_as = strategy_id if name in GENERATORS else strategy.id
     pools = pools_of(conn, strategy_id)
@@ -127,9 +135,27 @@ def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
     kind = "generator" if name in GENERATORS else "ml" if name in MODEL_NAMES else "pool"
     return {
         "kind": kind,
+        **_admissions(conn, evaluated_as, allocations),
         "in_sample_sharpe": float(np.mean(finite)) if finite else float("nan"),
         "alpha_survival": alpha_survival([sorted(pool) for pool in ordered]),
         "mean_pool_size": float(np.mean([len(pool) for pool in ordered])),
+    }
+
+
+def _admissions(conn, evaluated_as: str, allocations) -> dict:
+    """Over the variant's decisions: the candidates scored (``trials``), those admitted
+    (``accepted``) and those that met the definition alone (``qualified``)."""
+    from storage.admissions import admissions_of
+
+    decided = {a.decision_time for a in allocations}
+    mine = [a for a in admissions_of(conn, evaluated_as) if a.decision_time in decided]
+    trials = sum(a.trials for a in mine)
+    accepted = sum(a.admitted for a in mine)
+    return {
+        "trials": trials,
+        "accepted": accepted,
+        "qualified": sum(a.qualified for a in mine),
+        "hit_rate": accepted / trials if trials else float("nan"),
     }
 
 
@@ -169,8 +195,9 @@ def _models(conn, strategy: Strategy, panel) -> list[dict]:
                 "last_decision": served.last_decision.isoformat() if served else None,
                 "requests": served.requests if served else 0,
                 "candidates": candidates,
-                "alphas": served.qualified if served else 0,
-                "hit_rate": (served.qualified / candidates) if candidates else float("nan"),
+                "qualified": served.qualified if served else 0,
+                "alphas": served.admitted if served else 0,
+                "hit_rate": (served.admitted / candidates) if candidates else float("nan"),
                 "training_seconds": version.training.get("seconds"),
                 "warm_start_from": version.training.get("warm_start_from"),
                 "ic_decay": decay.get(version.version),

@@ -4,9 +4,11 @@ Called by the allocator for every ``BacktestResults`` it consumes (and by the ge
 service for a request with no new candidates). It does nothing until every candidate of
 the request is evaluated, then, under a transaction-scoped advisory lock on the strategy
 (so concurrent allocators, duplicates or two triggers in flight, serialise): the
-strategy's qualified alphas for the as-of date (largest |HAC t-stat| first),
-``alphafactory.decision.allocate`` on the panel as of the decision time, and in ONE
-transaction the alpha pool, the allocation (with its decision time), its positions and a
+request's admitted alphas (``alphafactory.admission``: of every candidate it scored, those
+meeting the alpha definition and surviving the multiple-testing control over all of them;
+largest |HAC t-stat| first), ``alphafactory.decision.allocate`` on the panel as of the
+decision time, and in ONE transaction the admission (trials, qualified, admitted), the
+alpha pool, the allocation (with its decision time), its positions and a
 ``Rebalance`` in the outbox. ``core.allocations`` is unique on (strategy, trigger), so a
 trigger is allocated exactly once however many results, duplicates and allocators ask.
 
@@ -23,11 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
+import pandas as pd
 import psycopg
 from kafka.consumer.fetcher import ConsumerRecord
 from psycopg_pool import ConnectionPool
 
 from alphafactory import telemetry
+from alphafactory.admission import admit
 from alphafactory.decision import allocate, alpha_signals, benchmark_weights
 from alphafactory.events import BacktestResults, EventError, Rebalance, decode
 from alphafactory.panel import Panel
@@ -39,6 +44,7 @@ from alphafactory.variants import (
     variant_alphas,
 )
 from consumers.market_data import PanelCache
+from storage.admissions import AdmissionRecord, record_admission
 from storage.allocations import (
     allocation_exists,
     allocation_id_for,
@@ -85,16 +91,7 @@ def allocate_request(
         ]
         if not todo:
             return allocation_id
-        # this request's own candidates only: what other requests of the same instant have
-        # evaluated so far depends on timing, and the weights must not
-        alphas = evaluations(
-            conn,
-            strategy_id=strategy.id,
-            decision_time=request.decision_time,
-            alphas_only=True,
-            request_id=request.request_id,
-        )
-        log.info("request %s: allocating from %d qualified alpha(s)", request_id, len(alphas))
+        alphas = _admitted_alphas(conn, strategy, request)
         panel = context.panels.get(conn, strategy, request.decision_time, request.trigger_event_id)
         formulas = alphas["formula"].tolist()
         signals = alpha_signals(panel, strategy, formulas)
@@ -103,6 +100,53 @@ def allocate_request(
     for _, target in todo:
         telemetry.ALLOCATIONS.labels(target.id).inc()
     return allocation_id
+
+
+def _admitted_alphas(conn: psycopg.Connection, strategy: Strategy, request: RequestRecord):
+    """The request's admitted alphas (``alphafactory.admission``): of every candidate it
+    scored, those meeting the alpha definition and surviving the strategy's control over
+    all of them; the admission is stored with the allocation."""
+    # this request's own candidates only: what other requests of the same instant have
+    # evaluated so far depends on timing, and the weights must not
+    trials = evaluations(
+        conn,
+        strategy_id=strategy.id,
+        decision_time=request.decision_time,
+        request_id=request.request_id,
+    )
+    outcome = admit(
+        pd.to_numeric(trials["hac_tstat"], errors="coerce").to_numpy(np.float64),
+        trials["is_alpha"].fillna(False).astype(bool).to_numpy(),
+        strategy.alpha.control,
+        strategy.alpha.level,
+    )
+    alphas = trials[outcome.admitted]
+    record = AdmissionRecord(
+        request.request_id,
+        strategy.id,
+        request.decision_time,
+        outcome.control,
+        outcome.level,
+        outcome.trials,
+        outcome.n_qualified,
+        outcome.n_admitted,
+    )
+    record_admission(
+        conn,
+        record,
+        trial_hashes=trials["formula_hash"].tolist(),
+        admitted_hashes=alphas["formula_hash"].tolist(),
+    )
+    log.info(
+        "request %s: %d trial(s), %d met the definition, %d admitted (control %s at %g)",
+        request.request_id,
+        outcome.trials,
+        outcome.n_qualified,
+        outcome.n_admitted,
+        outcome.control,
+        outcome.level,
+    )
+    return alphas
 
 
 def _write(
@@ -151,7 +195,7 @@ def _write(
         event=_rebalance(allocation_id, strategy.id, request, weights, len(pool)),
     )
     log.info(
-        "allocated %s for %s as of %s: %d alpha(s) of %d qualified",
+        "allocated %s for %s as of %s: %d alpha(s) of %d admitted",
         allocation_id,
         strategy.id,
         request.as_of,

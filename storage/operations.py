@@ -57,7 +57,12 @@ class RequestSummary:
     state: str
     candidates: int | None  # None until generated
     evaluated: int
-    alphas: int
+    qualified: int  # met the alpha definition
+    # the decision's admission (storage.admissions), None until it is allocated: the
+    # candidates it scored, those admitted (met the definition and survived the control)
+    trials: int | None
+    admitted: int | None
+    control: str | None
     model_version: int | None
     allocation_id: str | None
     failure: str | None  # the failure or the skip's reason
@@ -74,14 +79,18 @@ _SUMMARY = """
                 WHEN r.n_candidates IS NULL THEN 'generating'
                 WHEN c.evaluated < r.n_candidates THEN 'evaluating'
                 ELSE 'allocating' END,
-           r.n_candidates, c.evaluated, c.alphas, r.model_version, a.allocation_id,
-           coalesce(r.failure, r.skipped)
+           r.n_candidates, c.evaluated, c.qualified, ad.trials, ad.admitted,
+           CASE WHEN ad.control IS NULL THEN NULL
+                WHEN ad.control = 'none' THEN 'none'
+                ELSE ad.control || ' ' || ad.level END,
+           r.model_version, a.allocation_id, coalesce(r.failure, r.skipped)
     FROM core.generation_requests AS r
     LEFT JOIN core.allocations AS a
         ON a.strategy_id = r.strategy_id AND a.trigger_event_id = r.trigger_event_id
+    LEFT JOIN core.admissions AS ad ON ad.request_id = r.request_id
     CROSS JOIN LATERAL (
         SELECT count(*) FILTER (WHERE rc.evaluated_at IS NOT NULL) AS evaluated,
-               count(*) FILTER (WHERE e.is_alpha) AS alphas
+               count(*) FILTER (WHERE e.is_alpha) AS qualified
         FROM core.request_candidates AS rc
         LEFT JOIN core.evaluations AS e
             ON e.formula_hash = rc.formula_hash AND e.strategy_id = r.strategy_id
@@ -109,7 +118,8 @@ def request_summary(conn: psycopg.Connection, request_id: str) -> RequestSummary
 
 
 def request_alphas(conn: psycopg.Connection, request_id: str, limit: int = 10) -> list[dict]:
-    """The request's qualified candidates, strongest ``|hac_tstat|`` first."""
+    """The request's admitted alphas (before its allocation: the candidates that met the
+    definition so far), strongest ``|hac_tstat|`` first."""
     rows = conn.execute(
         """
         SELECT f.formula, f.origin, e.ic, e.hac_tstat, e.ls_sharpe
@@ -119,7 +129,7 @@ def request_alphas(conn: psycopg.Connection, request_id: str, limit: int = 10) -
             ON e.formula_hash = rc.formula_hash AND e.strategy_id = r.strategy_id
            AND e.decision_time = r.decision_time
         JOIN core.factors AS f ON f.formula_hash = rc.formula_hash
-        WHERE r.request_id = %s AND e.is_alpha
+        WHERE r.request_id = %s AND coalesce(e.admitted, e.is_alpha)
         ORDER BY abs(e.hac_tstat) DESC NULLS LAST, f.formula LIMIT %s
         """,
         (request_id, limit),

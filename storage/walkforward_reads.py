@@ -1,6 +1,6 @@
 """Read-only queries a walk-forward report is built from: every allocation of a strategy
 and its variants, their pools, the alphas' in-sample metrics, and per generator version
-what its requests generated and qualified. Postgres is the record: the report reads
+what its requests generated, qualified and admitted. Postgres is the record: the report reads
 nothing the pipeline did not store."""
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ def pools_of(conn: psycopg.Connection, strategy_id: str) -> dict[date, dict[str,
 
 def in_sample_sharpe(conn: psycopg.Connection, strategy_id: str) -> dict[tuple[date, str], float]:
     """(as-of date, formula hash) -> the alpha's long-short Sharpe over its training
-    window, for the strategy's qualified alphas."""
+    window, for the strategy's admitted alphas."""
     rows = conn.execute(
         "SELECT as_of, formula_hash, ls_sharpe FROM core.evaluations "
-        "WHERE strategy_id = %s AND is_alpha AND ls_sharpe IS NOT NULL",
+        "WHERE strategy_id = %s AND admitted AND ls_sharpe IS NOT NULL",
         (strategy_id,),
     ).fetchall()
     return {(as_of, hashed): float(value) for as_of, hashed, value in rows}
@@ -73,18 +73,21 @@ class VersionYield:
     version: int | None
     requests: int
     candidates: int
-    qualified: int
+    qualified: int  # met the alpha definition
+    admitted: int  # and survived the multiple-testing control
     first_decision: datetime | None
     last_decision: datetime | None
 
 
 def yield_per_version(conn: psycopg.Connection, strategy_id: str) -> list[VersionYield]:
     """Per generator version that wrote the strategy's candidates: requests, candidates
-    evaluated, alphas qualified, and the decisions it served."""
+    evaluated, those that met the alpha definition and those admitted, and the decisions
+    it served."""
     rows = conn.execute(
         """
         SELECT r.model_version, count(DISTINCT r.request_id),
                count(e.formula_hash), count(e.formula_hash) FILTER (WHERE e.is_alpha),
+               count(e.formula_hash) FILTER (WHERE e.admitted),
                min(r.decision_time), max(r.decision_time)
         FROM core.generation_requests AS r
         JOIN core.request_candidates AS c USING (request_id)
@@ -102,7 +105,7 @@ def yield_per_version(conn: psycopg.Connection, strategy_id: str) -> list[Versio
 def alphas_by_decision(
     conn: psycopg.Connection, strategy_id: str
 ) -> list[tuple[datetime, int | None, str, str]]:
-    """(decision time, model version, formula hash, formula) of every qualified formula
+    """(decision time, model version, formula hash, formula) of every admitted formula
     (the supervised alphas of ``[ml]``, origin ``ml``, were written by no generator)."""
     return conn.execute(
         """
@@ -113,7 +116,7 @@ def alphas_by_decision(
             ON e.formula_hash = c.formula_hash AND e.strategy_id = r.strategy_id
            AND e.as_of = r.as_of
         JOIN core.factors AS f ON f.formula_hash = e.formula_hash
-        WHERE r.strategy_id = %s AND e.is_alpha AND f.origin <> 'ml'
+        WHERE r.strategy_id = %s AND e.admitted AND f.origin <> 'ml'
         ORDER BY r.decision_time, e.formula_hash
         """,
         (strategy_id,),

@@ -49,6 +49,8 @@ root_kinds = ["macro"]
 max_tokens = 8
 [alpha]
 definition = "hac_tstat >= 0"
+# plumbing, not statistics: every candidate that meets the definition is admitted
+control = "none"
 target = "hac_tstat=3"
 training_months = 48
 [generation]

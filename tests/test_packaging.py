@@ -31,6 +31,8 @@ ALLOWED: dict[str, set[str]] = {
     # the bundled dataset is built from data arch, linearmodels, statsmodels ship (offline)
     CORE: DATA
     | {"numba", "pydantic", "pydantic_settings", "arch", "linearmodels", "statsmodels"}
+    # admission's p-values (alphafactory.admission)
+    | {"scipy"}
     # the metrics' declarations (alphafactory.telemetry): in-memory values; the HTTP
     # endpoint that serves them is the composition root's
     | {"prometheus_client"}

@@ -120,12 +120,17 @@ def run_requests_list(args, settings: Settings) -> int:
     if not rows:
         print("no generation request is recorded yet")
         return 0
-    header = f"{'decision time':25s} {'state':10s} {'cands':>5s} {'eval':>5s} {'alphas':>6s}"
+    # qual: met the alpha definition; adm: admitted by the control (- until allocated)
+    header = (
+        f"{'decision time':25s} {'state':10s} {'cands':>5s} {'eval':>5s} {'qual':>5s} {'adm':>4s}"
+    )
     print(f"{header}  strategy  request")
     for row in rows:
+        admitted = "-" if row.admitted is None else str(row.admitted)
         print(
             f"{row.decision_time.isoformat():25s} {row.state:10s} {row.candidates or 0:5d} "
-            f"{row.evaluated:5d} {row.alphas:6d}  {row.strategy_id}  {row.request_id}"
+            f"{row.evaluated:5d} {row.qualified:5d} {admitted:>4s}  {row.strategy_id}  "
+            f"{row.request_id}"
         )
     return 0
 

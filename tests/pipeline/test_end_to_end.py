@@ -51,6 +51,8 @@ root_kinds = ["macro"]
 max_tokens = 8
 [alpha]
 definition = "hac_tstat > -1000"
+# plumbing, not statistics: every candidate that meets the definition is admitted
+control = "none"
 training_months = 48
 [generation]
 candidates = 4

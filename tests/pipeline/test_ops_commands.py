@@ -67,10 +67,15 @@ def test_requests_list_and_show_say_where_each_stands(service_env, decided):
     assert done["candidates"] == done["evaluated"] == mine.generation.candidates
     assert listed[waiting.request_id]["state"] == "generating"
     assert listed[waiting.request_id]["candidates"] is None
+    # the decision's admission: every evaluated candidate a trial; this plumbing strategy
+    # has no control (tests/pipeline/conftest.py), so it admits what met the definition
+    assert done["trials"] == done["evaluated"] and done["control"] == "none"
+    assert 0 < done["admitted"] == done["qualified"] <= done["trials"]
+    assert listed[waiting.request_id]["admitted"] is None
 
     shown = command(service_env, "requests", "show", request.request_id, "--json")
     detail = json.loads(shown.stdout)
-    assert detail["state"] == "allocated" and len(detail["top_alphas"]) == min(done["alphas"], 10)
+    assert detail["state"] == "allocated" and len(detail["top_alphas"]) == min(done["admitted"], 10)
     strengths = [abs(a["hac_tstat"]) for a in detail["top_alphas"]]
     assert strengths == sorted(strengths, reverse=True)
     missing = command(service_env, "requests", "show", "no-such-request")

@@ -43,6 +43,8 @@ group = "region"
 group_codes = [1]
 [alpha]
 definition = "hac_tstat > -100"
+# plumbing, not statistics: every candidate that meets the definition is admitted
+control = "none"
 training_months = 36
 [generation]
 candidates = 12
@@ -60,6 +62,8 @@ id = "on_market"
 data = "store"
 [alpha]
 definition = "hac_tstat > -100"
+# plumbing, not statistics: every candidate that meets the definition is admitted
+control = "none"
 training_months = 36
 [generation]
 candidates = 12

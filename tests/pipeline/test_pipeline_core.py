@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
+from alphafactory.admission import admit
 from alphafactory.decision import DecisionError, decision_panel, evaluate_formulas
 from alphafactory.events import (
     BacktestResults,
@@ -39,6 +40,7 @@ from consumers.generation import (
     handle_request,
 )
 from consumers.market_data import NoMarketData
+from storage.admissions import admission_of
 from storage.db import open_pool
 from storage.deliveries import start_delivery
 from storage.factors import evaluations
@@ -165,6 +167,51 @@ def test_a_request_flows_to_positions_once(conn, market, strategy, contexts, uni
     # the request delivered again: nothing generated, nothing sent, the same allocation
     sent.clear()
     assert handle_request(conn, generation, request) == 0 and sent == []
+
+
+def test_admission_controls_the_search_and_is_stored_with_the_decision(
+    conn, market, strategy, generator, unique_trigger
+):
+    """On this noise market about half the candidates meet ``hac_tstat >= 0``; under the
+    default control (Benjamini-Yekutieli at 0.10 over the request's trials) the stored
+    admission is what ``admit`` gives on the stored t-statistics, and only admitted
+    candidates reach the pool."""
+    alpha = strategy.alpha.model_copy(update={"control": "by", "level": 0.10})
+    generation = strategy.generation.model_copy(update={"candidates": 30, "chunk_size": 10})
+    mine = strategy.model_copy(
+        update={"id": f"fdr-{unique_trigger}", "alpha": alpha, "generation": generation}
+    )
+    request, hashes, allocation_id = decide_directly(
+        conn, market, mine, generator, 100, unique_trigger
+    )
+    assert allocation_id is not None
+    stored = evaluations(
+        conn,
+        strategy_id=mine.id,
+        decision_time=request.decision_time,
+        request_id=request.request_id,
+    )
+    assert sorted(stored["formula_hash"]) == sorted(hashes)
+    expected = admit(
+        stored["hac_tstat"].astype(float).to_numpy(), stored["is_alpha"].astype(bool), "by", 0.10
+    )
+    record = admission_of(conn, request.request_id)
+    assert (record.control, record.level) == ("by", 0.10)
+    assert (record.trials, record.qualified, record.admitted) == (
+        len(hashes),
+        expected.n_qualified,
+        expected.n_admitted,
+    )
+    admitted = conn.execute(
+        "SELECT formula_hash, admitted FROM core.evaluations WHERE strategy_id = %s",
+        (mine.id,),
+    ).fetchall()
+    assert dict(admitted) == dict(zip(stored["formula_hash"], expected.admitted, strict=True))
+    assert expected.n_qualified >= 5 and expected.n_admitted < expected.n_qualified
+    pool = conn.execute(
+        "SELECT formula_hash FROM core.alpha_pools WHERE strategy_id = %s", (mine.id,)
+    ).fetchall()
+    assert {h for (h,) in pool} <= {h for h, a in admitted if a}
 
 
 def test_evaluations_use_only_data_released_by_the_decision_time(

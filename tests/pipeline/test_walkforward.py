@@ -56,6 +56,8 @@ id = "{STRATEGY_ID}"
 data = "store"
 [alpha]
 definition = "hac_tstat > -100"
+# plumbing, not statistics: every candidate that meets the definition is admitted
+control = "none"
 training_months = 24
 [generation]
 candidates = 10
@@ -250,6 +252,12 @@ def test_the_report_holds_the_contract_and_every_variant_reads_as_a_strategy(run
     for name, record in report["variants"].items():
         assert set(record) >= CONTRACT, name
         assert record["n_rebalances"] == decided, name
+        if record["kind"] == "benchmark":
+            assert record["trials"] is None and record["accepted"] is None, name
+        else:  # every decision scored its candidates; this strategy admits without control
+            assert record["trials"] >= decided * 10 and 0 < record["accepted"], name
+            assert record["accepted"] == record["qualified"] <= record["trials"], name
+    assert report["settings"]["admission_control"].startswith("none: ")
     versions = report["models"]
     assert [m["version"] for m in versions] == [1, 2]
     for model in versions:
