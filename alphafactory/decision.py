@@ -31,7 +31,7 @@ from alphafactory.ml.combine import LEARNED_METHODS, learned_combination
 from alphafactory.ml.cv import CVError
 from alphafactory.ml.models import ModelError
 from alphafactory.panel import Panel
-from alphafactory.scoring import FormulaScorer, config_for_panel
+from alphafactory.scoring import FormulaScorer, ScoringOptions, config_for_panel
 from alphafactory.strategy import Strategy, Universe
 
 
@@ -213,4 +213,15 @@ def _scorer(panel: Panel, strategy: Strategy) -> FormulaScorer:
     score_from = max(0, rows - 1 - strategy.alpha.training_months)
     if rows - score_from < 3:
         raise DecisionError(f"the decision panel has {rows} rows: too short to score")
-    return FormulaScorer(panel, config=config_for_panel(panel), score_from=score_from)
+    return FormulaScorer(
+        panel,
+        config=config_for_panel(panel),
+        options=scoring_options(strategy),
+        score_from=score_from,
+    )
+
+
+def scoring_options(strategy: Strategy) -> ScoringOptions:
+    """How a strategy's candidates are scored: macro forecasts shrink toward the asset
+    classes its risk parity uses (``portfolio.risk_parity_group``), when it names them."""
+    return ScoringOptions(class_group=strategy.portfolio.risk_parity_group or None)

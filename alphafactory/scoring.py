@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alphafactory.evaluate import Evaluator, macro_scores
+from alphafactory.evaluate.macro_mapping import MIN_PERIODS
 from alphafactory.formula import FormulaError, LanguageConfig, Node
 from alphafactory.metrics import FactorMetrics, FactorScorer, infer_periods_per_year
 from alphafactory.ml.candidate import is_ml
@@ -51,7 +52,11 @@ def config_for_panel(panel: Panel) -> LanguageConfig:
 class ScoringOptions:
     horizon: int = 1
     quantiles: int = 5
-    macro_window: int = 36  # rows of the trailing regression mapping macro factors to assets
+    # rows of the expanding regressions mapping macro factors to per-asset forecasts
+    macro_min_periods: int = MIN_PERIODS
+    # the panel group whose classes the forecasts' slopes shrink toward (the asset
+    # classes a strategy's risk parity uses); None: each asset keeps its own slope
+    class_group: str | None = None
     stack_bytes: int = 256 * 2**20  # memory for one stack of scored factors (T x N each)
     # None: inferred from the scored dates' spacing (and the language's windows with it)
     periods_per_year: float | None = None
@@ -96,6 +101,12 @@ class FormulaScorer:
         )
         self.options = options
         self.score_from = score_from
+        group = options.class_group
+        if group and group not in panel.groups:
+            raise ValueError(
+                f"class group {group!r} (the macro forecasts' asset classes) is not a group "
+                f"of the panel; it has {sorted(panel.groups) or 'none'}"
+            )
         self.evaluator = Evaluator(panel, config=self.config)
         # ML alphas (``ml:...`` texts) are candidates like formulas: walked forward over
         # the scored rows, their features computed as formulas are here
@@ -163,10 +174,12 @@ class FormulaScorer:
         ]
         macro = [k for k, v in enumerate(values) if v.ndim == 1]
         if macro:
+            group = self.options.class_group
             mapped = macro_scores(
                 np.column_stack([values[k] for k in macro]),
                 self.panel.returns,
-                window=self.options.macro_window,
+                min_periods=self.options.macro_min_periods,
+                classes=self.panel.groups[group] if group else None,
             ).transpose(1, 0, 2)  # (K, T, N), contiguous underneath
             for position, k in enumerate(macro):
                 values[k] = mapped[position]

@@ -57,7 +57,8 @@ r.settings.alpha_definition }}</code>. Excess returns are over {{ r.settings.ben
 <td>{{ num(row.sharpe) }}</td><td>{{ num(row.in_sample_sharpe) }}</td>
 <td>{{ num(row.overfit) }}</td></tr>{% endfor %}
 </table>
-{% if r.pool_sizes.sharpe_gain is defined %}<p id="answer">The largest pool's
+{% if r.pool_sizes.sharpe_gain is defined and r.pool_sizes.sharpe_gain is not none %}
+<p id="answer">The largest pool's
 out-of-sample Sharpe is {{ num(r.pool_sizes.sharpe_gain) }} {{ "above" if
 r.pool_sizes.sharpe_gain >= 0 else "below" }} the smallest's; it overfits {{
 num(r.pool_sizes.overfit_reduction) }} Sharpe {{ "less" if r.pool_sizes.overfit_reduction

@@ -247,7 +247,7 @@ def bench_macro(args) -> None:
         start = time.perf_counter()
         factors = np.column_stack(list(evaluate_batch(formulas, panel, config=config)))
         mapped = time.perf_counter()
-        scores = macro_scores(factors, panel.returns, window=36)  # (T, K, N)
+        scores = macro_scores(factors, panel.returns)  # (T, K, N)
         scored = time.perf_counter()
         metrics = scorer.score_batch(np.ascontiguousarray(scores.transpose(1, 0, 2)))
         stages.update(evaluation=mapped - start, mapping=scored - mapped)

@@ -32,7 +32,7 @@ def test_batch_equals_one_formula_at_a_time_and_bad_ones_get_none(panel):
     reference = FactorScorer.for_panel(panel)
     for text, metrics in zip(FORMULAS, got, strict=True):
         if metrics is not None:
-            values = asset_scores(text, panel, window=36, evaluator=scorer.evaluator)
+            values = asset_scores(text, panel, evaluator=scorer.evaluator)
             assert metrics == reference.score(values)
     ic = metric_values(got, "ic")
     assert np.isnan(ic[2]) and np.isfinite(ic[0])
@@ -43,7 +43,7 @@ def test_a_later_period_is_scored_with_history_and_only_its_own_dates(panel):
     scorer = FormulaScorer(panel, score_from=split)
     later = scorer.score(FORMULAS[:2])
     for text, metrics in zip(FORMULAS[:2], later, strict=True):
-        values = asset_scores(text, panel, window=36, evaluator=scorer.evaluator)[split:]
+        values = asset_scores(text, panel, evaluator=scorer.evaluator)[split:]
         expected = FactorScorer(panel.returns[split:], dates=panel.dates[split:]).score(values)
         assert metrics == expected
     with pytest.raises(ValueError, match="score_from"):
@@ -57,7 +57,7 @@ def test_score_each_says_why_a_formula_is_invalid_and_gives_series(panel):
     assert [s.metrics is None for s in scored] == [False, False, True, False, True]
     assert "rank" in str(scored[2].error) and "nonsense" in str(scored[4].error)
     reference = FactorScorer.for_panel(panel)
-    values = asset_scores(FORMULAS[1], panel, window=36, evaluator=scorer.evaluator)
+    values = asset_scores(FORMULAS[1], panel, evaluator=scorer.evaluator)
     expected = reference.series(values)
     assert scored[1].metrics == reference.score(values)
     assert set(scored[1].series) == set(expected)
@@ -67,11 +67,11 @@ def test_score_each_says_why_a_formula_is_invalid_and_gives_series(panel):
 
 
 def test_periods_per_year_and_metric_options_override(panel):
-    options = ScoringOptions(periods_per_year=4, horizon=2, quantiles=3, macro_window=24)
+    options = ScoringOptions(periods_per_year=4, horizon=2, quantiles=3, macro_min_periods=24)
     scorer = FormulaScorer(panel, options=options)
     metrics = scorer.score([FORMULAS[0]])[0]
     assert metrics.periods_per_year == 4 and metrics.horizon == 2 and metrics.quantiles == 3
-    values = asset_scores(FORMULAS[0], panel, window=24, evaluator=scorer.evaluator)
+    values = asset_scores(FORMULAS[0], panel, min_periods=24, evaluator=scorer.evaluator)
     expected = FactorScorer(panel.returns, horizon=2, quantiles=3, periods_per_year=4)
     assert metrics == expected.score(values)
 

@@ -51,10 +51,11 @@ def register(commands) -> None:
         help="a column that is a macro series (same value for every asset)",
     )
     evaluate.add_argument(
-        "--macro-window",
+        "--macro-min-periods",
         type=_positive_int,
-        default=36,
-        help="rows in the trailing regressions that map macro factors to assets",
+        default=60,
+        help="rows the expanding regressions that map macro factors to per-asset "
+        "forecasts need before they forecast",
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON lines")
     evaluate.add_argument(
@@ -172,7 +173,7 @@ def _scorer(panel, args):
     options = ScoringOptions(
         horizon=args.horizon,
         quantiles=args.quantiles,
-        macro_window=args.macro_window,
+        macro_min_periods=args.macro_min_periods,
         periods_per_year=args.periods_per_year,
     )
     try:

@@ -110,43 +110,101 @@ def test_float32_is_close_to_float64(formula):
     np.testing.assert_allclose(narrow, wide, rtol=2e-4, atol=2e-5, equal_nan=True)
 
 
-def naive_macro_scores(factor, returns, window):
-    """Per date and asset: OLS slope of r_s on f_{s-1} over the window, times f_t."""
+def naive_macro_scores(factor, returns, min_periods, classes=None):
+    """Per date and asset: the OLS slope of r_s on f_{s-1} over every row s <= t where
+    both are known, shrunk toward the class mean by the James-Stein weight, times f_t
+    minus the mean of those f_{s-1}; written out with polyfit, one regression at a time."""
     rows, assets = returns.shape
+    classes = np.full((rows, assets), -1) if classes is None else classes
     out = np.full((rows, assets), np.nan)
-    for t in range(window, rows):
-        s = np.arange(t - window + 1, t + 1)
+    for t in range(1, rows):
+        if not np.isfinite(factor[t]):
+            continue
+        slope, noise, centre = np.full(assets, np.nan), np.full(assets, np.nan), np.zeros(assets)
         for i in range(assets):
-            x, y = factor[s - 1], returns[s, i]
-            if np.isnan(x).any() or np.isnan(y).any() or np.ptp(x) == 0:
+            x, y = factor[:t], returns[1 : t + 1, i]
+            known = np.isfinite(x) & np.isfinite(y)
+            x, y = x[known], y[known]
+            if len(x) < min_periods or np.ptp(x) == 0:
                 continue
-            out[t, i] = np.polyfit(x, y, 1)[0] * factor[t]
+            b, a = np.polyfit(x, y, 1)
+            slope[i] = b
+            noise[i] = np.sum((y - a - b * x) ** 2) / (len(x) - 2) / np.sum((x - x.mean()) ** 2)
+            centre[i] = x.mean()
+        shrunk = slope.copy()
+        for c in set(classes[t][classes[t] >= 0]):
+            members = (classes[t] == c) & np.isfinite(slope)
+            if members.sum() < 2:
+                continue
+            dispersion = np.var(slope[members], ddof=1)
+            weight = min(1.0, noise[members].mean() / dispersion) if dispersion > 0 else 1.0
+            shrunk[members] = (1 - weight) * slope[members] + weight * slope[members].mean()
+        out[t] = shrunk * (factor[t] - centre)
     return out
 
 
-@pytest.mark.parametrize("window", [3, 5, 12])
-def test_macro_mapping_matches_per_date_regressions(window):
-    rng = np.random.default_rng(window)
-    factor = 300 + np.cumsum(rng.standard_normal(60))  # a level series: cancellation-prone
+def _level_market(seed):
+    rng = np.random.default_rng(seed)
+    factor = 300 + np.cumsum(rng.standard_normal(90))  # a level series: cancellation-prone
     factor[[7, 30]] = np.nan
-    returns = 0.01 * rng.standard_normal((60, 4)) + 0.002 * np.r_[np.nan, factor[:-1]][:, None]
+    loading = np.array([0.004, 0.002, -0.001, 0.003, 0.0])
+    returns = (
+        0.01 * rng.standard_normal((90, 5)) + np.r_[np.nan, factor[:-1] - 300][:, None] * loading
+    )
     returns[rng.random(returns.shape) < 0.03] = np.nan
-    expected = naive_macro_scores(factor, returns, window)
-    got = macro_scores(factor, returns, window=window)
-    assert np.isfinite(got).sum() > 20
-    np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-12, equal_nan=True)
-    many = macro_scores(np.stack([factor, -factor] * 20, axis=1), returns, window)
-    assert many.shape == (60, 40, 4)
+    return factor, returns
+
+
+@pytest.mark.parametrize("min_periods", [3, 12, 40])
+def test_macro_mapping_matches_per_date_regressions(min_periods):
+    factor, returns = _level_market(min_periods)
+    classes = np.broadcast_to(np.array([0, 0, 1, 1, -1]), returns.shape)
+    for grouping in (None, classes):
+        expected = naive_macro_scores(factor, returns, min_periods, grouping)
+        got = macro_scores(factor, returns, min_periods=min_periods, classes=grouping)
+        assert np.isfinite(got).sum() > 100
+        np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-12, equal_nan=True)
+    got = macro_scores(factor, returns, min_periods=min_periods)
+    many = macro_scores(np.stack([factor, -factor] * 20, axis=1), returns, min_periods=min_periods)
+    assert many.shape == (90, 40, 5)
     np.testing.assert_array_equal(many[:, 0], got)
-    np.testing.assert_allclose(many[:, 1], got, equal_nan=True)  # beta and f_t both flip
+    np.testing.assert_allclose(many[:, 1], got, equal_nan=True)  # slope and level both flip
+
+
+@pytest.mark.parametrize("shift, scale", [(1000.0, 1.0), (0.0, 37.5), (-5.0, -0.01)])
+def test_forecasts_do_not_change_when_a_constant_is_added_or_the_factor_scaled(shift, scale):
+    factor, returns = _level_market(5)
+    classes = np.broadcast_to(np.array([0, 0, 1, 1, -1]), returns.shape)
+    base = macro_scores(factor, returns, min_periods=24, classes=classes)
+    moved = macro_scores(shift + scale * factor, returns, min_periods=24, classes=classes)
+    assert np.isfinite(base).sum() > 200
+    np.testing.assert_allclose(moved, base, rtol=1e-6, atol=1e-12, equal_nan=True)
+
+
+def test_a_factor_that_never_changes_sign_still_moves_money_between_assets():
+    """A positive spread whose swings predict one class up and the other down: the
+    forecasts change sign with the spread around its mean, not with its (fixed) sign."""
+    rng = np.random.default_rng(2)
+    spread = 2.0 + np.sin(np.arange(200) / 6.0) + 0.1 * rng.standard_normal(200)
+    assert (spread > 0).all()
+    previous = np.r_[np.nan, spread[:-1] - 2.0][:, None]
+    returns = 0.01 * rng.standard_normal((200, 4)) + 0.01 * previous * np.array([1, 1, -1, -1])
+    forecasts = macro_scores(spread, returns, min_periods=60, classes=np.array([0, 0, 1, 1]))
+    late = forecasts[100:]
+    assert (np.sign(late[:, 0]) == -np.sign(late[:, 2])).mean() > 0.95
+    assert 0.3 < (late[:, 0] > 0).mean() < 0.7  # both directions, as the spread moves
+    realised = returns[101:]
+    hits = np.sign(late[:-1, 0] - late[:-1, 2]) == np.sign(realised[:, 0] - realised[:, 2])
+    assert hits.mean() > 0.6
 
 
 def test_asset_scores_dispatch():
-    scores = asset_scores("ts_zscore(cpi, 5)", PANEL, window=12)
+    scores = asset_scores("ts_zscore(cpi, 5)", PANEL, min_periods=12, class_group="sector")
     factor = evaluate("ts_zscore(cpi, 5)", PANEL)
-    np.testing.assert_array_equal(scores, macro_scores(factor, PANEL.returns, window=12))
+    expected = macro_scores(factor, PANEL.returns, min_periods=12, classes=PANEL.groups["sector"])
+    np.testing.assert_array_equal(scores, expected)
     np.testing.assert_array_equal(
         asset_scores("rank(close)", PANEL), evaluate("rank(close)", PANEL)
     )
     with pytest.raises(ValueError):
-        macro_scores(factor, PANEL.returns, window=2)
+        macro_scores(factor, PANEL.returns, min_periods=2)

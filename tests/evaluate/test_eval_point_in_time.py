@@ -45,6 +45,8 @@ def test_lookback_rows_are_enough(formula, t):
 @PROPERTY
 @given(formulas(VOCAB, max_tokens=12, root_kinds={"macro"}), st.integers(0, 46), st.integers(0, 9))
 def test_macro_scores_are_point_in_time(formula, t, seed):
-    full = asset_scores(formula, PANEL, window=12)
-    other = asset_scores(formula, scrambled_after(PANEL, t, seed), window=12)
+    full = asset_scores(formula, PANEL, min_periods=12, class_group="sector")
+    other = asset_scores(
+        formula, scrambled_after(PANEL, t, seed), min_periods=12, class_group="sector"
+    )
     assert_bit_identical(other[: t + 1], full[: t + 1], str(formula))
