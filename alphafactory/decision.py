@@ -4,10 +4,20 @@ Postgres as of the decision time, and the historical replay calls it the same wa
 
 The decision panel (point-in-time): the market panel's dates whose data had been
 published by the decision time (a date's data at the end of its New York day), the last
-``history_rows`` of them; macro series aligned to those dates as usual (each row sees the
-releases made by its own date), except the last row, the decision row, which sees every
-release made by the decision time. A release after the decision time is never read: the
-caller passes only releases made by then, and ``decision_panel`` checks it.
+``history_rows`` of them. The decision is made ``offset`` after the last row's close (a
+release that triggers it comes mid-period); the decision row sees every release made by
+the decision time, and each training row is its twin: it sees the releases made by the
+same ``offset`` past its own close. So every operator spans the same periods at the
+decision as on the training rows, whatever each series' release lag (``delta(x, 1)`` is
+one period of ``x`` on every row, never two on the last). A series with no release for
+``stale_after`` times its cadence is missing, not carried forward. A release after the
+decision time is never read: the caller passes only releases made by then, and
+``decision_panel`` checks it.
+
+Execution lag: a decision's positions earn from the second close after it
+(``alphafactory.performance.held_returns``), so a training row's signal, made ``offset``
+past its close, is scored against the return of the period after next too
+(``EXECUTION_LAG``): what is scored is what would have been held.
 
 Qualification scores each formula over the last ``training_months`` rows before the
 decision row (the decision row has no forward return yet, so it is never scored).
@@ -23,16 +33,20 @@ import numpy as np
 import pandas as pd
 
 from alphafactory import portfolio
-from alphafactory.clock import decision_day, known_dates
-from alphafactory.data.releases import point_in_time_macro
+from alphafactory.clock import known_dates, visible_from
+from alphafactory.data.releases import STALE_AFTER_CADENCES, point_in_time_macro
 from alphafactory.formula import Node
 from alphafactory.metrics import FactorMetrics, parse_definition
 from alphafactory.ml.combine import LEARNED_METHODS, learned_combination
 from alphafactory.ml.cv import CVError
 from alphafactory.ml.models import ModelError
 from alphafactory.panel import Panel
-from alphafactory.scoring import FormulaScorer, ScoringOptions, config_for_panel
+from alphafactory.scoring import FormulaScorer, ScoringOptions, config_for_panel, lagged_returns
 from alphafactory.strategy import Strategy, Universe
+
+# periods between a decision's last row and the first return its positions earn, beyond
+# the next (module doc): held_returns holds from the second close after the decision
+EXECUTION_LAG = 1
 
 
 class DecisionError(ValueError):
@@ -74,9 +88,17 @@ def decision_rows(dates: np.ndarray, decision_time: datetime, history_rows: int)
 
 
 def decision_panel(
-    market: Panel, releases: pd.DataFrame, decision_time: datetime, history_rows: int
+    market: Panel,
+    releases: pd.DataFrame,
+    decision_time: datetime,
+    history_rows: int,
+    *,
+    twin_rows: bool = True,
+    stale_after: float | None = STALE_AFTER_CADENCES,
 ) -> Panel:
-    """The panel a decision at ``decision_time`` may use (module doc)."""
+    """The panel a decision at ``decision_time`` may use (module doc); without
+    ``twin_rows``, every row sees what was released by its own close (a report's view of
+    history, not a decision's)."""
     cutoff = pd.Timestamp(decision_time)
     if cutoff.tzinfo is None:
         raise DecisionError(f"decision_time {decision_time!r} must carry a time zone")
@@ -90,11 +112,9 @@ def decision_panel(
     panel = market.rows(*decision_rows(market.dates, cutoff, history_rows))
     macro: dict[str, np.ndarray] = {}
     if len(releases):
-        macro = point_in_time_macro(releases, panel.dates)
-        # the decision row sees everything released by the decision time (all passed in)
-        latest = point_in_time_macro(releases, np.array([decision_day(cutoff)]))
-        for series, values in macro.items():
-            values[-1] = latest[series][0]
+        # the last row's cutoff moves to the decision time, every other row's with it
+        offset = cutoff - visible_from(panel.dates[-1:])[0] if twin_rows else None
+        macro = point_in_time_macro(releases, panel.dates, offset=offset, stale_after=stale_after)
     return Panel(panel.dates, panel.assets, dict(panel.fields), macro, dict(panel.groups))
 
 
@@ -160,7 +180,8 @@ def allocate(
         flat = np.zeros(len(assets)) if strategy.portfolio.kind == "long_short" else benchmark
         return Allocation(dict(zip(assets, flat.tolist(), strict=True)), {})
     pool = signals[kept][:, window]
-    signal, combo = _combine(pool, returns, window, strategy)
+    # the returns each row's signal would have earned, held from a period later
+    signal, combo = _combine(pool, lagged_returns(returns, EXECUTION_LAG), window, strategy)
     weights = portfolio.target_weights(
         signal,
         strategy.portfolio.kind,
@@ -224,4 +245,6 @@ def _scorer(panel: Panel, strategy: Strategy) -> FormulaScorer:
 def scoring_options(strategy: Strategy) -> ScoringOptions:
     """How a strategy's candidates are scored: macro forecasts shrink toward the asset
     classes its risk parity uses (``portfolio.risk_parity_group``), when it names them."""
-    return ScoringOptions(class_group=strategy.portfolio.risk_parity_group or None)
+    return ScoringOptions(
+        class_group=strategy.portfolio.risk_parity_group or None, execution_lag=EXECUTION_LAG
+    )

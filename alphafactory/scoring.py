@@ -60,6 +60,11 @@ class ScoringOptions:
     stack_bytes: int = 256 * 2**20  # memory for one stack of scored factors (T x N each)
     # None: inferred from the scored dates' spacing (and the language's windows with it)
     periods_per_year: float | None = None
+    # periods between a signal and the first return it earns, beyond the next one: a
+    # strategy's positions start a period late (alphafactory.decision), so its signals are
+    # scored against returns ``execution_lag`` periods later and its macro forecasts
+    # regress on the factor that much earlier
+    execution_lag: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ class FormulaScorer:
         # the scored rows, their features computed as formulas are here
         self.ml = CandidateSignals(panel, self.config, self._signal_list, score_from)
         self.metrics = FactorScorer(
-            panel.returns[score_from:],
+            lagged_returns(panel.returns, options.execution_lag)[score_from:],
             dates=panel.dates[score_from:],
             horizon=options.horizon,
             quantiles=options.quantiles,
@@ -180,6 +185,7 @@ class FormulaScorer:
                 self.panel.returns,
                 min_periods=self.options.macro_min_periods,
                 classes=self.panel.groups[group] if group else None,
+                lag=1 + self.options.execution_lag,
             ).transpose(1, 0, 2)  # (K, T, N), contiguous underneath
             for position, k in enumerate(macro):
                 values[k] = mapped[position]
@@ -192,6 +198,19 @@ class FormulaScorer:
         if series:
             return self.metrics.score_batch_with_series(values)
         return [(metrics, None) for metrics in self.metrics.score_batch(values)]
+
+
+def lagged_returns(returns: np.ndarray, lag: int) -> np.ndarray:
+    """``returns`` moved ``lag`` rows earlier (NaN at the end): row t holds ``r_{t+lag}``,
+    so whatever pairs a signal at t with the next row's return pairs it with
+    ``r_{t+1+lag}``. ``lag`` 0: ``returns`` itself."""
+    if lag < 0:
+        raise ValueError(f"execution lag must be 0 or more rows, got {lag}")
+    if lag == 0:
+        return returns
+    out = np.full_like(returns, np.nan)
+    out[:-lag] = returns[lag:]
+    return out
 
 
 def load_kernels() -> None:

@@ -7,7 +7,9 @@ A strategy's sections (every key has a default except ``id``)::
     id = "macro_allocation"          # letters, digits, _ and -
     active = true
     [universe]    data = "bundled"   # or "store" (loaded data); assets = [] (all),
-                  group = "" and group_codes = [] (the assets of a stored group's codes)
+                  group = "" and group_codes = [] (the assets of a stored group's codes),
+                  stale_after = 3 (a series with no release for 3 times its cadence is
+                  missing, not carried forward)
     [formulas]    root_kinds = ["macro"], max_tokens = 12, operands = [] (all),
                   include = [] (formulas of your own, see below)
     [alpha]       definition = "hac_tstat >= 2", target = "hac_tstat=3",
@@ -79,6 +81,7 @@ from pydantic import (
 )
 
 from alphafactory.admission import DEFAULT_CONTROL, DEFAULT_LEVEL, Control
+from alphafactory.data.releases import STALE_AFTER_CADENCES
 from alphafactory.formula import FormulaError, canonical
 from alphafactory.metrics import parse_definition
 from alphafactory.metrics.errors import DefinitionError
@@ -106,6 +109,9 @@ class Universe(_Section):
     # whose code on the decision date is one of group_codes
     group: str = ""
     group_codes: tuple[int, ...] = ()
+    # a macro series with no release for this many times its cadence (the median spacing
+    # of its periods) is missing at a decision, not carried forward as if current
+    stale_after: float = Field(STALE_AFTER_CADENCES, ge=1.0, le=1000.0)
 
     @model_validator(mode="after")
     def _group_with_codes(self) -> Universe:

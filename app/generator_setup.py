@@ -88,7 +88,7 @@ def stored_training_panel(conn, strategy: Strategy, until: datetime) -> Panel:
     from consumers.market_data import NoMarketData, strategy_panel
 
     try:
-        return strategy_panel(conn, strategy, until, history_rows=1_000_000)
+        return strategy_panel(conn, strategy, until, history_rows=1_000_000, twin_rows=False)
     except (NoMarketData, DecisionError) as error:
         raise GeneratorSetupError(
             f"strategy {strategy.id!r} cannot train a generator on the data stored before "

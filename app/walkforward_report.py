@@ -35,7 +35,9 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
 
     ids = {name: variant_id(strategy.id, name) for name in plan.variants}
     with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
-        panel = strategy_panel(conn, strategy, datetime.now(UTC), history_rows=1_000_000)
+        panel = strategy_panel(
+            conn, strategy, datetime.now(UTC), history_rows=1_000_000, twin_rows=False
+        )
         stored = allocations_of(conn, [strategy.id, *ids.values()])
         window = [a for a in stored[strategy.id] if plan.first <= a.decision_time < plan.last]
         benchmark = benchmark_returns(panel, strategy, window)

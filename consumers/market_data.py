@@ -115,10 +115,13 @@ def strategy_panel(
     *,
     stored_by: int | None = None,
     history_rows: int | None = None,
+    twin_rows: bool = True,
 ) -> Panel:
     """The panel of a decision: the strategy's market data available by ``decision_time``
     and the releases made by then, of those stored up to observation ``stored_by`` when
-    given; the last ``history_rows`` dates (default: what the decision scores), or all."""
+    given; the last ``history_rows`` dates (default: what the decision scores), or all.
+    ``twin_rows`` (``decision_panel``): False for a view of history (reports, training),
+    where each row sees what was released by its own close."""
     if history_rows is None:
         history_rows = strategy.alpha.training_months + warm_up_rows(strategy)
     market = universe_of(
@@ -131,7 +134,14 @@ def strategy_panel(
         stored_by=stored_by,
         since=_first_day(market, decision_time, history_rows),
     )
-    return decision_panel(market, releases, decision_time, history_rows)
+    return decision_panel(
+        market,
+        releases,
+        decision_time,
+        history_rows,
+        twin_rows=twin_rows,
+        stale_after=strategy.universe.stale_after,
+    )
 
 
 def _first_day(market: Panel, decision_time: datetime, history_rows: int) -> datetime | None:

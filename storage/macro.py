@@ -219,12 +219,22 @@ _FREQUENCY_LIMITS = ((4.5, "D"), (11.0, "W"), (50.0, "M"), (135.0, "Q"), (float(
 @dataclass(frozen=True)
 class SeriesCoverage:
     """What is stored of one series: its newest period, how many periods, and the frequency
-    inferred from their median spacing ("D", "W", "M", "Q", "A"; None under 2 periods)."""
+    inferred from their median spacing ("D", "W", "M", "Q", "A"; None under 2 periods);
+    that spacing in days and when the series was last released."""
 
     series_id: str
     last_period: date | None
     periods: int
     frequency: str | None
+    cadence_days: float | None = None
+    last_released_at: datetime | None = None
+
+    def stale(self, now: datetime, multiple: float) -> bool:
+        """No release for more than ``multiple`` times the cadence by ``now``: a decision
+        then reads the series as missing (``alphafactory.data.releases``)."""
+        if self.cadence_days is None or self.last_released_at is None:
+            return False
+        return (now - self.last_released_at).total_seconds() > multiple * self.cadence_days * 86400
 
 
 def series_coverage(
@@ -239,22 +249,24 @@ def series_coverage(
     rows = conn.execute(
         """
         WITH periods AS (
-            SELECT DISTINCT series_id, period FROM core.macro_observations
-            WHERE series_id = ANY(%s)
+            SELECT series_id, period, max(released_at) AS released_at
+            FROM core.macro_observations
+            WHERE series_id = ANY(%s) GROUP BY series_id, period
         ), gaps AS (
-            SELECT series_id, period,
+            SELECT series_id, period, released_at,
                    period - lag(period) OVER (PARTITION BY series_id ORDER BY period) AS gap
             FROM periods
         )
         SELECT series_id, max(period), count(*),
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY gap)
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY gap),
+               (array_agg(released_at ORDER BY period DESC))[1]  -- the newest period's
         FROM gaps GROUP BY series_id
         """,
         (list(series_ids),),
     ).fetchall()
     found = {
-        series: SeriesCoverage(series, last, count, _frequency(median_gap))
-        for series, last, count, median_gap in rows
+        series: SeriesCoverage(series, last, count, _frequency(gap), gap, released)
+        for series, last, count, gap, released in rows
     }
     return {s: found.get(s, SeriesCoverage(s, None, 0, None)) for s in series_ids}
 

@@ -8,16 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alphafactory.clock import visible_from
 from alphafactory.data import synthetic_market
 from alphafactory.decision import (
+    EXECUTION_LAG,
     DecisionError,
     allocate,
     benchmark_weights,
     decision_panel,
     evaluate_formulas,
 )
+from alphafactory.evaluate import evaluate
 from alphafactory.metrics import parse_definition
-from alphafactory.scoring import FormulaScorer, config_for_panel
+from alphafactory.panel import Panel
+from alphafactory.scoring import FormulaScorer, ScoringOptions, config_for_panel
 from alphafactory.strategy import Strategy
 
 STRATEGY = Strategy.model_validate(
@@ -66,8 +70,17 @@ def test_the_panel_holds_what_was_published_by_the_decision_time_only(market):
     for series, rows in released_by(market.releases, when).groupby("series_id"):
         newest = rows.sort_values(["period", "released_at"]).iloc[-1]
         assert panel.macro[series][-1] == newest["value"]
-    # earlier rows are as the point-in-time panel has them
-    np.testing.assert_array_equal(panel.macro["M0000"][:-1], market.panel.macro["M0000"][21:120])
+    # each earlier row is the decision row's twin: what a decision made as long after
+    # that row's close would have seen on its last row
+    offset = pd.Timestamp(when) - visible_from(market.panel.dates[120:121])[0]
+    for row in (21, 60, 119):
+        twin = visible_from(market.panel.dates[row : row + 1])[0] + offset
+        earlier = decision_panel(
+            market.panel, released_by(market.releases, twin), twin.to_pydatetime(), 10
+        )
+        assert earlier.dates[-1] == market.panel.dates[row]
+        for name, values in earlier.macro.items():
+            np.testing.assert_array_equal(values[-1], panel.macro[name][row - 21], err_msg=name)
 
 
 def test_a_release_after_the_decision_time_is_refused(market):
@@ -82,7 +95,14 @@ def test_qualification_applies_the_definition_to_the_training_window(market):
     when = decision_time(market, 150)
     panel = decision_panel(market.panel, released_by(market.releases, when), when, 140)
     results = evaluate_formulas(panel, STRATEGY, FORMULAS + ["not_a_series"])
-    scorer = FormulaScorer(panel, config=config_for_panel(panel), score_from=140 - 1 - 60)
+    # what is scored is what would be held: each row's signal against the return of the
+    # period after next (EXECUTION_LAG)
+    scorer = FormulaScorer(
+        panel,
+        config=config_for_panel(panel),
+        options=ScoringOptions(execution_lag=EXECUTION_LAG),
+        score_from=140 - 1 - 60,
+    )
     expected = scorer.score(FORMULAS)
     definition = parse_definition("hac_tstat >= 1")
     for result, metrics in zip(results, expected, strict=False):
@@ -140,3 +160,64 @@ def test_a_group_universe_keeps_the_assets_with_its_latest_codes(market):
         universe_of(grouped, Universe(data="store", group="region", group_codes=(1,)))
     with pytest.raises(DecisionError, match=r"no asset has universe.group 'tier' code in \[7\]"):
         universe_of(grouped, Universe(data="store", group="tier", group_codes=(7,)))
+
+
+def _index_market(release_lag_months: int) -> tuple[Panel, pd.DataFrame]:
+    """Ten years of month ends and one monthly series whose value is its period's index
+    (months since 2000-01), each period released on the 5th of the month after its end
+    plus ``release_lag_months``: ``delta(IDX, L)`` is L wherever it spans L periods."""
+    dates = pd.date_range("2000-01-31", periods=120, freq="ME")
+    periods = pd.date_range("1999-01-01", periods=140, freq="MS")
+    released = (periods + pd.DateOffset(months=1 + release_lag_months, days=4)).tz_localize(
+        "America/New_York"
+    ) + pd.Timedelta(hours=8, minutes=30)
+    releases = pd.DataFrame(
+        {
+            "series_id": "IDX",
+            "period": periods,
+            "value": np.arange(len(periods), dtype=float),
+            "released_at": released.tz_convert("UTC"),
+            "event_id": [f"IDX:{p:%Y-%m}" for p in periods],
+        }
+    )
+    rng = np.random.default_rng(0)
+    close = 100 * np.cumprod(1 + 0.01 * rng.standard_normal((120, 3)), axis=0)
+    panel = Panel(
+        dates.to_numpy("datetime64[ns]"), np.array(["A", "B", "C"]), {"close": close}, {}, {}
+    )
+    return panel, releases
+
+
+@pytest.mark.parametrize("release_lag_months", [0, 1])
+@pytest.mark.parametrize("days_after_close", [1, 9, 20])
+def test_the_decision_row_spans_the_same_periods_as_the_training_rows(
+    release_lag_months, days_after_close
+):
+    market, releases = _index_market(release_lag_months)
+    # a decision some days after the last month end: often just after a new release
+    when = pd.Timestamp(market.dates[100]) + pd.Timedelta(days=days_after_close, hours=15)
+    when = when.tz_localize("UTC").to_pydatetime()
+    panel = decision_panel(market, released_by(releases, when), when, 80)
+    newest = released_by(releases, when)["value"].max()
+    assert panel.macro["IDX"][-1] == newest  # the decision sees the newest release
+    for lag in (1, 3, 12):
+        spans = evaluate(f"delta(IDX, {lag})", panel)
+        known = spans[np.isfinite(spans)]
+        assert len(known) >= 60 and np.all(known == lag), (lag, np.unique(known))
+        assert spans[-1] == lag
+
+
+def test_a_series_that_stopped_goes_missing_after_its_cadence_multiple():
+    market, releases = _index_market(0)
+    stopped = releases[releases["period"] < "2004-01-01"]  # the last release: 2004-01-05
+    when = (pd.Timestamp(market.dates[100]) + pd.Timedelta(days=10)).tz_localize("UTC")
+    panel = decision_panel(market, released_by(stopped, when), when.to_pydatetime(), 101)
+    values = panel.macro["IDX"]
+    dates = pd.DatetimeIndex(panel.dates)
+    # shown while within 3 months of its last release (rows see it 10 days after close)
+    assert np.isfinite(values[dates <= "2004-03-31"]).sum() >= 40
+    assert np.isnan(values[dates >= "2004-04-30"]).all() and np.isnan(values[-1])
+    kept = decision_panel(
+        market, released_by(stopped, when), when.to_pydatetime(), 101, stale_after=None
+    )
+    assert kept.macro["IDX"][-1] == stopped["value"].max()  # carried forward when asked

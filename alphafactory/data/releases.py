@@ -11,6 +11,12 @@ trading day in New York, so the panel's macro value at ``t`` uses only rows with
 ``released_at <= visible_from(t)``. Among them it shows the latest period
 released so far, at its latest vintage; a revision of an older period does not replace a
 newer period's value.
+
+Two options serve decisions (``alphafactory.decision``): ``offset`` moves every row's
+cutoff by the same time (a decision's rows each see what a decision at the same distance
+past their close would have seen), and ``stale_after`` makes a series missing once it has
+had no release for that many times its cadence (the median spacing of its periods): a
+series that stopped is not carried forward as if current.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import pandas as pd
 from alphafactory.clock import visible_from
 
 RELEASE_COLUMNS = ["series_id", "period", "value", "released_at", "event_id"]
+STALE_AFTER_CADENCES = 3.0  # a series with no release for 3 periods is missing
 
 
 def event_ids(series_id: pd.Series, period: pd.Series, vintage: np.ndarray) -> np.ndarray:
@@ -29,14 +36,24 @@ def event_ids(series_id: pd.Series, period: pd.Series, vintage: np.ndarray) -> n
     return (text + pd.Series(vintage, index=series_id.index).astype(str)).to_numpy()
 
 
-def point_in_time_macro(releases: pd.DataFrame, dates: np.ndarray) -> dict[str, np.ndarray]:
+def point_in_time_macro(
+    releases: pd.DataFrame,
+    dates: np.ndarray,
+    *,
+    offset: pd.Timedelta | None = None,
+    stale_after: float | None = None,
+) -> dict[str, np.ndarray]:
     """Each series as a ``(T,)`` array: at ``t``, the newest period's latest visible vintage.
 
     Vectorised per series: order the rows by release time; a row changes what a reader sees
     only if its period is the newest released so far (a running maximum); the value at
-    ``t`` is the last such row released at or before ``visible_from(t)``; NaN before any.
+    ``t`` is the last such row released at or before ``visible_from(t) + offset``; NaN
+    before any, and (with ``stale_after``) NaN once that row is older than ``stale_after``
+    times the series' cadence.
     """
     cutoffs = visible_from(dates).asi8
+    if offset is not None:
+        cutoffs = cutoffs + int(pd.Timedelta(offset).value)
     ordered = releases.sort_values(["series_id", "released_at", "period"], kind="stable")
     times = ordered["released_at"].dt.tz_convert("UTC").array.asi8
     periods = ordered["period"].to_numpy().astype(np.int64)
@@ -50,5 +67,15 @@ def point_in_time_macro(releases: pd.DataFrame, dates: np.ndarray) -> dict[str, 
         shown = p == np.maximum.accumulate(p)
         t, v = times[lo:hi][shown], values[lo:hi][shown]
         k = np.searchsorted(t, cutoffs, side="right") - 1
-        out[str(ids[lo])] = np.where(k >= 0, v[np.maximum(k, 0)], np.nan)
+        seen = k >= 0
+        if stale_after is not None:
+            cadence = _cadence(p)
+            seen &= ~(cutoffs - t[np.maximum(k, 0)] > stale_after * cadence)
+        out[str(ids[lo])] = np.where(seen, v[np.maximum(k, 0)], np.nan)
     return out
+
+
+def _cadence(periods: np.ndarray) -> float:
+    """The median spacing of a series' distinct periods (ns); inf under two periods."""
+    distinct = np.unique(periods)
+    return float(np.median(np.diff(distinct))) if len(distinct) > 1 else np.inf

@@ -50,12 +50,15 @@ def macro_scores(
     *,
     min_periods: int = MIN_PERIODS,
     classes: np.ndarray | None = None,
+    lag: int = 1,
 ) -> np.ndarray:
     """Per-asset forecasts of a macro factor (module doc).
 
     ``factor``: (T,) or (T, K) for K factors; ``returns``: (T, N) simple returns, row t
     earned from date t-1 to date t; ``classes``: (T, N) or (N,) integer class codes (-1:
-    none). Returns (T, N), or (T, K, N) for (T, K) factors.
+    none); ``lag``: the regressions pair ``r_s`` with ``f_{s-lag}`` (2: the factor forecasts
+    the return of the period after next, for a position that starts a period late).
+    Returns (T, N), or (T, K, N) for (T, K) factors.
     """
     factor = np.asarray(factor, dtype=np.float64)
     returns = np.ascontiguousarray(returns, dtype=np.float64)
@@ -66,9 +69,11 @@ def macro_scores(
         )
     if min_periods < 3:
         raise ValueError(f"min_periods must be at least 3 rows, got {min_periods}")
+    if lag < 1:
+        raise ValueError(f"lag must be at least 1 row, got {lag}")
     current = np.ascontiguousarray(factor.reshape(len(factor), -1))  # (T, K)
     lagged = np.full_like(current, np.nan)
-    lagged[1:] = current[:-1]
+    lagged[lag:] = current[:-lag]
     codes = _dense_codes(classes, returns.shape)
     # (K, T, N) underneath, so a scorer's (K, T, N) stack is a free transpose of the result
     out = np.full((current.shape[1], current.shape[0], returns.shape[1]), np.nan)

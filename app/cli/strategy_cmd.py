@@ -8,11 +8,16 @@ prints one object for programs::
     {"strategies": [{"strategy_id": "macro_allocation",
                      "trigger_series": [{"series_id": "us_core_cpi",
                                          "last_period": "2024-04-01", "frequency": "M"}],
-                     "missing": []}]}
+                     "missing": [],
+                     "stale_series": [{"series_id": "us_m2", "last_released_at":
+                                       "2009-12-10T13:30:00+00:00", "cadence_days": 30.5}]}]}
 
 ``last_period`` and ``frequency`` are null when nothing (or a single period) is stored.
 ``missing`` lists what the strategy needs and the store lacks (market data, its universe
 assets or group, operands, trigger series, a generator checkpoint); empty: it can run.
+``stale_series`` lists the series the strategy reads (its operands, or every stored
+series) with no release for more than ``[universe] stale_after`` times their cadence by
+now: its decisions read them as missing, not carried forward.
 Exit codes: 0 listed; 1 Postgres unreachable or failing; 2 an invalid strategy file.
 """
 
@@ -51,6 +56,7 @@ def run_list(args, settings: Settings) -> int:
     try:
         coverage = _coverage(settings, series)
         missing = _missing(settings, strategies)
+        stale = _stale(settings, strategies)
     except (StorageError, psycopg.Error) as error:
         print(f"alphafactory: cannot read the stored releases: {error}", file=sys.stderr)
         return 1
@@ -59,6 +65,7 @@ def run_list(args, settings: Settings) -> int:
             "strategy_id": strategy.id,
             "trigger_series": [coverage[s] for s in strategy.triggers.series],
             "missing": missing[strategy.id],
+            "stale_series": stale[strategy.id],
         }
         for strategy in strategies
     ]
@@ -113,6 +120,34 @@ def _missing(settings: Settings, strategies) -> dict[str, list[str]]:
     }
 
 
+def _stale(settings: Settings, strategies) -> dict[str, list[dict[str, Any]]]:
+    """Per strategy, the series it reads that have stopped (module doc)."""
+    from datetime import UTC, datetime
+
+    from storage.db import connect
+    from storage.macro import series_coverage, stored_series
+
+    if not strategies:
+        return {}
+    now = datetime.now(UTC)
+    with connect(settings.postgres.dsn("app"), autocommit=True) as conn:
+        stored = stored_series(conn)
+        coverage = series_coverage(conn, series_ids=sorted(stored))
+    out = {}
+    for strategy in strategies:
+        reads = sorted(set(strategy.formulas.operands) & stored) or sorted(stored)
+        out[strategy.id] = [
+            {
+                "series_id": s,
+                "last_released_at": coverage[s].last_released_at.isoformat(),
+                "cadence_days": coverage[s].cadence_days,
+            }
+            for s in reads
+            if coverage[s].stale(now, strategy.universe.stale_after)
+        ]
+    return out
+
+
 def _table(listing: list[dict[str, Any]]) -> str:
     header = ("STRATEGY", "SERIES", "LAST PERIOD", "FREQ")
     rows = []
@@ -142,4 +177,13 @@ def _table(listing: list[dict[str, Any]]) -> str:
         )
         for item in listing
     ]
-    return "\n".join([*table, "", *readiness])
+    stale = [
+        f"{item['strategy_id']}: stopped series read as missing: "
+        + ", ".join(
+            f"{s['series_id']} (last release {s['last_released_at'][:10]})"
+            for s in item["stale_series"]
+        )
+        for item in listing
+        if item["stale_series"]
+    ]
+    return "\n".join([*table, "", *readiness, *stale])

@@ -79,7 +79,9 @@ def compute(conn, strategy, stored: dict[str, list]) -> StrategyPerformance:
     if not any(stored.values()):
         return StrategyPerformance(strategy.id, note="no allocation yet")
     try:
-        panel = strategy_panel(conn, strategy, datetime.now(UTC), history_rows=ALL_HISTORY)
+        panel = strategy_panel(
+            conn, strategy, datetime.now(UTC), history_rows=ALL_HISTORY, twin_rows=False
+        )
         series = {
             strategy_id: held_allocation_returns(panel, allocations, hold_last=None)
             for strategy_id, allocations in stored.items()

@@ -81,6 +81,7 @@ def test_json_lists_active_strategies_with_null_coverage_before_any_release(
                     "market data: nothing is stored (alphafactory data load --bundled)",
                     *nothing,
                 ],
+                "stale_series": [],
             },
             {
                 "strategy_id": "rates",
@@ -92,6 +93,7 @@ def test_json_lists_active_strategies_with_null_coverage_before_any_release(
                     "market data: nothing is stored (alphafactory data load --panel FILE)",
                     *nothing,
                 ],
+                "stale_series": [],
             },
         ]
     }
@@ -132,6 +134,14 @@ def test_json_reports_the_newest_stored_period_and_the_inferred_frequency(
         {"series_id": claims, "last_period": "2024-02-23", "frequency": "W"},
         {"series_id": gdp, "last_period": "2023-10-01", "frequency": None},
     ]
+    # released in 2024 and not since: more than 3 cadences ago, so decisions read the
+    # monthly and weekly series as missing; a single period has no cadence to outlive
+    stale = {s["series_id"]: s for s in listed["stale_series"]}
+    assert {cpi, claims} <= set(stale) and gdp not in stale
+    assert stale[cpi]["last_released_at"].startswith("2024-04-09")  # the revision's date
+    assert stale[claims]["cadence_days"] == 7.0
+    text = alphafactory(stack_settings, database, tmp_path).stdout
+    assert "stopped series read as missing" in text and cpi in text
 
 
 def test_without_json_a_table_with_one_row_per_trigger_series(

@@ -266,6 +266,11 @@ def test_series_coverage_counts_revised_periods_once_and_keeps_the_order_asked(
 
     assert list(coverage) == [missing, monthly, single, revised_series]
     assert coverage[missing] == SeriesCoverage(missing, None, 0, None)
-    assert coverage[monthly] == SeriesCoverage(monthly, date(2023, 6, 1), 6, "M")
-    assert coverage[single] == SeriesCoverage(single, date(2024, 3, 1), 1, None)
-    assert coverage[revised_series] == SeriesCoverage(revised_series, date(2024, 1, 1), 1, None)
+    shown = {s: (c.series_id, c.last_period, c.periods, c.frequency) for s, c in coverage.items()}
+    assert shown[monthly] == (monthly, date(2023, 6, 1), 6, "M")
+    assert shown[single] == (single, date(2024, 3, 1), 1, None)
+    assert shown[revised_series] == (revised_series, date(2024, 1, 1), 1, None)
+    # the median spacing in days, and when the newest period was last released
+    assert coverage[monthly].cadence_days == 31.0  # the median of 31, 28, 31, 30, 31 days
+    assert coverage[monthly].last_released_at == REVISED
+    assert coverage[single].cadence_days is None and not coverage[single].stale(REVISED, 3)
