@@ -26,7 +26,7 @@ decision row (the decision row has no forward return yet, so it is never scored)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -142,6 +142,8 @@ def evaluate_formulas(
 class Allocation:
     weights: dict[str, float]  # asset -> target weight
     pool: dict[str, float]  # formula -> weight in the combined signal
+    # asset -> the combined signal on the decision row (empty: no alpha in the pool)
+    signal: dict[str, float] = field(default_factory=dict)
 
 
 def alpha_signals(panel: Panel, strategy: Strategy, alphas: Sequence[str]) -> np.ndarray:
@@ -192,6 +194,7 @@ def allocate(
     return Allocation(
         dict(zip(assets, weights.tolist(), strict=True)),
         {str(alphas[k]): float(w) for k, w in zip(kept, combo, strict=True)},
+        dict(zip(assets, np.asarray(signal, dtype=float).tolist(), strict=True)),
     )
 
 

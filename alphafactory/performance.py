@@ -44,21 +44,50 @@ def held_returns(
     dates (None: to the panel's end). ``decisions`` must be increasing, UTC."""
     if len(decisions) != len(weights):
         raise ValueError(f"{len(decisions)} decision times for {len(weights)} weight sets")
+    column = {str(a): k for k, a in enumerate(assets)}
+    out = {}
+    for k, (start, stop) in enumerate(held_periods(dates, decisions, hold_last=hold_last)):
+        vector = np.zeros(len(assets))
+        for asset, w in weights[k].items():
+            vector[column[asset]] = w
+        for t in range(start, stop):
+            out[dates[t]] = float(np.nansum(returns[t] * vector))
+    return pd.Series(out, dtype=np.float64).sort_index()
+
+
+def held_periods(
+    dates: np.ndarray, decisions: pd.DatetimeIndex, *, hold_last: int | None = None
+) -> list[tuple[int, int]]:
+    """Per decision, the rows ``[start, stop)`` of ``dates`` whose returns it earns (module
+    doc); ``hold_last`` as in :func:`held_returns`."""
     closes = visible_from(dates)
     # a date's return is earned up to its close: it counts for a decision made before the
     # previous close only, so the first date held is the second close after the decision
     first_held = np.searchsorted(closes, decisions, side="right") + 1
-    column = {str(a): k for k, a in enumerate(assets)}
-    out = {}
+    periods = []
     for k, start in enumerate(first_held):
         last = len(dates) if hold_last is None else start + hold_last
         stop = first_held[k + 1] if k + 1 < len(first_held) else last
-        vector = np.zeros(len(assets))
-        for asset, w in weights[k].items():
-            vector[column[asset]] = w
-        for t in range(start, min(stop, len(dates))):
-            out[dates[t]] = float(np.nansum(returns[t] * vector))
-    return pd.Series(out, dtype=np.float64).sort_index()
+        periods.append((int(start), int(min(stop, len(dates)))))
+    return periods
+
+
+def held_asset_returns(
+    dates: np.ndarray,
+    returns: np.ndarray,
+    decisions: pd.DatetimeIndex,
+    *,
+    hold_last: int | None = None,
+) -> np.ndarray:
+    """(D, N): each asset's compounded return over each decision's held period (NaN where
+    the period is empty or the asset has no return in it)."""
+    out = np.full((len(decisions), returns.shape[1]), np.nan)
+    for k, (start, stop) in enumerate(held_periods(dates, decisions, hold_last=hold_last)):
+        if stop > start:
+            block = returns[start:stop]
+            known = np.isfinite(block).all(axis=0)
+            out[k, known] = np.prod(1.0 + block[:, known], axis=0) - 1.0
+    return out
 
 
 def summarize(series: pd.Series, periods_per_year: int) -> Performance:

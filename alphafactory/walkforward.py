@@ -63,6 +63,31 @@ def variant_record(
     }
 
 
+def out_of_sample_ic(signals: np.ndarray, held: np.ndarray) -> dict[str, float | int]:
+    """``oos_ic``: the mean over decisions of the cross-sectional rank IC (Spearman,
+    average ranks) between the combined signal at a decision and each asset's return over
+    the period it was held; ``oos_ic_t``: that series' Newey-West t-statistic (as
+    ``excess_hac_tstat``); ``oos_ic_decisions``: the decisions with an IC (a signal on at
+    least 3 assets with a held return, neither side constant). ``signals`` and ``held``:
+    (D, N), NaN where none."""
+    ics = []
+    for signal, outcome in zip(signals, held, strict=True):
+        known = np.isfinite(signal) & np.isfinite(outcome)
+        if known.sum() < 3 or np.ptp(signal[known]) == 0 or np.ptp(outcome[known]) == 0:
+            continue
+        a = pd.Series(signal[known]).rank().to_numpy()
+        b = pd.Series(outcome[known]).rank().to_numpy()
+        ics.append(float(np.corrcoef(a, b)[0, 1]))
+    if not ics:
+        return {"oos_ic": float("nan"), "oos_ic_t": float("nan"), "oos_ic_decisions": 0}
+    stats = series_stats(np.array([ics]), 1)
+    return {
+        "oos_ic": float(np.mean(ics)),
+        "oos_ic_t": float(stats["hac_tstat"][0]),
+        "oos_ic_decisions": len(ics),
+    }
+
+
 def pool_in_sample_sharpe(pool: Mapping[str, float], sharpe: Mapping[str, float]) -> float:
     """One decision's pool: the combination-weighted in-sample Sharpe of its alphas (a
     negative weight flips its alpha), NaN for an empty pool."""

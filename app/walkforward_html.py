@@ -36,17 +36,26 @@ img { max-width: 100%; }
 each decision, using only data released by its decision time; each is held until the
 next one. Candidates per decision: {{ r.settings.candidates }}; generator retrained
 every {{ r.settings.retrain_every_months }} months; alpha: <code>{{
-r.settings.alpha_definition }}</code>. Excess returns are over {{ r.settings.benchmark }}.</p>
+r.settings.alpha_definition }}</code>; admission control: {{
+r.settings.get("admission_control", "not recorded") }}. Excess returns are over {{
+r.settings.benchmark }}. Trials: the candidates scored over the run; admitted: those
+that met the definition and survived the control; OOS IC: the mean rank IC between the
+combined signal traded at each decision and the returns of the
+period it was held, with its Newey-West t.</p>
 <h2>Out of sample</h2>
 <table id="variants"><tr><th>variant</th><th>rebalances</th><th>cumulative</th>
 <th>CAGR</th><th>volatility</th><th>Sharpe</th><th>max drawdown</th><th>turnover</th>
-<th>excess</th><th>IR</th><th>HAC t</th><th>in-sample Sharpe</th><th>mean pool</th></tr>
+<th>excess</th><th>IR</th><th>HAC t</th><th>in-sample Sharpe</th><th>mean pool</th>
+<th>trials</th><th>admitted</th><th>OOS IC</th><th>OOS IC t</th></tr>
 {% for name, v in r.variants.items() %}<tr><td>{{ name }}</td><td>{{ v.n_rebalances }}</td>
 <td>{{ pct(v.cumulative_return) }}</td><td>{{ pct(v.cagr) }}</td><td>{{ pct(v.volatility) }}</td>
 <td>{{ num(v.sharpe) }}</td><td>{{ pct(v.max_drawdown) }}</td><td>{{ pct(v.turnover) }}</td>
 <td>{{ pct(v.excess_return) }}</td><td>{{ num(v.information_ratio) }}</td>
 <td>{{ num(v.excess_hac_tstat) }}</td><td>{{ num(v.in_sample_sharpe) }}</td>
-<td>{{ num(v.mean_pool_size, 1) }}</td></tr>{% endfor %}
+<td>{{ num(v.mean_pool_size, 1) }}</td>
+<td>{{ v.get("trials") if v.get("trials") is not none else "" }}</td>
+<td>{{ v.get("accepted") if v.get("accepted") is not none else "" }}</td>
+<td>{{ num(v.get("oos_ic"), 3) }}</td><td>{{ num(v.get("oos_ic_t")) }}</td></tr>{% endfor %}
 </table>
 <img id="growth" alt="growth of 1 per variant" src="{{ plots.growth }}">
 <img id="drawdown" alt="drawdown per variant" src="{{ plots.drawdown }}">

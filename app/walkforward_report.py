@@ -12,12 +12,14 @@ the in-sample one, so a reversed alpha counts the way the combination used it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
 from alphafactory.admission import describe
+from alphafactory.metrics import infer_periods_per_year
 from alphafactory.settings import Settings
 from alphafactory.strategy import Strategy
 
@@ -41,6 +43,7 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
         stored = allocations_of(conn, [strategy.id, *ids.values()])
         window = [a for a in stored[strategy.id] if plan.first <= a.decision_time < plan.last]
         benchmark = benchmark_returns(panel, strategy, window)
+        periods_per_year = infer_periods_per_year(panel.dates)
         series, records = {}, {}
         for name, strategy_id in ids.items():
             allocations = [
@@ -50,7 +53,10 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
                 continue
             series[name] = held_allocation_returns(panel, allocations)
             records[name] = _variant(conn, strategy, name, strategy_id, allocations, series[name])
-            records[name] |= _against(series[name], benchmark, allocations, records[name])
+            records[name] |= _against(
+                series[name], benchmark, allocations, records[name], periods_per_year
+            )
+            records[name] |= _traded_signal_ic(panel, name, allocations)
         models = _models(conn, strategy, panel)
     series["benchmark (risk parity)"] = benchmark
     report = {
@@ -66,7 +72,12 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
             "pool_size": strategy.pool.size,
             "alpha_definition": strategy.alpha.definition,
             "admission_control": describe(strategy.alpha.control, strategy.alpha.level),
-            "benchmark": "the strategy's risk-parity mix at the same decisions",
+            "benchmark": (
+                "cash (a long-short book's excess is its return)"
+                if strategy.portfolio.kind == "long_short"
+                else "the strategy's risk-parity mix at the same decisions"
+            ),
+            "periods_per_year": periods_per_year,
         },
     }
     return report, series
@@ -99,6 +110,11 @@ def benchmark_returns(
 
     if not allocations:
         return pd.Series(dtype=np.float64)
+    if strategy.portfolio.kind == "long_short":  # its excess is over cash: no benchmark
+        flat = {str(a): 0.0 for a in panel.assets}
+        return held_allocation_returns(
+            panel, [_Held(a.decision_time, flat) for a in allocations], hold_last=hold_last
+        )
     decisions = pd.DatetimeIndex([a.decision_time for a in allocations]).tz_convert("UTC")
     weights = []
     for when in decisions:
@@ -161,14 +177,45 @@ def _admissions(conn, evaluated_as: str, allocations) -> dict:
     }
 
 
-def _against(returns, benchmark, allocations, record) -> dict:
+@dataclass(frozen=True)
+class _Held:
+    """An allocation as ``held_allocation_returns`` reads one."""
+
+    decision_time: datetime
+    weights: dict[str, float]
+
+
+def _traded_signal_ic(panel, name: str, allocations) -> dict:
+    """``oos_ic``, ``oos_ic_t`` (``walkforward.out_of_sample_ic``) of the combined signals
+    the variant's allocations were built from, against the returns of the periods they
+    were held; null for a benchmark (no signal)."""
+    from alphafactory.performance import held_asset_returns
+    from alphafactory.variants import BENCHMARKS
+    from alphafactory.walkforward import out_of_sample_ic
+
+    if name in BENCHMARKS:
+        return {"oos_ic": None, "oos_ic_t": None, "oos_ic_decisions": 0}
+    assets = [str(a) for a in panel.assets]
+    # None (a signal not stored, or a non-finite one) reads as NaN
+    signals = np.array([_signal_row(a.signal, assets) for a in allocations], dtype=float)
+    decisions = pd.DatetimeIndex([a.decision_time for a in allocations]).tz_convert("UTC")
+    held = held_asset_returns(panel.dates, panel.returns, decisions, hold_last=1)
+    return out_of_sample_ic(signals, held)
+
+
+def _signal_row(signal, assets: list[str]) -> list:
+    signal = signal or {}
+    return [signal.get(asset) for asset in assets]
+
+
+def _against(returns, benchmark, allocations, record, periods_per_year: float) -> dict:
     from alphafactory.walkforward import variant_record
 
     numbers = variant_record(
         returns,
         benchmark,
         [a.weights for a in allocations],
-        periods_per_year=12,
+        periods_per_year=periods_per_year,
         in_sample_sharpe=record.get("in_sample_sharpe", float("nan")),
     )
     wealth = float(np.prod(1.0 + returns.to_numpy())) if len(returns) else float("nan")

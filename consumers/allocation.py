@@ -161,6 +161,7 @@ def _write(
     """One allocation of ``strategy`` (the request's own, or its ``variant``) with its
     pool, positions and Rebalance, in the caller's transaction."""
     allocation_id = allocation_id_for(strategy.id, request.trigger_event_id)
+    signal = None
     if variant in BENCHMARKS:
         mix = benchmark_weights(panel, strategy, len(panel.returns))
         weights = benchmark_allocation(panel, strategy, variant, mix)
@@ -175,7 +176,7 @@ def _write(
             alphas["hac_tstat"].abs().fillna(0.0).tolist(),
             signals=signals,
         )
-        weights, pool = result.weights, result.pool
+        weights, pool, signal = result.weights, result.pool, result.signal or None
         hashes = dict(zip(alphas["formula"], alphas["formula_hash"], strict=True))
         replace_alpha_pool(
             conn,
@@ -193,6 +194,7 @@ def _write(
         trigger_event_id=request.trigger_event_id,
         weights=weights,
         event=_rebalance(allocation_id, strategy.id, request, weights, len(pool)),
+        signal=signal,
     )
     log.info(
         "allocated %s for %s as of %s: %d alpha(s) of %d admitted",

@@ -9,6 +9,8 @@ schema ``trading``.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -55,6 +57,7 @@ def write_allocation(
     trigger_event_id: str,
     weights: Mapping[str, float],
     event: OutboxEvent | None = None,
+    signal: Mapping[str, float] | None = None,
 ) -> AllocationResult:
     """Write an allocation, its positions and (optionally) its outbox event atomically.
 
@@ -63,7 +66,9 @@ def write_allocation(
     already has an allocation for ``trigger_event_id`` (committed, or committed by a
     concurrent writer this call waited for) nothing is written and the existing id is
     returned with ``created=False``. ``decision_time`` orders the strategy's allocations:
-    the latest decision is what ``trading.latest_target_positions`` shows.
+    the latest decision is what ``trading.latest_target_positions`` shows. ``signal``: the
+    combined signal per asset the weights were built from (non-finite values stored as
+    null), None for an allocation with no alpha.
     """
     as_of = require_date(as_of, "as_of")
     positions = _positions(weights, allocation_id)
@@ -71,8 +76,8 @@ def write_allocation(
         row = conn.execute(
             """
             INSERT INTO core.allocations
-                (allocation_id, strategy_id, as_of, decision_time, trigger_event_id)
-            VALUES (%s, %s, %s, %s, %s)
+                (allocation_id, strategy_id, as_of, decision_time, trigger_event_id, signal)
+            VALUES (%s, %s, %s, %s, %s, %s::jsonb)
             ON CONFLICT DO NOTHING
             RETURNING allocation_id
             """,
@@ -82,6 +87,7 @@ def write_allocation(
                 as_of,
                 require_aware(decision_time, "decision_time"),
                 require_text(trigger_event_id, "trigger_event_id"),
+                _signal_document(signal),
             ),
         ).fetchone()
         if row is None:
@@ -97,6 +103,17 @@ def write_allocation(
         if event is not None:
             enqueue(conn, event=event)
     return AllocationResult(allocation_id, created=True)
+
+
+def _signal_document(signal: Mapping[str, float] | None) -> str | None:
+    if signal is None:
+        return None
+    return json.dumps(
+        {
+            require_text(asset, "asset"): (float(v) if math.isfinite(v) else None)
+            for asset, v in signal.items()
+        }
+    )
 
 
 def _positions(weights: Mapping[str, float], allocation_id: str) -> list[tuple[str, float]]:

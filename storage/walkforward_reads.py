@@ -19,6 +19,9 @@ class StoredAllocation:
     decision_time: datetime
     trigger_event_id: str
     weights: dict[str, float]
+    # the combined signal the weights were built from (None: no alpha, or stored before
+    # migration 0012)
+    signal: dict[str, float | None] | None = None
 
 
 def allocations_of(
@@ -29,7 +32,7 @@ def allocations_of(
         """
         SELECT a.strategy_id, a.as_of, a.decision_time, a.trigger_event_id,
                coalesce(jsonb_object_agg(p.asset, p.weight)
-                        FILTER (WHERE p.asset IS NOT NULL), '{}'::jsonb)
+                        FILTER (WHERE p.asset IS NOT NULL), '{}'::jsonb), a.signal
         FROM core.allocations AS a LEFT JOIN core.positions AS p USING (allocation_id)
         WHERE a.strategy_id = ANY(%s)
         GROUP BY a.allocation_id
@@ -38,9 +41,9 @@ def allocations_of(
         (list(strategy_ids),),
     ).fetchall()
     out: dict[str, list[StoredAllocation]] = {s: [] for s in strategy_ids}
-    for strategy_id, as_of, decided, trigger, weights in rows:
+    for strategy_id, as_of, decided, trigger, weights, signal in rows:
         out[strategy_id].append(
-            StoredAllocation(strategy_id, as_of, decided, trigger, dict(weights))
+            StoredAllocation(strategy_id, as_of, decided, trigger, dict(weights), signal)
         )
     return out
 

@@ -43,3 +43,15 @@ def test_the_summary_follows_the_usual_definitions():
         held_returns(
             DATES, ASSETS, RETURNS, pd.DatetimeIndex(["2020-02-14", "2020-03-14"], tz="UTC"), [{}]
         )
+
+
+def test_each_decision_s_held_period_compounds_each_asset_s_returns():
+    from alphafactory.performance import held_asset_returns
+
+    decisions = pd.DatetimeIndex(["2020-02-14 13:30", "2020-04-15 13:30"], tz="UTC")
+    held = held_asset_returns(DATES, RETURNS, decisions, hold_last=1)
+    # Feb decision: March and April (rows 2, 3); the April one: May (row 4) only
+    np.testing.assert_allclose(held[0], (1 + RETURNS[2]) * (1 + RETURNS[3]) - 1)
+    np.testing.assert_allclose(held[1], RETURNS[4])
+    late = held_asset_returns(DATES, RETURNS, pd.DatetimeIndex(["2020-06-30 23:00"], tz="UTC"))
+    assert np.isnan(late).all()  # decided after the last close: nothing held yet

@@ -8,6 +8,7 @@ import pytest
 
 from alphafactory.walkforward import (
     alpha_survival,
+    out_of_sample_ic,
     pool_in_sample_sharpe,
     pool_size_answer,
     turnover,
@@ -87,3 +88,29 @@ def test_the_pool_size_answer_compares_the_largest_with_the_smallest():
     assert answer["sharpe_gain"] == pytest.approx(0.3)
     assert answer["overfit_reduction"] == pytest.approx((1.4 - 0.2) - (0.9 - 0.5))
     assert "sharpe_gain" not in pool_size_answer({"pool10": records["pool10"]})
+
+
+def test_the_out_of_sample_ic_is_the_mean_spearman_with_its_newey_west_t():
+    import statsmodels.api as sm
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(8)
+    held = rng.normal(0.0, 0.05, (40, 12))
+    signals = 0.3 * held + rng.normal(0.0, 0.05, (40, 12))
+    signals[5] = np.nan  # a decision with no alpha: no signal, no IC
+    signals[7, :10] = np.nan  # two assets only: no IC
+    held[9, 3] = np.nan  # an asset with no held return drops out of that decision
+    record = out_of_sample_ic(signals, held)
+    expected = []
+    for s, h in zip(signals, held, strict=True):
+        known = np.isfinite(s) & np.isfinite(h)
+        if known.sum() >= 3:
+            expected.append(spearmanr(s[known], h[known]).statistic)
+    assert record["oos_ic_decisions"] == len(expected) == 38
+    assert record["oos_ic"] == pytest.approx(np.mean(expected), rel=1e-12)
+    lags = int(np.floor(4 * (38 / 100) ** (2 / 9)))
+    fit = sm.OLS(np.array(expected), np.ones(38)).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+    assert record["oos_ic_t"] == pytest.approx(float(fit.tvalues[0]), rel=1e-9)
+    assert record["oos_ic_t"] > 3  # a signal that ranks what was held
+    nothing = out_of_sample_ic(np.full((3, 4), np.nan), held[:3, :4])
+    assert nothing["oos_ic_decisions"] == 0 and np.isnan(nothing["oos_ic"])

@@ -156,6 +156,14 @@ def test_a_request_flows_to_positions_once(conn, market, strategy, contexts, uni
     ).fetchall()
     assert {r[2] for r in rows} == {unique_trigger}
     assert np.isclose(sum(r[1] for r in rows), 1.0) and all(r[1] >= 0 for r in rows)
+    # the allocation keeps the combined signal it was built from, one value per asset
+    signal, pool = conn.execute(
+        "SELECT a.signal, (SELECT count(*) FROM core.alpha_pools AS p "
+        "WHERE p.strategy_id = a.strategy_id AND p.decision_time = a.decision_time) "
+        "FROM core.allocations AS a WHERE allocation_id = %s",
+        (allocation_id,),
+    ).fetchone()
+    assert pool > 0 and set(signal) == {r[0] for r in rows}
     outbox = conn.execute(
         "SELECT topic FROM core.outbox WHERE payload->>'request_id' = %s "
         "OR payload->>'trigger_event_id' = %s",

@@ -260,10 +260,16 @@ def test_the_report_holds_the_contract_and_every_variant_reads_as_a_strategy(run
         assert record["n_rebalances"] == decided, name
         if record["kind"] == "benchmark":
             assert record["trials"] is None and record["accepted"] is None, name
+            assert record["oos_ic"] is None and record["oos_ic_t"] is None, name
         else:  # every decision scored its candidates; this strategy admits without control
             assert record["trials"] >= decided * 10 and record["accepted"] > 0, name
             assert record["accepted"] == record["qualified"] <= record["trials"], name
+            # the traded signal's rank IC against what was held (the last decision's
+            # month may not have ended within the data)
+            assert decided - 1 <= record["oos_ic_decisions"] <= decided, name
+            assert -1 <= record["oos_ic"] <= 1, name
     assert report["settings"]["admission_control"].startswith("none: ")
+    assert report["settings"]["periods_per_year"] == 12
     versions = report["models"]
     assert [m["version"] for m in versions] == [1, 2]
     for model in versions:
