@@ -41,6 +41,7 @@ from alphafactory.ml.combine import LEARNED_METHODS, learned_combination
 from alphafactory.ml.cv import CVError
 from alphafactory.ml.models import ModelError
 from alphafactory.panel import Panel
+from alphafactory.pool import Candidates, Member, Record, carry, record_weights
 from alphafactory.scoring import FormulaScorer, ScoringOptions, config_for_panel, lagged_returns
 from alphafactory.strategy import Strategy, Universe
 
@@ -144,6 +145,11 @@ class Allocation:
     pool: dict[str, float]  # formula -> weight in the combined signal
     # asset -> the combined signal on the decision row (empty: no alpha in the pool)
     signal: dict[str, float] = field(default_factory=dict)
+    # the persistent pool's changes (alphafactory.pool): formula -> the sign it entered
+    # with, formula -> why it retired, and each member's out-of-sample record
+    entered: dict[str, float] = field(default_factory=dict)
+    retired: dict[str, str] = field(default_factory=dict)
+    records: dict[str, Record] = field(default_factory=dict)
 
 
 def alpha_signals(panel: Panel, strategy: Strategy, alphas: Sequence[str]) -> np.ndarray:
@@ -160,30 +166,66 @@ def allocate(
     scores: Sequence[float],
     *,
     signals: np.ndarray | None = None,
+    signs: Sequence[float] | None = None,
+    members: Sequence[Member] = (),
 ) -> Allocation:
-    """Prune the qualified ``alphas`` (best ``scores`` first), combine them and turn the
-    combined signal on the decision row into weights. No alpha: the benchmark (risk
-    parity for a tilt or long-only strategy, flat for long-short). ``signals``: the
-    alphas' ``alpha_signals``, when the caller has them (variants share them)."""
+    """Carry the persistent pool's ``members`` (``alphafactory.pool``: their records,
+    retirements), add the newly admitted ``alphas`` (best ``scores`` first, admitted with
+    ``signs``, +1 by default), prune, combine and turn the combined signal on the
+    decision row into weights. No alpha: the benchmark (risk parity for a tilt or
+    long-only strategy, flat for long-short). ``signals``: the alphas' ``alpha_signals``,
+    when the caller has them (variants share them)."""
     returns = panel.returns
     benchmark = benchmark_weights(panel, strategy, len(returns))
     if signals is None:
         signals = alpha_signals(panel, strategy, alphas)
+    signs = np.ones(len(alphas)) if signs is None else np.asarray(signs, dtype=float)
+    found = carry(
+        _scorer(panel, strategy),
+        lagged_returns(returns, EXECUTION_LAG),
+        members,
+        Candidates(list(alphas), np.asarray(scores, dtype=float), signs, signals),
+        retire_after=strategy.pool.retire_after,
+        retire_below=strategy.pool.retire_below,
+    )
     window = slice(-strategy.alpha.training_months - 1, None)
     rules = strategy.pool
     kept = portfolio.prune(
-        np.asarray(scores, dtype=float),
-        signals[:, window],
+        found.scores,
+        found.signals[:, window],
         max_correlation=rules.max_correlation,
         size=rules.size,
     )
+    held = {m.formula for m in members}
+    retired = found.retired | {
+        f: "crowded out of the pool by its size or a more correlated member"
+        for k, f in enumerate(found.formulas)
+        if f in held and k not in kept
+    }
+    member_records = found.retired_records | {
+        f: r for f, r in zip(found.formulas, found.records, strict=True) if r is not None
+    }
+    entered = {found.formulas[k]: float(found.signs[k]) for k in kept if found.records[k] is None}
     assets = [str(a) for a in panel.assets]
     if not kept:
         flat = np.zeros(len(assets)) if strategy.portfolio.kind == "long_short" else benchmark
-        return Allocation(dict(zip(assets, flat.tolist(), strict=True)), {})
-    pool = signals[kept][:, window]
+        return Allocation(
+            dict(zip(assets, flat.tolist(), strict=True)),
+            {},
+            retired=retired,
+            records=member_records,
+        )
+    pool = found.signals[kept][:, window]
     # the returns each row's signal would have earned, held from a period later
     signal, combo = _combine(pool, lagged_returns(returns, EXECUTION_LAG), window, strategy)
+    if strategy.combination.method == "ic_weighted":
+        combo = record_weights(
+            combo,
+            [found.records[k] for k in kept],
+            found.signs[kept],
+            mature=rules.retire_after,
+        )
+        signal = portfolio.combined_signal(pool, combo)
     weights = portfolio.target_weights(
         signal,
         strategy.portfolio.kind,
@@ -193,8 +235,11 @@ def allocate(
     )
     return Allocation(
         dict(zip(assets, weights.tolist(), strict=True)),
-        {str(alphas[k]): float(w) for k, w in zip(kept, combo, strict=True)},
+        {found.formulas[k]: float(w) for k, w in zip(kept, combo, strict=True)},
         dict(zip(assets, np.asarray(signal, dtype=float).tolist(), strict=True)),
+        entered,
+        retired,
+        member_records,
     )
 
 

@@ -25,7 +25,10 @@ A strategy's sections (every key has a default except ``id``)::
                   newest version's cutoff, a request asks the trainer for a new one),
                   source = "model" (or "random" / "library": the baselines, see
                   inference.baselines; set by the variants of those names)
-    [pool]        size = 25, max_correlation = 0.7
+    [pool]        size = 25, max_correlation = 0.7, retire_after = 12 and
+                  retire_below = 0.0 (the pool persists; a member with retire_after
+                  periods of out-of-sample record retires when its mean rank IC is not
+                  above retire_below, see alphafactory.pool)
     [ml]          models = [] (e.g. ["ridge", "lightgbm"]: a supervised alpha each, a
                   candidate of every request), features = ["library"], lags = [0],
                   horizon = 1, retrain_every = 12, folds = 3, seed = 0 (see below)
@@ -226,6 +229,11 @@ class ML(_Section):
 class Pool(_Section):
     size: int = Field(25, ge=1, le=10_000)
     max_correlation: float = Field(0.7, gt=0, le=1)
+    # the pool persists across decisions (alphafactory.pool): a member with at least
+    # retire_after periods of out-of-sample record retires when its mean out-of-sample
+    # rank IC is not above retire_below
+    retire_after: int = Field(12, ge=1, le=1200)
+    retire_below: float = Field(0.0, ge=-1, le=1)
 
 
 class Combination(_Section):

@@ -46,7 +46,8 @@ period it was held, with its Newey-West t.</p>
 <table id="variants"><tr><th>variant</th><th>rebalances</th><th>cumulative</th>
 <th>CAGR</th><th>volatility</th><th>Sharpe</th><th>max drawdown</th><th>turnover</th>
 <th>excess</th><th>IR</th><th>HAC t</th><th>in-sample Sharpe</th><th>mean pool</th>
-<th>trials</th><th>admitted</th><th>OOS IC</th><th>OOS IC t</th></tr>
+<th>trials</th><th>admitted</th><th>OOS IC</th><th>OOS IC t</th><th>IR 90% interval</th>
+<th>smallest IR detectable</th></tr>
 {% for name, v in r.variants.items() %}<tr><td>{{ name }}</td><td>{{ v.n_rebalances }}</td>
 <td>{{ pct(v.cumulative_return) }}</td><td>{{ pct(v.cagr) }}</td><td>{{ pct(v.volatility) }}</td>
 <td>{{ num(v.sharpe) }}</td><td>{{ pct(v.max_drawdown) }}</td><td>{{ pct(v.turnover) }}</td>
@@ -55,7 +56,10 @@ period it was held, with its Newey-West t.</p>
 <td>{{ num(v.mean_pool_size, 1) }}</td>
 <td>{{ v.get("trials") if v.get("trials") is not none else "" }}</td>
 <td>{{ v.get("accepted") if v.get("accepted") is not none else "" }}</td>
-<td>{{ num(v.get("oos_ic"), 3) }}</td><td>{{ num(v.get("oos_ic_t")) }}</td></tr>{% endfor %}
+<td>{{ num(v.get("oos_ic"), 3) }}</td><td>{{ num(v.get("oos_ic_t")) }}</td>
+<td>{% if v.get("information_ratio_ci") %}{{ num(v.information_ratio_ci[0]) }} to {{
+num(v.information_ratio_ci[1]) }}{% endif %}</td>
+<td>{{ num(v.get("min_detectable_ir")) }}</td></tr>{% endfor %}
 </table>
 <img id="growth" alt="growth of 1 per variant" src="{{ plots.growth }}">
 <img id="drawdown" alt="drawdown per variant" src="{{ plots.drawdown }}">

@@ -154,6 +154,7 @@ def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
     return {
         "kind": kind,
         **_admissions(conn, evaluated_as, allocations),
+        **_pool_history(conn, strategy_id, allocations),
         "in_sample_sharpe": float(np.mean(finite)) if finite else float("nan"),
         "alpha_survival": alpha_survival([sorted(pool) for pool in ordered]),
         "mean_pool_size": float(np.mean([len(pool) for pool in ordered])),
@@ -206,6 +207,23 @@ def _traded_signal_ic(panel, name: str, allocations) -> dict:
 def _signal_row(signal, assets: list[str]) -> list:
     signal = signal or {}
     return [signal.get(asset) for asset in assets]
+
+
+def _pool_history(conn, strategy_id: str, allocations) -> dict:
+    """The persistent pool over the variant's decisions (``alphafactory.pool``): members
+    that entered, that retired, and the retired ones' mean out-of-sample record."""
+    from storage.pool_members import pool_history
+
+    first, last = allocations[0].decision_time, allocations[-1].decision_time
+    history = pool_history(
+        conn, strategy_id=strategy_id, since=first, until=last + pd.Timedelta(seconds=1)
+    )
+    return {
+        "pool_entered": history.entered,
+        "pool_retired": history.retired,
+        "retired_mean_oos_periods": history.mean_periods_at_retirement,
+        "retired_mean_oos_ic": history.mean_oos_ic_at_retirement,
+    }
 
 
 def _against(returns, benchmark, allocations, record, periods_per_year: float) -> dict:

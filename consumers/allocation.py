@@ -36,6 +36,7 @@ from alphafactory.admission import admit
 from alphafactory.decision import allocate, alpha_signals, benchmark_weights
 from alphafactory.events import BacktestResults, EventError, Rebalance, decode
 from alphafactory.panel import Panel
+from alphafactory.pool import NO_RECORD, Member
 from alphafactory.strategy import Strategy
 from alphafactory.variants import (
     BENCHMARKS,
@@ -53,6 +54,7 @@ from storage.allocations import (
 )
 from storage.factors import evaluations, replace_alpha_pool
 from storage.outbox import OutboxEvent
+from storage.pool_members import active_members, record_pool_changes
 from storage.requests import RequestRecord, load_request, record_failure, request_complete
 
 log = logging.getLogger(__name__)
@@ -169,15 +171,21 @@ def _write(
     else:
         mine = variant_alphas(variant, alphas["formula"].tolist())
         alphas, signals = alphas.iloc[mine], signals[mine]
+        members = active_members(conn, strategy_id=strategy.id, decision_time=request.decision_time)
+        t_stats = pd.to_numeric(alphas["hac_tstat"], errors="coerce").fillna(0.0)
         result = allocate(
             panel,
             strategy,
             alphas["formula"].tolist(),
-            alphas["hac_tstat"].abs().fillna(0.0).tolist(),
+            t_stats.abs().tolist(),
             signals=signals,
+            signs=np.where(t_stats < 0, -1.0, 1.0),
+            members=[Member(m.formula, m.entered_at, m.sign) for m in members],
         )
         weights, pool, signal = result.weights, result.pool, result.signal or None
         hashes = dict(zip(alphas["formula"], alphas["formula_hash"], strict=True))
+        hashes |= {m.formula: m.formula_hash for m in members}
+        _record_pool(conn, strategy, request, result, hashes)
         replace_alpha_pool(
             conn,
             strategy_id=strategy.id,
@@ -204,6 +212,28 @@ def _write(
         len(pool),
         len(alphas),
     )
+
+
+def _record_pool(conn, strategy: Strategy, request: RequestRecord, result, hashes) -> None:
+    """The persistent pool's entries and retirements at this decision."""
+    retired = {}
+    for formula, reason in result.retired.items():
+        record = result.records.get(formula, NO_RECORD)
+        retired[hashes[formula]] = (reason, record.oos_periods, record.oos_ic)
+    record_pool_changes(
+        conn,
+        strategy_id=strategy.id,
+        decision_time=request.decision_time,
+        entered={hashes[f]: sign for f, sign in result.entered.items()},
+        retired=retired,
+    )
+    if result.entered or result.retired:
+        log.info(
+            "%s: %d alpha(s) entered the pool, %d retired",
+            strategy.id,
+            len(result.entered),
+            len(result.retired),
+        )
 
 
 def _rebalance(

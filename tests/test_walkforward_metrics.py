@@ -114,3 +114,23 @@ def test_the_out_of_sample_ic_is_the_mean_spearman_with_its_newey_west_t():
     assert record["oos_ic_t"] > 3  # a signal that ranks what was held
     nothing = out_of_sample_ic(np.full((3, 4), np.nan), held[:3, :4])
     assert nothing["oos_ic_decisions"] == 0 and np.isnan(nothing["oos_ic"])
+
+
+def test_bootstrap_intervals_bracket_the_ratios_and_the_detectable_ir_shrinks_with_years():
+    from alphafactory.walkforward import min_detectable_ir
+
+    rng = np.random.default_rng(4)
+    r = _series(rng.normal(0.01, 0.04, 240))
+    b = _series(rng.normal(0.005, 0.03, 240))
+    record = variant_record(r, b, [{"A": 1.0}], periods_per_year=12)
+    low, high = record["sharpe_ci"]
+    assert low < record["sharpe"] < high and high - low < 1.5
+    low, high = record["information_ratio_ci"]
+    assert low < record["information_ratio"] < high
+    again = variant_record(r, b, [{"A": 1.0}], periods_per_year=12)
+    assert again["sharpe_ci"] == record["sharpe_ci"]  # a fixed seed: the same interval
+    # 20 years: (1.96 + 0.84) / sqrt(20)
+    assert record["min_detectable_ir"] == pytest.approx(2.8016 / np.sqrt(20), rel=1e-3)
+    assert min_detectable_ir(60, 12) > record["min_detectable_ir"]
+    short = variant_record(r[:12], b[:12], [{"A": 1.0}], periods_per_year=12)
+    assert short["sharpe_ci"] is None and short["information_ratio_ci"] is None

@@ -126,4 +126,12 @@ def test_stack_up_then_init_then_a_release_gives_positions(fresh):
     rows = positions_for(fresh, f"market:{day.isoformat()}", timeout_s=300)
     weights = {asset: float(weight) for asset, weight, _ in rows}
     assert set(weights) <= set(STOCKS) and len(weights) >= 10
-    assert np.isclose(sum(abs(w) for w in weights.values()), 1.0)  # long-short, gross 1
+    # the decision's admission is recorded under the default control; a long-short book
+    # is at gross 1 when an alpha was admitted into its pool, flat (cash) when none was
+    listed = json.loads(
+        alphafactory(fresh, "requests", "list", "--strategy", "sp500_daily", "--json").stdout
+    )
+    (decided,) = [r for r in listed["requests"] if r["trigger_event_id"] == f"market:{day}"]
+    assert decided["control"] == "by 0.1" and decided["trials"] == decided["evaluated"] > 0
+    gross = sum(abs(w) for w in weights.values())
+    assert np.isclose(gross, 1.0) if decided["admitted"] else gross == 0.0

@@ -43,7 +43,8 @@ from consumers.market_data import NoMarketData
 from storage.admissions import admission_of
 from storage.db import open_pool
 from storage.deliveries import start_delivery
-from storage.factors import evaluations
+from storage.factors import alpha_pool, evaluations
+from storage.pool_members import active_members
 from storage.progress import trigger_status
 from storage.requests import (
     RequestRecord,
@@ -220,6 +221,30 @@ def test_admission_controls_the_search_and_is_stored_with_the_decision(
         "SELECT formula_hash FROM core.alpha_pools WHERE strategy_id = %s", (mine.id,)
     ).fetchall()
     assert {h for (h,) in pool} <= {h for h, a in admitted if a}
+
+
+def test_the_pool_persists_across_decisions_and_members_outrank_new_alphas(
+    conn, market, strategy, generator, unique_trigger
+):
+    mine = strategy.model_copy(update={"id": f"persist-{unique_trigger}"})
+    first, _, _ = decide_directly(conn, market, mine, generator, 100, unique_trigger + "-1")
+    pool = set(alpha_pool(conn, strategy_id=mine.id, decision_time=first.decision_time))
+    later = first.decision_time + timedelta(days=20)
+    members = active_members(conn, strategy_id=mine.id, decision_time=later)
+    assert pool and {m.formula_hash for m in members} == pool
+    assert {m.entered_at for m in members} == {first.decision_time}
+    second, _, _ = decide_directly(conn, market, mine, generator, 101, unique_trigger + "-2")
+    kept = set(alpha_pool(conn, strategy_id=mine.id, decision_time=second.decision_time))
+    retired = dict(
+        conn.execute(
+            "SELECT formula_hash, retire_reason FROM core.pool_members "
+            "WHERE strategy_id = %s AND retired_at = %s",
+            (mine.id, second.decision_time),
+        ).fetchall()
+    )
+    # every member that did not retire is in the second pool, before any new alpha
+    assert pool - set(retired) <= kept and all(retired.values())
+    assert len(kept) <= mine.pool.size
 
 
 def test_evaluations_use_only_data_released_by_the_decision_time(

@@ -268,6 +268,8 @@ def test_the_report_holds_the_contract_and_every_variant_reads_as_a_strategy(run
             # month may not have ended within the data)
             assert decided - 1 <= record["oos_ic_decisions"] <= decided, name
             assert -1 <= record["oos_ic"] <= 1, name
+            # the pool persists: what entered stays unless it retired
+            assert record["pool_entered"] >= 1 and record["pool_retired"] >= 0, name
     assert report["settings"]["admission_control"].startswith("none: ")
     assert report["settings"]["periods_per_year"] == 12
     versions = report["models"]
