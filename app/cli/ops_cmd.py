@@ -8,7 +8,8 @@
   target positions, as the trading systems read them;
 - ``alphafactory requests list [--strategy ID] [--limit N] [--json]``: the newest
   requests and where each stands (generating, evaluating, allocating, allocated, failed,
-  skipped), with its candidates, evaluations and alphas;
+  skipped), with its candidates, evaluations, those that met the alpha definition and,
+  once allocated, its admission (trials, admitted, the control);
 - ``alphafactory requests show ID [--json]``: one request, with its failure or skip reason,
   its allocation and its strongest alphas;
 - ``alphafactory deadletters list [--topic T] [--limit N] [--json]``: the records a consumer
