@@ -140,11 +140,12 @@ def _admitted_alphas(conn: psycopg.Connection, strategy: Strategy, request: Requ
         admitted_hashes=alphas["formula_hash"].tolist(),
     )
     log.info(
-        "request %s: %d trial(s), %d met the definition, %d admitted (control %s at %g)",
+        "request %s: allocating from %d admitted alpha(s) of %d trial(s) (%d met the "
+        "definition; control %s at %g)",
         request.request_id,
+        outcome.n_admitted,
         outcome.trials,
         outcome.n_qualified,
-        outcome.n_admitted,
         outcome.control,
         outcome.level,
     )

@@ -14,6 +14,7 @@ class TriggerStatus:
     generated: int | None  # None: generation not finished
     evaluated: int
     qualified: int
+    admitted: int | None  # None until the decision is allocated (storage.admissions)
     pool: int
     allocation_id: str | None
     weights: dict[str, float]
@@ -41,7 +42,7 @@ def trigger_status(
         ).fetchall()
         weights = dict(rows)
     if request is None:
-        return TriggerStatus(None, None, 0, 0, 0, allocation_id, weights)
+        return TriggerStatus(None, None, 0, 0, None, 0, allocation_id, weights)
     request_id, generated, decided = request
     evaluated, qualified = conn.execute(
         """
@@ -57,7 +58,19 @@ def trigger_status(
         "SELECT count(*) FROM core.alpha_pools WHERE strategy_id = %s AND decision_time = %s",
         (strategy_id, decided),
     ).fetchone()[0]
-    return TriggerStatus(request_id, generated, evaluated, qualified, pool, allocation_id, weights)
+    admitted = conn.execute(
+        "SELECT admitted FROM core.admissions WHERE request_id = %s", (request_id,)
+    ).fetchone()
+    return TriggerStatus(
+        request_id,
+        generated,
+        evaluated,
+        qualified,
+        admitted[0] if admitted else None,
+        pool,
+        allocation_id,
+        weights,
+    )
 
 
 def decided_strategies(conn: psycopg.Connection, trigger_event_id: str) -> set[str]:

@@ -94,6 +94,7 @@ class Outcome:
     generated: int
     evaluated: int
     qualified: int
+    admitted: int
     pool: int
     allocation_id: str | None
     weights: dict[str, float]
@@ -159,13 +160,18 @@ def _follow(conn, strategy_id: str, event) -> Outcome:
         time.sleep(0.3)
     top = sorted(status.weights.items(), key=lambda kv: -kv[1])[:3]
     shown = ", ".join(f"{a} {w:.1%}" for a, w in top) if top else "no allocation (timed out)"
-    print(f"\r{line}, pool {status.pool:>2} -> {shown}  ({elapsed:.1f} s)", flush=True)
+    admitted = status.admitted or 0
+    print(
+        f"\r{line}, admitted {admitted:>2}, pool {status.pool:>2} -> {shown}  ({elapsed:.1f} s)",
+        flush=True,
+    )
     return Outcome(
         event.event_id,
         pd.Timestamp(event.released_at),
         status.generated or 0,
         status.evaluated,
         status.qualified,
+        admitted,
         status.pool,
         status.allocation_id,
         status.weights,
@@ -213,9 +219,11 @@ def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: P
     print(f"    plot: {plot}")
     mean_s = np.mean([o.seconds for o in done])
     generated, qualified = sum(o.generated for o in done), sum(o.qualified for o in done)
+    admitted = sum(o.admitted for o in done)
     print(
-        f"    {len(done)} rebalances, {generated:,} formulas generated and evaluated, "
-        f"{qualified:,} qualified; {mean_s:.1f} s per release"
+        f"    {len(done)} rebalances, {generated:,} formulas generated and evaluated (the "
+        f"trials), {qualified:,} met the alpha definition, {admitted:,} admitted by the "
+        f"multiple-testing control; {mean_s:.1f} s per release"
     )
 
 

@@ -206,6 +206,7 @@ def test_admission_controls_the_search_and_is_stored_with_the_decision(
     )
     record = admission_of(conn, request.request_id)
     assert (record.control, record.level) == ("by", 0.10)
+    assert trigger_status(conn, mine.id, request.trigger_event_id).admitted == record.admitted
     assert (record.trials, record.qualified, record.admitted) == (
         len(hashes),
         expected.n_qualified,
