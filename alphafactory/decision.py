@@ -180,9 +180,11 @@ def allocate(
     if signals is None:
         signals = alpha_signals(panel, strategy, alphas)
     signs = np.ones(len(alphas)) if signs is None else np.asarray(signs, dtype=float)
+    # the returns each row's signal would have earned, held from a period later
+    earned = lagged_returns(returns, EXECUTION_LAG)
     found = carry(
         _scorer(panel, strategy),
-        lagged_returns(returns, EXECUTION_LAG),
+        earned,
         members,
         Candidates(list(alphas), np.asarray(scores, dtype=float), signs, signals),
         retire_after=strategy.pool.retire_after,
@@ -216,8 +218,7 @@ def allocate(
             records=member_records,
         )
     pool = found.signals[kept][:, window]
-    # the returns each row's signal would have earned, held from a period later
-    signal, combo = _combine(pool, lagged_returns(returns, EXECUTION_LAG), window, strategy)
+    signal, combo = _combine(pool, earned, window, strategy)
     if strategy.combination.method == "ic_weighted":
         combo = record_weights(
             combo,

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from alphafactory.clock import known_dates
+from alphafactory.metrics.crosssection import rank_ic
 from alphafactory.metrics.series import series_stats
 
 
@@ -71,7 +72,7 @@ def records(
     out = []
     for k in range(signals.shape[0]):
         ics = [
-            _rank_ic(signals[k, t], earned[t + 1])
+            rank_ic(signals[k, t], earned[t + 1])
             for t in range(max(int(entries[k]), 0), signals.shape[1] - 1)
         ]
         ics = np.array([ic for ic in ics if np.isfinite(ic)]) * signs[k]
@@ -175,15 +176,3 @@ def carry(
         retired,
         retired_records,
     )
-
-
-def _rank_ic(signal: np.ndarray, outcome: np.ndarray) -> float:
-    known = np.isfinite(signal) & np.isfinite(outcome)
-    if known.sum() < 3:
-        return float("nan")
-    a, b = signal[known], outcome[known]
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    ra = pd.Series(a).rank().to_numpy()
-    rb = pd.Series(b).rank().to_numpy()
-    return float(np.corrcoef(ra, rb)[0, 1])

@@ -27,6 +27,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
+from alphafactory.metrics.crosssection import rank_ic
 from alphafactory.metrics.series import series_stats
 
 
@@ -115,14 +116,8 @@ def out_of_sample_ic(signals: np.ndarray, held: np.ndarray) -> dict[str, float |
     ``excess_hac_tstat``); ``oos_ic_decisions``: the decisions with an IC (a signal on at
     least 3 assets with a held return, neither side constant). ``signals`` and ``held``:
     (D, N), NaN where none."""
-    ics = []
-    for signal, outcome in zip(signals, held, strict=True):
-        known = np.isfinite(signal) & np.isfinite(outcome)
-        if known.sum() < 3 or np.ptp(signal[known]) == 0 or np.ptp(outcome[known]) == 0:
-            continue
-        a = pd.Series(signal[known]).rank().to_numpy()
-        b = pd.Series(outcome[known]).rank().to_numpy()
-        ics.append(float(np.corrcoef(a, b)[0, 1]))
+    each = [rank_ic(signal, outcome) for signal, outcome in zip(signals, held, strict=True)]
+    ics = [ic for ic in each if np.isfinite(ic)]
     if not ics:
         return {"oos_ic": float("nan"), "oos_ic_t": float("nan"), "oos_ic_decisions": 0}
     stats = series_stats(np.array([ics]), 1)

@@ -67,3 +67,18 @@ def mean_and_ir(series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         std = np.sqrt(np.einsum("ft,ft->f", dev, dev) / (n - 1))
         ir = mean / std
     return mean, np.where((n < 2) | (std <= 1e-12 * np.abs(mean)), np.nan, ir), n
+
+
+def rank_ic(signal: np.ndarray, outcome: np.ndarray) -> float:
+    """One date's Spearman correlation (average ranks) between ``signal`` and ``outcome``
+    over the assets where both are known; NaN with fewer than 3 or either side constant.
+    The per-decision IC of what was traded (``walkforward``, ``pool``), one row at a time."""
+    from scipy.stats import rankdata
+
+    known = np.isfinite(signal) & np.isfinite(outcome)
+    if known.sum() < 3:
+        return float("nan")
+    a, b = signal[known], outcome[known]
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(rankdata(a), rankdata(b))[0, 1])
