@@ -227,7 +227,9 @@ def test_admission_controls_the_search_and_is_stored_with_the_decision(
 def test_the_pool_persists_across_decisions_and_members_outrank_new_alphas(
     conn, market, strategy, generator, unique_trigger
 ):
-    mine = strategy.model_copy(update={"id": f"persist-{unique_trigger}"})
+    # every scored candidate is an alpha here, so the first pool is never empty by chance
+    alpha = strategy.alpha.model_copy(update={"definition": "hac_tstat >= 0 or hac_tstat < 0"})
+    mine = strategy.model_copy(update={"id": f"persist-{unique_trigger}", "alpha": alpha})
     first, _, _ = decide_directly(conn, market, mine, generator, 100, unique_trigger + "-1")
     pool = set(alpha_pool(conn, strategy_id=mine.id, decision_time=first.decision_time))
     later = first.decision_time + timedelta(days=20)
