@@ -41,7 +41,7 @@ from alphafactory.ml.combine import LEARNED_METHODS, learned_combination
 from alphafactory.ml.cv import CVError
 from alphafactory.ml.models import ModelError
 from alphafactory.panel import Panel
-from alphafactory.pool import Candidates, Member, Record, carry, record_weights
+from alphafactory.pool import Candidates, Member, Record, carry, confirmed, record_weights
 from alphafactory.scoring import FormulaScorer, ScoringOptions, config_for_panel, lagged_returns
 from alphafactory.strategy import Strategy, Universe
 
@@ -150,6 +150,8 @@ class Allocation:
     entered: dict[str, float] = field(default_factory=dict)
     retired: dict[str, str] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)
+    # members held but not traded yet (alphafactory.pool's probation): no weight in ``pool``
+    probation: tuple[str, ...] = ()
 
 
 def alpha_signals(panel: Panel, strategy: Strategy, alphas: Sequence[str]) -> np.ndarray:
@@ -171,10 +173,11 @@ def allocate(
 ) -> Allocation:
     """Carry the persistent pool's ``members`` (``alphafactory.pool``: their records,
     retirements), add the newly admitted ``alphas`` (best ``scores`` first, admitted with
-    ``signs``, +1 by default), prune, combine and turn the combined signal on the
-    decision row into weights. No alpha: the benchmark (risk parity for a tilt or
-    long-only strategy, flat for long-short). ``signals``: the alphas' ``alpha_signals``,
-    when the caller has them (variants share them)."""
+    ``signs``, +1 by default), prune, combine the members whose probation is over and
+    turn the combined signal on the decision row into weights. No such alpha: the
+    benchmark (risk parity for a tilt or long-only strategy, flat for long-short).
+    ``signals``: the alphas' ``alpha_signals``, when the caller has them (variants share
+    them)."""
     returns = panel.returns
     benchmark = benchmark_weights(panel, strategy, len(returns))
     if signals is None:
@@ -208,14 +211,24 @@ def allocate(
         f: r for f, r in zip(found.formulas, found.records, strict=True) if r is not None
     }
     entered = {found.formulas[k]: float(found.signs[k]) for k in kept if found.records[k] is None}
+    on_trial = {
+        k: not confirmed(
+            found.records[k], probation=rules.probation, retire_below=rules.retire_below
+        )
+        for k in kept
+    }
+    probation = tuple(found.formulas[k] for k in kept if on_trial[k])
+    kept = [k for k in kept if not on_trial[k]]
     assets = [str(a) for a in panel.assets]
     if not kept:
         flat = np.zeros(len(assets)) if strategy.portfolio.kind == "long_short" else benchmark
         return Allocation(
             dict(zip(assets, flat.tolist(), strict=True)),
             {},
+            entered=entered,
             retired=retired,
             records=member_records,
+            probation=probation,
         )
     pool = found.signals[kept][:, window]
     signal, combo = _combine(pool, earned, window, strategy)
@@ -241,6 +254,7 @@ def allocate(
         entered,
         retired,
         member_records,
+        probation,
     )
 
 

@@ -19,6 +19,12 @@ alpha lived about one rebalance and nothing it did afterwards counted. Here:
   admissions by |HAC t|; the usual pruning (correlation, size) then keeps the pool, so a
   new alpha that only repeats a member does not enter, and a member crowded out of the
   size retires.
+- **Probation** (``[pool] probation``): an alpha is traded only once its own record, all of
+  it on data that neither the generator that wrote it nor its admission saw, holds at least
+  ``probation`` periods and its ``oos_ic`` is above ``retire_below``. Until then it is a
+  member (it keeps its place and builds its record) with no weight. Admission's evidence
+  is the training window, which the generator also trained on; probation is what makes
+  every traded alpha's evidence include data it was not fitted to.
 - **Weights** (``ic_weighted`` combination): a member with a mature record (at least
   ``retire_after`` periods) is weighted by its ``oos_ic``, others by their IC over the
   training window.
@@ -94,6 +100,18 @@ def retirement(record: Record, valid: bool, *, retire_after: int, retire_below: 
             f"is not above {retire_below:+.4f}"
         )
     return ""
+
+
+def confirmed(record: Record | None, *, probation: int, retire_below: float) -> bool:
+    """Whether an alpha with this record (None: admitted at this decision) is traded: its
+    probation is over (module doc); with ``probation`` 0 every member is."""
+    if probation == 0:
+        return True
+    return (
+        record is not None
+        and record.oos_periods >= probation
+        and bool(record.oos_ic > retire_below)
+    )
 
 
 def record_weights(

@@ -25,10 +25,11 @@ A strategy's sections (every key has a default except ``id``)::
                   newest version's cutoff, a request asks the trainer for a new one),
                   source = "model" (or "random" / "library": the baselines, see
                   inference.baselines; set by the variants of those names)
-    [pool]        size = 25, max_correlation = 0.7, retire_after = 12 and
-                  retire_below = 0.0 (the pool persists; a member with retire_after
-                  periods of out-of-sample record retires when its mean rank IC is not
-                  above retire_below, see alphafactory.pool)
+    [pool]        size = 25, max_correlation = 0.7, retire_after = 12,
+                  retire_below = 0.0 and probation = 6 (the pool persists; a member with
+                  retire_after periods of out-of-sample record retires when its mean rank
+                  IC is not above retire_below; a member is traded once probation periods
+                  of that record have a mean above retire_below, see alphafactory.pool)
     [ml]          models = [] (e.g. ["ridge", "lightgbm"]: a supervised alpha each, a
                   candidate of every request), features = ["library"], lags = [0],
                   horizon = 1, retrain_every = 12, folds = 3, seed = 0 (see below)
@@ -234,6 +235,9 @@ class Pool(_Section):
     # rank IC is not above retire_below
     retire_after: int = Field(12, ge=1, le=1200)
     retire_below: float = Field(0.0, ge=-1, le=1)
+    # an alpha is traded only after probation periods of out-of-sample record with a mean
+    # rank IC above retire_below (0: from its admission)
+    probation: int = Field(6, ge=0, le=1200)
 
 
 class Combination(_Section):

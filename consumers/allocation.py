@@ -230,10 +230,11 @@ def _record_pool(conn, strategy: Strategy, request: RequestRecord, result, hashe
     )
     if result.entered or result.retired:
         log.info(
-            "%s: %d alpha(s) entered the pool, %d retired",
+            "%s: %d alpha(s) entered the pool, %d retired, %d on probation",
             strategy.id,
             len(result.entered),
             len(result.retired),
+            len(result.probation),
         )
 
 

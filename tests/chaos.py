@@ -57,6 +57,7 @@ training_months = 48
 candidates = 12
 chunk_size = 4
 [pool]
+probation = 0  # plumbing: traded from admission
 size = 4
 max_correlation = 0.95
 [portfolio]

@@ -28,7 +28,7 @@ STRATEGY = Strategy.model_validate(
     {
         "id": "test",
         "alpha": {"definition": "hac_tstat >= 1", "training_months": 60},
-        "pool": {"size": 3, "max_correlation": 0.9},
+        "pool": {"size": 3, "max_correlation": 0.9, "probation": 0},
         "portfolio": {"kind": "tilt", "tilt_limit": 0.05},
     }
 )

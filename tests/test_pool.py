@@ -102,7 +102,28 @@ def test_a_new_admission_enters_unless_it_repeats_a_member(market):
     members = [Member(market.planted[0], entered, 1.0)]
     fresh = [market.planted[0], market.planted[1], "MAC09"]
     decided = _decide(market, "2006-06-20", members, fresh, scores=[5.0, 4.0, 3.0])
-    assert market.planted[0] in decided.pool and market.planted[0] not in decided.entered
+    assert market.planted[0] in decided.probation and market.planted[0] not in decided.entered
     assert set(decided.entered) <= {market.planted[1], "MAC09"} and decided.entered
     assert all(sign == 1.0 for sign in decided.entered.values())
     assert decided.records[market.planted[0]].oos_periods < 12
+
+
+def test_an_alpha_is_traded_only_once_its_own_record_confirms_it(market):
+    """Probation: new admissions and members with fewer than ``probation`` periods of
+    record, or a record at or below ``retire_below``, are held with no weight."""
+    young = Member(market.planted[0], datetime(2006, 3, 20, tzinfo=UTC), 1.0)
+    proven = Member(market.planted[2], datetime(2005, 6, 20, tzinfo=UTC), 1.0)
+    reversed_ = Member(market.planted[3], datetime(2005, 6, 20, tzinfo=UTC), -1.0)
+    decided = _decide(market, "2006-06-20", [young, proven, reversed_], ["MAC09"], scores=[3.0])
+    records = decided.records
+    assert records[young.formula].oos_periods < 6 <= records[proven.formula].oos_periods
+    assert records[proven.formula].oos_ic > 0 >= records[reversed_.formula].oos_ic
+    assert set(decided.pool) == {proven.formula}
+    assert set(decided.probation) == {young.formula, reversed_.formula, "MAC09"}
+    assert decided.entered == {"MAC09": 1.0}
+    # nothing confirmed: the benchmark, with the new members kept
+    alone = _decide(market, "2006-06-20", [young], ["MAC09"], scores=[3.0])
+    benchmark = _decide(market, "2006-06-20")
+    assert alone.pool == {} and alone.entered == {"MAC09": 1.0}
+    assert alone.weights == pytest.approx(benchmark.weights)
+    assert set(alone.probation) == {young.formula, "MAC09"}

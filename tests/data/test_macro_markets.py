@@ -12,12 +12,14 @@ from alphafactory.data.macro_markets import (
     CLASS_GROUP,
     LEAD,
     PLANTED_STRENGTH,
+    TRIGGER_LAG_DAYS,
     macro_market,
     oracle_information_ratio,
 )
 from alphafactory.data.releases import point_in_time_macro
+from alphafactory.decision import decision_panel
 from alphafactory.evaluate import evaluate
-from alphafactory.formula import parse
+from alphafactory.formula import LanguageConfig, parse
 from alphafactory.scoring import FormulaScorer, ScoringOptions, metric_values
 
 SEEDS = (0, 1, 2)
@@ -71,16 +73,50 @@ def test_the_oracle_earns_an_information_ratio_near_1_5_at_the_documented_streng
     assert oracle_information_ratio(weaker, "1990-01-01") < ratios[0] * 0.7
 
 
+def decision_view(market):
+    """The panel a decision at the trigger's last release sees (twin rows, 1980-2016)."""
+    trigger = market.releases[market.releases["series_id"] == "MAC00"]
+    first_prints = trigger.drop_duplicates("period")["released_at"]
+    decided = first_prints.iloc[-1] + pd.Timedelta(minutes=1)
+    visible = market.releases[market.releases["released_at"] <= decided]
+    return decision_panel(market.panel, visible, decided.to_pydatetime(), len(market.panel.dates))
+
+
+def test_the_trigger_is_released_at_its_lag_and_the_decision_sees_the_planted_values(markets):
+    planted, _ = markets[0]
+    lags = dict(zip(planted.series["series_id"], planted.series["lag_days"], strict=True))
+    assert lags["MAC00"] == TRIGGER_LAG_DAYS
+    view = decision_view(planted)
+    # what moves returns is what a decision at the trigger's release reads on its rows
+    rows = slice(36, len(view.dates) - LEAD)
+    driven = planted.expected[rows.start + LEAD : rows.stop + LEAD, 0]
+    fit = {
+        name: explained(panel, planted.planted, rows, driven)
+        for name, panel in (("decision", view), ("month end", planted.panel))
+    }
+    assert fit["decision"] > 0.95 and fit["month end"] < 0.9, fit
+
+
+def explained(panel, formulas, rows, target) -> float:
+    """R-squared of ``target`` on the formulas' values over ``rows`` of ``panel``."""
+    monthly = LanguageConfig.monthly()
+    x = np.column_stack(
+        [evaluate(parse(f), panel, config=monthly)[rows] for f in formulas] + [np.ones(len(target))]
+    )
+    coef, *_ = np.linalg.lstsq(x, target, rcond=None)
+    return 1.0 - np.var(target - x @ coef) / np.var(target)
+
+
 def test_the_strategy_s_scoring_finds_the_planted_formulas_and_nothing_in_the_null(markets):
-    """Over 1990-2016, each planted formula's forecasts (class-shrunk, scored against the
-    returns its positions would earn) rank next returns: a positive mean rank IC in every
-    planted market, none in the null twins."""
+    """Over 1990-2016, each planted formula's forecasts (class-shrunk, scored on the rows a
+    decision sees against the returns its positions would earn) rank next returns: a
+    positive mean rank IC in every planted market, none in the null twins."""
     options = ScoringOptions(class_group=CLASS_GROUP, execution_lag=1)
     for seed in SEEDS:
         planted, null = markets[seed]
         ic = {}
         for name, market in (("planted", planted), ("null", null)):
-            scorer = FormulaScorer(market.panel, options=options, score_from=120)
+            scorer = FormulaScorer(decision_view(market), options=options, score_from=120)
             ic[name] = metric_values(scorer.score(list(planted.planted)), "rank_ic")
         assert ic["planted"].mean() > 0.03 and (ic["planted"] > 0).sum() >= 5, ic
         assert abs(ic["null"].mean()) < 0.025, ic

@@ -62,6 +62,7 @@ models = ["ridge"]
 features = ["operands"]
 folds = 2
 [pool]
+probation = 0  # plumbing: traded from admission
 max_correlation = 0.95
 [portfolio]
 kind = "long_only"

@@ -49,6 +49,8 @@ training_months = 36
 [generation]
 candidates = 12
 chunk_size = 6
+[pool]
+probation = 0  # plumbing: traded from admission
 [portfolio]
 kind = "long_only"
 [triggers]
@@ -68,6 +70,8 @@ training_months = 36
 [generation]
 candidates = 12
 chunk_size = 6
+[pool]
+probation = 0  # plumbing: traded from admission
 [portfolio]
 kind = "long_only"
 [triggers]

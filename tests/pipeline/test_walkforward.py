@@ -62,6 +62,8 @@ training_months = 24
 [generation]
 candidates = 10
 chunk_size = 5
+[pool]
+probation = 0  # plumbing: traded from admission
 [portfolio]
 kind = "long_only"
 [triggers]
