@@ -116,6 +116,9 @@ class Universe(_Section):
     # a macro series with no release for this many times its cadence (the median spacing
     # of its periods) is missing at a decision, not carried forward as if current
     stale_after: float = Field(STALE_AFTER_CADENCES, ge=1.0, le=1000.0)
+    # the universe's cash asset, if it has one: its return is the risk-free rate that
+    # reports measure Sharpe ratios over (``sharpe_over_cash``)
+    cash: str = ""
 
     @model_validator(mode="after")
     def _group_with_codes(self) -> Universe:

@@ -10,7 +10,9 @@ e = r - r_benchmark: ``excess_return`` its annualised mean (mean(e) ppy),
 t-statistic (``metrics.series``); ``in_sample_sharpe``: the mean, over rebalances, of the
 pool's in-sample long-short Sharpe (each alpha's Sharpe over the training window its
 decision scored, weighted by the absolute combination weight; reversed alphas count with
-their sign flipped), so in-sample minus out-of-sample Sharpe measures the overfit.
+their sign flipped), so in-sample minus out-of-sample Sharpe measures the overfit;
+``sharpe_over_cash``: mean(r - r_cash) / std(r - r_cash) sqrt(ppy) where the universe names
+its cash asset (``[universe] cash``), whose return is the risk-free rate (null otherwise).
 
 How sure: ``sharpe_ci`` and ``information_ratio_ci`` are 90% percentile intervals from a
 stationary block bootstrap (``arch``; mean block length ``ppy / 4`` periods, so a quarter
@@ -47,12 +49,16 @@ def variant_record(
     *,
     periods_per_year: int,
     in_sample_sharpe: float = float("nan"),
-) -> dict[str, float | int]:
-    """The report's numbers for one variant (module doc); ``benchmark`` is aligned to
-    ``returns``' dates (a date missing from it counts as a zero benchmark return)."""
+    cash: pd.Series | None = None,
+) -> dict[str, float | int | None]:
+    """The report's numbers for one variant (module doc); ``benchmark`` and ``cash`` are
+    aligned to ``returns``' dates (a date missing from them counts as a zero return)."""
     r = returns.to_numpy(np.float64)
     excess = r - benchmark.reindex(returns.index).fillna(0.0).to_numpy(np.float64)
-    stats = series_stats(np.vstack([r, excess]), periods_per_year)
+    rows = [r, excess]
+    if cash is not None:
+        rows.append(r - cash.reindex(returns.index).fillna(0.0).to_numpy(np.float64))
+    stats = series_stats(np.vstack(rows), periods_per_year)
     n = len(r)
     volatility = float(r.std(ddof=1) * np.sqrt(periods_per_year)) if n > 1 else float("nan")
     return {
@@ -61,6 +67,7 @@ def variant_record(
         "cagr": float(stats["annual_return"][0]),
         "volatility": volatility,
         "sharpe": float(stats["sharpe"][0]),
+        "sharpe_over_cash": float(stats["sharpe"][2]) if cash is not None else None,
         "max_drawdown": float(stats["max_drawdown"][0]),
         "turnover": turnover(weights),
         "excess_return": float(excess.mean() * periods_per_year) if n else float("nan"),

@@ -43,6 +43,7 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
         stored = allocations_of(conn, [strategy.id, *ids.values()])
         window = [a for a in stored[strategy.id] if plan.first <= a.decision_time < plan.last]
         benchmark = benchmark_returns(panel, strategy, window)
+        cash = cash_returns(panel, strategy, window)
         periods_per_year = infer_periods_per_year(panel.dates)
         series, records = {}, {}
         for name, strategy_id in ids.items():
@@ -54,7 +55,7 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
             series[name] = held_allocation_returns(panel, allocations)
             records[name] = _variant(conn, strategy, name, strategy_id, allocations, series[name])
             records[name] |= _against(
-                series[name], benchmark, allocations, records[name], periods_per_year
+                series[name], benchmark, cash, allocations, records[name], periods_per_year
             )
             records[name] |= _traded_signal_ic(panel, name, allocations)
         models = _models(conn, strategy, panel)
@@ -126,6 +127,21 @@ def benchmark_returns(
     )
 
 
+def cash_returns(panel, strategy: Strategy, allocations) -> pd.Series | None:
+    """The universe's cash asset (``[universe] cash``) held over the same periods as
+    ``allocations``; None when the strategy names none."""
+    cash = strategy.universe.cash
+    if not cash or not allocations:
+        return None
+    if cash not in panel.assets.astype(str):
+        raise ValueError(
+            f"universe.cash {cash!r} is not an asset of the strategy's panel; "
+            f"expected one of {sorted(panel.assets.astype(str))[:10]}"
+        )
+    held = [_Held(a.decision_time, {cash: 1.0}) for a in allocations]
+    return held_allocation_returns(panel, held)
+
+
 def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
     from alphafactory.ml.models import MODEL_NAMES
     from alphafactory.variants import BENCHMARKS, GENERATORS
@@ -139,6 +155,12 @@ def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
             "mean_pool_size": 0.0,
             "trials": None,
             "accepted": None,
+            "qualified": None,
+            "hit_rate": None,
+            "pool_entered": None,
+            "pool_retired": None,
+            "retired_mean_oos_periods": None,
+            "retired_mean_oos_ic": None,
         }
     # a pool variant's alphas were evaluated under the strategy, a generator's under itself
     evaluated_as = strategy_id if name in GENERATORS else strategy.id
@@ -226,7 +248,7 @@ def _pool_history(conn, strategy_id: str, allocations) -> dict:
     }
 
 
-def _against(returns, benchmark, allocations, record, periods_per_year: float) -> dict:
+def _against(returns, benchmark, cash, allocations, record, periods_per_year: float) -> dict:
     from alphafactory.walkforward import variant_record
 
     numbers = variant_record(
@@ -235,6 +257,7 @@ def _against(returns, benchmark, allocations, record, periods_per_year: float) -
         [a.weights for a in allocations],
         periods_per_year=periods_per_year,
         in_sample_sharpe=record.get("in_sample_sharpe", float("nan")),
+        cash=cash,
     )
     wealth = float(np.prod(1.0 + returns.to_numpy())) if len(returns) else float("nan")
     numbers["cumulative_return"] = wealth - 1.0

@@ -50,6 +50,7 @@ id = "planted"
 description = "A tilt of the planted market's class risk parity (benchmarks/planted_walkforward.py)"
 [universe]
 data = "store"
+cash = "CASH"
 [formulas]
 root_kinds = ["macro"]
 max_tokens = 12
@@ -108,7 +109,7 @@ def _run(kind: str, seed: int, args) -> dict:
     files = out / "files"
     files.mkdir(parents=True)
     market = macro_market(seed=seed, null=kind == "null")
-    panel_file, releases_file = _write_market(market, files)
+    panel_file, releases_file = write_market(market, files)
     strategies = out / "strategies"
     strategies.mkdir()
     chunk = max(1, args.candidates // 4)
@@ -142,7 +143,7 @@ def _run(kind: str, seed: int, args) -> dict:
     }
 
 
-def _write_market(market, folder: Path) -> tuple[Path, Path]:
+def write_market(market, folder: Path) -> tuple[Path, Path]:
     panel = market.panel
     t, n = panel.shape
     frame = pd.DataFrame(

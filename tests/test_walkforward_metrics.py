@@ -49,6 +49,19 @@ def test_a_variant_record_agrees_with_the_textbook_formulas():
     assert record["in_sample_sharpe"] == 1.5
 
 
+def test_the_sharpe_over_cash_subtracts_the_cash_return_and_is_null_without_cash():
+    rng = np.random.default_rng(4)
+    r = _series(rng.normal(0.01, 0.04, 48))
+    cash = _series(np.linspace(0.001, 0.005, 48))
+    record = variant_record(r, r * 0, [{"A": 1.0}], periods_per_year=12, cash=cash)
+    over = (r - cash).to_numpy()
+    assert record["sharpe_over_cash"] == pytest.approx(
+        over.mean() / over.std(ddof=1) * np.sqrt(12), rel=1e-12
+    )
+    assert record["sharpe_over_cash"] < record["sharpe"]
+    assert variant_record(r, r * 0, [{"A": 1.0}], periods_per_year=12)["sharpe_over_cash"] is None
+
+
 def test_a_benchmark_date_missing_counts_as_zero_and_turnover_needs_two():
     r = _series([0.01, 0.02])
     record = variant_record(r, _series([0.01]), [{"A": 1.0}], periods_per_year=12)
