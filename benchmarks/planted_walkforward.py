@@ -4,7 +4,8 @@ twins with the same noise and no signal (null), several seeds each.
 
     .venv/bin/python benchmarks/planted_walkforward.py [--seeds 0,1,2]
         [--markets planted,null] [--from 1990-01] [--to 2016-12] [--candidates 500]
-        [--retrain-every 36] [--out /tmp/alphafactory-planted] [--record FILE]
+        [--retrain-every 36] [--planted 6] [--strength 0.10]
+        [--out /tmp/alphafactory-planted] [--record FILE]
 
 Per run it writes the market's panel and release files and a store strategy (a tilt of
 the classes' risk parity, the default admission control), runs ``alphafactory
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alphafactory.data.macro_markets import (  # noqa: E402
     CLASS_GROUP,
+    PLANTED_STRENGTH,
     macro_market,
     oracle_information_ratio,
 )
@@ -83,6 +85,8 @@ def main() -> int:
     parser.add_argument("--to", dest="last", default="2016-12")
     parser.add_argument("--candidates", type=int, default=500)
     parser.add_argument("--retrain-every", type=int, default=36)
+    parser.add_argument("--planted", type=int, default=6, help="planted formulas")
+    parser.add_argument("--strength", type=float, default=PLANTED_STRENGTH)
     parser.add_argument("--out", type=Path, default=Path("/tmp/alphafactory-planted"))
     parser.add_argument("--record", type=Path, help="write every run's numbers here (JSON)")
     args = parser.parse_args()
@@ -108,7 +112,9 @@ def _run(kind: str, seed: int, args) -> dict:
         shutil.rmtree(out)
     files = out / "files"
     files.mkdir(parents=True)
-    market = macro_market(seed=seed, null=kind == "null")
+    market = macro_market(
+        seed=seed, null=kind == "null", n_planted=args.planted, strength=args.strength
+    )
     panel_file, releases_file = write_market(market, files)
     strategies = out / "strategies"
     strategies.mkdir()

@@ -1,0 +1,140 @@
+"""What the planted markets allow at best (issue 30): how much of the planted signal the
+strategy's own forecasts keep, and whether a planted formula's in-sample evidence can
+clear the admission control at all. In-process, no pipeline, about a minute a seed.
+
+    .venv/bin/python benchmarks/planted_detection.py [--seeds 0,1,2] [--planted 6]
+        [--strength 0.10] [--candidates 500] [--record FILE]
+
+Per seed, over the monthly decisions 1990-2016 (each at the trigger's release, on the
+decision's own point-in-time panel, 120 training months as benchmarks/planted_walkforward.py):
+
+- ``ceiling``: the out-of-sample IC t of the planted expected returns themselves (what
+  knowing the market exactly would rank);
+- ``planted formulas``: the out-of-sample IC t of the planted formulas, written exactly,
+  turned into forecasts by the strategy's scoring and combined with equal weights (what a
+  pool that held all of them from 1990 would trade);
+- ``in-sample t``: each planted formula's HAC t over the training window at each decision,
+  the evidence admission judges: its median, the share of (formula, decision) pairs at
+  2 or more (the definition's bar) and at or above the bar a lone true alpha must clear
+  among ``--candidates`` trials under the default control (Benjamini-Yekutieli at 0.10:
+  |t| >= 4.18 for 500).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alphafactory.admission import admit  # noqa: E402
+from alphafactory.data.macro_markets import (  # noqa: E402
+    CLASS_GROUP,
+    PLANTED_STRENGTH,
+    macro_market,
+    oracle_information_ratio,
+)
+from alphafactory.decision import alpha_signals, decision_panel, evaluate_formulas  # noqa: E402
+from alphafactory.performance import held_asset_returns, held_periods  # noqa: E402
+from alphafactory.strategy import Strategy  # noqa: E402
+from alphafactory.walkforward import out_of_sample_ic  # noqa: E402
+from benchmarks.factor_eval_cli import cpu_model  # noqa: E402
+from benchmarks.planted_walkforward import STRATEGY  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--planted", type=int, default=6, help="planted formulas")
+    parser.add_argument("--strength", type=float, default=PLANTED_STRENGTH)
+    parser.add_argument("--candidates", type=int, default=500, help="trials a decision")
+    parser.add_argument("--record", type=Path, help="write the numbers here (JSON)")
+    args = parser.parse_args()
+    strategy = Strategy.model_validate(
+        tomllib.loads(STRATEGY.format(candidates=args.candidates, chunk=1, group=CLASS_GROUP))
+    )
+    bar = admission_bar(args.candidates, strategy)
+    print(f"a lone true alpha among {args.candidates} trials needs |t| >= {bar:.2f}")
+    print("| seed | oracle IR | ceiling IC t | planted formulas IC t | median in-sample |t| "
+          "| share >= 2 | share >= bar |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    runs = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        market = macro_market(seed=seed, n_planted=args.planted, strength=args.strength)
+        run = {"seed": seed, "oracle_ir": oracle_information_ratio(market, "1990-01-01")}
+        run |= measure(market, strategy, bar)
+        runs.append(run)
+        print(
+            f"| {seed} | {run['oracle_ir']:.2f} | {run['ceiling_ic_t']:.2f} | "
+            f"{run['planted_ic_t']:.2f} | {run['median_in_sample_t']:.2f} | "
+            f"{run['share_above_2']:.0%} | {run['share_above_bar']:.1%} |"
+        )
+    if args.record:
+        record = {
+            "machine": f"CPU {cpu_model()}, {os.cpu_count()} cores",
+            "arguments": vars(args) | {"record": str(args.record)},
+            "admission_bar": bar,
+            "runs": runs,
+        }
+        args.record.write_text(json.dumps(record, indent=1))
+        print(f"recorded in {args.record}")
+    return 0
+
+
+def admission_bar(trials: int, strategy: Strategy) -> float:
+    """The smallest |t| at which one candidate, among ``trials`` with no evidence, is
+    admitted by the strategy's control."""
+    noise = np.zeros(trials)
+    for t in np.arange(2.0, 8.0, 0.01):
+        noise[0] = t
+        if admit(
+            noise, np.ones(trials, bool), strategy.alpha.control, strategy.alpha.level
+        ).n_admitted:
+            return float(t)
+    return float("nan")
+
+
+def measure(market, strategy: Strategy, bar: float) -> dict:
+    releases = market.releases
+    trigger = releases[releases["series_id"] == "MAC00"].drop_duplicates("period")["released_at"]
+    decisions = pd.DatetimeIndex(trigger[(trigger >= "1990-01-01") & (trigger < "2017-01-01")])
+    decisions = decisions + pd.Timedelta(minutes=1)
+    formulas = list(market.planted)
+    combined, in_sample = [], []
+    history = strategy.alpha.training_months + 60
+    for when in decisions:
+        visible = releases[releases["released_at"] <= when]
+        panel = decision_panel(market.panel, visible, when.to_pydatetime(), history)
+        last = alpha_signals(panel, strategy, formulas)[:, -1, :]
+        spread = np.nanstd(last, axis=1, keepdims=True)
+        z = (last - np.nanmean(last, axis=1, keepdims=True)) / np.where(spread > 0, spread, 1)
+        combined.append(np.nanmean(z, axis=0))
+        if when.month == 6:  # the in-sample evidence once a year is enough to see its size
+            scored = evaluate_formulas(panel, strategy, formulas)
+            in_sample += [abs(e.metrics.hac_tstat) for e in scored if e.metrics is not None]
+    held = held_asset_returns(market.panel.dates, market.panel.returns, decisions)
+    starts = [start for start, _ in held_periods(market.panel.dates, decisions)]
+    expected = np.array(
+        [market.expected[s] if s < len(market.expected) else np.nan * market.expected[0]
+         for s in starts]
+    )  # fmt: skip
+    in_sample = np.array([t for t in in_sample if np.isfinite(t)])
+    return {
+        "decisions": len(decisions),
+        "ceiling_ic_t": out_of_sample_ic(expected, held)["oos_ic_t"],
+        "planted_ic_t": out_of_sample_ic(np.array(combined), held)["oos_ic_t"],
+        "median_in_sample_t": float(np.median(in_sample)),
+        "share_above_bar": float((in_sample >= bar).mean()),
+        "share_above_2": float((in_sample >= 2).mean()),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
