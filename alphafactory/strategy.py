@@ -17,7 +17,9 @@ A strategy's sections (every key has a default except ``id``)::
                   control = "by" (by | bh | holm | bonferroni | none: the
                   multiple-testing control over each decision's trials, see
                   alphafactory.admission), level = 0.10 (its false discovery rate or
-                  family-wise error rate)
+                  family-wise error rate), noise_twin = true (also score each
+                  decision's candidates on its noise twin: what the same rule admits
+                  from noise alone, see alphafactory.noise)
     [generation]  candidates = 1000, chunk_size = 100, temperature = 1.0, top_k = 0
                   (sample from the top_k most likely tokens; 0: every valid one),
                   generator = "" (the default generator, or a name of the strategy's own),
@@ -159,6 +161,10 @@ class Alpha(_Section):
     # on by default, so a file that says nothing about it is still controlled
     control: Control = DEFAULT_CONTROL
     level: float = Field(DEFAULT_LEVEL, gt=0, lt=1)
+    # each decision's candidates are scored a second time on its noise twin (the market
+    # rows in a random order, alphafactory.noise): what the same definition and control
+    # admit there is what noise alone would have, stored beside each admission
+    noise_twin: bool = True
 
     @field_validator("definition")
     @classmethod

@@ -157,6 +157,8 @@ def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
             "accepted": None,
             "qualified": None,
             "hit_rate": None,
+            "noise_qualified_rate": None,
+            "noise_hit_rate": None,
             "pool_entered": None,
             "pool_retired": None,
             "retired_mean_oos_periods": None,
@@ -185,18 +187,29 @@ def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
 
 def _admissions(conn, evaluated_as: str, allocations) -> dict:
     """Over the variant's decisions: the candidates scored (``trials``), those admitted
-    (``accepted``) and those that met the definition alone (``qualified``)."""
+    (``accepted``) and those that met the definition alone (``qualified``); and the rates
+    the same definition and control give on the decisions' noise twins
+    (``alphafactory.noise``), null where no decision scored its twin."""
     from storage.admissions import admissions_of
 
     decided = {a.decision_time for a in allocations}
     mine = [a for a in admissions_of(conn, evaluated_as) if a.decision_time in decided]
     trials = sum(a.trials for a in mine)
     accepted = sum(a.admitted for a in mine)
+    # noise alone under the same rule: over the decisions that scored their noise twin
+    twinned = [a for a in mine if a.noise_admitted is not None]
+    twin_trials = sum(a.trials for a in twinned)
     return {
         "trials": trials,
         "accepted": accepted,
         "qualified": sum(a.qualified for a in mine),
         "hit_rate": accepted / trials if trials else float("nan"),
+        "noise_qualified_rate": (
+            sum(a.noise_qualified for a in twinned) / twin_trials if twin_trials else None
+        ),
+        "noise_hit_rate": (
+            sum(a.noise_admitted for a in twinned) / twin_trials if twin_trials else None
+        ),
     }
 
 

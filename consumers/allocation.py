@@ -122,6 +122,7 @@ def _admitted_alphas(conn: psycopg.Connection, strategy: Strategy, request: Requ
         strategy.alpha.control,
         strategy.alpha.level,
     )
+    noise = _noise_admission(trials, strategy)
     alphas = trials[outcome.admitted]
     record = AdmissionRecord(
         request.request_id,
@@ -132,6 +133,8 @@ def _admitted_alphas(conn: psycopg.Connection, strategy: Strategy, request: Requ
         outcome.trials,
         outcome.n_qualified,
         outcome.n_admitted,
+        None if noise is None else noise.n_qualified,
+        None if noise is None else noise.n_admitted,
     )
     record_admission(
         conn,
@@ -141,15 +144,30 @@ def _admitted_alphas(conn: psycopg.Connection, strategy: Strategy, request: Requ
     )
     log.info(
         "request %s: allocating from %d admitted alpha(s) of %d trial(s) (%d met the "
-        "definition; control %s at %g)",
+        "definition; control %s at %g; on the noise twin %s)",
         request.request_id,
         outcome.n_admitted,
         outcome.trials,
         outcome.n_qualified,
         outcome.control,
         outcome.level,
+        "not scored" if noise is None else f"{noise.n_admitted} of {noise.n_qualified}",
     )
     return alphas
+
+
+def _noise_admission(trials: pd.DataFrame, strategy: Strategy):
+    """The same rule over the trials' scores on the decision's noise twin
+    (``alphafactory.noise``); None unless every trial was scored there."""
+    scored = trials["noise_qualified"]
+    if not len(trials) or scored.isna().any():
+        return None
+    return admit(
+        pd.to_numeric(trials["noise_hac_tstat"], errors="coerce").to_numpy(np.float64),
+        scored.astype(bool).to_numpy(),
+        strategy.alpha.control,
+        strategy.alpha.level,
+    )
 
 
 def _write(

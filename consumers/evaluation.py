@@ -31,6 +31,7 @@ from psycopg_pool import ConnectionPool
 from alphafactory import telemetry
 from alphafactory.decision import Evaluation, evaluate_formulas
 from alphafactory.events import BacktestResults, FormulaResult
+from alphafactory.noise import noise_twin, twin_seed
 from alphafactory.retry import Backoff
 from alphafactory.strategy import Strategy
 from consumers.failures import OUTAGE_BACKOFF, is_transient
@@ -68,14 +69,18 @@ def evaluate_chunk(
         raise UnknownRequest(f"request {request_id!r} has no candidates {missing[:3]}")
     panel = context.panels.get(conn, strategy, request.decision_time, request.trigger_event_id)
     results = evaluate_formulas(panel, strategy, list(formulas.values()))
+    noise: list[Evaluation | None] = [None] * len(results)
+    if strategy.alpha.noise_twin:
+        twin = noise_twin(panel, twin_seed(request_id))
+        noise = list(evaluate_formulas(twin, strategy, list(formulas.values())))
     outcomes = [
-        (formula_hash, result.formula, _metrics(result), result.qualified)
-        for formula_hash, result in zip(formulas, results, strict=True)
+        _Outcome(formula_hash, result.formula, _metrics(result), result.qualified, on_noise)
+        for formula_hash, result, on_noise in zip(formulas, results, noise, strict=True)
     ]
     with conn.transaction():
         _store(conn, request, outcomes)
         pending = mark_evaluated(conn, request_id, list(formulas))
-    alphas = sum(1 for *_, qualified in outcomes if qualified)
+    alphas = sum(1 for outcome in outcomes if outcome.qualified)
     telemetry.EVALUATIONS.labels("alpha").inc(alphas)
     telemetry.EVALUATIONS.labels("rejected").inc(len(outcomes) - alphas)
     return pending
@@ -100,7 +105,7 @@ def fail_chunk(
             return
         formulas = request_formulas(conn, request_id, hashes)
         failure = {"error": f"{type(error).__name__}: {error}"[:500]}
-        _store(conn, request, [(h, formula, failure, False) for h, formula in formulas.items()])
+        _store(conn, request, [_Outcome(h, f, failure, False) for h, f in formulas.items()])
         mark_evaluated(conn, request_id, list(formulas))
     telemetry.EVALUATIONS.labels("failed").inc(len(hashes))
     telemetry.DEAD_LETTERS.labels(TASK_TOPIC, type(error).__name__).inc()
@@ -120,18 +125,37 @@ def _request_and_strategy(conn, context, request_id) -> tuple[RequestRecord, Str
     return request, strategy
 
 
+def _noise_t(noise: Evaluation | None) -> float | None:
+    if noise is None or noise.metrics is None:
+        return None
+    return float(noise.metrics.hac_tstat)
+
+
 def _metrics(result: Evaluation) -> dict:
     if result.metrics is None:
         return {"error": "not a valid formula on the strategy's data"}
     return result.metrics.to_dict()
 
 
-def _store(conn, request: RequestRecord, outcomes: list[tuple[str, str, dict, bool]]) -> None:
-    """Each (formula hash, formula, metrics, qualified): its evaluation, and the chunk's
-    ``BacktestResults`` in the outbox, one statement for each (not two per formula: the
-    round trips were most of a chunk's time)."""
+@dataclass(frozen=True)
+class _Outcome:
+    """One candidate's evaluation, and on the decision's noise twin (None: not scored)."""
+
+    formula_hash: str
+    formula: str
+    metrics: dict
+    qualified: bool
+    on_noise: Evaluation | None = None
+
+
+def _store(conn, request: RequestRecord, outcomes: list[_Outcome]) -> None:
+    """Each candidate's evaluation, and the chunk's ``BacktestResults`` in the outbox, one
+    statement for each (not two per formula: the round trips were most of a chunk's
+    time)."""
     rows, results = [], []
-    for formula_hash, formula, metrics, qualified in outcomes:
+    for outcome in outcomes:
+        formula_hash, formula = outcome.formula_hash, outcome.formula
+        metrics, qualified, noise = outcome.metrics, outcome.qualified, outcome.on_noise
         rows.append(
             EvaluationRow(
                 formula_hash=formula_hash,
@@ -140,6 +164,8 @@ def _store(conn, request: RequestRecord, outcomes: list[tuple[str, str, dict, bo
                 decision_time=request.decision_time,
                 metrics=metrics,
                 is_alpha=qualified,
+                noise_hac_tstat=_noise_t(noise),
+                noise_qualified=None if noise is None else noise.qualified,
             )
         )
         numbers = {

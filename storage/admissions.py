@@ -23,6 +23,15 @@ class AdmissionRecord:
     trials: int
     qualified: int
     admitted: int
+    # the same rule on the decision's noise twin (alphafactory.noise); None: not scored
+    noise_qualified: int | None = None
+    noise_admitted: int | None = None
+
+
+_COLUMNS = (
+    "request_id, strategy_id, decision_time, control, level, trials, qualified, admitted, "
+    "noise_qualified, noise_admitted"
+)
 
 
 def record_admission(
@@ -37,11 +46,14 @@ def record_admission(
     conn.execute(
         """
         INSERT INTO core.admissions (request_id, strategy_id, decision_time, control, level,
-                                     trials, qualified, admitted)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                                     trials, qualified, admitted, noise_qualified,
+                                     noise_admitted)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (request_id) DO UPDATE SET
             control = EXCLUDED.control, level = EXCLUDED.level, trials = EXCLUDED.trials,
-            qualified = EXCLUDED.qualified, admitted = EXCLUDED.admitted, decided_at = now()
+            qualified = EXCLUDED.qualified, admitted = EXCLUDED.admitted,
+            noise_qualified = EXCLUDED.noise_qualified,
+            noise_admitted = EXCLUDED.noise_admitted, decided_at = now()
         """,
         (
             require_text(record.request_id, "request_id"),
@@ -52,6 +64,8 @@ def record_admission(
             record.trials,
             record.qualified,
             record.admitted,
+            record.noise_qualified,
+            record.noise_admitted,
         ),
     )
     conn.execute(
@@ -71,8 +85,7 @@ def record_admission(
 
 def admission_of(conn: psycopg.Connection, request_id: str) -> AdmissionRecord | None:
     row = conn.execute(
-        "SELECT request_id, strategy_id, decision_time, control, level, trials, qualified, "
-        "admitted FROM core.admissions WHERE request_id = %s",
+        f"SELECT {_COLUMNS} FROM core.admissions WHERE request_id = %s",
         (request_id,),
     ).fetchone()
     return None if row is None else AdmissionRecord(*row)
@@ -81,8 +94,7 @@ def admission_of(conn: psycopg.Connection, request_id: str) -> AdmissionRecord |
 def admissions_of(conn: psycopg.Connection, strategy_id: str) -> list[AdmissionRecord]:
     """The strategy's admissions in decision order."""
     rows = conn.execute(
-        "SELECT request_id, strategy_id, decision_time, control, level, trials, qualified, "
-        "admitted FROM core.admissions WHERE strategy_id = %s "
+        f"SELECT {_COLUMNS} FROM core.admissions WHERE strategy_id = %s "
         "ORDER BY decision_time, request_id",
         (strategy_id,),
     ).fetchall()

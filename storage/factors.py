@@ -105,13 +105,15 @@ def known_factor_hashes(conn: psycopg.Connection, *, formula_hashes: Iterable[st
 # cost Postgres a parse, bind and execute each (a seventh of its time in a walk-forward),
 # and Postgres arrays cost the client twice what the rows did (psycopg dumps each element).
 _UPSERT_EVALUATIONS = """
-    INSERT INTO core.evaluations
-        (formula_hash, strategy_id, as_of, decision_time, metrics, is_alpha)
-    SELECT h, s, a, d, m, alpha
-    FROM json_to_recordset(%s::json)
-        AS rows (h text, s text, a date, d timestamptz, m jsonb, alpha bool)
+    INSERT INTO core.evaluations (formula_hash, strategy_id, as_of, decision_time, metrics,
+                                  is_alpha, noise_hac_tstat, noise_qualified)
+    SELECT h, s, a, d, m, alpha, nt, nq
+    FROM json_to_recordset(%s::json) AS rows (
+        h text, s text, a date, d timestamptz, m jsonb, alpha bool, nt float8, nq bool)
     ON CONFLICT (formula_hash, strategy_id, decision_time) DO UPDATE
-        SET metrics = EXCLUDED.metrics, is_alpha = EXCLUDED.is_alpha, evaluated_at = now()
+        SET metrics = EXCLUDED.metrics, is_alpha = EXCLUDED.is_alpha,
+            noise_hac_tstat = EXCLUDED.noise_hac_tstat,
+            noise_qualified = EXCLUDED.noise_qualified, evaluated_at = now()
 """
 
 
@@ -125,6 +127,9 @@ class EvaluationRow:
     decision_time: datetime
     metrics: Mapping[str, Any]
     is_alpha: bool | None = None
+    # on the decision's noise twin (alphafactory.noise); None where it was not scored
+    noise_hac_tstat: float | None = None
+    noise_qualified: bool | None = None
 
     def document(self) -> dict:
         """The row as one object of the upsert's JSON document, checked; non-finite floats
@@ -142,6 +147,8 @@ class EvaluationRow:
             "d": require_aware(self.decision_time, "decision_time").astimezone(UTC).isoformat(),
             "m": metrics,
             "alpha": self.is_alpha,
+            "nt": _json_safe(self.noise_hac_tstat),
+            "nq": None if self.noise_qualified is None else bool(self.noise_qualified),
         }
 
 
@@ -167,11 +174,22 @@ def evaluations(
 ) -> pd.DataFrame:
     """The evaluations of a strategy at a decision time (of ``request_id``'s candidates
     only, when given): ``formula_hash, formula, is_alpha``, the key metric columns,
-    ``metrics`` (dict) and ``evaluated_at``; best HAC t-stat first."""
-    columns = ["formula_hash", "formula", "is_alpha", *KEY_METRICS, "metrics", "evaluated_at"]
+    ``metrics`` (dict), ``evaluated_at`` and the noise twin's ``noise_hac_tstat`` and
+    ``noise_qualified``; best HAC t-stat first."""
+    columns = [
+        "formula_hash",
+        "formula",
+        "is_alpha",
+        *KEY_METRICS,
+        "metrics",
+        "evaluated_at",
+        "noise_hac_tstat",
+        "noise_qualified",
+    ]
     query = sql.SQL(
         """
-        SELECT e.formula_hash, f.formula, e.is_alpha, {metrics}, e.metrics, e.evaluated_at
+        SELECT e.formula_hash, f.formula, e.is_alpha, {metrics}, e.metrics, e.evaluated_at,
+               e.noise_hac_tstat, e.noise_qualified
         FROM core.evaluations AS e JOIN core.factors AS f USING (formula_hash)
         WHERE e.strategy_id = %(strategy)s AND e.decision_time = %(at)s
           AND (NOT %(alphas)s OR e.is_alpha)

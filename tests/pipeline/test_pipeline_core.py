@@ -24,6 +24,7 @@ from alphafactory.events import (
     request_id_for,
 )
 from alphafactory.formula import formula_hash
+from alphafactory.noise import noise_twin, twin_seed
 from consumers.allocation import AllocationContext, AllocationHandler, allocate_request
 from consumers.evaluation import (
     ChunkDelivery,
@@ -39,7 +40,7 @@ from consumers.generation import (
     UnknownStrategy,
     handle_request,
 )
-from consumers.market_data import NoMarketData
+from consumers.market_data import NoMarketData, PanelCache
 from storage.admissions import admission_of
 from storage.db import open_pool
 from storage.deliveries import start_delivery
@@ -222,6 +223,33 @@ def test_admission_controls_the_search_and_is_stored_with_the_decision(
         "SELECT formula_hash FROM core.alpha_pools WHERE strategy_id = %s", (mine.id,)
     ).fetchall()
     assert {h for (h,) in pool} <= {h for h, a in admitted if a}
+    # every candidate was scored on the decision's noise twin too, as the worker's own
+    # panel permuted would score it, and the same rule over those scores is stored
+    assert stored["noise_qualified"].notna().all()
+    panel = PanelCache().get(conn, mine, request.decision_time, request.trigger_event_id)
+    twin = noise_twin(panel, twin_seed(request.request_id))
+    direct = {e.formula: e for e in evaluate_formulas(twin, mine, stored["formula"].tolist())}
+    twin_scores = zip(
+        stored["formula"],
+        stored["noise_hac_tstat"].astype(float),
+        stored["noise_qualified"],
+        strict=True,
+    )
+    for formula, t, qualified in twin_scores:
+        if direct[formula].metrics is not None:
+            assert t == pytest.approx(direct[formula].metrics.hac_tstat, nan_ok=True)
+        assert qualified == direct[formula].qualified
+    on_noise = admit(
+        stored["noise_hac_tstat"].astype(float).to_numpy(),
+        stored["noise_qualified"].astype(bool),
+        "by",
+        0.10,
+    )
+    assert (record.noise_qualified, record.noise_admitted) == (
+        on_noise.n_qualified,
+        on_noise.n_admitted,
+    )
+    assert stored["noise_hac_tstat"].astype(float).std() > 0
 
 
 def test_the_pool_persists_across_decisions_and_members_outrank_new_alphas(

@@ -28,6 +28,8 @@ EVIDENCE = {
     "accepted",
     "qualified",
     "hit_rate",
+    "noise_qualified_rate",
+    "noise_hit_rate",
     "oos_ic",
     "oos_ic_t",
     "oos_ic_decisions",
@@ -80,6 +82,10 @@ def test_the_planted_report_carries_the_evidence_and_it_holds_together(report):
     assert 0 <= pool["accepted"] <= pool["qualified"] <= pool["trials"]
     assert pool["hit_rate"] == pytest.approx(pool["accepted"] / pool["trials"])
     assert report["settings"]["admission_control"].startswith("by: ")
+    # beside the hit rate, what the same rule gave on each decision's noise twin
+    assert 0 <= pool["noise_hit_rate"] <= pool["noise_qualified_rate"] <= 1
+    assert pool["noise_qualified_rate"] > 0  # the definition alone passes some noise
+    assert benchmark["noise_hit_rate"] is None
     assert report["settings"]["periods_per_year"] == 12
     # the universe has cash: the Sharpe over it is below the plain Sharpe (cash earns > 0)
     for record in (pool, benchmark):
