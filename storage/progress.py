@@ -18,6 +18,9 @@ class TriggerStatus:
     pool: int
     allocation_id: str | None
     weights: dict[str, float]
+    # what the same rule admitted on the decision's noise twin (alphafactory.noise); None
+    # until allocated, or where the twin was not scored
+    noise_admitted: int | None = None
 
 
 def trigger_status(
@@ -58,18 +61,21 @@ def trigger_status(
         "SELECT count(*) FROM core.alpha_pools WHERE strategy_id = %s AND decision_time = %s",
         (strategy_id, decided),
     ).fetchone()[0]
-    admitted = conn.execute(
-        "SELECT admitted FROM core.admissions WHERE request_id = %s", (request_id,)
+    admission = conn.execute(
+        "SELECT admitted, noise_admitted FROM core.admissions WHERE request_id = %s",
+        (request_id,),
     ).fetchone()
+    admitted, noise_admitted = admission if admission else (None, None)
     return TriggerStatus(
         request_id,
         generated,
         evaluated,
         qualified,
-        admitted[0] if admitted else None,
+        admitted,
         pool,
         allocation_id,
         weights,
+        noise_admitted,
     )
 
 

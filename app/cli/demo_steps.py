@@ -99,6 +99,7 @@ class Outcome:
     allocation_id: str | None
     weights: dict[str, float]
     seconds: float
+    noise_admitted: int | None = None  # the same rule on the noise twin
 
 
 def replay(settings: Settings, strategy, releases: pd.DataFrame, trigger: str) -> list[Outcome]:
@@ -176,6 +177,7 @@ def _follow(conn, strategy_id: str, event) -> Outcome:
         status.allocation_id,
         status.weights,
         elapsed,
+        status.noise_admitted,
     )
 
 
@@ -220,10 +222,16 @@ def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: P
     mean_s = np.mean([o.seconds for o in done])
     generated, qualified = sum(o.generated for o in done), sum(o.qualified for o in done)
     admitted = sum(o.admitted for o in done)
+    twinned = [o.noise_admitted for o in done if o.noise_admitted is not None]
+    noise = (
+        f" (on the decisions' noise twins the same rule admitted {sum(twinned):,})"
+        if twinned
+        else ""
+    )
     print(
         f"    {len(done)} rebalances, {generated:,} formulas generated and evaluated (the "
         f"trials), {qualified:,} met the alpha definition, {admitted:,} admitted by the "
-        f"multiple-testing control; {mean_s:.1f} s per release"
+        f"multiple-testing control{noise}; {mean_s:.1f} s per release"
     )
 
 

@@ -249,6 +249,8 @@ def test_admission_controls_the_search_and_is_stored_with_the_decision(
         on_noise.n_qualified,
         on_noise.n_admitted,
     )
+    status = trigger_status(conn, mine.id, request.trigger_event_id)
+    assert status.noise_admitted == record.noise_admitted
     assert stored["noise_hac_tstat"].astype(float).std() > 0
 
 
