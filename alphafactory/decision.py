@@ -36,7 +36,7 @@ from alphafactory import portfolio
 from alphafactory.clock import known_dates, visible_from
 from alphafactory.data.releases import STALE_AFTER_CADENCES, point_in_time_macro
 from alphafactory.formula import Node
-from alphafactory.metrics import FactorMetrics, parse_definition
+from alphafactory.metrics import FactorMetrics, infer_periods_per_year, parse_definition
 from alphafactory.ml.combine import LEARNED_METHODS, learned_combination
 from alphafactory.ml.cv import CVError
 from alphafactory.ml.models import ModelError
@@ -152,6 +152,9 @@ class Allocation:
     records: dict[str, Record] = field(default_factory=dict)
     # members held but not traded yet (alphafactory.pool's probation): no weight in ``pool``
     probation: tuple[str, ...] = ()
+    # the Sharpe ratio of this position's construction over the training window, held as
+    # out of sample (portfolio.in_sample_sharpe); NaN for a learned combination
+    in_sample_sharpe: float = float("nan")
 
 
 def alpha_signals(panel: Panel, strategy: Strategy, alphas: Sequence[str]) -> np.ndarray:
@@ -229,6 +232,7 @@ def allocate(
             retired=retired,
             records=member_records,
             probation=probation,
+            in_sample_sharpe=_in_sample(panel, strategy, earned, window, benchmark),
         )
     pool = found.signals[kept][:, window]
     signal, combo = _combine(pool, earned, window, strategy)
@@ -255,6 +259,7 @@ def allocate(
         retired,
         member_records,
         probation,
+        _in_sample(panel, strategy, earned, window, benchmark, pool, combo),
     )
 
 
@@ -273,6 +278,36 @@ def _combine(pool: np.ndarray, returns: np.ndarray, window: slice, strategy: Str
         pool, forward, method, ridge_alpha=strategy.combination.ridge_alpha
     )
     return portfolio.combined_signal(pool, combo), combo
+
+
+def _in_sample(
+    panel: Panel,
+    strategy: Strategy,
+    earned: np.ndarray,
+    window: slice,
+    benchmark: np.ndarray,
+    pool: np.ndarray | None = None,
+    combo: np.ndarray | None = None,
+) -> float:
+    """The allocation's position rebuilt at every row of the training window and held
+    as out of sample (``portfolio.in_sample_sharpe``); NaN for a learned combination,
+    which has no per-row signal to rebuild."""
+    if strategy.combination.method in LEARNED_METHODS and pool is not None:
+        return float("nan")
+    forward = np.vstack([earned[1:], np.full((1, earned.shape[1]), np.nan)])[window]
+    if pool is None:
+        pool, combo = np.empty((0, *forward.shape)), np.zeros(0)
+    rules = strategy.portfolio
+    return portfolio.in_sample_sharpe(
+        pool,
+        combo,
+        forward,
+        rules.kind,
+        periods_per_year=infer_periods_per_year(panel.dates),
+        gross=rules.gross,
+        benchmark=benchmark,
+        tilt_limit=rules.tilt_limit,
+    )
 
 
 def benchmark_weights(panel: Panel, strategy: Strategy, rows: int) -> np.ndarray:

@@ -14,6 +14,10 @@ missing values neutral) before anything else, so alphas on different scales mix.
   ``long_only`` (shorts truncated, weights sum to 1), or ``tilt`` (a benchmark, e.g.
   ``risk_parity``, moved by the long-short weights scaled so no asset moves more than
   ``tilt_limit``, negatives cut, renormalised to 1).
+* ``in_sample_sharpe``: the Sharpe ratio of a position built that way at every row of a
+  window (its combined signal there, the same kind and benchmark) and held for the
+  period each row's ``forward`` return covers: the in-sample side of a like-for-like
+  overfit.
 """
 
 from __future__ import annotations
@@ -179,3 +183,38 @@ def target_weights(
     tilt = long_short * (tilt_limit / largest) if largest > 0 else 0.0
     tilted = np.maximum(benchmark + tilt, 0.0)
     return tilted / tilted.sum()
+
+
+def in_sample_sharpe(
+    signals: np.ndarray,
+    weights: np.ndarray,
+    forward: np.ndarray,
+    kind: str,
+    *,
+    periods_per_year: float,
+    gross: float = 1.0,
+    benchmark: np.ndarray | None = None,
+    tilt_limit: float = 0.1,
+) -> float:
+    """Annualised Sharpe ratio of the position ``target_weights`` builds at each row from
+    the ``weights``-combined standardised ``signals`` (K, W, N) and earns ``forward`` (W,
+    N) there (NaN: not known, e.g. the decision row; such rows are left out). With no
+    signal (K = 0) the position is the benchmark (flat for a long-short book), as an
+    allocation with no alpha holds. NaN with fewer than two rows held, or no spread."""
+    known = np.isfinite(forward)
+    combined = np.tensordot(np.asarray(weights, dtype=np.float64), standardize(signals), axes=1)
+    held = []
+    for row in np.flatnonzero(known.any(axis=1)):
+        if len(signals):
+            position = target_weights(
+                combined[row], kind, gross=gross, benchmark=benchmark, tilt_limit=tilt_limit
+            )
+        elif kind == "long_short" or benchmark is None:
+            position = np.zeros(forward.shape[1])
+        else:
+            position = benchmark
+        held.append(float(np.sum(position[known[row]] * forward[row][known[row]])))
+    returns = np.array(held)
+    if len(returns) < 2 or returns.std(ddof=1) <= 1e-12 * abs(returns.mean()):
+        return float("nan")
+    return float(returns.mean() / returns.std(ddof=1) * np.sqrt(periods_per_year))

@@ -8,9 +8,10 @@ over rebalances after the first of 0.5 sum_i |w_i - w_i,previous|; the excess re
 e = r - r_benchmark: ``excess_return`` its annualised mean (mean(e) ppy),
 ``information_ratio`` mean(e) / std(e) sqrt(ppy), ``excess_hac_tstat`` its Newey-West
 t-statistic (``metrics.series``); ``in_sample_sharpe``: the mean, over rebalances, of the
-pool's in-sample long-short Sharpe (each alpha's Sharpe over the training window its
-decision scored, weighted by the absolute combination weight; reversed alphas count with
-their sign flipped), so in-sample minus out-of-sample Sharpe measures the overfit;
+Sharpe ratio each allocation's own position had over its training window (the same
+construction rebuilt at every row and held as out of sample, ``portfolio.
+in_sample_sharpe``), so in-sample minus out-of-sample Sharpe measures the overfit like for
+like;
 ``sharpe_over_cash``: mean(r - r_cash) / std(r - r_cash) sqrt(ppy) where the universe names
 its cash asset (``[universe] cash``), whose return is the risk-free rate (null otherwise).
 
@@ -133,15 +134,6 @@ def out_of_sample_ic(signals: np.ndarray, held: np.ndarray) -> dict[str, float |
         "oos_ic_t": float(stats["hac_tstat"][0]),
         "oos_ic_decisions": len(ics),
     }
-
-
-def pool_in_sample_sharpe(pool: Mapping[str, float], sharpe: Mapping[str, float]) -> float:
-    """One decision's pool: the combination-weighted in-sample Sharpe of its alphas (a
-    negative weight flips its alpha), NaN for an empty pool."""
-    total = sum(abs(w) for w in pool.values())
-    if not pool or total == 0:
-        return float("nan")
-    return float(sum(abs(w) * np.sign(w) * sharpe.get(f, np.nan) for f, w in pool.items()) / total)
 
 
 def alpha_survival(pools: Sequence[Sequence[str]]) -> dict[str, float]:

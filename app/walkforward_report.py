@@ -145,8 +145,8 @@ def cash_returns(panel, strategy: Strategy, allocations) -> pd.Series | None:
 def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
     from alphafactory.ml.models import MODEL_NAMES
     from alphafactory.variants import BENCHMARKS, GENERATORS
-    from alphafactory.walkforward import alpha_survival, pool_in_sample_sharpe
-    from storage.walkforward_reads import in_sample_sharpe, pools_of
+    from alphafactory.walkforward import alpha_survival
+    from storage.walkforward_reads import pools_of
 
     if name in BENCHMARKS:
         return {
@@ -167,12 +167,9 @@ def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
     # a pool variant's alphas were evaluated under the strategy, a generator's under itself
     evaluated_as = strategy_id if name in GENERATORS else strategy.id
     pools = pools_of(conn, strategy_id)
-    sharpe = in_sample_sharpe(conn, evaluated_as)
     ordered = [pools.get(a.as_of, {}) for a in allocations]
-    in_sample = [
-        pool_in_sample_sharpe(pool, {h: sharpe.get((a.as_of, h), np.nan) for h in pool})
-        for a, pool in zip(allocations, ordered, strict=True)
-    ]
+    # like for like: each allocation's own position over its training window
+    in_sample = [a.in_sample_sharpe for a in allocations if a.in_sample_sharpe is not None]
     finite = [v for v in in_sample if np.isfinite(v)]
     kind = "generator" if name in GENERATORS else "ml" if name in MODEL_NAMES else "pool"
     return {

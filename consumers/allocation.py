@@ -182,7 +182,7 @@ def _write(
     """One allocation of ``strategy`` (the request's own, or its ``variant``) with its
     pool, positions and Rebalance, in the caller's transaction."""
     allocation_id = allocation_id_for(strategy.id, request.trigger_event_id)
-    signal = None
+    signal, in_sample = None, None
     if variant in BENCHMARKS:
         mix = benchmark_weights(panel, strategy, len(panel.returns))
         weights = benchmark_allocation(panel, strategy, variant, mix)
@@ -202,6 +202,7 @@ def _write(
             members=[Member(m.formula, m.entered_at, m.sign) for m in members],
         )
         weights, pool, signal = result.weights, result.pool, result.signal or None
+        in_sample = result.in_sample_sharpe
         hashes = dict(zip(alphas["formula"], alphas["formula_hash"], strict=True))
         hashes |= {m.formula: m.formula_hash for m in members}
         _record_pool(conn, strategy, request, result, hashes)
@@ -222,6 +223,7 @@ def _write(
         weights=weights,
         event=_rebalance(allocation_id, strategy.id, request, weights, len(pool)),
         signal=signal,
+        in_sample_sharpe=in_sample,
     )
     log.info(
         "allocated %s for %s as of %s: %d alpha(s) of %d admitted",

@@ -58,6 +58,7 @@ def write_allocation(
     weights: Mapping[str, float],
     event: OutboxEvent | None = None,
     signal: Mapping[str, float] | None = None,
+    in_sample_sharpe: float | None = None,
 ) -> AllocationResult:
     """Write an allocation, its positions and (optionally) its outbox event atomically.
 
@@ -68,16 +69,17 @@ def write_allocation(
     returned with ``created=False``. ``decision_time`` orders the strategy's allocations:
     the latest decision is what ``trading.latest_target_positions`` shows. ``signal``: the
     combined signal per asset the weights were built from (non-finite values stored as
-    null), None for an allocation with no alpha.
+    null), None for an allocation with no alpha; ``in_sample_sharpe``: the same position's
+    Sharpe over the decision's training window (None: not measured).
     """
     as_of = require_date(as_of, "as_of")
     positions = _positions(weights, allocation_id)
     with conn.transaction():
         row = conn.execute(
             """
-            INSERT INTO core.allocations
-                (allocation_id, strategy_id, as_of, decision_time, trigger_event_id, signal)
-            VALUES (%s, %s, %s, %s, %s, %s::jsonb)
+            INSERT INTO core.allocations (allocation_id, strategy_id, as_of, decision_time,
+                                          trigger_event_id, signal, in_sample_sharpe)
+            VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s)
             ON CONFLICT DO NOTHING
             RETURNING allocation_id
             """,
@@ -88,6 +90,7 @@ def write_allocation(
                 require_aware(decision_time, "decision_time"),
                 require_text(trigger_event_id, "trigger_event_id"),
                 _signal_document(signal),
+                _finite_or_none(in_sample_sharpe),
             ),
         ).fetchone()
         if row is None:
@@ -114,6 +117,10 @@ def _signal_document(signal: Mapping[str, float] | None) -> str | None:
             for asset, v in signal.items()
         }
     )
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def _positions(weights: Mapping[str, float], allocation_id: str) -> list[tuple[str, float]]:

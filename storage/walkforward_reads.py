@@ -22,6 +22,8 @@ class StoredAllocation:
     # the combined signal the weights were built from (None: no alpha, or stored before
     # migration 0012)
     signal: dict[str, float | None] | None = None
+    # the same position's Sharpe over the decision's training window (migration 0015)
+    in_sample_sharpe: float | None = None
 
 
 def allocations_of(
@@ -32,7 +34,8 @@ def allocations_of(
         """
         SELECT a.strategy_id, a.as_of, a.decision_time, a.trigger_event_id,
                coalesce(jsonb_object_agg(p.asset, p.weight)
-                        FILTER (WHERE p.asset IS NOT NULL), '{}'::jsonb), a.signal
+                        FILTER (WHERE p.asset IS NOT NULL), '{}'::jsonb), a.signal,
+               a.in_sample_sharpe
         FROM core.allocations AS a LEFT JOIN core.positions AS p USING (allocation_id)
         WHERE a.strategy_id = ANY(%s)
         GROUP BY a.allocation_id
@@ -41,9 +44,9 @@ def allocations_of(
         (list(strategy_ids),),
     ).fetchall()
     out: dict[str, list[StoredAllocation]] = {s: [] for s in strategy_ids}
-    for strategy_id, as_of, decided, trigger, weights, signal in rows:
+    for strategy_id, as_of, decided, trigger, weights, signal, in_sample in rows:
         out[strategy_id].append(
-            StoredAllocation(strategy_id, as_of, decided, trigger, dict(weights), signal)
+            StoredAllocation(strategy_id, as_of, decided, trigger, dict(weights), signal, in_sample)
         )
     return out
 
@@ -58,17 +61,6 @@ def pools_of(conn: psycopg.Connection, strategy_id: str) -> dict[date, dict[str,
     for as_of, hashed, weight in rows:
         pools.setdefault(as_of, {})[hashed] = float(weight)
     return pools
-
-
-def in_sample_sharpe(conn: psycopg.Connection, strategy_id: str) -> dict[tuple[date, str], float]:
-    """(as-of date, formula hash) -> the alpha's long-short Sharpe over its training
-    window, for the strategy's admitted alphas."""
-    rows = conn.execute(
-        "SELECT as_of, formula_hash, ls_sharpe FROM core.evaluations "
-        "WHERE strategy_id = %s AND admitted AND ls_sharpe IS NOT NULL",
-        (strategy_id,),
-    ).fetchall()
-    return {(as_of, hashed): float(value) for as_of, hashed, value in rows}
 
 
 @dataclass(frozen=True)

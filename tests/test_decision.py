@@ -119,6 +119,8 @@ def test_allocation_tilts_the_risk_parity_mix_within_the_limit(market):
     assert list(allocation.weights) == [str(a) for a in panel.assets]
     assert np.isclose(weights.sum(), 1.0) and (weights >= 0).all()
     assert 1 <= len(allocation.pool) <= 3 and set(allocation.pool) <= set(FORMULAS)
+    # the same construction over the training window: what overfit compares like for like
+    assert np.isfinite(allocation.in_sample_sharpe)
     assert np.isclose(sum(abs(w) for w in allocation.pool.values()), 1.0)
     empty = allocate(panel, STRATEGY, [], scores=[])
     assert empty.pool == {} and np.isclose(sum(empty.weights.values()), 1.0)

@@ -10,6 +10,7 @@ from alphafactory.portfolio import (
     PortfolioError,
     combination_weights,
     combined_signal,
+    in_sample_sharpe,
     prune,
     risk_parity,
     standardize,
@@ -125,3 +126,41 @@ def test_risk_parity_holds_nothing_of_an_asset_without_two_returns():
     w = risk_parity(returns)
     assert w[2] == 0.0 and np.isclose(w.sum(), 1.0)
     assert np.allclose(risk_parity(np.full((5, 2), np.nan)), 0.5)
+
+
+def test_the_in_sample_sharpe_rebuilds_the_position_at_every_row_and_holds_it():
+    """Like for like: each known row's position is the one ``target_weights`` builds from
+    that row's combined signal, earning that row's forward return; the decision row (its
+    return not known) is left out; with no signal the position is the benchmark."""
+    rng = np.random.default_rng(11)
+    forward = rng.normal(0.005, 0.04, (30, 6))
+    forward[-1] = np.nan
+    signals = rng.standard_normal((2, 30, 6))
+    weights = np.array([0.7, -0.3])
+    benchmark = np.full(6, 1 / 6)
+    got = in_sample_sharpe(
+        signals, weights, forward, "tilt", periods_per_year=12, benchmark=benchmark,
+        tilt_limit=0.05,
+    )  # fmt: skip
+    held = []
+    for row in range(29):
+        combined = weights @ standardize(signals[:, row, :])
+        position = target_weights(combined, "tilt", benchmark=benchmark, tilt_limit=0.05)
+        held.append(position @ forward[row])
+    held = np.array(held)
+    assert got == pytest.approx(held.mean() / held.std(ddof=1) * np.sqrt(12), rel=1e-12)
+    bench = forward[:-1] @ benchmark
+    none = in_sample_sharpe(
+        np.empty((0, 30, 6)), np.zeros(0), forward, "tilt", periods_per_year=12,
+        benchmark=benchmark,
+    )  # fmt: skip
+    assert none == pytest.approx(bench.mean() / bench.std(ddof=1) * np.sqrt(12), rel=1e-12)
+    # a signal that knew each row's return: a long-short book far above any noise
+    foresight = in_sample_sharpe(
+        forward[None], np.ones(1), forward, "long_short", periods_per_year=12
+    )
+    assert foresight > 5
+    flat = in_sample_sharpe(
+        np.empty((0, 30, 6)), np.zeros(0), forward, "long_short", periods_per_year=12
+    )
+    assert np.isnan(flat)

@@ -9,7 +9,6 @@ import pytest
 from alphafactory.walkforward import (
     alpha_survival,
     out_of_sample_ic,
-    pool_in_sample_sharpe,
     pool_size_answer,
     turnover,
     variant_record,
@@ -78,14 +77,6 @@ def test_alpha_survival_counts_runs_of_consecutive_membership():
     assert survival["median"] == pytest.approx(2.5)
     assert survival["share_12"] == pytest.approx(0.25)
     assert alpha_survival([[], []])["runs"] == 0
-
-
-def test_the_pool_in_sample_sharpe_flips_reversed_alphas():
-    pool = {"f": 0.75, "g": -0.25}
-    assert pool_in_sample_sharpe(pool, {"f": 2.0, "g": -1.0}) == pytest.approx(
-        (0.75 * 2.0 + 0.25 * 1.0) / 1.0
-    )
-    assert np.isnan(pool_in_sample_sharpe({}, {}))
 
 
 def test_the_pool_size_answer_compares_the_largest_with_the_smallest():

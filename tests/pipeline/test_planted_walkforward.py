@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from alphafactory.data.macro_markets import CLASS_GROUP, macro_market
@@ -93,6 +94,9 @@ def test_the_planted_report_carries_the_evidence_and_it_holds_together(report):
         # a year of months is too few to resample (the intervals need 24 periods)
         assert record["n_periods"] < 24 and record["sharpe_ci"] is None
     assert benchmark["trials"] is None and benchmark["oos_ic"] is None
+    # overfit like for like: each allocation's own position over its training window
+    assert np.isfinite(pool["in_sample_sharpe"])
+    assert pool["overfit"] == pytest.approx(pool["in_sample_sharpe"] - pool["sharpe"])
     assert pool["min_detectable_ir"] > 1  # a year tells little: the report says so
     # probation: whatever entered was traded only once its own record confirmed it, so
     # the first six decisions traded no alpha and carry no out-of-sample IC
