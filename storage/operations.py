@@ -66,6 +66,8 @@ class RequestSummary:
     model_version: int | None
     allocation_id: str | None
     failure: str | None  # the failure or the skip's reason
+    # what the same rule admitted on the decision's noise twin (None: not scored)
+    noise_admitted: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,7 +85,7 @@ _SUMMARY = """
            CASE WHEN ad.control IS NULL THEN NULL
                 WHEN ad.control = 'none' THEN 'none'
                 ELSE ad.control || ' ' || ad.level END,
-           r.model_version, a.allocation_id, coalesce(r.failure, r.skipped)
+           r.model_version, a.allocation_id, coalesce(r.failure, r.skipped), ad.noise_admitted
     FROM core.generation_requests AS r
     LEFT JOIN core.allocations AS a
         ON a.strategy_id = r.strategy_id AND a.trigger_event_id = r.trigger_event_id
