@@ -4,7 +4,8 @@ variants, the two generator baselines and the plain benchmarks, through the live
 pipeline. Target: under 60 minutes on 2 cores, phase times reported.
 
     .venv/bin/python benchmarks/walkforward.py [--from 1995-01] [--to 2017-03]
-        [--candidates 2000] [--retrain-every 12] [--out /tmp/alphafactory-walkforward]
+        [--candidates 2000] [--retrain-every 12] [--port-offset 100]
+        [--out /tmp/alphafactory-walkforward]
         [--record benchmarks/walkforward]
 
 Runs ``alphafactory walkforward`` (a fresh ``--out`` unless you resume one), then prints
@@ -38,6 +39,7 @@ def main() -> int:
     parser.add_argument("--candidates", type=int, default=2000)
     parser.add_argument("--retrain-every", type=int, default=12)
     parser.add_argument("--variants", default=VARIANTS)
+    parser.add_argument("--port-offset", type=int, default=100, help="the run's stack ports")
     parser.add_argument("--out", type=Path, default=Path("/tmp/alphafactory-walkforward"))
     parser.add_argument("--resume", action="store_true", help="keep --out's earlier run")
     parser.add_argument("--record", type=Path, help="copy report.json and report.html here")
@@ -46,7 +48,13 @@ def main() -> int:
         shutil.rmtree(args.out)
     load = os.getloadavg()[0]
     command, wall, code = run_walkforward(
-        args.first, args.last, args.out, args.candidates, args.retrain_every, args.variants
+        args.first,
+        args.last,
+        args.out,
+        args.candidates,
+        args.retrain_every,
+        args.variants,
+        args.port_offset,
     )
     if code != 0:
         print(f"walkforward failed ({code})", file=sys.stderr)
@@ -87,7 +95,13 @@ def main() -> int:
 
 
 def run_walkforward(
-    first: str, last: str, out: Path, candidates: int, retrain_every: int, variants: str
+    first: str,
+    last: str,
+    out: Path,
+    candidates: int,
+    retrain_every: int,
+    variants: str,
+    port_offset: int = 100,
 ) -> tuple[list[str], float, int]:
     """Run ``alphafactory walkforward`` on the bundled strategy: (command, wall s, exit)."""
     command = [
@@ -107,6 +121,8 @@ def run_walkforward(
         str(retrain_every),
         "--variants",
         variants,
+        "--port-offset",
+        str(port_offset),
     ]
     started = time.monotonic()
     code = subprocess.run(command, check=False).returncode
