@@ -4,7 +4,7 @@ twins with the same noise and no signal (null), several seeds each.
 
     .venv/bin/python benchmarks/planted_walkforward.py [--seeds 0,1,2]
         [--markets planted,null] [--from 1990-01] [--to 2016-12] [--candidates 500]
-        [--retrain-every 36] [--planted 6] [--strength 0.10]
+        [--retrain-every 36] [--planted 6] [--strength 0.10] [--port-offset 100]
         [--out /tmp/alphafactory-planted] [--record FILE]
 
 Per run it writes the market's panel and release files and a store strategy (a tilt of
@@ -86,6 +86,7 @@ def main() -> int:
     parser.add_argument("--candidates", type=int, default=500)
     parser.add_argument("--retrain-every", type=int, default=36)
     parser.add_argument("--planted", type=int, default=6, help="planted formulas")
+    parser.add_argument("--port-offset", type=int, default=100, help="the run's stack ports")
     parser.add_argument("--strength", type=float, default=PLANTED_STRENGTH)
     parser.add_argument("--out", type=Path, default=Path("/tmp/alphafactory-planted"))
     parser.add_argument("--record", type=Path, help="write every run's numbers here (JSON)")
@@ -127,6 +128,7 @@ def _run(kind: str, seed: int, args) -> dict:
         "--to", args.last, "--out", str(out / "run"), "--panel", str(panel_file),
         "--releases", str(releases_file), "--candidates", str(args.candidates),
         "--retrain-every", str(args.retrain_every), "--variants", VARIANTS,
+        "--port-offset", str(args.port_offset),
     ]  # fmt: skip
     env = os.environ | {"ALPHAFACTORY_PIPELINE__STRATEGIES_DIR": str(strategies)}
     started = time.monotonic()
