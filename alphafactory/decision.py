@@ -273,11 +273,17 @@ def _combine(pool: np.ndarray, returns: np.ndarray, window: slice, strategy: Str
         except (CVError, ModelError) as error:
             raise DecisionError(f"combination {method!r} cannot be fitted: {error}") from error
         return learned.signal, learned.weights
-    forward = np.vstack([returns[1:], np.full((1, returns.shape[1]), np.nan)])[window]
+    forward = _forward(returns, window)
     combo = portfolio.combination_weights(
         pool, forward, method, ridge_alpha=strategy.combination.ridge_alpha
     )
     return portfolio.combined_signal(pool, combo), combo
+
+
+def _forward(earned: np.ndarray, window: slice) -> np.ndarray:
+    """Row t: the return a position taken at row t earns (``earned`` one row on), over
+    ``window``; NaN on the last row, whose return is not known yet."""
+    return np.vstack([earned[1:], np.full((1, earned.shape[1]), np.nan)])[window]
 
 
 def _in_sample(
@@ -294,7 +300,7 @@ def _in_sample(
     which has no per-row signal to rebuild."""
     if strategy.combination.method in LEARNED_METHODS and pool is not None:
         return float("nan")
-    forward = np.vstack([earned[1:], np.full((1, earned.shape[1]), np.nan)])[window]
+    forward = _forward(earned, window)
     if pool is None:
         pool, combo = np.empty((0, *forward.shape)), np.zeros(0)
     rules = strategy.portfolio
