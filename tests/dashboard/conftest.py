@@ -49,9 +49,14 @@ def seeded(pipeline_db, market, strategy, generator) -> Seeded:
     from tests.pipeline.test_pipeline_core import decide_directly, make_request
 
     token = uuid.uuid4().hex[:8]
+    # the pages must show a pool: every scored candidate meets this definition, whatever
+    # the random trigger makes the untrained generator write
+    admits_all = strategy.model_copy(
+        update={"alpha": strategy.alpha.model_copy(update={"definition": "hac_tstat > -1000"})}
+    )
     with psycopg.connect(pipeline_db.dsn("app"), autocommit=True) as conn:
         request, _, allocation_id = decide_directly(
-            conn, market, strategy, generator, 100, f"dash-{token}"
+            conn, market, admits_all, generator, 100, f"dash-{token}"
         )
         waiting = make_request(market, strategy, 101, f"dash-waiting-{token}")
         register_request(conn, RequestRecord.of(waiting))
