@@ -7,7 +7,8 @@ nothing. Admission therefore asks two things of a candidate: that it meets the d
 (the user's own rule, any expression over the metrics) and that it survives a
 multiple-testing control over every trial of the decision.
 
-Each trial's evidence is its long-short HAC t-statistic (contract 5); its p-value is
+Each trial's evidence is its HAC t-statistic (``hac_tstat``: of the position the strategy
+would trade from it, :mod:`alphafactory.traded`, or contract 5's long-short); its p-value is
 two-sided, because a definition may admit a reversed factor (the combination then flips
 it), against the normal distribution, which is the HAC statistic's asymptotic law. A
 candidate scored without a finite t-statistic counts as a trial with p = 1: it was tried.

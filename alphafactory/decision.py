@@ -20,7 +20,10 @@ past its close, is scored against the return of the period after next too
 (``EXECUTION_LAG``): what is scored is what would have been held.
 
 Qualification scores each formula over the last ``training_months`` rows before the
-decision row (the decision row has no forward return yet, so it is never scored).
+decision row (the decision row has no forward return yet, so it is never scored), on the
+active return of the position a tilt or long-only strategy would build from it alone at
+each of those rows (``alphafactory.traded``; a long-short strategy: the quantile
+long-short).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from alphafactory.panel import Panel
 from alphafactory.pool import Candidates, Member, Record, carry, confirmed, record_weights
 from alphafactory.scoring import FormulaScorer, ScoringOptions, config_for_panel, lagged_returns
 from alphafactory.strategy import Strategy, Universe
+from alphafactory.traded import BenchmarkError, PositionRule
 
 # periods between a decision's last row and the first return its positions earn, beyond
 # the next (module doc): held_returns holds from the second close after the decision
@@ -319,18 +323,23 @@ def _in_sample(
 def benchmark_weights(panel: Panel, strategy: Strategy, rows: int) -> np.ndarray:
     """The strategy's risk-parity benchmark from the ``volatility_months`` up to row
     ``rows`` (exclusive) of ``panel``."""
+    try:
+        return position_rule(strategy).benchmark(panel, rows)
+    except BenchmarkError as error:
+        raise DecisionError(str(error)) from error
+
+
+def position_rule(strategy: Strategy) -> PositionRule:
+    """The strategy's ``[portfolio]`` as what it trades from one signal."""
     rules = strategy.portfolio
-    window = panel.returns[max(0, rows - rules.volatility_months) : rows]
-    classes = None
-    if rules.risk_parity_group:
-        if rules.risk_parity_group not in panel.groups:
-            raise DecisionError(
-                f"portfolio.risk_parity_group {rules.risk_parity_group!r} is not a group of "
-                f"the panel; it has {sorted(panel.groups) or 'none'}"
-            )
-        classes = panel.groups[rules.risk_parity_group][max(rows - 1, 0)]
-    held = ~np.isin(panel.assets.astype(str), list(rules.benchmark_excludes))
-    return portfolio.risk_parity(window, classes, held=held)
+    return PositionRule(
+        kind=rules.kind,
+        gross=rules.gross,
+        tilt_limit=rules.tilt_limit,
+        volatility_months=rules.volatility_months,
+        group=rules.risk_parity_group,
+        excludes=tuple(rules.benchmark_excludes),
+    )
 
 
 def _scorer(panel: Panel, strategy: Strategy) -> FormulaScorer:
@@ -348,7 +357,13 @@ def _scorer(panel: Panel, strategy: Strategy) -> FormulaScorer:
 
 def scoring_options(strategy: Strategy) -> ScoringOptions:
     """How a strategy's candidates are scored: macro forecasts shrink toward the asset
-    classes its risk parity uses (``portfolio.risk_parity_group``), when it names them."""
+    classes its risk parity uses (``portfolio.risk_parity_group``), when it names them,
+    and a tilt or long-only strategy judges the active return of the position it would
+    hold from each candidate alone (``alphafactory.traded``); a long-short one keeps the
+    quantile long-short."""
+    judged = None if strategy.portfolio.kind == "long_short" else position_rule(strategy)
     return ScoringOptions(
-        class_group=strategy.portfolio.risk_parity_group or None, execution_lag=EXECUTION_LAG
+        class_group=strategy.portfolio.risk_parity_group or None,
+        execution_lag=EXECUTION_LAG,
+        position=judged,
     )

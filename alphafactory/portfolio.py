@@ -28,6 +28,9 @@ import numpy as np
 
 METHODS = ("equal", "ic_weighted", "ridge")
 KINDS = ("long_short", "long_only", "tilt")
+# below this volatility an asset is riskless (cash whose constant return rounds to a
+# volatility of 1e-19): inverse volatility would give it all the risk parity
+RISKLESS_VOL = 1e-10
 
 
 class PortfolioError(ValueError):
@@ -130,7 +133,8 @@ def risk_parity(
     With ``classes`` (an integer per asset), each class gets an equal share of risk: the
     assets of a class are mixed by inverse volatility, and the classes by the inverse
     volatility of those mixes, so a class is not weighted by how many assets it has.
-    Assets with fewer than two returns in the window, or ``held`` False (cash, say, which
+    Assets with fewer than two returns in the window, riskless ones (``RISKLESS_VOL``),
+    or ``held`` False (cash, say, which
     a tilt can still move into), get weight 0; with none left, equal weights."""
     returns = np.asarray(returns, dtype=np.float64)
     n = returns.shape[1]
@@ -139,7 +143,9 @@ def risk_parity(
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: vol NaN
         vol = np.where(count >= 2, np.nanstd(returns, axis=0, ddof=1), np.nan)
-    usable = np.isfinite(vol) & (vol > 0) & (True if held is None else np.asarray(held, bool))
+    usable = (
+        np.isfinite(vol) & (vol > RISKLESS_VOL) & (True if held is None else np.asarray(held, bool))
+    )
     if not usable.any():
         return np.full(n, 1.0 / n)
     inverse = np.where(usable, 1.0 / np.where(usable, vol, 1.0), 0.0)
@@ -156,6 +162,74 @@ def risk_parity(
     return weights / weights.sum()
 
 
+def risk_parity_rows(
+    returns: np.ndarray,
+    window: int,
+    classes: np.ndarray | None = None,
+    *,
+    held: np.ndarray | None = None,
+    first: int = 0,
+    block: int = 128,
+) -> np.ndarray:
+    """``risk_parity`` at every row from ``first`` on, at once: row ``t`` of the result is
+    ``risk_parity(returns[max(0, t + 1 - window) : t + 1], classes[t], held=held)``
+    (``classes``: (T, N), one row per date). Vectorised over rows, ``block`` rows at a
+    time so a (rows, window, assets) stack stays small."""
+    returns = np.asarray(returns, dtype=np.float64)
+    rows, n = returns.shape
+    padded = np.concatenate([np.full((window - 1, n), np.nan), returns])
+    held = np.ones(n, bool) if held is None else np.asarray(held, bool)
+    out = np.empty((rows - first, n))
+    for start in range(first, rows, block):
+        stop = min(start + block, rows)
+        stack = np.lib.stride_tricks.sliding_window_view(
+            padded[start : stop + window - 1], window, axis=0
+        )
+        stack = stack.transpose(0, 2, 1)  # (rows, window, assets)
+        inside = np.arange(window) >= window - 1 - np.arange(start, stop)[:, None]  # (rows, window)
+        groups = None if classes is None else np.asarray(classes)[start:stop]
+        out[start - first : stop - first] = _risk_parity_block(stack, inside, groups, held)
+    return out
+
+
+def _risk_parity_block(stack, inside, classes, held) -> np.ndarray:
+    """``risk_parity`` of each (window, assets) slice of ``stack``; ``inside``: which of a
+    slice's rows are in its window (the first rows of the data have shorter ones)."""
+    finite = np.isfinite(stack)
+    count = finite.sum(axis=1)
+    filled = np.where(finite, stack, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=1) / count
+        squares = (np.where(finite, stack - mean[:, None, :], 0.0) ** 2).sum(axis=1)
+        vol = np.where(count >= 2, np.sqrt(squares / (count - 1)), np.nan)
+    usable = np.isfinite(vol) & (vol > RISKLESS_VOL) & held
+    inverse = np.where(usable, 1.0 / np.where(usable, vol, 1.0), 0.0)
+    if classes is None:
+        weights = inverse
+    else:
+        weights = np.zeros_like(inverse)
+        length = inside.sum(axis=1)
+        for value in np.unique(classes[usable]):
+            members = usable & (classes == value)
+            total = (inverse * members).sum(axis=1, keepdims=True)
+            within = np.divide(
+                inverse * members, total, out=np.zeros_like(inverse), where=total > 0
+            )
+            mix = np.einsum("twn,tn->tw", filled, within)
+            mix_mean = np.where(inside, mix, 0.0).sum(axis=1) / length
+            spread = (np.where(inside, mix - mix_mean[:, None], 0.0) ** 2).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mix_vol = np.where(length >= 2, np.sqrt(spread / (length - 1)), 0.0)
+                mean_vol = np.where(members, vol, 0.0).sum(axis=1) / members.sum(axis=1)
+            scale = np.where(mix_vol > 0, mix_vol, mean_vol)
+            weights += np.divide(within, scale[:, None], out=np.zeros_like(within), where=members)
+    total = weights.sum(axis=1, keepdims=True)
+    equal = np.full_like(weights, 1.0 / weights.shape[1])
+    return np.where(
+        usable.any(axis=1, keepdims=True), weights / np.where(total > 0, total, 1.0), equal
+    )
+
+
 def target_weights(
     signal: np.ndarray,
     kind: str,
@@ -165,24 +239,45 @@ def target_weights(
     tilt_limit: float = 0.1,
 ) -> np.ndarray:
     """Weights per asset from the combined signal on the decision date."""
+    signal = np.asarray(signal, dtype=np.float64)
+    if benchmark is not None and np.shape(benchmark) != signal.shape:
+        benchmark = None  # a tilt says so below; the other kinds ignore it
+    return positions(signal, kind, gross=gross, benchmark=benchmark, tilt_limit=tilt_limit)
+
+
+def positions(
+    signals: np.ndarray,
+    kind: str,
+    *,
+    gross: float = 1.0,
+    benchmark: np.ndarray | None = None,
+    tilt_limit: float = 0.1,
+) -> np.ndarray:
+    """``target_weights`` of every row of ``signals`` (..., N) at once: the assets are the
+    last axis, ``benchmark`` broadcasts against the rows (a tilt's, per row or one for
+    all). A missing signal value is neutral (the row's mean)."""
     if kind not in KINDS:
         raise PortfolioError(f"portfolio kind {kind!r} is not one of {KINDS}")
-    signal = np.nan_to_num(np.asarray(signal, dtype=np.float64))
-    centred = signal - signal.mean()
-    spread = np.abs(centred).sum()
-    long_short = centred / spread if spread > 0 else np.zeros_like(centred)
+    signals = np.asarray(signals, dtype=np.float64)
+    valid = np.isfinite(signals)
+    count = valid.sum(axis=-1, keepdims=True)
+    mean = np.where(valid, signals, 0.0).sum(axis=-1, keepdims=True) / np.maximum(count, 1)
+    centred = np.where(valid, signals - mean, 0.0)
+    spread = np.abs(centred).sum(axis=-1, keepdims=True)
+    long_short = np.divide(centred, spread, out=np.zeros_like(centred), where=spread > 0)
     if kind == "long_short":
         return gross * long_short
     if kind == "long_only":
         longs = np.maximum(long_short, 0.0)
-        total = longs.sum()
-        return longs / total if total > 0 else np.full(len(signal), 1.0 / len(signal))
-    if benchmark is None or benchmark.shape != signal.shape:
-        raise PortfolioError(f"a tilt needs a benchmark of {signal.shape[0]} weights")
-    largest = np.abs(long_short).max()
-    tilt = long_short * (tilt_limit / largest) if largest > 0 else 0.0
-    tilted = np.maximum(benchmark + tilt, 0.0)
-    return tilted / tilted.sum()
+        total = longs.sum(axis=-1, keepdims=True)
+        equal = np.full_like(longs, 1.0 / signals.shape[-1])
+        return np.divide(longs, total, out=equal, where=total > 0)
+    if benchmark is None:
+        raise PortfolioError(f"a tilt needs a benchmark of {signals.shape[-1]} weights")
+    largest = np.abs(long_short).max(axis=-1, keepdims=True)
+    scale = np.divide(tilt_limit, largest, out=np.zeros_like(largest), where=largest > 0)
+    tilted = np.maximum(benchmark + long_short * scale, 0.0)
+    return tilted / tilted.sum(axis=-1, keepdims=True)
 
 
 def in_sample_sharpe(
@@ -202,19 +297,14 @@ def in_sample_sharpe(
     signal (K = 0) the position is the benchmark (flat for a long-short book), as an
     allocation with no alpha holds. NaN with fewer than two rows held, or no spread."""
     known = np.isfinite(forward)
-    combined = np.tensordot(np.asarray(weights, dtype=np.float64), standardize(signals), axes=1)
-    held = []
-    for row in np.flatnonzero(known.any(axis=1)):
-        if len(signals):
-            position = target_weights(
-                combined[row], kind, gross=gross, benchmark=benchmark, tilt_limit=tilt_limit
-            )
-        elif kind == "long_short" or benchmark is None:
-            position = np.zeros(forward.shape[1])
-        else:
-            position = benchmark
-        held.append(float(np.sum(position[known[row]] * forward[row][known[row]])))
-    returns = np.array(held)
+    if len(signals):
+        combined = np.tensordot(np.asarray(weights, dtype=np.float64), standardize(signals), 1)
+        held = positions(combined, kind, gross=gross, benchmark=benchmark, tilt_limit=tilt_limit)
+    elif kind == "long_short" or benchmark is None:
+        held = np.zeros(forward.shape)
+    else:
+        held = np.broadcast_to(benchmark, forward.shape)
+    returns = np.nansum(held * forward, axis=1)[known.any(axis=1)]
     if len(returns) < 2 or returns.std(ddof=1) <= 1e-12 * abs(returns.mean()):
         return float("nan")
     return float(returns.mean() / returns.std(ddof=1) * np.sqrt(periods_per_year))

@@ -31,6 +31,7 @@ from alphafactory.metrics import FactorMetrics, FactorScorer, infer_periods_per_
 from alphafactory.ml.candidate import is_ml
 from alphafactory.ml.signal import CandidateSignals, PreparedML
 from alphafactory.panel import Panel
+from alphafactory.traded import PositionRule
 
 # Daily and weekly panels use day windows; monthly, quarterly and annual ones month windows.
 _DAY_WINDOW_PERIODS = {252, 52}
@@ -65,6 +66,9 @@ class ScoringOptions:
     # scored against returns ``execution_lag`` periods later and its macro forecasts
     # regress on the factor that much earlier
     execution_lag: int = 0
+    # what the strategy trades from one signal (alphafactory.traded): its (active)
+    # position's return is then the judged series; None: the quantile long-short
+    position: PositionRule | None = None
 
 
 @dataclass(frozen=True)
@@ -116,12 +120,14 @@ class FormulaScorer:
         # ML alphas (``ml:...`` texts) are candidates like formulas: walked forward over
         # the scored rows, their features computed as formulas are here
         self.ml = CandidateSignals(panel, self.config, self._signal_list, score_from)
+        rule = options.position
         self.metrics = FactorScorer(
             lagged_returns(panel.returns, options.execution_lag)[score_from:],
             dates=panel.dates[score_from:],
             horizon=options.horizon,
             quantiles=options.quantiles,
             periods_per_year=periods,
+            position=rule and rule.active_weights(rule.benchmarks(panel, score_from)),
         )
 
     def prepare(self, formula: Node | str) -> Node | PreparedML | None:

@@ -12,7 +12,10 @@ A strategy's sections (every key has a default except ``id``)::
                   missing, not carried forward)
     [formulas]    root_kinds = ["macro"], max_tokens = 12, operands = [] (all),
                   include = [] (formulas of your own, see below)
-    [alpha]       definition = "hac_tstat >= 2", target = "hac_tstat=3",
+    [alpha]       definition = "hac_tstat >= 2" (over the metrics of the position the
+                  strategy would trade from the candidate: a tilt's or long-only book's
+                  active return, a long-short one's quantile long-short, see
+                  alphafactory.traded), target = "hac_tstat=3",
                   training_months = 120 (the look-back scored at each decision),
                   control = "by" (by | bh | holm | bonferroni | none: the
                   multiple-testing control over each decision's trials, see

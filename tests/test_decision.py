@@ -14,6 +14,7 @@ from alphafactory.decision import (
     EXECUTION_LAG,
     DecisionError,
     allocate,
+    alpha_signals,
     benchmark_weights,
     decision_panel,
     evaluate_formulas,
@@ -21,7 +22,7 @@ from alphafactory.decision import (
 from alphafactory.evaluate import evaluate
 from alphafactory.metrics import parse_definition
 from alphafactory.panel import Panel
-from alphafactory.scoring import FormulaScorer, ScoringOptions, config_for_panel
+from alphafactory.portfolio import target_weights
 from alphafactory.strategy import Strategy
 
 STRATEGY = Strategy.model_validate(
@@ -95,20 +96,35 @@ def test_qualification_applies_the_definition_to_the_training_window(market):
     when = decision_time(market, 150)
     panel = decision_panel(market.panel, released_by(market.releases, when), when, 140)
     results = evaluate_formulas(panel, STRATEGY, FORMULAS + ["not_a_series"])
-    # what is scored is what would be held: each row's signal against the return of the
-    # period after next (EXECUTION_LAG)
-    scorer = FormulaScorer(
-        panel,
-        config=config_for_panel(panel),
-        options=ScoringOptions(execution_lag=EXECUTION_LAG),
-        score_from=140 - 1 - 60,
-    )
-    expected = scorer.score(FORMULAS)
+    # what is scored is what would be held (issue 30, item 3): at every row of the window
+    # the strategy's 5-point tilt of that row's risk parity built from the formula alone,
+    # its active return earned over the period after next (EXECUTION_LAG)
+    window = range(140 - 1 - 60, 140)
+    signals = alpha_signals(panel, STRATEGY, FORMULAS)  # the per-asset forecasts
     definition = parse_definition("hac_tstat >= 1")
-    for result, metrics in zip(results, expected, strict=False):
-        assert result.metrics.hac_tstat == pytest.approx(metrics.hac_tstat, nan_ok=True)
-        assert result.qualified == bool(definition.evaluate(metrics))
+    for result, signal in zip(results, signals, strict=False):
+        active = []
+        for row in window:
+            later = row + 1 + EXECUTION_LAG
+            if later >= len(panel.dates) or not np.isfinite(signal[row]).any():
+                continue
+            mix = benchmark_weights(panel, STRATEGY, row + 1)
+            held = target_weights(signal[row], "tilt", benchmark=mix, tilt_limit=0.05) - mix
+            active.append(np.nansum(held * panel.returns[later]))
+        expected = hac_tstat(np.array(active))
+        assert result.metrics.n_periods == len(active)
+        assert result.metrics.hac_tstat == pytest.approx(expected, rel=1e-9, nan_ok=True)
+        assert result.qualified == bool(definition.evaluate(result.metrics))
     assert results[-1].metrics is None and not results[-1].qualified
+
+
+def hac_tstat(series: np.ndarray) -> float:
+    """statsmodels' Newey-West t of the mean, the rule-of-thumb lags (contract 5)."""
+    import statsmodels.api as sm
+
+    lags = int(np.floor(4 * (len(series) / 100) ** (2 / 9)))
+    fit = sm.OLS(series, np.ones(len(series))).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+    return float(fit.tvalues[0])
 
 
 def test_allocation_tilts_the_risk_parity_mix_within_the_limit(market):

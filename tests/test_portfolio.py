@@ -11,8 +11,10 @@ from alphafactory.portfolio import (
     combination_weights,
     combined_signal,
     in_sample_sharpe,
+    positions,
     prune,
     risk_parity,
+    risk_parity_rows,
     standardize,
     target_weights,
 )
@@ -126,6 +128,55 @@ def test_risk_parity_holds_nothing_of_an_asset_without_two_returns():
     w = risk_parity(returns)
     assert w[2] == 0.0 and np.isclose(w.sum(), 1.0)
     assert np.allclose(risk_parity(np.full((5, 2), np.nan)), 0.5)
+
+
+def test_risk_parity_gives_a_riskless_asset_nothing_even_when_it_is_held():
+    """Cash whose constant return rounds to a volatility of 1e-19 would otherwise take
+    almost all of the mix (its inverse volatility)."""
+    returns = RNG.normal(scale=0.03, size=(60, 3))
+    returns[:, 2] = 0.003 + 1e-18 * RNG.standard_normal(60)
+    classes = np.array([0, 0, 1])
+    for grouped in (None, classes):
+        w = risk_parity(returns, grouped)
+        assert w[2] == 0.0 and np.isclose(w[:2].sum(), 1.0)
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_risk_parity_at_every_row_is_risk_parity_of_each_rows_window(grouped):
+    returns = RNG.normal(scale=[0.04, 0.03, 0.02, 0.01, 0.05, 0.0], size=(50, 6))
+    returns[:, 5] = 0.002  # cash: riskless
+    returns[:20, 1] = np.nan  # listed later
+    returns[30, 2] = np.nan  # a gap
+    classes = np.tile([0, 0, 1, 1, 2, 3], (50, 1))
+    classes[40:, 4] = 1  # reclassified
+    held = np.array([True, True, True, True, True, False])
+    groups = classes if grouped else None
+    rows = risk_parity_rows(returns, 12, groups, held=held, first=0, block=7)
+    for t in range(50):
+        one = risk_parity(
+            returns[max(0, t + 1 - 12) : t + 1], classes[t] if grouped else None, held=held
+        )
+        np.testing.assert_allclose(rows[t], one, rtol=1e-12, atol=1e-15, err_msg=f"row {t}")
+    np.testing.assert_array_equal(
+        risk_parity_rows(returns, 12, groups, held=held, first=45), rows[45:]
+    )
+
+
+@pytest.mark.parametrize("kind", ["long_short", "long_only", "tilt"])
+def test_positions_build_every_row_as_target_weights_builds_one(kind):
+    signals = RNG.normal(size=(3, 7, 5))
+    signals[0, 2] = np.nan  # no signal at all: flat, the equal long-only mix, the benchmark
+    signals[1, 3, 1] = np.nan  # one missing value: neutral
+    benchmark = RNG.dirichlet(np.ones(5), size=7)  # one per row
+    built = positions(signals, kind, gross=1.5, benchmark=benchmark, tilt_limit=0.04)
+    for k, row in np.ndindex(3, 7):
+        one = target_weights(
+            signals[k, row], kind, gross=1.5, benchmark=benchmark[row], tilt_limit=0.04
+        )
+        np.testing.assert_allclose(built[k, row], one, atol=1e-15)
+    assert np.isfinite(built).all()
+    with pytest.raises(PortfolioError, match="'momentum' is not one of"):
+        positions(signals, "momentum")
 
 
 def test_the_in_sample_sharpe_rebuilds_the_position_at_every_row_and_holds_it():

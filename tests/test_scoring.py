@@ -89,3 +89,32 @@ def test_kernel_threads_are_set_per_thread_and_capped_at_what_numba_has():
         assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
     finally:
         numba.set_num_threads(before)
+
+
+def test_with_a_position_the_judged_series_is_what_that_position_earns(panel):
+    """A long-only rule's position beyond the equal weights a signal with no information
+    gives, held t -> t+1: its return series and turnover replace the quantile
+    long-short's, the IC stays."""
+    from alphafactory.traded import PositionRule
+
+    rule = PositionRule(kind="long_only", volatility_months=24)
+    plain = FormulaScorer(panel, score_from=30)
+    traded = FormulaScorer(panel, options=ScoringOptions(position=rule), score_from=30)
+    formula = "rank(-pct_change(close, 3))"
+    (values,) = plain.signals([formula])
+    metrics = traded.score([formula])[0]
+    assert metrics.ic == plain.score([formula])[0].ic
+    earned, weights = [], []
+    for row in range(30, panel.shape[0] - 1):
+        if not np.isfinite(values[row]).any():
+            continue
+        held = np.maximum(values[row] - np.nanmean(values[row]), 0.0)
+        held = np.nan_to_num(held) / np.nansum(held) - 1.0 / panel.shape[1]
+        weights.append(held)
+        earned.append(np.nansum(held * panel.returns[row + 1]))
+    earned = np.array(earned)
+    assert metrics.n_periods == len(earned)
+    sharpe = earned.mean() / earned.std(ddof=1) * np.sqrt(12)
+    assert metrics.ls_sharpe == pytest.approx(sharpe, rel=1e-9)
+    turnover = np.mean(0.5 * np.abs(np.diff(weights, axis=0)).sum(axis=1))
+    assert metrics.turnover == pytest.approx(turnover, rel=1e-9)

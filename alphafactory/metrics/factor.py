@@ -21,6 +21,11 @@ Evaluation dates, precisely:
   long-short dates after the first (which has no previous portfolio).
 - ``quantile_mean_returns``: per quantile, the mean over long-short dates of the mean
   next-period return of its assets (so top minus bottom averages to mean ``ls``).
+- With a ``position`` (a strategy's rule, :mod:`alphafactory.traded`: factors (F, T, N) to
+  the weights each row holds), its return over ``t -> t+1`` replaces ``ls`` on the dates
+  where the factor has a value and a return follows, and its turnover the quantiles'
+  (``0.5 * sum |w_t - w_p|``): the Sharpe, CAGR, drawdown and t-statistic are then those
+  of what the strategy trades. Without one (``factor eval``), the contract's long-short.
 Values that cannot be computed are NaN: no dates, or for a ratio (``icir``, Sharpe,
 t-statistic) fewer than two values or a spread within rounding (std <= 1e-12 |mean|).
 
@@ -32,8 +37,8 @@ every core where one factor at a time uses one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -124,8 +129,10 @@ class FactorScorer:
         quantiles: int = 5,
         periods_per_year: float | None = None,
         dates: np.ndarray | None = None,
+        position: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.returns = _as_panel(returns, "returns")
+        self.position = position
         self.horizon = _positive_int(horizon, "horizon", 1)
         self.quantiles = _positive_int(quantiles, "quantiles", 2)
         self.periods_per_year = _resolve_ppy(periods_per_year, dates, self.returns.shape[0])
@@ -142,21 +149,31 @@ class FactorScorer:
     def score_batch(self, factors: np.ndarray | Sequence[np.ndarray]) -> list[FactorMetrics]:
         """Metrics of each factor of a ``(F, T, N)`` stack, or of a sequence of ``(T, N)``
         factors (no stack needed), over every core."""
-        return self._metrics(cross_sections(self._check_stack(factors), self.tables))
+        return self._metrics(self._sections(self._check_stack(factors)))
 
     def score_batch_with_series(
         self, factors: np.ndarray | Sequence[np.ndarray]
     ) -> list[tuple[FactorMetrics, dict[str, np.ndarray]]]:
         """:meth:`score_batch` and :meth:`series` of each factor, from one pass."""
-        sections = cross_sections(self._check_stack(factors), self.tables)
+        sections = self._sections(self._check_stack(factors))
         metrics = self._metrics(sections)
         return [(m, _series(sections, k)) for k, m in enumerate(metrics)]
 
     def series(self, factor: np.ndarray) -> dict[str, np.ndarray]:
         """Per-date ``ic``, ``rank_ic``, ``ls``, ``turnover`` (T,) and ``quantile_returns``
         (T, Q), NaN where a date does not count; e.g. for a tear sheet."""
-        sections = cross_sections(self._check_stack(np.asarray(factor)[None]), self.tables)
+        sections = self._sections(self._check_stack(np.asarray(factor)[None]))
         return _series(sections, 0)
+
+    def _sections(self, stack: np.ndarray | list[np.ndarray]) -> CrossSections:
+        """The per-date statistics; with a ``position``, its series stands for ``ls``."""
+        sections = cross_sections(stack, self.tables)
+        if self.position is None:
+            return sections
+        array = np.stack(stack) if isinstance(stack, list) else stack
+        formed = np.isfinite(array).any(axis=-1)
+        earned, turnover = _position_series(self.position(array), formed, self.returns)
+        return replace(sections, ls=earned, turnover=turnover)
 
     def _check_stack(self, factors) -> np.ndarray | list[np.ndarray]:
         """A ``(F, T, N)`` float64 stack, or a list of ``(T, N)`` float64 factors."""
@@ -227,6 +244,24 @@ def _series(sections: CrossSections, k: int) -> dict[str, np.ndarray]:
         "turnover": sections.turnover[k],
         "quantile_returns": sections.quantile_returns[k],
     }
+
+
+def _position_series(
+    held: np.ndarray, formed: np.ndarray, returns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (F, T) return of each position ``held`` (F, T, N) at ``t`` over ``t -> t+1``
+    (the assets whose return is known; NaN where the factor has no value at ``t`` or no
+    return follows), and its turnover against the previous such row (NaN at the first)."""
+    forward = np.full_like(returns, np.nan)
+    forward[:-1] = returns[1:]
+    earned = np.nansum(held * forward, axis=-1)
+    formed = formed & np.isfinite(forward).any(axis=-1)
+    earned = np.where(formed, earned, np.nan)
+    turnover = np.full(earned.shape, np.nan)
+    for k in range(held.shape[0]):
+        rows = np.flatnonzero(formed[k])
+        turnover[k, rows[1:]] = 0.5 * np.abs(np.diff(held[k, rows], axis=0)).sum(axis=-1)
+    return earned, turnover
 
 
 def factor_metrics(
