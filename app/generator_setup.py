@@ -108,6 +108,7 @@ def train_from_store(
 ) -> TrainedGenerator:
     """Train the generator on ``strategy``'s stored data available by ``until`` (from
     ``warm_start``'s weights, an earlier checkpoint, where it fits: ``train_on_panel``)."""
+    from alphafactory.decision import scoring_options
     from inference.pipeline import train_on_panel
     from storage.db import connect
 
@@ -128,6 +129,9 @@ def train_from_store(
         plan=training_plan(strategy, formulas),
         steps=steps,
         warm_start=warm_start,
+        # rewarded on what its candidates are judged on: the strategy's execution lag,
+        # macro forecasts and traded position (alphafactory.traded)
+        options=scoring_options(strategy),
     )
     return TrainedGenerator(
         path=path,

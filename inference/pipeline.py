@@ -16,7 +16,7 @@ import numpy as np
 from alphafactory.clock import visible_from
 from alphafactory.formula import Kind, Vocabulary
 from alphafactory.panel import Panel
-from alphafactory.scoring import FormulaScorer, config_for_panel, metric_values
+from alphafactory.scoring import FormulaScorer, ScoringOptions, config_for_panel, metric_values
 from inference.encoding import encode
 from inference.jobs import BuildJob, GenerateJob, PanelSource, SearchJob, TrainJob
 from inference.model import ModelConfig
@@ -181,6 +181,16 @@ class WarmStart:
     steps: int
 
 
+def scoring_provenance(options: ScoringOptions) -> dict:
+    """How the reward's metric was measured, for the checkpoint's record."""
+    position = options.position
+    return {
+        "execution_lag": options.execution_lag,
+        "class_group": options.class_group,
+        "position": position.kind if position else "quantile long-short",
+    }
+
+
 def train_on_panel(
     panel: Panel,
     row: int,
@@ -193,9 +203,12 @@ def train_on_panel(
     workers: int = 1,
     progress: Callable[[dict], None] | None = None,
     warm_start: WarmStart | None = None,
+    options: ScoringOptions | None = None,
 ) -> dict:
     """Build trajectories on the rows before ``row`` and train a generator on them, in one
-    go (the demo's path); the checkpoint at ``out`` is self-contained as always. With
+    go (the demo's path); the checkpoint at ``out`` is self-contained as always.
+    ``options``: how the trajectories' formulas are scored (a strategy's, so the generator
+    is rewarded on the statistic its candidates are judged on; default: contract 5). With
     ``warm_start``, training starts from an earlier checkpoint's weights for its
     ``steps`` when its vocabulary and shape are this one's (a new operand since: from
     scratch, ``steps``); the summary says which."""
@@ -207,6 +220,7 @@ def train_on_panel(
         spec,
         plan,
         workers=workers,
+        options=options,
         provenance={"split": str(panel.dates[row])[:10]},
     )
     data = encode(
@@ -251,6 +265,7 @@ def train_on_panel(
         "clip": spec.clip,
         "split": str(panel.dates[row])[:10],
         "trained_until": _released_by(panel.dates[row - 1]),
+        "scoring": scoring_provenance(options or ScoringOptions()),
     }
     save_checkpoint(
         out,

@@ -58,24 +58,29 @@ def store_history(settings: Settings, market, start: pd.Timestamp) -> int:
 
 def ensure_generator(settings: Settings, strategy, panel, start: pd.Timestamp, args) -> str:
     """Train (or reuse) the generator on the rows before the window; export to Triton."""
+    from alphafactory.decision import scoring_options
     from app.generator_setup import serve, training_plan
-    from inference.pipeline import panel_vocabulary, train_on_panel
+    from inference.pipeline import panel_vocabulary, scoring_provenance, train_on_panel
     from inference.training import CheckpointError, load_checkpoint
 
     path = Path(settings.pipeline.generator_checkpoint)
     row = int(np.searchsorted(panel.dates, start.tz_localize(None).to_datetime64()))
     split = str(panel.dates[row])[:10]
+    options = scoring_options(strategy)  # rewarded on what its candidates are judged on
     cached = None
     if path.exists() and not args.retrain:
         try:
             checkpoint = load_checkpoint(path)
             same = checkpoint.vocab.fingerprint == panel_vocabulary(panel).fingerprint
+            same &= checkpoint.reward.get("scoring") == scoring_provenance(options)
             cached = checkpoint if same and checkpoint.reward.get("split") == split else None
         except CheckpointError:
             cached = None
     if cached is None:
         plan = training_plan(strategy)
-        summary = train_on_panel(panel, row, path, plan=plan, steps=args.train_steps)
+        summary = train_on_panel(
+            panel, row, path, plan=plan, steps=args.train_steps, options=options
+        )
         text = (
             f"trained on {summary['trajectories']:,} trajectories before {split} in "
             f"{summary['seconds']:.0f} s -> {path}"

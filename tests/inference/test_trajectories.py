@@ -161,3 +161,33 @@ def test_library_entries_are_ones_the_grammar_can_write():
         context=16,
         gamma=1.0,
     )
+
+
+def test_a_strategys_generator_is_rewarded_on_what_its_candidates_are_judged_on(
+    panel, vocab, tmp_path
+):
+    """``train_on_panel`` with a tilt strategy's scoring: the trajectories' rewards are the
+    strategy's own ``hac_tstat`` (execution lag, traded position), not contract 5's, and
+    the checkpoint records how they were measured."""
+    from alphafactory.decision import scoring_options
+    from alphafactory.strategy import Strategy
+    from inference.pipeline import scoring_provenance, train_on_panel
+    from inference.training import load_checkpoint
+
+    strategy = Strategy.model_validate({"id": "tilted", "portfolio": {"kind": "tilt"}})
+    options = scoring_options(strategy)
+    plan = BuildPlan(random=40, mcmc_chains=0, max_tokens=8, root_kinds=("macro",), seed=3)
+    path = tmp_path / "g.pt"
+    train_on_panel(panel, 100, path, plan=plan, steps=2, options=options)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.reward["scoring"] == scoring_provenance(options)
+    assert checkpoint.reward["scoring"]["position"] == "tilt"
+    assert checkpoint.reward["scoring"]["execution_lag"] == 1
+    built = build_trajectories(panel.head(100), vocab, RewardSpec(), plan, options=options)
+    judged = FormulaScorer(panel.head(100), config=vocab.config, options=options)
+    contract = FormulaScorer(panel.head(100), config=vocab.config)
+    formulas = list(built.frame.formula)
+    expected = RewardSpec().rewards(metric_values(judged.score(formulas), "hac_tstat"))
+    np.testing.assert_array_equal(built.frame["reward"].to_numpy(), expected)
+    other = RewardSpec().rewards(metric_values(contract.score(formulas), "hac_tstat"))
+    assert not np.allclose(expected, other)  # a different statistic: the choice matters
