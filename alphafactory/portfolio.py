@@ -22,8 +22,6 @@ missing values neutral) before anything else, so alphas on different scales mix.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 METHODS = ("equal", "ic_weighted", "ridge")
@@ -137,29 +135,11 @@ def risk_parity(
     or ``held`` False (cash, say, which
     a tilt can still move into), get weight 0; with none left, equal weights."""
     returns = np.asarray(returns, dtype=np.float64)
-    n = returns.shape[1]
-    count = np.isfinite(returns).sum(axis=0)
-    filled = np.where(np.isfinite(returns), returns, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: vol NaN
-        vol = np.where(count >= 2, np.nanstd(returns, axis=0, ddof=1), np.nan)
-    usable = (
-        np.isfinite(vol) & (vol > RISKLESS_VOL) & (True if held is None else np.asarray(held, bool))
-    )
-    if not usable.any():
+    rows, n = returns.shape
+    if not rows:
         return np.full(n, 1.0 / n)
-    inverse = np.where(usable, 1.0 / np.where(usable, vol, 1.0), 0.0)
-    if classes is None:
-        return inverse / inverse.sum()
-    classes = np.asarray(classes)
-    weights = np.zeros(n)
-    for value in np.unique(classes[usable]):
-        members = usable & (classes == value)
-        within = inverse * members / inverse[members].sum()
-        mix = filled @ within
-        mix_vol = float(np.std(mix, ddof=1)) if len(mix) >= 2 else 0.0
-        weights += within / mix_vol if mix_vol > 0 else within / vol[members].mean()
-    return weights / weights.sum()
+    groups = None if classes is None else np.broadcast_to(np.asarray(classes), (rows, n))
+    return risk_parity_rows(returns, rows, groups, held=held, first=rows - 1)[0]
 
 
 def risk_parity_rows(

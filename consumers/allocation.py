@@ -44,6 +44,7 @@ from alphafactory.variants import (
     benchmark_allocation,
     variant_alphas,
 )
+from consumers.failures import is_transient
 from consumers.market_data import PanelCache
 from storage.admissions import AdmissionRecord, record_admission
 from storage.allocations import (
@@ -55,7 +56,13 @@ from storage.allocations import (
 from storage.factors import evaluations, replace_alpha_pool
 from storage.outbox import OutboxEvent
 from storage.pool_members import active_members, record_pool_changes
-from storage.requests import RequestRecord, load_request, record_failure, request_complete
+from storage.requests import (
+    RequestRecord,
+    load_request,
+    open_requests,
+    record_failure,
+    request_complete,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +77,14 @@ def allocate_request(
     conn: psycopg.Connection, context: AllocationContext, request_id: str
 ) -> str | None:
     """The allocation id once the request is allocated (now or before); None while its
-    evaluations are incomplete or the request is unknown here."""
+    evaluations are incomplete, while a request of its strategy decided earlier is still
+    open (it is allocated after that one), or when the request is unknown here.
+
+    A strategy's decisions are taken in decision order, whatever order their evaluations
+    finish in: each reads the pool the decisions before it left (``active_members``), so
+    a later decision allocated first would see a pool without the earlier one's entries
+    and retirements, and its weights would depend on timing. Once this request is
+    allocated, the strategy's later requests that were waiting for it are allocated too."""
     if not request_complete(conn, request_id):
         return None
     request = load_request(conn, request_id)
@@ -80,9 +94,56 @@ def allocate_request(
     if strategy is None:
         log.warning("request %s is for unknown strategy %r", request_id, request.strategy_id)
         return None
+    allocation_id = _allocate_in_order(conn, context, strategy, request)
+    if allocation_id is not None:
+        allocate_waiting(conn, context, strategy.id, after=request.decision_time)
+    return allocation_id
+
+
+def allocate_waiting(
+    conn: psycopg.Connection, context: AllocationContext, strategy_id: str, *, after: datetime
+) -> int:
+    """Allocate, in decision order, the strategy's open requests decided after ``after``
+    that are complete, up to the first that is not; returns how many. Called once a
+    decision before them is allocated or has failed. A request that cannot be allocated
+    ends failed here, with its reason (the caller's own request is already finished)."""
+    strategy = context.strategies.get(strategy_id)
+    done = 0
+    for request_id in open_requests(conn, strategy_id=strategy_id, after=after):
+        if strategy is None or not request_complete(conn, request_id):
+            break
+        try:
+            allocated = _allocate_in_order(conn, context, strategy, load_request(conn, request_id))
+        except Exception as error:
+            if is_transient(error):
+                raise
+            log.exception("request %s cannot be allocated", request_id)
+            record_failure(conn, request_id, f"{type(error).__name__}: {error}")
+            continue
+        if allocated is None:
+            break
+        done += 1
+    return done
+
+
+def _allocate_in_order(
+    conn: psycopg.Connection, context: AllocationContext, strategy: Strategy, request
+) -> str | None:
+    """Allocate ``request`` and the variants that share it unless a request of the
+    strategy decided earlier is still open (None then)."""
     allocation_id = allocation_id_for(strategy.id, request.trigger_event_id)
     with conn.transaction():
         lock_strategy(conn, strategy_id=strategy.id)  # its variants' too
+        earlier = open_requests(conn, strategy_id=strategy.id, before=request.decision_time)
+        if earlier:
+            log.info(
+                "request %s waits for %d request(s) of %s decided before it (first %s)",
+                request.request_id,
+                len(earlier),
+                strategy.id,
+                earlier[0],
+            )
+            return None
         targets = [("", strategy), *allocation_variants(strategy)]
         todo = [
             (name, target)
@@ -302,3 +363,8 @@ class AllocationHandler:
             return
         with self._pool.connection() as conn:
             record_failure(conn, result.request_id, f"{type(error).__name__}: {error}")
+            request = load_request(conn, result.request_id)
+            if request is not None:  # the decisions that waited for this one go on
+                allocate_waiting(
+                    conn, self._context, request.strategy_id, after=request.decision_time
+                )

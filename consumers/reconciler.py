@@ -12,7 +12,9 @@ for, and re-drives, in this order:
 2. registered requests that never got their candidates: the request again, to the outbox;
 3. requests whose candidates stay pending with no task activity past a deadline: their
    pending candidates to the Celery workers again;
-4. complete requests with neither an allocation nor a recorded failure: allocated here;
+4. complete requests with neither an allocation nor a recorded failure: allocated here
+   (in decision order: one waiting for an open request of its strategy decided earlier
+   is allocated once that one is);
 5. outbox rows unsent past a deadline: relayed here (the relay is down or stuck).
 
 Every re-drive is idempotent downstream (the same request id, trigger, formula hashes), so
@@ -155,7 +157,7 @@ class Reconciler:
                     raise
                 record_failure(conn, request_id, f"{type(error).__name__}: {error}")
                 allocation_id = None
-            detail = allocation_id or "failed or not ours"
+            detail = allocation_id or "failed, waiting for an earlier decision, or not ours"
             record_action(conn, action="unallocated", subject=request_id, detail=detail)
         return len(waiting)
 

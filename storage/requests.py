@@ -176,6 +176,33 @@ def request_complete(conn: psycopg.Connection, request_id: str) -> bool:
     return bool(row and row[0])
 
 
+def open_requests(
+    conn: psycopg.Connection,
+    *,
+    strategy_id: str,
+    before: datetime | None = None,
+    after: datetime | None = None,
+) -> list[str]:
+    """The strategy's requests with neither an allocation, a failure nor a skip, decided
+    before ``before`` or after ``after`` (either bound optional), in decision order: the
+    allocator takes a strategy's decisions in this order, since each reads the pool the
+    decisions before it left."""
+    rows = conn.execute(
+        """
+        SELECT r.request_id FROM core.generation_requests AS r
+        WHERE r.strategy_id = %(strategy)s AND r.failed_at IS NULL AND r.skipped IS NULL
+          AND (%(before)s::timestamptz IS NULL OR r.decision_time < %(before)s)
+          AND (%(after)s::timestamptz IS NULL OR r.decision_time > %(after)s)
+          AND NOT EXISTS (
+              SELECT 1 FROM core.allocations AS a
+              WHERE a.strategy_id = r.strategy_id AND a.trigger_event_id = r.trigger_event_id)
+        ORDER BY r.decision_time, r.created_at, r.request_id
+        """,
+        {"strategy": require_text(strategy_id, "strategy_id"), "before": before, "after": after},
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def record_failure(conn: psycopg.Connection, request_id: str, reason: str) -> bool:
     """Finish the request with a failure instead of an allocation (poison: its data,
     formulas or decision are bad). The first reason wins; False if the request is unknown

@@ -280,6 +280,69 @@ def test_the_pool_persists_across_decisions_and_members_outrank_new_alphas(
     assert len(kept) <= mine.pool.size
 
 
+def test_a_later_decision_whose_evaluation_finishes_first_waits_for_the_earlier_one(
+    conn, market, strategy, generator, unique_trigger
+):
+    # every scored candidate is an alpha, so the earlier decision always leaves members
+    alpha = strategy.alpha.model_copy(update={"definition": "hac_tstat >= 0 or hac_tstat < 0"})
+    mine = strategy.model_copy(update={"id": f"order-{unique_trigger}", "alpha": alpha})
+    generation, evaluation, allocation, sent = direct_contexts(mine, generator)
+    earlier = make_request(market, mine, 100, unique_trigger + "-1")
+    later = make_request(market, mine, 101, unique_trigger + "-2")
+    for request in (earlier, later):
+        handle_request(conn, generation, request)
+    for request_id, chunk in sent:  # the later one's evaluation finishes first
+        if request_id == later.request_id:
+            evaluate_chunk(conn, evaluation, request_id, chunk)
+    assert request_complete(conn, later.request_id)
+    assert allocate_request(conn, allocation, later.request_id) is None
+    assert trigger_status(conn, mine.id, later.trigger_event_id).allocation_id is None
+    for request_id, chunk in sent:
+        if request_id == earlier.request_id:
+            evaluate_chunk(conn, evaluation, request_id, chunk)
+    # allocating the earlier one allocates the later one that waited for it
+    assert allocate_request(conn, allocation, earlier.request_id) is not None
+    assert trigger_status(conn, mine.id, later.trigger_event_id).allocation_id is not None
+    first = set(alpha_pool(conn, strategy_id=mine.id, decision_time=earlier.decision_time))
+    second = set(alpha_pool(conn, strategy_id=mine.id, decision_time=later.decision_time))
+    retired = {
+        h
+        for (h,) in conn.execute(
+            "SELECT formula_hash FROM core.pool_members WHERE strategy_id = %s AND retired_at = %s",
+            (mine.id, later.decision_time),
+        ).fetchall()
+    }
+    # the later decision read the pool the earlier one left
+    assert first and first - retired <= second
+
+
+def test_a_failed_decision_releases_the_later_ones_that_waited_for_it(
+    conn, pipeline_db, market, strategy, generator, unique_trigger
+):
+    mine = strategy.model_copy(update={"id": f"unblock-{unique_trigger}"})
+    generation, evaluation, allocation, sent = direct_contexts(mine, generator)
+    early = make_request(market, mine, 0, unique_trigger + "-1")  # before any market history
+    stored = register_request(conn, RequestRecord.of(early))
+    set_candidates(conn, stored.request_id, [])
+    later = make_request(market, mine, 100, unique_trigger + "-2")
+    handle_request(conn, generation, later)
+    for request_id, chunk in sent:
+        evaluate_chunk(conn, evaluation, request_id, chunk)
+    assert allocate_request(conn, allocation, later.request_id) is None  # waits for early
+    (result,) = BacktestResults.of_chunk(
+        [FormulaResult(formula_hash="0" * 64, formula="x", qualified=False, metrics={})],
+        request_id=early.request_id,
+        strategy_id=mine.id,
+        as_of=early.as_of,
+        evaluated_at=datetime.now(UTC),
+    )
+    record = ConsumerRecord("t", 0, 0, 0, 0, 0, b"k", result.to_json(), [], None, 1, 1, 0)
+    with open_pool(pipeline_db.dsn("app"), min_size=1, max_size=1) as pool:
+        AllocationHandler(pool, allocation).record_failure(record, DecisionError("no data"))
+    assert load_request(conn, early.request_id).failed_at is not None
+    assert trigger_status(conn, mine.id, later.trigger_event_id).allocation_id is not None
+
+
 def test_evaluations_use_only_data_released_by_the_decision_time(
     conn, market, strategy, contexts, unique_trigger
 ):
@@ -301,10 +364,12 @@ def test_evaluations_use_only_data_released_by_the_decision_time(
 
 
 def test_a_chunk_that_fails_for_good_still_completes_the_request(
-    conn, market, strategy, contexts, unique_trigger
+    conn, market, strategy, generator, unique_trigger
 ):
-    generation, evaluation, allocation, sent = contexts
-    request = make_request(market, strategy, 95, unique_trigger)
+    # a strategy of its own: the other tests leave earlier decisions of theirs open
+    mine = strategy.model_copy(update={"id": f"chunk-{unique_trigger}"})
+    generation, evaluation, allocation, sent = direct_contexts(mine, generator)
+    request = make_request(market, mine, 95, unique_trigger)
     handle_request(conn, generation, request)
     first, *rest = sent
     fail_chunk(conn, first[0], first[1], RuntimeError("worker ran out of memory"))
