@@ -37,10 +37,11 @@ import pandas as pd
 
 from alphafactory import portfolio
 from alphafactory.clock import known_dates, visible_from
+from alphafactory.combinations import combination
+from alphafactory.constructions import construction
 from alphafactory.data.releases import STALE_AFTER_CADENCES, point_in_time_macro
 from alphafactory.formula import Node
 from alphafactory.metrics import FactorMetrics, infer_periods_per_year, parse_definition
-from alphafactory.ml.combine import LEARNED_METHODS, learned_combination
 from alphafactory.ml.cv import CVError
 from alphafactory.ml.models import ModelError
 from alphafactory.panel import Panel
@@ -228,7 +229,7 @@ def allocate(
     kept = [k for k in kept if not on_trial[k]]
     assets = [str(a) for a in panel.assets]
     if not kept:
-        flat = np.zeros(len(assets)) if strategy.portfolio.kind == "long_short" else benchmark
+        flat = construction(strategy.portfolio.kind).without_alpha(benchmark)
         return Allocation(
             dict(zip(assets, flat.tolist(), strict=True)),
             {},
@@ -240,7 +241,7 @@ def allocate(
         )
     pool = found.signals[kept][:, window]
     signal, combo = _combine(pool, earned, window, strategy)
-    if strategy.combination.method == "ic_weighted":
+    if combination(strategy.combination.method).weighted_by_record:
         combo = record_weights(
             combo,
             [found.records[k] for k in kept],
@@ -268,20 +269,15 @@ def allocate(
 
 
 def _combine(pool: np.ndarray, returns: np.ndarray, window: slice, strategy: Strategy):
-    """The combined signal on the decision row and each alpha's weight in it: fixed
-    weights (``alphafactory.portfolio``) or a learned model (``alphafactory.ml.combine``)."""
-    method = strategy.combination.method
-    if method in LEARNED_METHODS:
-        try:
-            learned = learned_combination(pool, returns[window], method)
-        except (CVError, ModelError) as error:
-            raise DecisionError(f"combination {method!r} cannot be fitted: {error}") from error
-        return learned.signal, learned.weights
-    forward = _forward(returns, window)
-    combo = portfolio.combination_weights(
-        pool, forward, method, ridge_alpha=strategy.combination.ridge_alpha
-    )
-    return portfolio.combined_signal(pool, combo), combo
+    """The combined signal on the decision row and each alpha's weight in it, by the
+    strategy's method (``alphafactory.combinations``)."""
+    method = combination(strategy.combination.method)
+    try:
+        return method.combine(
+            pool, _forward(returns, window), returns[window], strategy.combination.ridge_alpha
+        )
+    except (CVError, ModelError) as error:
+        raise DecisionError(f"combination {method.name!r} cannot be fitted: {error}") from error
 
 
 def _forward(earned: np.ndarray, window: slice) -> np.ndarray:
@@ -302,7 +298,7 @@ def _in_sample(
     """The allocation's position rebuilt at every row of the training window and held
     as out of sample (``portfolio.in_sample_sharpe``); NaN for a learned combination,
     which has no per-row signal to rebuild."""
-    if strategy.combination.method in LEARNED_METHODS and pool is not None:
+    if combination(strategy.combination.method).learned and pool is not None:
         return float("nan")
     forward = _forward(earned, window)
     if pool is None:
@@ -361,7 +357,8 @@ def scoring_options(strategy: Strategy) -> ScoringOptions:
     and a tilt or long-only strategy judges the active return of the position it would
     hold from each candidate alone (``alphafactory.traded``); a long-short one keeps the
     quantile long-short."""
-    judged = None if strategy.portfolio.kind == "long_short" else position_rule(strategy)
+    judged_on_position = construction(strategy.portfolio.kind).judged_on_position
+    judged = position_rule(strategy) if judged_on_position else None
     return ScoringOptions(
         class_group=strategy.portfolio.risk_parity_group or None,
         execution_lag=EXECUTION_LAG,

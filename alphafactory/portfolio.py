@@ -6,14 +6,10 @@ missing values neutral) before anything else, so alphas on different scales mix.
 
 * ``prune``: greedy by score, an alpha joins the pool only if its correlation with every
   member (pooled over dates and assets) is at most ``max_correlation``; at most ``size``.
-* ``combination_weights``: ``equal``; ``ic_weighted`` (each alpha's IC over the window,
-  divided by the sum of absolute ICs, so an alpha that ranks backwards is flipped); or
-  ``ridge`` (a pooled ridge regression of the demeaned next-period returns on the signals,
-  the penalty ``ridge_alpha`` times the signals' mean variance, so it is scale-free).
-* ``target_weights``: ``long_short`` (demeaned signal, sum of absolute weights = gross),
-  ``long_only`` (shorts truncated, weights sum to 1), or ``tilt`` (a benchmark, e.g.
-  ``risk_parity``, moved by the long-short weights scaled so no asset moves more than
-  ``tilt_limit``, negatives cut, renormalised to 1).
+* ``combined_signal``: the weighted sum of the standardised signals on the decision row
+  (the weights from a method of ``alphafactory.combinations``).
+* ``target_weights``: the weights of the strategy's construction (its ``kind``, one of
+  ``alphafactory.constructions``: ``long_short``, ``long_only``, ``tilt``...).
 * ``in_sample_sharpe``: the Sharpe ratio of a position built that way at every row of a
   window (its combined signal there, the same kind and benchmark) and held for the
   period each row's ``forward`` return covers: the in-sample side of a like-for-like
@@ -24,15 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
-METHODS = ("equal", "ic_weighted", "ridge")
-KINDS = ("long_short", "long_only", "tilt")
+from alphafactory.constructions import PortfolioError, Sizing, construction
+
 # below this volatility an asset is riskless (cash whose constant return rounds to a
 # volatility of 1e-19): inverse volatility would give it all the risk parity
 RISKLESS_VOL = 1e-10
-
-
-class PortfolioError(ValueError):
-    """Inputs the allocation cannot use; the message names them."""
 
 
 def standardize(values: np.ndarray) -> np.ndarray:
@@ -72,47 +64,6 @@ def prune(
         if len(kept) == size:
             break
     return kept
-
-
-def combination_weights(
-    signals: np.ndarray,
-    forward_returns: np.ndarray,
-    method: str,
-    *,
-    ridge_alpha: float = 1.0,
-) -> np.ndarray:
-    """One weight per alpha. ``forward_returns[t]`` is the return from date t to t+1 (NaN
-    where unknown, e.g. the decision date itself: only earlier rows are used)."""
-    k = signals.shape[0]
-    if method not in METHODS:
-        raise PortfolioError(f"combination method {method!r} is not one of {METHODS}")
-    if k == 0:
-        return np.zeros(0)
-    if method == "equal":
-        return np.full(k, 1.0 / k)
-    z = standardize(signals)
-    y = standardize(forward_returns)
-    known = np.isfinite(forward_returns).sum(axis=1) >= 2
-    if not known.any():
-        return np.full(k, 1.0 / k)
-    if method == "ic_weighted":
-        ics = np.array([_mean_ic(z[j][known], y[known]) for j in range(k)])
-        total = np.abs(ics).sum()
-        return ics / total if total > 0 else np.full(k, 1.0 / k)
-    x = z[:, known].reshape(k, -1).T  # (observations, k)
-    target = y[known].reshape(-1)
-    gram = x.T @ x
-    penalty = ridge_alpha * np.trace(gram) / k
-    beta = np.linalg.solve(gram + penalty * np.eye(k), x.T @ target)
-    total = np.abs(beta).sum()
-    return beta / total if total > 0 else np.full(k, 1.0 / k)
-
-
-def _mean_ic(signal: np.ndarray, returns: np.ndarray) -> float:
-    """Mean over dates of the Pearson correlation of standardised rows."""
-    n = signal.shape[1]
-    per_date = (signal * returns).sum(axis=1) / max(n - 1, 1)
-    return float(per_date.mean())
 
 
 def combined_signal(signals: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -236,28 +187,8 @@ def positions(
     """``target_weights`` of every row of ``signals`` (..., N) at once: the assets are the
     last axis, ``benchmark`` broadcasts against the rows (a tilt's, per row or one for
     all). A missing signal value is neutral (the row's mean)."""
-    if kind not in KINDS:
-        raise PortfolioError(f"portfolio kind {kind!r} is not one of {KINDS}")
-    signals = np.asarray(signals, dtype=np.float64)
-    valid = np.isfinite(signals)
-    count = valid.sum(axis=-1, keepdims=True)
-    mean = np.where(valid, signals, 0.0).sum(axis=-1, keepdims=True) / np.maximum(count, 1)
-    centred = np.where(valid, signals - mean, 0.0)
-    spread = np.abs(centred).sum(axis=-1, keepdims=True)
-    long_short = np.divide(centred, spread, out=np.zeros_like(centred), where=spread > 0)
-    if kind == "long_short":
-        return gross * long_short
-    if kind == "long_only":
-        longs = np.maximum(long_short, 0.0)
-        total = longs.sum(axis=-1, keepdims=True)
-        equal = np.full_like(longs, 1.0 / signals.shape[-1])
-        return np.divide(longs, total, out=equal, where=total > 0)
-    if benchmark is None:
-        raise PortfolioError(f"a tilt needs a benchmark of {signals.shape[-1]} weights")
-    largest = np.abs(long_short).max(axis=-1, keepdims=True)
-    scale = np.divide(tilt_limit, largest, out=np.zeros_like(largest), where=largest > 0)
-    tilted = np.maximum(benchmark + long_short * scale, 0.0)
-    return tilted / tilted.sum(axis=-1, keepdims=True)
+    sizing = Sizing(gross=gross, tilt_limit=tilt_limit)
+    return construction(kind).positions(signals, sizing, benchmark)
 
 
 def in_sample_sharpe(
@@ -280,10 +211,10 @@ def in_sample_sharpe(
     if len(signals):
         combined = np.tensordot(np.asarray(weights, dtype=np.float64), standardize(signals), 1)
         held = positions(combined, kind, gross=gross, benchmark=benchmark, tilt_limit=tilt_limit)
-    elif kind == "long_short" or benchmark is None:
+    elif benchmark is None:
         held = np.zeros(forward.shape)
     else:
-        held = np.broadcast_to(benchmark, forward.shape)
+        held = np.broadcast_to(construction(kind).without_alpha(benchmark), forward.shape)
     returns = np.nansum(held * forward, axis=1)[known.any(axis=1)]
     if len(returns) < 2 or returns.std(ddof=1) <= 1e-12 * abs(returns.mean()):
         return float("nan")

@@ -38,9 +38,10 @@ A strategy's sections (every key has a default except ``id``)::
     [ml]          models = [] (e.g. ["ridge", "lightgbm"]: a supervised alpha each, a
                   candidate of every request), features = ["library"], lags = [0],
                   horizon = 1, retrain_every = 12, folds = 3, seed = 0 (see below)
-    [combination] method = "ic_weighted" (equal | ic_weighted | ridge | lightgbm),
-                  ridge_alpha = 1.0
-    [portfolio]   kind = "long_short" (long_short | long_only | tilt), gross = 1.0,
+    [combination] method = "ic_weighted" (a method of alphafactory.combinations: equal |
+                  ic_weighted | ridge | lightgbm), ridge_alpha = 1.0
+    [portfolio]   kind = "long_short" (a construction of alphafactory.constructions:
+                  long_short | long_only | tilt), gross = 1.0,
                   tilt_limit = 0.1, volatility_months = 36
     [triggers]    series = ["us_core_cpi", ...] (a release of any triggers a rebalance),
                   schedule = "" (or "monthly": a request at each month end),
@@ -89,6 +90,7 @@ from pydantic import (
     model_validator,
 )
 
+from alphafactory import combinations, constructions, variant_names
 from alphafactory.admission import DEFAULT_CONTROL, DEFAULT_LEVEL, Control
 from alphafactory.data.releases import STALE_AFTER_CADENCES
 from alphafactory.formula import FormulaError, canonical
@@ -252,14 +254,27 @@ class Pool(_Section):
     probation: int = Field(6, ge=0, le=1200)
 
 
+def _registered(lookup):
+    """A validator: the value must name an entry of a registry (``lookup`` raises,
+    naming every registered one)."""
+
+    def check(name: str) -> str:
+        lookup(name)
+        return name
+
+    return AfterValidator(check)
+
+
 class Combination(_Section):
-    # lightgbm: a model learns the next return from the pool's signals (alphafactory.ml.combine)
-    method: Literal["equal", "ic_weighted", "ridge", "lightgbm"] = "ic_weighted"
+    # a method of alphafactory.combinations (lightgbm: a model learns the next return
+    # from the pool's signals)
+    method: Annotated[str, _registered(combinations.combination)] = "ic_weighted"
     ridge_alpha: float = Field(1.0, gt=0)
 
 
 class Portfolio(_Section):
-    kind: Literal["long_short", "long_only", "tilt"] = "long_short"
+    # a construction of alphafactory.constructions
+    kind: Annotated[str, _registered(constructions.construction)] = "long_short"
     gross: float = Field(1.0, gt=0, le=10)
     tilt_limit: float = Field(0.1, ge=0, le=1)
     volatility_months: int = Field(36, ge=3, le=600)
@@ -283,18 +298,6 @@ class Rebalance(_Section):
     min_days_between: int = Field(20, ge=0, le=366)
 
 
-VARIANT_NAME = re.compile(
-    r"^(pool[1-9][0-9]{0,3}|combo_(equal|ic_weighted|ridge|lightgbm)|long_short|long_only|tilt"
-    rf"|{'|'.join(MODEL_NAMES)}|random|library|risk_parity|equal_weight|60_40)$"
-)
-VARIANT_NAMES_HELP = (
-    "poolN (e.g. pool10, pool25, pool100), combo_equal, combo_ic_weighted, combo_ridge, "
-    "combo_lightgbm, long_short, long_only, tilt, a model of [ml] models "
-    f"({', '.join(MODEL_NAMES)}), random, library, risk_parity, "
-    "equal_weight or 60_40"
-)
-
-
 class Variants(_Section):
     """The strategy's variants (``alphafactory.variants``), each written under its own
     strategy id ``<id>@<name>``."""
@@ -306,9 +309,9 @@ class Variants(_Section):
     @field_validator("names")
     @classmethod
     def _known_once(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [n for n in names if not VARIANT_NAME.match(n)]
+        bad = [n for n in names if not variant_names.is_variant(n)]
         if bad:
-            raise ValueError(f"unknown variants {bad}: expected {VARIANT_NAMES_HELP}")
+            raise ValueError(f"unknown variants {bad}: expected {variant_names.names_help()}")
         return tuple(dict.fromkeys(names))
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ assets' premium whatever its signal (a t of +0.26 on average over noise twins of
 planted markets), against its own equal weights nothing.
 
 A long-short strategy keeps DESIGN.md contract 5's quantile long-short as its judged
-series (:func:`position_rule` gives no rule for it): on a cross-sectional panel that is
+series (its construction is not ``judged_on_position``): on a cross-sectional panel that is
 the book it stands for, and the contract's numbers stay those of ``factor eval``.
 Pure: numpy and the core's panel.
 """
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alphafactory import portfolio
+from alphafactory.constructions import construction
 from alphafactory.panel import Panel
 
 
@@ -36,7 +37,7 @@ class BenchmarkError(ValueError):
 
 @dataclass(frozen=True)
 class PositionRule:
-    kind: str  # portfolio.KINDS
+    kind: str  # a construction of alphafactory.constructions
     gross: float = 1.0
     tilt_limit: float = 0.1
     volatility_months: int = 36
@@ -67,7 +68,7 @@ class PositionRule:
         beyond what a signal with no information would hold there (``benchmarks``: (T,
         N), one per row): the benchmark for a tilt, equal weights for long-only, nothing
         for long-short."""
-        neutral = {"tilt": benchmarks, "long_only": 1.0 / benchmarks.shape[-1]}.get(self.kind, 0.0)
+        neutral = construction(self.kind).neutral(benchmarks)
 
         def held(signals: np.ndarray) -> np.ndarray:
             built = portfolio.positions(

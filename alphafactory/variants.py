@@ -21,32 +21,25 @@ and ``library`` (the known factors and their one-move variations), see
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from alphafactory.decision import Allocation, allocate, benchmark_weights
 from alphafactory.ml.candidate import is_ml, parse_candidate
-from alphafactory.ml.models import MODEL_NAMES
 from alphafactory.panel import Panel
-from alphafactory.strategy import VARIANT_NAME, VARIANT_NAMES_HELP, Strategy
+from alphafactory.variant_names import (
+    BENCHMARKS,
+    SEPARATOR,
+    VariantError,
+    VariantKind,
+    parse,
+)
 
-SEPARATOR = "@"
-BENCHMARKS = ("risk_parity", "equal_weight", "60_40")
-GENERATORS = ("random", "library")
-DEFAULT_NAMES = ("pool10", "pool25", "pool100", *GENERATORS, *BENCHMARKS)
-PORTFOLIO_KINDS = ("long_short", "long_only", "tilt")
-_POOL = re.compile(r"^pool([1-9][0-9]{0,3})$")
-_COMBINATION = re.compile(r"^combo_(equal|ic_weighted|ridge|lightgbm)$")
-
-
-class VariantError(ValueError):
-    """A variant name that is not one, or one the strategy cannot run; names both."""
-
-
-def check_name(name: str) -> str:
-    if VARIANT_NAME.match(name):
-        return name
-    raise VariantError(f"variant {name!r} is not one of {VARIANT_NAMES_HELP}")
+if TYPE_CHECKING:
+    from alphafactory.pool import Member
+    from alphafactory.strategy import Strategy
 
 
 def variant_id(strategy_id: str, name: str) -> str:
@@ -60,20 +53,20 @@ def base_id(strategy_id: str) -> str:
 
 def derive(strategy: Strategy, name: str) -> Strategy:
     """The variant ``name`` of ``strategy`` as a strategy of its own (id ``<id>@<name>``)."""
-    check_name(name)
+    variant = parse(name)
     # a variant has no variants of its own
     nothing = strategy.variants.model_copy(update={"names": ()})
     update: dict = {"id": variant_id(strategy.id, name), "variants": nothing}
-    if match := _POOL.match(name):
-        update["pool"] = strategy.pool.model_copy(update={"size": int(match.group(1))})
-    elif match := _COMBINATION.match(name):
-        update["combination"] = strategy.combination.model_copy(update={"method": match.group(1)})
-    elif name in PORTFOLIO_KINDS:
-        update["portfolio"] = strategy.portfolio.model_copy(update={"kind": name})
-    elif name in GENERATORS:
+    if variant.kind is VariantKind.POOL:
+        update["pool"] = strategy.pool.model_copy(update={"size": int(variant.argument)})
+    elif variant.kind is VariantKind.COMBINATION:
+        update["combination"] = strategy.combination.model_copy(update={"method": variant.argument})
+    elif variant.kind is VariantKind.CONSTRUCTION:
+        update["portfolio"] = strategy.portfolio.model_copy(update={"kind": variant.argument})
+    elif variant.kind is VariantKind.GENERATOR:
         update["generation"] = strategy.generation.model_copy(update={"source": name})
         update["ml"] = strategy.ml.model_copy(update={"models": ()})
-    elif name in MODEL_NAMES and name not in strategy.ml.models:
+    elif variant.kind is VariantKind.MODEL and name not in strategy.ml.models:
         raise VariantError(
             f"strategy {strategy.id!r} has no {name} variant: add {name!r} to its [ml] models"
         )
@@ -87,18 +80,20 @@ def derive(strategy: Strategy, name: str) -> Strategy:
 
 def generator_variants(strategy: Strategy) -> list[Strategy]:
     """The strategy's variants that generate their own candidates (own requests)."""
-    return [derive(strategy, n) for n in strategy.variants.names if n in GENERATORS]
+    return [derive(strategy, n) for n in strategy.variants.names if parse(n).own_requests]
 
 
 def allocation_variants(strategy: Strategy) -> list[tuple[str, Strategy]]:
     """(name, variant) of the variants allocated from the strategy's own request."""
-    return [(n, derive(strategy, n)) for n in strategy.variants.names if n not in GENERATORS]
+    names = strategy.variants.names
+    return [(n, derive(strategy, n)) for n in names if not parse(n).own_requests]
 
 
 def variant_alphas(name: str, formulas: list[str]) -> list[int]:
     """Which of the request's qualified alphas variant ``name`` allocates from: an
-    ML variant (named by its model) its ML alpha of that model only, any other all."""
-    if name not in MODEL_NAMES:
+    ML variant (named by its model) its ML alpha of that model only, any other (and the
+    strategy itself, ``""``) all."""
+    if not name or parse(name).kind is not VariantKind.MODEL:
         return list(range(len(formulas)))
     return [k for k, f in enumerate(formulas) if is_ml(f) and parse_candidate(f).model == name]
 
@@ -125,3 +120,37 @@ def benchmark_allocation(
             weights[members] = share / members.sum()
         return weights
     raise VariantError(f"{name!r} is not a benchmark variant ({', '.join(BENCHMARKS)})")
+
+
+def decide(
+    panel: Panel,
+    strategy: Strategy,
+    variant: str,
+    alphas: Sequence[str],
+    t_stats: Sequence[float],
+    *,
+    signals: np.ndarray,
+    members: Sequence[Member] = (),
+) -> Allocation:
+    """Every decision: the allocation of ``strategy`` (the request's own when
+    ``variant`` is "", else that variant, derived already) from the request's admitted
+    ``alphas`` with their HAC t-statistics and ``signals`` (``decision.alpha_signals``),
+    carrying the pool ``members`` the variant's earlier decisions left. A benchmark
+    variant holds its benchmark; an ML variant allocates its model's alpha alone; every
+    other the alphas, each admitted in the direction of its t-statistic."""
+    assets = panel.assets.astype(str).tolist()
+    if variant and parse(variant).kind is VariantKind.BENCHMARK:
+        mix = benchmark_weights(panel, strategy, len(panel.returns))
+        weights = benchmark_allocation(panel, strategy, variant, mix)
+        return Allocation(dict(zip(assets, weights.tolist(), strict=True)), {})
+    mine = variant_alphas(variant, list(alphas))
+    t = np.nan_to_num(np.asarray(t_stats, dtype=np.float64)[mine], nan=0.0)
+    return allocate(
+        panel,
+        strategy,
+        [alphas[k] for k in mine],
+        np.abs(t).tolist(),
+        signals=signals[mine],
+        signs=np.where(t < 0, -1.0, 1.0),
+        members=members,
+    )

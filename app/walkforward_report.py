@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from alphafactory.admission import describe
+from alphafactory.constructions import construction
 from alphafactory.metrics import infer_periods_per_year
 from alphafactory.settings import Settings
 from alphafactory.strategy import Strategy
@@ -75,7 +76,7 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
             "admission_control": describe(strategy.alpha.control, strategy.alpha.level),
             "benchmark": (
                 "cash (a long-short book's excess is its return)"
-                if strategy.portfolio.kind == "long_short"
+                if construction(strategy.portfolio.kind).excess_over_cash
                 else "the strategy's risk-parity mix at the same decisions"
             ),
             "periods_per_year": periods_per_year,
@@ -111,7 +112,7 @@ def benchmark_returns(
 
     if not allocations:
         return pd.Series(dtype=np.float64)
-    if strategy.portfolio.kind == "long_short":  # its excess is over cash: no benchmark
+    if construction(strategy.portfolio.kind).excess_over_cash:  # no benchmark
         flat = {str(a): 0.0 for a in panel.assets}
         return held_allocation_returns(
             panel, [_Held(a.decision_time, flat) for a in allocations], hold_last=hold_last
@@ -143,12 +144,12 @@ def cash_returns(panel, strategy: Strategy, allocations) -> pd.Series | None:
 
 
 def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
-    from alphafactory.ml.models import MODEL_NAMES
-    from alphafactory.variants import BENCHMARKS, GENERATORS
+    from alphafactory.variant_names import VariantKind, parse
     from alphafactory.walkforward import alpha_survival
     from storage.walkforward_reads import pools_of
 
-    if name in BENCHMARKS:
+    variant = parse(name)
+    if variant.kind is VariantKind.BENCHMARK:
         return {
             "kind": "benchmark",
             "alpha_survival": None,
@@ -165,15 +166,15 @@ def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
             "retired_mean_oos_ic": None,
         }
     # a pool variant's alphas were evaluated under the strategy, a generator's under itself
-    evaluated_as = strategy_id if name in GENERATORS else strategy.id
+    evaluated_as = strategy_id if variant.own_requests else strategy.id
     pools = pools_of(conn, strategy_id)
     ordered = [pools.get(a.as_of, {}) for a in allocations]
     # like for like: each allocation's own position over its training window
     in_sample = [a.in_sample_sharpe for a in allocations if a.in_sample_sharpe is not None]
     finite = [v for v in in_sample if np.isfinite(v)]
-    kind = "generator" if name in GENERATORS else "ml" if name in MODEL_NAMES else "pool"
+    kinds = {VariantKind.GENERATOR: "generator", VariantKind.MODEL: "ml"}
     return {
-        "kind": kind,
+        "kind": kinds.get(variant.kind, "pool"),
         **_admissions(conn, evaluated_as, allocations),
         **_pool_history(conn, strategy_id, allocations),
         "in_sample_sharpe": float(np.mean(finite)) if finite else float("nan"),
@@ -223,10 +224,10 @@ def _traded_signal_ic(panel, name: str, allocations) -> dict:
     the variant's allocations were built from, against the returns of the periods they
     were held; null for a benchmark (no signal)."""
     from alphafactory.performance import held_asset_returns
-    from alphafactory.variants import BENCHMARKS
+    from alphafactory.variant_names import VariantKind, parse
     from alphafactory.walkforward import out_of_sample_ic
 
-    if name in BENCHMARKS:
+    if parse(name).kind is VariantKind.BENCHMARK:
         return {"oos_ic": None, "oos_ic_t": None, "oos_ic_decisions": 0}
     assets = [str(a) for a in panel.assets]
     # None (a signal not stored, or a non-finite one) reads as NaN

@@ -144,14 +144,14 @@ def write_strategy(plan: Plan, source: Path) -> Strategy:
 
     import tomli_w
 
-    from alphafactory.ml.models import MODEL_NAMES
     from alphafactory.strategy import load_strategy
+    from alphafactory.variant_names import VariantKind, parse
 
     own = load_strategy(source).generation
     data = tomllib.loads(source.read_text(encoding="utf-8"))
     data.setdefault("variants", {})["names"] = list(plan.variants)
     # an ML variant allocates the strategy's ML alpha of its model: ask for it
-    wanted = [name for name in plan.variants if name in MODEL_NAMES]
+    wanted = [name for name in plan.variants if parse(name).kind is VariantKind.MODEL]
     if wanted:
         ml = data.setdefault("ml", {})
         ml["models"] = list(dict.fromkeys([*ml.get("models", []), *wanted]))

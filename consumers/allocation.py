@@ -33,17 +33,12 @@ from psycopg_pool import ConnectionPool
 
 from alphafactory import telemetry
 from alphafactory.admission import admit
-from alphafactory.decision import allocate, alpha_signals, benchmark_weights
+from alphafactory.decision import alpha_signals
 from alphafactory.events import BacktestResults, EventError, Rebalance, decode
 from alphafactory.panel import Panel
 from alphafactory.pool import NO_RECORD, Member
 from alphafactory.strategy import Strategy
-from alphafactory.variants import (
-    BENCHMARKS,
-    allocation_variants,
-    benchmark_allocation,
-    variant_alphas,
-)
+from alphafactory.variants import allocation_variants, decide
 from consumers.failures import is_transient
 from consumers.market_data import PanelCache
 from storage.admissions import AdmissionRecord, record_admission
@@ -241,39 +236,29 @@ def _write(
     signals,
 ) -> None:
     """One allocation of ``strategy`` (the request's own, or its ``variant``) with its
-    pool, positions and Rebalance, in the caller's transaction."""
+    pool, positions and Rebalance, in the caller's transaction: what
+    ``alphafactory.variants.decide`` returns, stored."""
     allocation_id = allocation_id_for(strategy.id, request.trigger_event_id)
-    signal, in_sample = None, None
-    if variant in BENCHMARKS:
-        mix = benchmark_weights(panel, strategy, len(panel.returns))
-        weights = benchmark_allocation(panel, strategy, variant, mix)
-        weights, pool = dict(zip(panel.assets.astype(str), weights.tolist(), strict=True)), {}
-    else:
-        mine = variant_alphas(variant, alphas["formula"].tolist())
-        alphas, signals = alphas.iloc[mine], signals[mine]
-        members = active_members(conn, strategy_id=strategy.id, decision_time=request.decision_time)
-        t_stats = pd.to_numeric(alphas["hac_tstat"], errors="coerce").fillna(0.0)
-        result = allocate(
-            panel,
-            strategy,
-            alphas["formula"].tolist(),
-            t_stats.abs().tolist(),
-            signals=signals,
-            signs=np.where(t_stats < 0, -1.0, 1.0),
-            members=[Member(m.formula, m.entered_at, m.sign) for m in members],
-        )
-        weights, pool, signal = result.weights, result.pool, result.signal or None
-        in_sample = result.in_sample_sharpe
-        hashes = dict(zip(alphas["formula"], alphas["formula_hash"], strict=True))
-        hashes |= {m.formula: m.formula_hash for m in members}
-        _record_pool(conn, strategy, request, result, hashes)
-        replace_alpha_pool(
-            conn,
-            strategy_id=strategy.id,
-            as_of=request.as_of,
-            decision_time=request.decision_time,
-            weights={hashes[f]: w for f, w in pool.items()},
-        )
+    members = active_members(conn, strategy_id=strategy.id, decision_time=request.decision_time)
+    result = decide(
+        panel,
+        strategy,
+        variant,
+        alphas["formula"].tolist(),
+        pd.to_numeric(alphas["hac_tstat"], errors="coerce").tolist(),
+        signals=signals,
+        members=[Member(m.formula, m.entered_at, m.sign) for m in members],
+    )
+    hashes = dict(zip(alphas["formula"], alphas["formula_hash"], strict=True))
+    hashes |= {m.formula: m.formula_hash for m in members}
+    _record_pool(conn, strategy, request, result, hashes)
+    replace_alpha_pool(
+        conn,
+        strategy_id=strategy.id,
+        as_of=request.as_of,
+        decision_time=request.decision_time,
+        weights={hashes[f]: w for f, w in result.pool.items()},
+    )
     write_allocation(
         conn,
         allocation_id=allocation_id,
@@ -281,17 +266,17 @@ def _write(
         as_of=request.as_of,
         decision_time=request.decision_time,
         trigger_event_id=request.trigger_event_id,
-        weights=weights,
-        event=_rebalance(allocation_id, strategy.id, request, weights, len(pool)),
-        signal=signal,
-        in_sample_sharpe=in_sample,
+        weights=result.weights,
+        event=_rebalance(allocation_id, strategy.id, request, result.weights, len(result.pool)),
+        signal=result.signal or None,
+        in_sample_sharpe=result.in_sample_sharpe,
     )
     log.info(
         "allocated %s for %s as of %s: %d alpha(s) of %d admitted",
         allocation_id,
         strategy.id,
         request.as_of,
-        len(pool),
+        len(result.pool),
         len(alphas),
     )
 

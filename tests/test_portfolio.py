@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from alphafactory.combinations import combination_weights
 from alphafactory.portfolio import (
     PortfolioError,
-    combination_weights,
     combined_signal,
     in_sample_sharpe,
     positions,

@@ -38,10 +38,16 @@ def test_defaults_fill_every_section_but_the_id(tmp_path):
         ("", "id: Field required"),
         ('id = "s"\n[pool]\nsize = 0', "pool.size: Input should be greater than or equal to 1"),
         ('id = "s"\n[pool]\nsise = 3', "pool.sise: Extra inputs are not permitted (got 3)"),
-        ('id = "s"\n[combination]\nmethod = "best"', "combination.method: Input should be"),
+        (
+            'id = "s"\n[combination]\nmethod = "best"',
+            "combination.method: Value error, combination method 'best' is not one of equal,",
+        ),
         ('id = "s"\n[alpha]\ndefinition = "sharpe >>"', "alpha.definition: Value error"),
         ('id = "s"\n[alpha]\ntarget = "hac_tstat"', "target must look like METRIC=NUMBER"),
-        ('id = "s"\n[portfolio]\nkind = "short_only"', "portfolio.kind: Input should be"),
+        (
+            'id = "s"\n[portfolio]\nkind = "short_only"',
+            "portfolio.kind: Value error, portfolio kind 'short_only' is not one of long_short,",
+        ),
         ('id = "s"\n[formulas]\nroot_kinds = ["bonds"]', "formulas.root_kinds.0: Input should"),
         ("id = ", "is not valid TOML"),
         ('id = "s"\n[ml]\nmodels = ["forest"]', "ml.models.0: Input should be 'ridge'"),

@@ -18,8 +18,7 @@ import numpy as np
 
 from alphafactory.ml.features import feature_cube, labels
 from alphafactory.ml.fit import MLSpec, fit_at
-
-LEARNED_METHODS = ("lightgbm",)
+from alphafactory.ml.models import MODEL_NAMES
 
 
 @dataclass(frozen=True)
@@ -32,9 +31,10 @@ def learned_combination(
     signals: np.ndarray, returns: np.ndarray, method: str, *, seed: int = 0, folds: int = 3
 ) -> LearnedCombination:
     """``signals`` (K, T, N) over the window, the last row the decision; ``returns`` (T, N)
-    of the same rows (row ``t``: the return over the period ending at ``t``)."""
-    if method not in LEARNED_METHODS:
-        raise ValueError(f"learned combination {method!r} is not one of {LEARNED_METHODS}")
+    of the same rows (row ``t``: the return over the period ending at ``t``); ``method``:
+    the model (``alphafactory.ml.models``)."""
+    if method not in MODEL_NAMES:
+        raise ValueError(f"learned combination {method!r}: expected a model of {MODEL_NAMES}")
     k, rows, _ = signals.shape
     cube = feature_cube({f"alpha{j}": signals[j] for j in range(k)})
     spec = MLSpec(method, horizon=1, folds=folds, seed=seed)

@@ -7,6 +7,7 @@ argument; 130 stopped by Ctrl-C (run it again to continue).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import sys
@@ -31,13 +32,7 @@ def register(commands) -> None:
     parser.add_argument("--from", dest="first", required=True, metavar="YYYY-MM")
     parser.add_argument("--to", dest="last", required=True, metavar="YYYY-MM")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR")
-    parser.add_argument(
-        "--variants",
-        default=None,
-        help="comma-separated: poolN (pool10,pool25,pool100), combo_equal, combo_ic_weighted, "
-        "combo_ridge, long_short, long_only, tilt, random, library, risk_parity, equal_weight, "
-        "60_40 (default: the pools, baselines and benchmarks the strategy can run)",
-    )
+    parser.add_argument("--variants", default=None, action=_VariantsHelp)
     parser.add_argument(
         "--panel", type=Path, help="a store strategy's panel file, loaded into the run's stack"
     )
@@ -68,7 +63,7 @@ def _fail(message: str, code: int = 2) -> int:
 
 def run(args, settings: Settings) -> int:
     from alphafactory.strategy import StrategyError
-    from alphafactory.variants import VariantError
+    from alphafactory.variant_names import VariantError
     from app.walkforward_run import Plan, WalkforwardError, month_bounds
 
     try:
@@ -111,6 +106,24 @@ def _interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
 
 
+class _VariantsHelp(argparse._StoreAction):
+    """``--variants`` with its help read from the variant registry when it is shown, so
+    the CLI does not import the core (numpy and all) to start."""
+
+    @property
+    def help(self) -> str:
+        from alphafactory.variant_names import names_help
+
+        return (
+            f"comma-separated: {names_help()} (default: the pools, baselines and "
+            "benchmarks the strategy can run)"
+        )
+
+    @help.setter
+    def help(self, _value) -> None:
+        pass  # set by argparse's constructor; the property above is the help
+
+
 def _strategy_file(settings: Settings, strategy_id: str) -> Path:
     from alphafactory.strategy import BUNDLED_DIR, StrategyError, load_strategy
 
@@ -123,9 +136,9 @@ def _strategy_file(settings: Settings, strategy_id: str) -> Path:
 
 
 def _variants(text: str | None, source: Path) -> tuple[str, ...]:
-    from alphafactory.ml.models import MODEL_NAMES
     from alphafactory.strategy import load_strategy
-    from alphafactory.variants import DEFAULT_NAMES, VariantError, check_name, derive
+    from alphafactory.variant_names import DEFAULT_NAMES, VariantError, VariantKind, parse
+    from alphafactory.variants import derive
 
     strategy = load_strategy(source)
     if text is None:
@@ -142,7 +155,7 @@ def _variants(text: str | None, source: Path) -> tuple[str, ...]:
         raise VariantError("--variants is empty: name at least one")
     for name in names:
         # an ML variant's model is added to the run's strategy file (write_strategy)
-        if check_name(name) not in MODEL_NAMES:
+        if parse(name).kind is not VariantKind.MODEL:
             derive(strategy, name)
     return names
 

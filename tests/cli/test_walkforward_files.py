@@ -120,7 +120,7 @@ def test_the_command_accepts_an_ml_variant_the_strategy_does_not_have_yet():
     import pytest
 
     import alphafactory
-    from alphafactory.variants import VariantError
+    from alphafactory.variant_names import VariantError
     from app.cli.walkforward_cmd import _variants
 
     source = Path(alphafactory.__file__).parent / "strategies" / "macro_allocation.toml"

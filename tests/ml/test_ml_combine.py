@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from alphafactory import portfolio
+from alphafactory.combinations import combination_weights
 from alphafactory.ml.combine import learned_combination
 
 T, N = 80, 300
@@ -32,7 +33,7 @@ def test_lightgbm_learns_an_interaction_that_fixed_weights_cannot():
         window, decision = signals[:, :T], returns[:T]  # the decision row is T - 1
         combined = learned_combination(window, decision, "lightgbm")
         forward = np.vstack([decision[1:], np.full((1, N), np.nan)])
-        weights = portfolio.combination_weights(window, forward, "ic_weighted")
+        weights = combination_weights(window, forward, "ic_weighted")
         linear = portfolio.combined_signal(window, weights)
         realised = returns[T]  # the return after the decision, which neither saw
         learned.append(_correlation(combined.signal, realised))
@@ -52,5 +53,5 @@ def test_the_weights_are_each_alpha_s_share_of_the_model_s_use():
 
 
 def test_an_unknown_learned_method_is_named():
-    with pytest.raises(ValueError, match="learned combination 'forest' is not one of"):
+    with pytest.raises(ValueError, match="learned combination 'forest': expected a model of"):
         learned_combination(np.zeros((1, 10, 5)), np.zeros((10, 5)), "forest")
