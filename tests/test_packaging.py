@@ -38,7 +38,9 @@ ALLOWED: dict[str, set[str]] = {
     | {"prometheus_client"}
     # the ML alphas' models (alphafactory.ml.models): numerical libraries, no I/O, imported
     # inside the fits
-    | {"sklearn", "lightgbm", "torch"},
+    | {"sklearn", "lightgbm", "torch"}
+    # the risk-budgeted tilt's optimisation (alphafactory.optimiser): a solver, no I/O
+    | {"cvxpy"},
     "storage": {CORE, "psycopg", "psycopg_pool"} | DATA,
     "messaging": {CORE, "kafka"},
     "producers": {CORE, "messaging", "storage", "kafka", "psycopg", "psycopg_pool", "pydantic"}
