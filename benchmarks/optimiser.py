@@ -6,10 +6,10 @@ under 2 s for 3,000), against the capped tilt it replaces, measured in the same 
 
 Per size: a market of ``--window`` monthly returns in ten classes, a risk-parity benchmark
 by class, and ``--decisions`` decisions with fresh random signals (and the previous
-decision's weights paying 10 bp a trade): the first decision's time (the problem is
-written and compiled), the median of the later ones (the numbers swapped in), the shrunk
-risk model's estimate, and the capped tilt's time (``portfolio.target_weights``) as the
-reference. Prints a table and the machine; ``--record`` writes the numbers as JSON.
+decision's weights paying 10 bp a trade): the first decision's time (cvxpy imported),
+the median of the later ones (each writes and solves its problem), the shrunk risk model's
+estimate (the first includes scikit-learn's import), and the capped tilt's time
+(``portfolio.target_weights``) as the reference. Prints a table and the machine; ``--record`` writes the numbers as JSON.
 """
 
 from __future__ import annotations
