@@ -26,6 +26,10 @@ def _entries(family: str, *texts: str) -> list[KnownFactor]:
     return [KnownFactor(family, text) for text in texts]
 
 
+# each asset's return over the 12 months before the last, over its volatility
+TIME_SERIES_MOMENTUM = "delay(ts_sum(returns, 12), 1) / ts_std(returns, 36)"
+CLASSIC_FAMILY = "classic"
+
 LIBRARY: tuple[KnownFactor, ...] = (
     # price momentum and reversal (windows exist in the daily and the monthly configs)
     *_entries(
@@ -88,14 +92,26 @@ LIBRARY: tuple[KnownFactor, ...] = (
     ),
     *_entries(
         "macro_rates",
-        "us_baa - us_aaa",
-        "-delta(us_baa - us_aaa, 3)",
         "-ts_zscore(us_baa - us_aaa, 24)",
         "us_aaa - ff_rf * 12",
         "-delta(us_realint, 3)",
         "ts_mean(ff_hml, 12)",
         "ts_mean(ff_mom, 6)",
         "ts_mean(ff_smb, 12)",
+    ),
+    # the signals a quant compares a new alpha with (CLASSIC_FAMILY)
+    *_entries(
+        CLASSIC_FAMILY,
+        # time-series momentum (Moskowitz, Ooi and Pedersen 2012)
+        TIME_SERIES_MOMENTUM,
+        # cross-asset momentum: the same 12-1 months return, ranked across assets
+        "rank(delay(ts_sum(returns, 12), 1))",
+        # term spread (a long corporate yield over the 3-month bill), level and change
+        "us_aaa - us_tbill3m",
+        "delta(us_aaa - us_tbill3m, 3)",
+        # credit spread (BAA over AAA), level and change
+        "us_baa - us_aaa",
+        "-delta(us_baa - us_aaa, 3)",
     ),
 )
 

@@ -9,7 +9,8 @@ by class, and ``--decisions`` decisions with fresh random signals (and the previ
 decision's weights paying 10 bp a trade): the first decision's time (cvxpy imported),
 the median of the later ones (each writes and solves its problem), the shrunk risk model's
 estimate (the first includes scikit-learn's import), and the capped tilt's time
-(``portfolio.target_weights``) as the reference. Prints a table and the machine; ``--record`` writes the numbers as JSON.
+(``portfolio.target_weights``) as the reference. Prints a table and the machine;
+``--record`` writes the numbers as JSON.
 """
 
 from __future__ import annotations
