@@ -107,6 +107,18 @@ def decide_directly(conn, market, strategy, generator, row: int, trigger: str):
     return request, [h for _, chunk in sent for h in chunk], allocation_id
 
 
+def _result_record(request: GenerationRequest) -> ConsumerRecord:
+    """A consumed ``alpha.backtest.results`` record of one chunk of ``request``."""
+    (result,) = BacktestResults.of_chunk(
+        [FormulaResult(formula_hash="0" * 64, formula="x", qualified=False, metrics={})],
+        request_id=request.request_id,
+        strategy_id=request.strategy_id,
+        as_of=request.as_of,
+        evaluated_at=datetime.now(UTC),
+    )
+    return ConsumerRecord("t", 0, 0, 0, 0, 0, b"k", result.to_json(), [], None, 1, 1, 0)
+
+
 @pytest.fixture
 def contexts(strategy, generator, pipeline_db):
     def visible_to_a_worker(request_id, hashes):
@@ -329,14 +341,7 @@ def test_a_failed_decision_releases_the_later_ones_that_waited_for_it(
     for request_id, chunk in sent:
         evaluate_chunk(conn, evaluation, request_id, chunk)
     assert allocate_request(conn, allocation, later.request_id) is None  # waits for early
-    (result,) = BacktestResults.of_chunk(
-        [FormulaResult(formula_hash="0" * 64, formula="x", qualified=False, metrics={})],
-        request_id=early.request_id,
-        strategy_id=mine.id,
-        as_of=early.as_of,
-        evaluated_at=datetime.now(UTC),
-    )
-    record = ConsumerRecord("t", 0, 0, 0, 0, 0, b"k", result.to_json(), [], None, 1, 1, 0)
+    record = _result_record(early)
     with open_pool(pipeline_db.dsn("app"), min_size=1, max_size=1) as pool:
         AllocationHandler(pool, allocation).record_failure(record, DecisionError("no data"))
     assert load_request(conn, early.request_id).failed_at is not None
@@ -536,14 +541,7 @@ def test_a_request_that_cannot_be_allocated_ends_with_its_failure_recorded(
     set_candidates(conn, stored.request_id, [])
     with pytest.raises(DecisionError, match="fewer than 2 market dates"):
         allocate_request(conn, allocation, early.request_id)
-    (result,) = BacktestResults.of_chunk(
-        [FormulaResult(formula_hash="0" * 64, formula="x", qualified=False, metrics={})],
-        request_id=early.request_id,
-        strategy_id=strategy.id,
-        as_of=early.as_of,
-        evaluated_at=datetime.now(UTC),
-    )
-    record = ConsumerRecord("t", 0, 0, 0, 0, 0, b"k", result.to_json(), [], None, 1, 1, 0)
+    record = _result_record(early)
     with open_pool(pipeline_db.dsn("app"), min_size=1, max_size=1) as pool:
         handler = AllocationHandler(pool, allocation)
         handler.record_failure(record, DecisionError("fewer than 2 market dates"))
