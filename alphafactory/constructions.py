@@ -8,8 +8,11 @@ here (or in a module that calls :func:`register`) and its test.
 
 What a construction knows:
 
-- ``positions``: the weights built from signals (..., N), every row at once; a missing
-  signal value is neutral (the row's mean);
+- ``positions``: the weights built from signals (..., N), every row at once (what a
+  candidate is scored on, and the in-sample record); a missing signal value is neutral;
+- ``decide``: the weights of the decision row, against the :class:`Market` there (the
+  holdings before, what trading costs): ``positions`` of that row unless the
+  construction optimises (the tilt, ``alphafactory.optimiser``);
 - ``neutral``: what a signal with no information would hold (the benchmark for a tilt,
   equal weights for long-only, nothing for long-short): what a candidate is judged
   beyond, and what the allocation holds with no alpha (``without_alpha``);
@@ -19,17 +22,20 @@ What a construction knows:
 - ``excess_over_cash``: whether the report measures its excess over cash (a self-financed
   book) rather than over the strategy's risk-parity benchmark.
 
-Pure numpy.
+Pure: numpy and the core's risk model and optimiser.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from alphafactory.optimiser import OptimisationError, TiltProblem, budgeted_tilts, solve_tilt
 from alphafactory.registry import Registry
+from alphafactory.risk import RiskModel, forecasts
 
 
 class PortfolioError(ValueError):
@@ -39,23 +45,46 @@ class PortfolioError(ValueError):
 
 @dataclass(frozen=True)
 class Sizing:
-    """A strategy's ``[portfolio]`` sizes a construction reads."""
+    """A strategy's ``[portfolio]`` sizes a construction reads (alphafactory.strategy
+    documents each)."""
 
     gross: float = 1.0  # long_short: the sum of absolute weights
     tilt_limit: float = 0.1  # tilt: the largest move of an asset from the benchmark
+    tracking_error: float = 0.03 / np.sqrt(12)  # tilt: the active risk budget, per period
+    class_limit: float = 0.1  # tilt: the largest move of a class from the benchmark
+    risk_aversion: float = 1.0
+    information_coefficient: float = 0.05  # a standardised signal's forecast (Grinold)
+
+
+@dataclass(frozen=True)
+class Market:
+    """What positions are built against. For ``positions``: the benchmark per row (...,
+    N) or one for all (N,), and the risk model per row of the signals (or one for all).
+    For ``decide``, one row: the benchmark (N,), its risk model, the class of each asset
+    (negative: none), the weights held before (None: the benchmark) and the cost of
+    trading a unit of each asset's weight."""
+
+    benchmark: np.ndarray | None = None
+    risks: Sequence[RiskModel] = ()
+    classes: np.ndarray | None = None
+    previous: np.ndarray | None = None
+    costs: np.ndarray | None = None
 
 
 class Construction:
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for the docs and the help
     needs_benchmark: ClassVar[bool] = False
+    needs_risk: ClassVar[bool] = False  # its Market needs a risk model per row
     judged_on_position: ClassVar[bool] = True
     excess_over_cash: ClassVar[bool] = False
 
-    def positions(
-        self, signals: np.ndarray, sizing: Sizing, benchmark: np.ndarray | None
-    ) -> np.ndarray:
+    def positions(self, signals: np.ndarray, sizing: Sizing, market: Market) -> np.ndarray:
         raise NotImplementedError
+
+    def decide(self, signal: np.ndarray, sizing: Sizing, market: Market) -> np.ndarray:
+        """The decision row's weights from its combined ``signal`` (N,)."""
+        return self.positions(np.asarray(signal, dtype=np.float64), sizing, market)
 
     def neutral(self, benchmark: np.ndarray) -> np.ndarray:
         """What a signal with no information holds (``benchmark``: (..., N))."""
@@ -64,6 +93,20 @@ class Construction:
     def without_alpha(self, benchmark: np.ndarray) -> np.ndarray:
         """The allocation with no alpha to trade."""
         return np.broadcast_to(self.neutral(benchmark), np.shape(benchmark)).copy()
+
+
+def standardize(values: np.ndarray) -> np.ndarray:
+    """Cross-sectional z-score along the last axis; NaN and constant rows become 0."""
+    values = np.asarray(values, dtype=np.float64)
+    valid = np.isfinite(values)
+    count = valid.sum(axis=-1, keepdims=True)
+    filled = np.where(valid, values, 0.0)
+    mean = filled.sum(axis=-1, keepdims=True) / np.maximum(count, 1)
+    centred = np.where(valid, values - mean, 0.0)
+    std = np.sqrt((centred**2).sum(axis=-1, keepdims=True) / np.maximum(count - 1, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(std > 1e-12, centred / std, 0.0)
+    return np.where(count >= 2, z, 0.0)
 
 
 def unit_long_short(signals: np.ndarray) -> np.ndarray:
@@ -84,7 +127,7 @@ class LongShort(Construction):
     judged_on_position = False
     excess_over_cash = True
 
-    def positions(self, signals, sizing, benchmark):
+    def positions(self, signals, sizing, market):
         return sizing.gross * unit_long_short(signals)
 
     def neutral(self, benchmark):
@@ -95,7 +138,7 @@ class LongOnly(Construction):
     name = "long_only"
     summary = "the long side of the demeaned signal, weights summing to 1"
 
-    def positions(self, signals, sizing, benchmark):
+    def positions(self, signals, sizing, market):
         longs = np.maximum(unit_long_short(signals), 0.0)
         total = longs.sum(axis=-1, keepdims=True)
         equal = np.full_like(longs, 1.0 / longs.shape[-1])
@@ -111,20 +154,65 @@ class LongOnly(Construction):
 
 class Tilt(Construction):
     name = "tilt"
-    summary = "the benchmark moved by the demeaned signal, no asset by more than tilt_limit"
+    summary = (
+        "the benchmark tilted by the forecasts within a tracking-error budget "
+        "(alphafactory.optimiser)"
+    )
     needs_benchmark = True
+    needs_risk = True
 
-    def positions(self, signals, sizing, benchmark):
-        unit = unit_long_short(signals)
-        if benchmark is None:
-            raise PortfolioError(f"a tilt needs a benchmark of {unit.shape[-1]} weights")
-        largest = np.abs(unit).max(axis=-1, keepdims=True)
-        scale = np.divide(sizing.tilt_limit, largest, out=np.zeros_like(largest), where=largest > 0)
-        tilted = np.maximum(benchmark + unit * scale, 0.0)
-        return tilted / tilted.sum(axis=-1, keepdims=True)
+    def positions(self, signals, sizing, market):
+        signals = np.asarray(signals, dtype=np.float64)
+        benchmark = _benchmark_of(market, signals.shape[-1])
+        if not market.risks:
+            raise PortfolioError("a tilt needs a risk model for its rows")
+        batch = (
+            signals.reshape((-1, *signals.shape[-2:])) if signals.ndim > 1 else signals[None, None]
+        )
+        if len(market.risks) == 1:  # one for every row
+            volatility = market.risks[0].volatility()
+        else:
+            volatility = np.stack([r.volatility() for r in market.risks])
+        alpha = sizing.information_coefficient * volatility * standardize(batch)
+        active = budgeted_tilts(
+            alpha,
+            benchmark,
+            list(market.risks),
+            tracking_error=sizing.tracking_error,
+            asset_limit=sizing.tilt_limit,
+        )
+        return (np.maximum(benchmark + active, 0.0)).reshape(signals.shape)
+
+    def decide(self, signal, sizing, market):
+        benchmark = _benchmark_of(market, np.shape(signal)[-1])
+        if len(market.risks) != 1:
+            raise PortfolioError("a tilt's decision needs the risk model of its row")
+        risk = market.risks[0]
+        problem = TiltProblem(
+            benchmark=benchmark,
+            alpha=forecasts(standardize(signal), risk, sizing.information_coefficient),
+            risk=risk,
+            tracking_error=sizing.tracking_error,
+            asset_limit=sizing.tilt_limit,
+            risk_aversion=sizing.risk_aversion,
+            classes=market.classes,
+            class_limit=sizing.class_limit,
+            previous=market.previous,
+            costs=market.costs,
+        )
+        try:
+            return solve_tilt(problem)
+        except OptimisationError as error:
+            raise PortfolioError(str(error)) from error
 
     def neutral(self, benchmark):
         return np.array(benchmark, dtype=np.float64)
+
+
+def _benchmark_of(market: Market, assets: int) -> np.ndarray:
+    if market.benchmark is None or np.shape(market.benchmark)[-1] != assets:
+        raise PortfolioError(f"a tilt needs a benchmark of {assets} weights")
+    return np.asarray(market.benchmark, dtype=np.float64)
 
 
 CONSTRUCTIONS: Registry[Construction] = Registry("portfolio kind", PortfolioError)

@@ -28,7 +28,7 @@ long-short).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -38,7 +38,8 @@ import pandas as pd
 from alphafactory import portfolio
 from alphafactory.clock import known_dates, visible_from
 from alphafactory.combinations import combination
-from alphafactory.constructions import construction
+from alphafactory.constructions import Market, Sizing, construction
+from alphafactory.costs import cost_rates
 from alphafactory.data.releases import STALE_AFTER_CADENCES, point_in_time_macro
 from alphafactory.formula import Node
 from alphafactory.metrics import FactorMetrics, infer_periods_per_year, parse_definition
@@ -46,6 +47,7 @@ from alphafactory.ml.cv import CVError
 from alphafactory.ml.models import ModelError
 from alphafactory.panel import Panel
 from alphafactory.pool import Candidates, Member, Record, carry, confirmed, record_weights
+from alphafactory.risk import shrunk_risk
 from alphafactory.scoring import FormulaScorer, ScoringOptions, config_for_panel, lagged_returns
 from alphafactory.strategy import Strategy, Universe
 from alphafactory.traded import BenchmarkError, PositionRule
@@ -178,6 +180,7 @@ def allocate(
     signals: np.ndarray | None = None,
     signs: Sequence[float] | None = None,
     members: Sequence[Member] = (),
+    previous: Mapping[str, float] | None = None,
 ) -> Allocation:
     """Carry the persistent pool's ``members`` (``alphafactory.pool``: their records,
     retirements), add the newly admitted ``alphas`` (best ``scores`` first, admitted with
@@ -185,9 +188,11 @@ def allocate(
     turn the combined signal on the decision row into weights. No such alpha: the
     benchmark (risk parity for a tilt or long-only strategy, flat for long-short).
     ``signals``: the alphas' ``alpha_signals``, when the caller has them (variants share
-    them)."""
+    them); ``previous``: the weights the strategy holds (its last allocation), which a
+    tilt pays the strategy's costs to trade away from."""
     returns = panel.returns
     benchmark = benchmark_weights(panel, strategy, len(returns))
+    market = decision_market(panel, strategy, benchmark, previous)
     if signals is None:
         signals = alpha_signals(panel, strategy, alphas)
     signs = np.ones(len(alphas)) if signs is None else np.asarray(signs, dtype=float)
@@ -237,7 +242,7 @@ def allocate(
             retired=retired,
             records=member_records,
             probation=probation,
-            in_sample_sharpe=_in_sample(panel, strategy, earned, window, benchmark),
+            in_sample_sharpe=_in_sample(panel, strategy, earned, window, market),
         )
     pool = found.signals[kept][:, window]
     signal, combo = _combine(pool, earned, window, strategy)
@@ -249,13 +254,8 @@ def allocate(
             mature=rules.retire_after,
         )
         signal = portfolio.combined_signal(pool, combo)
-    weights = portfolio.target_weights(
-        signal,
-        strategy.portfolio.kind,
-        gross=strategy.portfolio.gross,
-        benchmark=benchmark,
-        tilt_limit=strategy.portfolio.tilt_limit,
-    )
+    sizing = position_rule(strategy, infer_periods_per_year(panel.dates)).sizing
+    weights = construction(strategy.portfolio.kind).decide(signal, sizing, market)
     return Allocation(
         dict(zip(assets, weights.tolist(), strict=True)),
         {found.formulas[k]: float(w) for k, w in zip(kept, combo, strict=True)},
@@ -264,7 +264,7 @@ def allocate(
         retired,
         member_records,
         probation,
-        _in_sample(panel, strategy, earned, window, benchmark, pool, combo),
+        _in_sample(panel, strategy, earned, window, market, pool, combo),
     )
 
 
@@ -291,28 +291,65 @@ def _in_sample(
     strategy: Strategy,
     earned: np.ndarray,
     window: slice,
-    benchmark: np.ndarray,
+    market: Market,
     pool: np.ndarray | None = None,
     combo: np.ndarray | None = None,
 ) -> float:
-    """The allocation's position rebuilt at every row of the training window and held
-    as out of sample (``portfolio.in_sample_sharpe``); NaN for a learned combination,
-    which has no per-row signal to rebuild."""
+    """The allocation's position rebuilt at every row of the training window against
+    the decision's benchmark and risk model, and held as out of sample
+    (``portfolio.in_sample_sharpe``); NaN for a learned combination, which has no
+    per-row signal to rebuild."""
     if combination(strategy.combination.method).learned and pool is not None:
         return float("nan")
     forward = _forward(earned, window)
     if pool is None:
         pool, combo = np.empty((0, *forward.shape)), np.zeros(0)
-    rules = strategy.portfolio
+    periods_per_year = infer_periods_per_year(panel.dates)
     return portfolio.in_sample_sharpe(
         pool,
         combo,
         forward,
-        rules.kind,
-        periods_per_year=infer_periods_per_year(panel.dates),
-        gross=rules.gross,
-        benchmark=benchmark,
-        tilt_limit=rules.tilt_limit,
+        strategy.portfolio.kind,
+        periods_per_year=periods_per_year,
+        sizing=position_rule(strategy, periods_per_year).sizing,
+        market=Market(market.benchmark, market.risks),
+    )
+
+
+def decision_market(
+    panel: Panel,
+    strategy: Strategy,
+    benchmark: np.ndarray,
+    previous: Mapping[str, float] | None = None,
+) -> Market:
+    """What the decision row's weights are built against: the benchmark, the shrunk
+    risk of the benchmark's window (for a construction that needs one), the assets'
+    classes (``risk_parity_group``), the weights held before and the costs."""
+    rules = strategy.portfolio
+    risks = ()
+    if construction(rules.kind).needs_risk:
+        risks = (shrunk_risk(panel.returns[-rules.volatility_months :]),)
+    classes = panel.groups[rules.risk_parity_group][-1] if rules.risk_parity_group else None
+    assets = panel.assets.astype(str)
+    held = None if previous is None else np.array([previous.get(a, 0.0) for a in assets])
+    return Market(benchmark, risks, classes, held, trading_costs(panel, strategy))
+
+
+def trading_costs(panel: Panel, strategy: Strategy) -> np.ndarray:
+    """Cost per unit of weight traded, per asset of ``panel`` (``alphafactory.costs``),
+    classes by their codes on the last row."""
+    costs = strategy.costs
+    if costs.group and costs.group not in panel.groups:
+        raise DecisionError(
+            f"costs.group {costs.group!r} is not a group of the panel; it has "
+            f"{sorted(panel.groups) or 'none'}"
+        )
+    return cost_rates(
+        panel.assets.astype(str).tolist(),
+        default_bps=costs.default_bps,
+        asset_bps=costs.asset_bps,
+        group_bps=costs.group_bps,
+        codes=panel.groups[costs.group][-1] if costs.group else None,
     )
 
 
@@ -325,13 +362,20 @@ def benchmark_weights(panel: Panel, strategy: Strategy, rows: int) -> np.ndarray
         raise DecisionError(str(error)) from error
 
 
-def position_rule(strategy: Strategy) -> PositionRule:
-    """The strategy's ``[portfolio]`` as what it trades from one signal."""
+def position_rule(strategy: Strategy, periods_per_year: float = 12.0) -> PositionRule:
+    """The strategy's ``[portfolio]`` as what it trades from one signal (the tracking
+    error budget per period of ``periods_per_year``)."""
     rules = strategy.portfolio
     return PositionRule(
         kind=rules.kind,
-        gross=rules.gross,
-        tilt_limit=rules.tilt_limit,
+        sizing=Sizing(
+            gross=rules.gross,
+            tilt_limit=rules.tilt_limit,
+            tracking_error=rules.tracking_error / np.sqrt(periods_per_year),
+            class_limit=rules.class_limit,
+            risk_aversion=rules.risk_aversion,
+            information_coefficient=rules.information_coefficient,
+        ),
         volatility_months=rules.volatility_months,
         group=rules.risk_parity_group,
         excludes=tuple(rules.benchmark_excludes),
@@ -346,19 +390,19 @@ def _scorer(panel: Panel, strategy: Strategy) -> FormulaScorer:
     return FormulaScorer(
         panel,
         config=config_for_panel(panel),
-        options=scoring_options(strategy),
+        options=scoring_options(strategy, infer_periods_per_year(panel.dates)),
         score_from=score_from,
     )
 
 
-def scoring_options(strategy: Strategy) -> ScoringOptions:
+def scoring_options(strategy: Strategy, periods_per_year: float = 12.0) -> ScoringOptions:
     """How a strategy's candidates are scored: macro forecasts shrink toward the asset
     classes its risk parity uses (``portfolio.risk_parity_group``), when it names them,
     and a tilt or long-only strategy judges the active return of the position it would
     hold from each candidate alone (``alphafactory.traded``); a long-short one keeps the
     quantile long-short."""
     judged_on_position = construction(strategy.portfolio.kind).judged_on_position
-    judged = position_rule(strategy) if judged_on_position else None
+    judged = position_rule(strategy, periods_per_year) if judged_on_position else None
     return ScoringOptions(
         class_group=strategy.portfolio.risk_parity_group or None,
         execution_lag=EXECUTION_LAG,

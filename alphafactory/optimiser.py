@@ -1,5 +1,6 @@
 """A risk-budgeted tilt: the active weights that best trade a forecast within a tracking
-error budget (issue 31's ``tilt``).
+error budget (issue 31's ``tilt``), at the decision (:func:`solve_tilt`) and, in closed
+form, at every row a candidate is scored on (:func:`budgeted_tilts`).
 
 The problem, at one decision, over active weights ``a`` around a benchmark ``b``::
 
@@ -18,16 +19,20 @@ signals over the bundled benchmark, 8 points into equity and out of bonds on ave
 So an asset outside the benchmark (cash) is not bought either: with no forecast of its
 own, selling others into it is a bet on the market that noise would make one way only
 (on random signals, 2 points into cash on average). ``a = 0`` (the benchmark) is always
-feasible. ``S`` is a shrunk covariance kept in factor
-form (:class:`RiskModel`): the sample correlation of the window's returns shrunk toward
-the identity by the Ledoit-Wolf intensity (scikit-learn's estimate on the standardised
-returns), scaled back by each asset's volatility. With a window of ``T`` rows that is
-``T`` loadings plus a diagonal, exactly, so the problem stays small for thousands of
-assets. ``forecasts`` turns a standardised signal into expected active returns by
-Grinold's rule (information coefficient times volatility times score).
+feasible. ``S`` is ``alphafactory.risk``'s shrunk covariance in factor form; the
+problem is written with cvxpy and solved by Clarabel.
 
-The problem is written with cvxpy and solved by Clarabel. Pure: numpy, scikit-learn's
-shrinkage estimate and the solver.
+Scoring a candidate builds its position at each of some 120 training rows, for hundreds
+of candidates a decision: too many solves. :func:`budgeted_tilts` is the same problem's
+closed form where the constraints allow it: the mean-variance direction ``S^-1 alpha``
+made to sum to zero, scaled to the tracking-error budget, then moved to the nearest
+point inside the same symmetric boxes that still sums to zero, and rescaled toward the
+budget (a few rounds), with no class limit and no cost. So a candidate is judged on a position
+pointing the way the decision's would from it alone: on random signals over the bundled
+shape the two correlate at 0.64 on average (tests/test_optimiser.py), the optimiser
+spending the class limits and choosing again which assets sit at their bounds.
+
+Pure: numpy, cvxpy and Clarabel.
 """
 
 from __future__ import annotations
@@ -37,57 +42,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alphafactory.constructions import PortfolioError
-from alphafactory.portfolio import RISKLESS_VOL
+from alphafactory.risk import RISKLESS_VOL, RiskModel
+
+# the closed form's rounds of rescaling toward the budget, and the bisection steps of its
+# projection onto the boxes (the shift to within 2^-50 of the boxes' range)
+BUDGET_ROUNDS = 4
+PROJECTION_STEPS = 50
 
 
-@dataclass(frozen=True)
-class RiskModel:
-    """Covariance ``loadings' loadings + diag(specific)`` of N assets."""
-
-    loadings: np.ndarray  # (K, N)
-    specific: np.ndarray  # (N,)
-    usable: np.ndarray  # (N,) bool: assets with at least two returns in the window
-
-    def covariance(self) -> np.ndarray:
-        return self.loadings.T @ self.loadings + np.diag(self.specific)
-
-    def volatility(self) -> np.ndarray:
-        return np.sqrt((self.loadings**2).sum(axis=0) + self.specific)
-
-    def variance(self, active: np.ndarray) -> np.ndarray:
-        """``a' S a`` of each row of ``active`` (..., N)."""
-        factor = np.asarray(active) @ self.loadings.T
-        return (factor**2).sum(axis=-1) + (np.asarray(active) ** 2 * self.specific).sum(axis=-1)
-
-
-def shrunk_risk(returns: np.ndarray) -> RiskModel:
-    """The Ledoit-Wolf-shrunk covariance of a (T, N) window of returns (missing returns:
-    the asset's mean; an asset with fewer than two is not usable and has no risk)."""
-    from sklearn.covariance import ledoit_wolf_shrinkage
-
-    returns = np.asarray(returns, dtype=np.float64)
-    rows = len(returns)
-    finite = np.isfinite(returns)
-    count = finite.sum(axis=0)
-    usable = count >= 2
-    mean = np.where(finite, returns, 0.0).sum(axis=0) / np.maximum(count, 1)
-    centred = np.where(finite, returns - mean, 0.0)
-    vol = np.sqrt((centred**2).sum(axis=0) / np.maximum(count - 1, 1))
-    risky = usable & (vol > RISKLESS_VOL)
-    if rows < 2 or not risky.any():
-        return RiskModel(np.zeros((1, returns.shape[1])), np.zeros(returns.shape[1]), usable)
-    scores = np.divide(centred, vol, out=np.zeros_like(centred), where=risky)
-    shrinkage = float(ledoit_wolf_shrinkage(scores[:, risky], assume_centered=True))
-    loadings = np.sqrt((1.0 - shrinkage) / rows) * np.where(risky, centred, 0.0)
-    return RiskModel(loadings, shrinkage * np.where(risky, vol**2, 0.0), usable)
-
-
-def forecasts(signal: np.ndarray, risk: RiskModel, information_coefficient: float) -> np.ndarray:
-    """Expected active return per asset and period from a standardised ``signal``
-    (Grinold: IC x volatility x score); missing scores forecast nothing."""
-    score = np.nan_to_num(np.asarray(signal, dtype=np.float64))
-    return information_coefficient * risk.volatility() * score
+class OptimisationError(ValueError):
+    """The solver could not solve a tilt's problem; the message says how it ended."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +123,82 @@ def _solve(problem: TiltProblem, b, upper, held, costs) -> np.ndarray:
             warnings.simplefilter("ignore", UserWarning)
             solved.solve(solver=cp.CLARABEL)
     except cp.error.SolverError as error:
-        raise PortfolioError(f"the tilt's optimisation failed: {error}") from error
+        raise OptimisationError(f"the tilt's optimisation failed: {error}") from error
     if solved.status not in ("optimal", "optimal_inaccurate") or a.value is None:
-        raise PortfolioError(f"the tilt's optimisation ended {solved.status!r}")
+        raise OptimisationError(f"the tilt's optimisation ended {solved.status!r}")
     return np.asarray(a.value, dtype=np.float64)
+
+
+def budgeted_tilts(
+    alpha: np.ndarray,
+    benchmarks: np.ndarray,
+    risks: list[RiskModel],
+    *,
+    tracking_error: float,
+    asset_limit: float,
+) -> np.ndarray:
+    """The closed-form tilt (module doc) of each row of ``alpha`` (F, T, N) expected
+    active returns: (F, T, N) active weights, row ``t`` against ``benchmarks[t]`` with
+    risk ``risks[t]`` (one model and one benchmark (N,) for every row: solved at once)."""
+    alpha = np.nan_to_num(np.asarray(alpha, dtype=np.float64))
+    benchmarks = np.asarray(benchmarks, dtype=np.float64)
+    out = np.zeros_like(alpha)
+    if benchmarks.ndim == 1 and len(risks) == 1:
+        flat = alpha.reshape(-1, alpha.shape[-1])
+        return _tilt_rows(flat, benchmarks, risks[0], tracking_error, asset_limit).reshape(
+            alpha.shape
+        )
+    if len(risks) != alpha.shape[-2] or len(benchmarks) != len(risks):
+        raise ValueError(
+            f"{len(risks)} risk models and {len(benchmarks)} benchmarks for {alpha.shape[-2]} rows"
+        )
+    for t, risk in enumerate(risks):
+        out[..., t, :] = _tilt_rows(
+            alpha[..., t, :], benchmarks[t], risk, tracking_error, asset_limit
+        )
+    return out
+
+
+def _tilt_rows(alpha, benchmark, risk: RiskModel, tracking_error, asset_limit) -> np.ndarray:
+    """(F, N) forecasts at one row -> (F, N) active weights."""
+    upper = np.minimum(asset_limit, benchmark)
+    movable = risk.usable & (risk.volatility() > RISKLESS_VOL) & (upper > 0)
+    active = np.zeros_like(alpha)
+    if movable.sum() < 2:
+        return active
+    direction = risk.solve(alpha[..., movable], movable)
+    ones = risk.solve(np.ones(movable.sum()), movable)
+    direction -= direction.sum(axis=-1, keepdims=True) / ones.sum() * ones
+    active[..., movable] = direction
+    bound = np.where(movable, upper, 0.0)
+    # the largest multiple of the direction that the boxes let reach the budget: the
+    # boxes clip more of a larger multiple, so each round scales by what the last missed
+    scale = _budget_scale(active, risk, tracking_error)
+    for _ in range(BUDGET_ROUNDS):
+        used = np.sqrt(risk.variance(_project(active * scale, bound)))[..., None]
+        missed = np.divide(tracking_error, used, out=np.ones_like(used), where=used > 0)
+        scale *= np.clip(missed, 1.0, 10.0)
+    boxed = _project(active * scale, bound)
+    used = risk.variance(boxed) / max(tracking_error**2, 1e-300)
+    return boxed / np.sqrt(np.maximum(used, 1.0))[..., None]
+
+
+def _budget_scale(active: np.ndarray, risk: RiskModel, tracking_error: float) -> np.ndarray:
+    """Per row, the multiple of ``active`` whose tracking error is the budget."""
+    variance = risk.variance(active)[..., None]
+    return np.divide(
+        tracking_error, np.sqrt(variance), out=np.zeros_like(variance), where=variance > 0
+    )
+
+
+def _project(active: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """The nearest point to each row of ``active`` with ``|a| <= bound`` summing to zero:
+    ``clip(active - shift, -bound, bound)``, the shift found by bisection (the clipped
+    sum falls as the shift grows)."""
+    low = (active - bound).min(axis=-1, keepdims=True)
+    high = (active + bound).max(axis=-1, keepdims=True)
+    for _ in range(PROJECTION_STEPS):
+        shift = 0.5 * (low + high)
+        positive = np.clip(active - shift, -bound, bound).sum(axis=-1, keepdims=True) > 0
+        low, high = np.where(positive, shift, low), np.where(positive, high, shift)
+    return np.clip(active - 0.5 * (low + high), -bound, bound)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from alphafactory.clock import visible_from
+from alphafactory.costs import decision_costs
 
 
 @dataclass(frozen=True)
@@ -38,20 +39,29 @@ def held_returns(
     weights: list[dict[str, float]],
     *,
     hold_last: int | None = None,
+    costs: np.ndarray | None = None,
 ) -> pd.Series:
     """The portfolio's return per panel date while the allocations are held (dates before
     the first holding period are left out); the last allocation is held ``hold_last``
-    dates (None: to the panel's end). ``decisions`` must be increasing, UTC."""
+    dates (None: to the panel's end). ``decisions`` must be increasing, UTC. With
+    ``costs`` (per asset, per unit of weight traded: ``alphafactory.costs``) the returns
+    are net: each allocation's trades from the one before (the first's from nothing)
+    are paid in the first period it is held (one whose period is empty passes its cost
+    to the next)."""
     if len(decisions) != len(weights):
         raise ValueError(f"{len(decisions)} decision times for {len(weights)} weight sets")
     column = {str(a): k for k, a in enumerate(assets)}
-    out = {}
+    matrix = np.zeros((len(weights), len(assets)))
+    for k, allocation in enumerate(weights):
+        for asset, w in allocation.items():
+            matrix[k, column[asset]] = w
+    paid = np.zeros(len(weights)) if costs is None else decision_costs(matrix, costs)
+    out, unpaid = {}, 0.0
     for k, (start, stop) in enumerate(held_periods(dates, decisions, hold_last=hold_last)):
-        vector = np.zeros(len(assets))
-        for asset, w in weights[k].items():
-            vector[column[asset]] = w
+        unpaid += paid[k]
         for t in range(start, stop):
-            out[dates[t]] = float(np.nansum(returns[t] * vector))
+            out[dates[t]] = float(np.nansum(returns[t] * matrix[k])) - unpaid
+            unpaid = 0.0
     return pd.Series(out, dtype=np.float64).sort_index()
 
 

@@ -8,8 +8,9 @@ missing values neutral) before anything else, so alphas on different scales mix.
   member (pooled over dates and assets) is at most ``max_correlation``; at most ``size``.
 * ``combined_signal``: the weighted sum of the standardised signals on the decision row
   (the weights from a method of ``alphafactory.combinations``).
-* ``target_weights``: the weights of the strategy's construction (its ``kind``, one of
-  ``alphafactory.constructions``: ``long_short``, ``long_only``, ``tilt``...).
+* ``positions``: the weights of the strategy's construction (its ``kind``, one of
+  ``alphafactory.constructions``: ``long_short``, ``long_only``, ``tilt``...) at every
+  row of a signal.
 * ``in_sample_sharpe``: the Sharpe ratio of a position built that way at every row of a
   window (its combined signal there, the same kind and benchmark) and held for the
   period each row's ``forward`` return covers: the in-sample side of a like-for-like
@@ -20,25 +21,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from alphafactory.constructions import PortfolioError, Sizing, construction
+from alphafactory.constructions import (
+    Market,
+    PortfolioError,
+    Sizing,
+    construction,
+    standardize,
+)
+from alphafactory.risk import RISKLESS_VOL
 
-# below this volatility an asset is riskless (cash whose constant return rounds to a
-# volatility of 1e-19): inverse volatility would give it all the risk parity
-RISKLESS_VOL = 1e-10
-
-
-def standardize(values: np.ndarray) -> np.ndarray:
-    """Cross-sectional z-score along the last axis; NaN and constant rows become 0."""
-    values = np.asarray(values, dtype=np.float64)
-    valid = np.isfinite(values)
-    count = valid.sum(axis=-1, keepdims=True)
-    filled = np.where(valid, values, 0.0)
-    mean = filled.sum(axis=-1, keepdims=True) / np.maximum(count, 1)
-    centred = np.where(valid, values - mean, 0.0)
-    std = np.sqrt((centred**2).sum(axis=-1, keepdims=True) / np.maximum(count - 1, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(std > 1e-12, centred / std, 0.0)
-    return np.where(count >= 2, z, 0.0)
+DEFAULT_SIZING = Sizing()
+NO_MARKET = Market()  # no benchmark, no risk model: enough for long-short and long-only
 
 
 def prune(
@@ -161,34 +154,14 @@ def _risk_parity_block(stack, inside, classes, held) -> np.ndarray:
     )
 
 
-def target_weights(
-    signal: np.ndarray,
-    kind: str,
-    *,
-    gross: float = 1.0,
-    benchmark: np.ndarray | None = None,
-    tilt_limit: float = 0.1,
-) -> np.ndarray:
-    """Weights per asset from the combined signal on the decision date."""
-    signal = np.asarray(signal, dtype=np.float64)
-    if benchmark is not None and np.shape(benchmark) != signal.shape:
-        benchmark = None  # a tilt says so below; the other kinds ignore it
-    return positions(signal, kind, gross=gross, benchmark=benchmark, tilt_limit=tilt_limit)
-
-
 def positions(
-    signals: np.ndarray,
-    kind: str,
-    *,
-    gross: float = 1.0,
-    benchmark: np.ndarray | None = None,
-    tilt_limit: float = 0.1,
+    signals: np.ndarray, kind: str, sizing: Sizing = DEFAULT_SIZING, market: Market = NO_MARKET
 ) -> np.ndarray:
-    """``target_weights`` of every row of ``signals`` (..., N) at once: the assets are the
-    last axis, ``benchmark`` broadcasts against the rows (a tilt's, per row or one for
-    all). A missing signal value is neutral (the row's mean)."""
-    sizing = Sizing(gross=gross, tilt_limit=tilt_limit)
-    return construction(kind).positions(signals, sizing, benchmark)
+    """The weights construction ``kind`` builds from every row of ``signals`` (..., N)
+    at once: the assets are the last axis, ``market``'s benchmark broadcasts against
+    the rows (a tilt's, per row or one for all, with a risk model per row or one for
+    all). A missing signal value is neutral."""
+    return construction(kind).positions(signals, sizing, market)
 
 
 def in_sample_sharpe(
@@ -198,23 +171,22 @@ def in_sample_sharpe(
     kind: str,
     *,
     periods_per_year: float,
-    gross: float = 1.0,
-    benchmark: np.ndarray | None = None,
-    tilt_limit: float = 0.1,
+    sizing: Sizing = DEFAULT_SIZING,
+    market: Market = NO_MARKET,
 ) -> float:
-    """Annualised Sharpe ratio of the position ``target_weights`` builds at each row from
-    the ``weights``-combined standardised ``signals`` (K, W, N) and earns ``forward`` (W,
-    N) there (NaN: not known, e.g. the decision row; such rows are left out). With no
-    signal (K = 0) the position is the benchmark (flat for a long-short book), as an
-    allocation with no alpha holds. NaN with fewer than two rows held, or no spread."""
+    """Annualised Sharpe ratio of the position ``positions`` builds at each row from the
+    ``weights``-combined standardised ``signals`` (K, W, N) and earns ``forward`` (W, N)
+    there (NaN: not known, e.g. the decision row; such rows are left out). With no
+    signal (K = 0) the position is what the construction holds without alpha (flat for
+    a long-short book). NaN with fewer than two rows held, or no spread."""
     known = np.isfinite(forward)
     if len(signals):
         combined = np.tensordot(np.asarray(weights, dtype=np.float64), standardize(signals), 1)
-        held = positions(combined, kind, gross=gross, benchmark=benchmark, tilt_limit=tilt_limit)
-    elif benchmark is None:
+        held = positions(combined, kind, sizing, market)
+    elif market.benchmark is None:
         held = np.zeros(forward.shape)
     else:
-        held = np.broadcast_to(construction(kind).without_alpha(benchmark), forward.shape)
+        held = np.broadcast_to(construction(kind).without_alpha(market.benchmark), forward.shape)
     returns = np.nansum(held * forward, axis=1)[known.any(axis=1)]
     if len(returns) < 2 or returns.std(ddof=1) <= 1e-12 * abs(returns.mean()):
         return float("nan")

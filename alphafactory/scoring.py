@@ -127,7 +127,7 @@ class FormulaScorer:
             horizon=options.horizon,
             quantiles=options.quantiles,
             periods_per_year=periods,
-            position=rule and rule.active_weights(rule.benchmarks(panel, score_from)),
+            position=rule and rule.active_weights(rule.market(panel, score_from)),
         )
 
     def prepare(self, formula: Node | str) -> Node | PreparedML | None:

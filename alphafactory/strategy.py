@@ -276,13 +276,43 @@ class Portfolio(_Section):
     # a construction of alphafactory.constructions
     kind: Annotated[str, _registered(constructions.construction)] = "long_short"
     gross: float = Field(1.0, gt=0, le=10)
+    # tilt: the largest move of one asset from the benchmark (and no more than the
+    # asset's benchmark weight either way: alphafactory.optimiser says why)
     tilt_limit: float = Field(0.1, ge=0, le=1)
+    # tilt: the annual tracking-error budget, the largest move of one asset class
+    # (risk_parity_group's) from the benchmark, the risk aversion of the objective and
+    # the information coefficient that turns a standardised signal into a forecast
+    tracking_error: float = Field(0.03, gt=0, le=1)
+    class_limit: float = Field(0.1, gt=0, le=1)
+    risk_aversion: float = Field(1.0, ge=0, le=1e6)
+    information_coefficient: float = Field(0.05, gt=0, le=1)
+    # the window of the risk parity's volatilities and of the tilt's shrunk covariance
     volatility_months: int = Field(36, ge=3, le=600)
     # the benchmark's risk parity: by a panel group (equal risk per class, inverse
     # volatility inside it) when named; assets in benchmark_excludes get no benchmark
     # weight (cash, say: a tilt can still move into them)
     risk_parity_group: str = ""
     benchmark_excludes: tuple[str, ...] = ()
+
+
+class Costs(_Section):
+    """Trading costs (alphafactory.costs) in basis points of the weight traded, one way:
+    an asset's own rate, else its class's (the codes of the panel group ``group``),
+    else ``default_bps``. The tilt pays them; reports show every figure gross and net."""
+
+    default_bps: float = Field(10.0, ge=0, le=10_000)
+    group: str = ""
+    group_bps: dict[int, Annotated[float, Field(ge=0, le=10_000)]] = {}
+    asset_bps: dict[str, Annotated[float, Field(ge=0, le=10_000)]] = {}
+
+    @model_validator(mode="after")
+    def _classes_have_a_group(self) -> Costs:
+        if self.group_bps and not self.group:
+            raise ValueError(
+                f"costs.group_bps {self.group_bps} prices classes: name their panel group "
+                "in costs.group (asset_class, say)"
+            )
+        return self
 
 
 class Triggers(_Section):
@@ -333,6 +363,7 @@ class Strategy(_Section):
     pool: Pool = Pool()
     combination: Combination = Combination()
     portfolio: Portfolio = Portfolio()
+    costs: Costs = Costs()
     triggers: Triggers = Triggers()
     rebalance: Rebalance = Rebalance()
     variants: Variants = Variants()

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from alphafactory import portfolio
-from alphafactory.constructions import construction
+from alphafactory.constructions import Market, Sizing, construction
 from alphafactory.panel import Panel
+from alphafactory.risk import risk_rows
 
 
 class BenchmarkError(ValueError):
@@ -38,8 +39,7 @@ class BenchmarkError(ValueError):
 @dataclass(frozen=True)
 class PositionRule:
     kind: str  # a construction of alphafactory.constructions
-    gross: float = 1.0
-    tilt_limit: float = 0.1
+    sizing: Sizing = Sizing()
     volatility_months: int = 36
     group: str = ""  # the panel group whose classes get equal risk; "" for none
     excludes: tuple[str, ...] = ()  # assets given no benchmark weight
@@ -63,21 +63,24 @@ class PositionRule:
             returns, self.volatility_months, classes, held=held, first=first
         )
 
-    def active_weights(self, benchmarks: np.ndarray):
+    def market(self, panel: Panel, first: int = 0) -> Market:
+        """What positions are built against at each row from ``first`` on: the
+        benchmark, and the risk model of the same window where the construction needs
+        one (``alphafactory.risk.risk_rows``)."""
+        benchmarks = self.benchmarks(panel, first)
+        if not construction(self.kind).needs_risk:
+            return Market(benchmarks)
+        return Market(benchmarks, risk_rows(panel.returns, self.volatility_months, first))
+
+    def active_weights(self, market: Market):
         """The scorer's position: (F, T, N) signals -> the (F, T, N) weights each row holds
-        beyond what a signal with no information would hold there (``benchmarks``: (T,
-        N), one per row): the benchmark for a tilt, equal weights for long-only, nothing
-        for long-short."""
-        neutral = construction(self.kind).neutral(benchmarks)
+        beyond what a signal with no information would hold there (``market``: one row
+        per T, :meth:`market`): the benchmark for a tilt, equal weights for long-only,
+        nothing for long-short."""
+        built = construction(self.kind)
+        neutral = built.neutral(market.benchmark)
 
         def held(signals: np.ndarray) -> np.ndarray:
-            built = portfolio.positions(
-                signals,
-                self.kind,
-                gross=self.gross,
-                benchmark=benchmarks,
-                tilt_limit=self.tilt_limit,
-            )
-            return built - neutral
+            return built.positions(signals, self.sizing, market) - neutral
 
         return held

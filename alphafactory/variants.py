@@ -21,7 +21,7 @@ and ``library`` (the known factors and their one-move variations), see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -131,11 +131,13 @@ def decide(
     *,
     signals: np.ndarray,
     members: Sequence[Member] = (),
+    previous: Mapping[str, float] | None = None,
 ) -> Allocation:
     """Every decision: the allocation of ``strategy`` (the request's own when
     ``variant`` is "", else that variant, derived already) from the request's admitted
     ``alphas`` with their HAC t-statistics and ``signals`` (``decision.alpha_signals``),
-    carrying the pool ``members`` the variant's earlier decisions left. A benchmark
+    carrying the pool ``members`` the variant's earlier decisions left and the weights
+    it holds (``previous``: its last allocation's, None for its first). A benchmark
     variant holds its benchmark; an ML variant allocates its model's alpha alone; every
     other the alphas, each admitted in the direction of its t-statistic."""
     assets = panel.assets.astype(str).tolist()
@@ -153,4 +155,5 @@ def decide(
         signals=signals[mine],
         signs=np.where(t < 0, -1.0, 1.0),
         members=members,
+        previous=previous,
     )

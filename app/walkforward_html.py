@@ -41,13 +41,15 @@ r.settings.get("admission_control", "not recorded") }}. Excess returns are over 
 r.settings.benchmark }}. Trials: the candidates scored over the run; admitted: those
 that met the definition and survived the control; OOS IC: the mean rank IC between the
 combined signal traded at each decision and the returns of the
-period it was held, with its Newey-West t.</p>
+period it was held, with its Newey-West t. Net: the same figures after costs ({{
+r.settings.get("costs", "not recorded") }}), the benchmark paying its own.</p>
 <h2>Out of sample</h2>
 <table id="variants"><tr><th>variant</th><th>rebalances</th><th>cumulative</th>
 <th>CAGR</th><th>volatility</th><th>Sharpe</th><th>max drawdown</th><th>turnover</th>
 <th>excess</th><th>IR</th><th>HAC t</th><th>in-sample Sharpe</th><th>mean pool</th>
 <th>trials</th><th>admitted</th><th>OOS IC</th><th>OOS IC t</th><th>IR 90% interval</th>
-<th>smallest IR detectable</th></tr>
+<th>smallest IR detectable</th><th>net Sharpe</th><th>net excess</th><th>net IR</th>
+<th>net HAC t</th></tr>
 {% for name, v in r.variants.items() %}<tr><td>{{ name }}</td><td>{{ v.n_rebalances }}</td>
 <td>{{ pct(v.cumulative_return) }}</td><td>{{ pct(v.cagr) }}</td><td>{{ pct(v.volatility) }}</td>
 <td>{{ num(v.sharpe) }}</td><td>{{ pct(v.max_drawdown) }}</td><td>{{ pct(v.turnover) }}</td>
@@ -59,7 +61,10 @@ period it was held, with its Newey-West t.</p>
 <td>{{ num(v.get("oos_ic"), 3) }}</td><td>{{ num(v.get("oos_ic_t")) }}</td>
 <td>{% if v.get("information_ratio_ci") %}{{ num(v.information_ratio_ci[0]) }} to {{
 num(v.information_ratio_ci[1]) }}{% endif %}</td>
-<td>{{ num(v.get("min_detectable_ir")) }}</td></tr>{% endfor %}
+<td>{{ num(v.get("min_detectable_ir")) }}</td>
+{% set n = v.get("net") or {} %}<td>{{ num(n.get("sharpe")) }}</td>
+<td>{{ pct(n.get("excess_return")) }}</td><td>{{ num(n.get("information_ratio")) }}</td>
+<td>{{ num(n.get("excess_hac_tstat")) }}</td></tr>{% endfor %}
 </table>
 <img id="growth" alt="growth of 1 per variant" src="{{ plots.growth }}">
 <img id="drawdown" alt="drawdown per variant" src="{{ plots.drawdown }}">

@@ -20,6 +20,8 @@ import pandas as pd
 
 from alphafactory.admission import describe
 from alphafactory.constructions import construction
+from alphafactory.costs import describe_costs
+from alphafactory.decision import trading_costs
 from alphafactory.metrics import infer_periods_per_year
 from alphafactory.settings import Settings
 from alphafactory.strategy import Strategy
@@ -43,7 +45,9 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
         )
         stored = allocations_of(conn, [strategy.id, *ids.values()])
         window = [a for a in stored[strategy.id] if plan.first <= a.decision_time < plan.last]
+        rates = trading_costs(panel, strategy)
         benchmark = benchmark_returns(panel, strategy, window)
+        benchmark_net = benchmark_returns(panel, strategy, window, costs=rates)
         cash = cash_returns(panel, strategy, window)
         periods_per_year = infer_periods_per_year(panel.dates)
         series, records = {}, {}
@@ -57,6 +61,11 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
             records[name] = _variant(conn, strategy, name, strategy_id, allocations, series[name])
             records[name] |= _against(
                 series[name], benchmark, cash, allocations, records[name], periods_per_year
+            )
+            # the same figures net of costs, against the benchmark net of its own
+            net = held_allocation_returns(panel, allocations, costs=rates)
+            records[name]["net"] = _against(
+                net, benchmark_net, cash, allocations, records[name], periods_per_year
             )
             records[name] |= _traded_signal_ic(panel, name, allocations)
         models = _models(conn, strategy, panel)
@@ -80,14 +89,18 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
                 else "the strategy's risk-parity mix at the same decisions"
             ),
             "periods_per_year": periods_per_year,
+            "costs": describe_costs(strategy.costs),
         },
     }
     return report, series
 
 
-def held_allocation_returns(panel, allocations, *, hold_last: int | None = 1) -> pd.Series:
+def held_allocation_returns(
+    panel, allocations, *, hold_last: int | None = 1, costs: np.ndarray | None = None
+) -> pd.Series:
     """The return per panel date of ``allocations`` (stored, in decision order), each held
-    until the next; the last one ``hold_last`` dates (None: to the panel's end)."""
+    until the next; the last one ``hold_last`` dates (None: to the panel's end); net of
+    ``costs`` (per asset of ``panel``) when given."""
     from alphafactory.performance import held_returns
 
     decisions = pd.DatetimeIndex([a.decision_time for a in allocations]).tz_convert("UTC")
@@ -98,14 +111,20 @@ def held_allocation_returns(panel, allocations, *, hold_last: int | None = 1) ->
         decisions,
         [a.weights for a in allocations],
         hold_last=hold_last,
+        costs=costs,
     )
 
 
 def benchmark_returns(
-    panel, strategy: Strategy, allocations, *, hold_last: int | None = 1
+    panel,
+    strategy: Strategy,
+    allocations,
+    *,
+    hold_last: int | None = 1,
+    costs: np.ndarray | None = None,
 ) -> pd.Series:
     """The strategy's risk-parity mix, decided at the same times as ``allocations`` and
-    held the same way."""
+    held the same way (net of ``costs`` when given)."""
     from alphafactory.clock import known_dates
     from alphafactory.decision import benchmark_weights
     from alphafactory.performance import held_returns
@@ -124,7 +143,13 @@ def benchmark_returns(
         mix = benchmark_weights(panel, strategy, rows)
         weights.append(dict(zip(panel.assets.astype(str), mix.tolist(), strict=True)))
     return held_returns(
-        panel.dates, panel.assets, panel.returns, decisions, weights, hold_last=hold_last
+        panel.dates,
+        panel.assets,
+        panel.returns,
+        decisions,
+        weights,
+        hold_last=hold_last,
+        costs=costs,
     )
 
 

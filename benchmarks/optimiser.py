@@ -26,8 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alphafactory.optimiser import TiltProblem, forecasts, shrunk_risk, solve_tilt  # noqa: E402
+from alphafactory.optimiser import TiltProblem, solve_tilt
 from alphafactory.portfolio import risk_parity, target_weights  # noqa: E402
+from alphafactory.risk import forecasts, shrunk_risk  # noqa: E402
 from benchmarks.factor_eval_cli import cpu_model  # noqa: E402
 
 CLASSES = 10

@@ -45,6 +45,7 @@ from storage.admissions import AdmissionRecord, record_admission
 from storage.allocations import (
     allocation_exists,
     allocation_id_for,
+    held_before,
     lock_strategy,
     write_allocation,
 )
@@ -248,6 +249,7 @@ def _write(
         pd.to_numeric(alphas["hac_tstat"], errors="coerce").tolist(),
         signals=signals,
         members=[Member(m.formula, m.entered_at, m.sign) for m in members],
+        previous=held_before(conn, strategy_id=strategy.id, decision_time=request.decision_time),
     )
     hashes = dict(zip(alphas["formula"], alphas["formula_hash"], strict=True))
     hashes |= {m.formula: m.formula_hash for m in members}

@@ -177,6 +177,23 @@ def target_positions(conn: psycopg.Connection, *, allocation_id: str) -> dict[st
     return dict(rows)
 
 
+def held_before(
+    conn: psycopg.Connection, *, strategy_id: str, decision_time: datetime
+) -> dict[str, float] | None:
+    """The weights of the strategy's last allocation decided before ``decision_time``
+    (what it holds when deciding then; allocations are made in decision order), None
+    for its first."""
+    row = conn.execute(
+        """
+        SELECT allocation_id FROM core.allocations
+        WHERE strategy_id = %s AND decision_time < %s
+        ORDER BY decision_time DESC LIMIT 1
+        """,
+        (strategy_id, decision_time),
+    ).fetchone()
+    return None if row is None else target_positions(conn, allocation_id=row[0])
+
+
 def latest_target_positions(
     conn: psycopg.Connection, *, strategy_id: str | None = None
 ) -> pd.DataFrame:

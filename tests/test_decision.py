@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from alphafactory.clock import visible_from
+from alphafactory.constructions import Market, construction
 from alphafactory.data import synthetic_market
 from alphafactory.decision import (
     EXECUTION_LAG,
@@ -18,11 +19,12 @@ from alphafactory.decision import (
     benchmark_weights,
     decision_panel,
     evaluate_formulas,
+    position_rule,
 )
 from alphafactory.evaluate import evaluate
 from alphafactory.metrics import parse_definition
 from alphafactory.panel import Panel
-from alphafactory.portfolio import target_weights
+from alphafactory.risk import shrunk_risk
 from alphafactory.strategy import Strategy
 
 STRATEGY = Strategy.model_validate(
@@ -97,11 +99,13 @@ def test_qualification_applies_the_definition_to_the_training_window(market):
     panel = decision_panel(market.panel, released_by(market.releases, when), when, 140)
     results = evaluate_formulas(panel, STRATEGY, FORMULAS + ["not_a_series"])
     # what is scored is what would be held (issue 30, item 3): at every row of the window
-    # the strategy's 5-point tilt of that row's risk parity built from the formula alone,
-    # its active return earned over the period after next (EXECUTION_LAG)
+    # the strategy's tilt of that row's risk parity built from the formula alone (within
+    # its tracking-error budget on that row's shrunk risk), its active return earned over
+    # the period after next (EXECUTION_LAG)
     window = range(140 - 1 - 60, 140)
     signals = alpha_signals(panel, STRATEGY, FORMULAS)  # the per-asset forecasts
     definition = parse_definition("hac_tstat >= 1")
+    sizing = position_rule(STRATEGY, 12).sizing
     for result, signal in zip(results, signals, strict=False):
         active = []
         for row in window:
@@ -109,7 +113,9 @@ def test_qualification_applies_the_definition_to_the_training_window(market):
             if later >= len(panel.dates) or not np.isfinite(signal[row]).any():
                 continue
             mix = benchmark_weights(panel, STRATEGY, row + 1)
-            held = target_weights(signal[row], "tilt", benchmark=mix, tilt_limit=0.05) - mix
+            risk = shrunk_risk(panel.returns[max(0, row + 1 - 36) : row + 1])
+            tilt = construction("tilt").positions(signal[row], sizing, Market(mix, [risk]))
+            held = tilt - mix
             active.append(np.nansum(held * panel.returns[later]))
         expected = hac_tstat(np.array(active))
         assert result.metrics.n_periods == len(active)
@@ -140,7 +146,9 @@ def test_allocation_tilts_the_risk_parity_mix_within_the_limit(market):
     assert np.isclose(sum(abs(w) for w in allocation.pool.values()), 1.0)
     empty = allocate(panel, STRATEGY, [], scores=[])
     assert empty.pool == {} and np.isclose(sum(empty.weights.values()), 1.0)
-    assert np.abs(weights - np.array(list(empty.weights.values()))).max() <= 0.05 + 1e-9
+    benchmark = np.array(list(empty.weights.values()))
+    assert np.abs(weights - benchmark).max() <= 0.05 + 1e-9
+    assert (np.abs(weights - benchmark) <= benchmark + 1e-9).all()  # nothing shorted
 
 
 def test_benchmark_by_group_excludes_cash_and_names_a_missing_group(market):

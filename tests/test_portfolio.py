@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from alphafactory.combinations import combination_weights
+from alphafactory.constructions import Market, Sizing, construction
 from alphafactory.portfolio import (
     PortfolioError,
     combined_signal,
@@ -16,8 +17,8 @@ from alphafactory.portfolio import (
     risk_parity,
     risk_parity_rows,
     standardize,
-    target_weights,
 )
+from alphafactory.risk import risk_rows, shrunk_risk
 
 RNG = np.random.default_rng(7)
 
@@ -85,29 +86,43 @@ def test_equal_weights_and_the_combined_signal_use_the_decision_date():
 
 
 def test_long_short_is_dollar_neutral_with_the_given_gross():
-    w = target_weights(np.array([3.0, 1.0, -2.0, 0.5]), "long_short", gross=2.0)
+    w = positions(np.array([3.0, 1.0, -2.0, 0.5]), "long_short", Sizing(gross=2.0))
     assert abs(w.sum()) < 1e-12 and np.isclose(np.abs(w).sum(), 2.0)
     assert np.argmax(w) == 0 and np.argmin(w) == 2
 
 
 def test_long_only_truncates_the_shorts():
-    w = target_weights(np.array([3.0, 1.0, -2.0, 0.5]), "long_only")
+    w = positions(np.array([3.0, 1.0, -2.0, 0.5]), "long_only")
     assert np.isclose(w.sum(), 1.0) and (w >= 0).all() and w[2] == 0.0
-    ls = target_weights(np.array([3.0, 1.0, -2.0, 0.5]), "long_short")
+    ls = positions(np.array([3.0, 1.0, -2.0, 0.5]), "long_short")
     np.testing.assert_allclose(w, np.maximum(ls, 0) / np.maximum(ls, 0).sum())
 
 
-def test_tilt_moves_the_benchmark_by_at_most_the_limit():
+def test_the_tilt_follows_the_forecast_within_its_budget_and_limits():
+    """Every row (the closed form a candidate is scored on) and the decision (the
+    optimiser) move toward the forecast, stay fully invested, short nothing, move no
+    asset by more than its limit or its benchmark weight, and spend at most the budget."""
     returns = RNG.normal(scale=[0.01, 0.02, 0.04, 0.08], size=(120, 4))
     bench = risk_parity(returns)
     vol = returns.std(axis=0, ddof=1)
     np.testing.assert_allclose(bench, (1 / vol) / (1 / vol).sum())
-    w = target_weights(np.array([1.0, -1.0, 0.5, 0.0]), "tilt", benchmark=bench, tilt_limit=0.05)
-    assert np.isclose(w.sum(), 1.0) and (w >= 0).all()
-    assert np.abs(w - bench).max() <= 0.05 + 1e-12
-    assert w[0] > bench[0] and w[1] < bench[1]
+    risk = shrunk_risk(returns[-36:])
+    sizing = Sizing(tilt_limit=0.05, tracking_error=0.002)
+    market = Market(bench, [risk])
+    signal = np.array([1.0, -1.0, 0.5, 0.0])
+    for w in (
+        positions(signal, "tilt", sizing, market),
+        construction("tilt").decide(signal, sizing, market),
+    ):
+        assert w.sum() == pytest.approx(1.0, abs=1e-3) and (w >= 0).all()
+        active = w - bench
+        assert (np.abs(active) <= np.minimum(0.05, bench) + 1e-6).all()
+        assert risk.variance(active) <= 0.002**2 * (1 + 1e-3)
+        assert active[0] > 0 and active[1] < 0
     with pytest.raises(PortfolioError, match="a tilt needs a benchmark of 4 weights"):
-        target_weights(np.ones(4), "tilt")
+        positions(np.ones(4), "tilt")
+    with pytest.raises(PortfolioError, match="a tilt needs a risk model"):
+        positions(np.ones(4), "tilt", sizing, Market(bench))
 
 
 def test_risk_parity_by_class_gives_each_class_an_equal_share_of_risk():
@@ -163,16 +178,16 @@ def test_risk_parity_at_every_row_is_risk_parity_of_each_rows_window(grouped):
 
 
 @pytest.mark.parametrize("kind", ["long_short", "long_only", "tilt"])
-def test_positions_build_every_row_as_target_weights_builds_one(kind):
+def test_positions_build_every_row_as_they_build_one(kind):
     signals = RNG.normal(size=(3, 7, 5))
     signals[0, 2] = np.nan  # no signal at all: flat, the equal long-only mix, the benchmark
     signals[1, 3, 1] = np.nan  # one missing value: neutral
     benchmark = RNG.dirichlet(np.ones(5), size=7)  # one per row
-    built = positions(signals, kind, gross=1.5, benchmark=benchmark, tilt_limit=0.04)
+    risks = risk_rows(RNG.normal(scale=0.04, size=(40, 5)), 24, first=33)  # one per row
+    sizing = Sizing(gross=1.5, tilt_limit=0.04)
+    built = positions(signals, kind, sizing, Market(benchmark, risks))
     for k, row in np.ndindex(3, 7):
-        one = target_weights(
-            signals[k, row], kind, gross=1.5, benchmark=benchmark[row], tilt_limit=0.04
-        )
+        one = positions(signals[k, row], kind, sizing, Market(benchmark[row], [risks[row]]))
         np.testing.assert_allclose(built[k, row], one, atol=1e-15)
     assert np.isfinite(built).all()
     with pytest.raises(PortfolioError, match="'momentum' is not one of"):
@@ -180,7 +195,7 @@ def test_positions_build_every_row_as_target_weights_builds_one(kind):
 
 
 def test_the_in_sample_sharpe_rebuilds_the_position_at_every_row_and_holds_it():
-    """Like for like: each known row's position is the one ``target_weights`` builds from
+    """Like for like: each known row's position is the one ``positions`` builds from
     that row's combined signal, earning that row's forward return; the decision row (its
     return not known) is left out; with no signal the position is the benchmark."""
     rng = np.random.default_rng(11)
@@ -189,22 +204,22 @@ def test_the_in_sample_sharpe_rebuilds_the_position_at_every_row_and_holds_it():
     signals = rng.standard_normal((2, 30, 6))
     weights = np.array([0.7, -0.3])
     benchmark = np.full(6, 1 / 6)
+    market = Market(benchmark, [shrunk_risk(rng.normal(0.005, 0.04, (36, 6)))])
+    sizing = Sizing(tilt_limit=0.05)
     got = in_sample_sharpe(
-        signals, weights, forward, "tilt", periods_per_year=12, benchmark=benchmark,
-        tilt_limit=0.05,
-    )  # fmt: skip
+        signals, weights, forward, "tilt", periods_per_year=12, sizing=sizing, market=market
+    )
     held = []
     for row in range(29):
         combined = weights @ standardize(signals[:, row, :])
-        position = target_weights(combined, "tilt", benchmark=benchmark, tilt_limit=0.05)
+        position = positions(combined, "tilt", sizing, market)
         held.append(position @ forward[row])
     held = np.array(held)
     assert got == pytest.approx(held.mean() / held.std(ddof=1) * np.sqrt(12), rel=1e-12)
     bench = forward[:-1] @ benchmark
     none = in_sample_sharpe(
-        np.empty((0, 30, 6)), np.zeros(0), forward, "tilt", periods_per_year=12,
-        benchmark=benchmark,
-    )  # fmt: skip
+        np.empty((0, 30, 6)), np.zeros(0), forward, "tilt", periods_per_year=12, market=market
+    )
     assert none == pytest.approx(bench.mean() / bench.std(ddof=1) * np.sqrt(12), rel=1e-12)
     # a signal that knew each row's return: a long-short book far above any noise
     foresight = in_sample_sharpe(

@@ -187,7 +187,8 @@ def _follow(conn, strategy_id: str, event) -> Outcome:
 
 
 def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: Path) -> None:
-    from alphafactory.decision import benchmark_weights
+    from alphafactory.costs import describe_costs
+    from alphafactory.decision import benchmark_weights, trading_costs
     from alphafactory.performance import held_returns, summarize
 
     done = [o for o in outcomes if o.allocation_id]
@@ -200,20 +201,22 @@ def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: P
         rows = int(known_dates(panel.dates, when).sum())
         weights = benchmark_weights(panel, strategy, rows)
         benchmarks.append(dict(zip(panel.assets, weights, strict=True)))
-    series = {
+    rates = trading_costs(panel, strategy)
+    held = [o.weights for o in done]
+    series = {}
+    for label, costs in (("", None), (" net", rates)):
         # the last allocation is held one period: until the first release after the window
-        "strategy": held_returns(
-            panel.dates,
-            panel.assets,
-            panel.returns,
-            decisions,
-            [o.weights for o in done],
-            hold_last=1,
-        ),
-        "benchmark (risk parity)": held_returns(
-            panel.dates, panel.assets, panel.returns, decisions, benchmarks, hold_last=1
-        ),
-    }
+        for name, weights in (("strategy", held), ("benchmark (risk parity)", benchmarks)):
+            series[name + label] = held_returns(
+                panel.dates,
+                panel.assets,
+                panel.returns,
+                decisions,
+                weights,
+                hold_last=1,
+                costs=costs,
+            )
+    print(f"    costs: {describe_costs(strategy.costs)} (net: after them)")
     columns = ("months", "total", "annual", "vol", "sharpe", "maxDD")
     print(f"    {'':24s} " + " ".join(f"{c:>8}" for c in columns))
     for name, values in series.items():

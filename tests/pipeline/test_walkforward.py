@@ -260,6 +260,10 @@ def test_the_report_holds_the_contract_and_every_variant_reads_as_a_strategy(run
     for name, record in report["variants"].items():
         assert set(record) >= CONTRACT, name
         assert record["n_rebalances"] == decided, name
+        # every figure net of the default 10 bp a unit traded too: the first decision
+        # trades into its whole book, so the net cumulative return is lower
+        assert set(record["net"]) >= CONTRACT, name
+        assert record["net"]["cumulative_return"] < record["cumulative_return"], name
         if record["kind"] == "benchmark":
             assert record["trials"] is None and record["accepted"] is None, name
             assert record["oos_ic"] is None and record["oos_ic_t"] is None, name
@@ -274,6 +278,7 @@ def test_the_report_holds_the_contract_and_every_variant_reads_as_a_strategy(run
             assert record["pool_entered"] >= 1 and record["pool_retired"] >= 0, name
     assert report["settings"]["admission_control"].startswith("none: ")
     assert report["settings"]["periods_per_year"] == 12
+    assert report["settings"]["costs"] == "10 bp a unit of weight traded"
     versions = report["models"]
     assert [m["version"] for m in versions] == [1, 2]
     for model in versions:

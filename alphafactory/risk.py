@@ -1,0 +1,97 @@
+"""Risk models for portfolio construction: a Ledoit-Wolf-shrunk covariance kept in factor
+form, per decision or per row of a window, and forecasts from a standardised signal.
+
+:func:`shrunk_risk`: the sample correlation of a window's returns shrunk toward the
+identity by the Ledoit-Wolf intensity (scikit-learn's estimate on the standardised
+returns), scaled back by each asset's volatility. With a window of ``K`` rows that is
+``K`` loadings plus a diagonal, exactly (:class:`RiskModel`), so an optimisation over
+thousands of assets stays small and the covariance's inverse is a ``K x K`` solve
+(:meth:`RiskModel.solve`, the Woodbury identity). :func:`risk_rows` gives the model a
+decision at each row of a panel would use: the same windows as the risk-parity benchmark
+(``portfolio.risk_parity_rows``). :func:`forecasts` turns a standardised signal into
+expected returns by Grinold's rule (information coefficient x volatility x score).
+Pure: numpy and scikit-learn's shrinkage estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# below this volatility an asset is riskless (cash whose constant return rounds to a
+# volatility of 1e-19): inverse volatility would give it all the risk parity
+RISKLESS_VOL = 1e-10
+# the diagonal a solve keeps at least, relative to the mean variance: with no shrinkage
+# and fewer rows than assets the sample covariance is singular
+SOLVE_FLOOR = 1e-4
+
+
+@dataclass(frozen=True)
+class RiskModel:
+    """Covariance ``loadings' loadings + diag(specific)`` of N assets."""
+
+    loadings: np.ndarray  # (K, N)
+    specific: np.ndarray  # (N,)
+    usable: np.ndarray  # (N,) bool: assets with at least two returns in the window
+
+    def covariance(self) -> np.ndarray:
+        return self.loadings.T @ self.loadings + np.diag(self.specific)
+
+    def volatility(self) -> np.ndarray:
+        return np.sqrt((self.loadings**2).sum(axis=0) + self.specific)
+
+    def variance(self, active: np.ndarray) -> np.ndarray:
+        """``a' S a`` of each row of ``active`` (..., N)."""
+        factor = np.asarray(active) @ self.loadings.T
+        return (factor**2).sum(axis=-1) + (np.asarray(active) ** 2 * self.specific).sum(axis=-1)
+
+    def solve(self, vectors: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """``S^-1 v`` for each row of ``vectors`` (..., M) over the assets ``columns``
+        (a boolean (N,) mask of M assets): the Woodbury identity on the factor form,
+        the diagonal floored at ``SOLVE_FLOOR`` of the mean variance."""
+        loadings = self.loadings[:, columns]
+        variance = (loadings**2).sum(axis=0) + self.specific[columns]
+        floor = SOLVE_FLOOR * max(float(variance.mean()) if len(variance) else 0.0, 1e-300)
+        diagonal = np.maximum(self.specific[columns], floor)
+        scaled = np.asarray(vectors, dtype=np.float64) / diagonal
+        inner = np.eye(len(loadings)) + (loadings / diagonal) @ loadings.T
+        correction = np.linalg.solve(inner, loadings @ scaled.reshape(-1, len(diagonal)).T)
+        return scaled - (correction.T @ loadings).reshape(scaled.shape) / diagonal
+
+
+def shrunk_risk(returns: np.ndarray) -> RiskModel:
+    """The Ledoit-Wolf-shrunk covariance of a (T, N) window of returns (missing returns:
+    the asset's mean; an asset with fewer than two is not usable and has no risk)."""
+    from sklearn.covariance import ledoit_wolf_shrinkage
+
+    returns = np.asarray(returns, dtype=np.float64)
+    rows = len(returns)
+    finite = np.isfinite(returns)
+    count = finite.sum(axis=0)
+    usable = count >= 2
+    mean = np.where(finite, returns, 0.0).sum(axis=0) / np.maximum(count, 1)
+    centred = np.where(finite, returns - mean, 0.0)
+    vol = np.sqrt((centred**2).sum(axis=0) / np.maximum(count - 1, 1))
+    risky = usable & (vol > RISKLESS_VOL)
+    if rows < 2 or not risky.any():
+        return RiskModel(np.zeros((1, returns.shape[1])), np.zeros(returns.shape[1]), usable)
+    scores = np.divide(centred, vol, out=np.zeros_like(centred), where=risky)
+    shrinkage = float(ledoit_wolf_shrinkage(scores[:, risky], assume_centered=True))
+    loadings = np.sqrt((1.0 - shrinkage) / rows) * np.where(risky, centred, 0.0)
+    return RiskModel(loadings, shrinkage * np.where(risky, vol**2, 0.0), usable)
+
+
+def forecasts(signal: np.ndarray, risk: RiskModel, information_coefficient: float) -> np.ndarray:
+    """Expected active return per asset and period from a standardised ``signal``
+    (Grinold: IC x volatility x score); missing scores forecast nothing."""
+    score = np.nan_to_num(np.asarray(signal, dtype=np.float64))
+    return information_coefficient * risk.volatility() * score
+
+
+def risk_rows(returns: np.ndarray, window: int, first: int = 0) -> list[RiskModel]:
+    """The :func:`shrunk_risk` of the ``window`` returns up to each row from ``first`` on
+    (row ``t``: ``returns[max(0, t + 1 - window) : t + 1]``), as the benchmark's."""
+    returns = np.asarray(returns, dtype=np.float64)
+    rows = range(first, len(returns))
+    return [shrunk_risk(returns[max(0, t + 1 - window) : t + 1]) for t in rows]
