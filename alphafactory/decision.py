@@ -38,16 +38,17 @@ import pandas as pd
 from alphafactory import portfolio
 from alphafactory.clock import known_dates, visible_from
 from alphafactory.combinations import combination
-from alphafactory.constructions import Market, Sizing, construction
+from alphafactory.constructions import Market, Sizing, construction, standardize
 from alphafactory.costs import cost_rates
 from alphafactory.data.releases import STALE_AFTER_CADENCES, point_in_time_macro
+from alphafactory.exposures import ClassExposure, class_exposures
 from alphafactory.formula import Node
 from alphafactory.metrics import FactorMetrics, infer_periods_per_year, parse_definition
 from alphafactory.ml.cv import CVError
 from alphafactory.ml.models import ModelError
 from alphafactory.panel import Panel
 from alphafactory.pool import Candidates, Member, Record, carry, confirmed, record_weights
-from alphafactory.risk import shrunk_risk
+from alphafactory.risk import forecasts, shrunk_risk
 from alphafactory.scoring import FormulaScorer, ScoringOptions, config_for_panel, lagged_returns
 from alphafactory.strategy import Strategy, Universe
 from alphafactory.traded import BenchmarkError, PositionRule
@@ -162,6 +163,14 @@ class Allocation:
     # the Sharpe ratio of this position's construction over the training window, held as
     # out of sample (portfolio.in_sample_sharpe); NaN for a learned combination
     in_sample_sharpe: float = float("nan")
+    # per class of each stored group: weight, active weight, forecast (alphafactory.exposures)
+    exposures: tuple[ClassExposure, ...] = ()
+
+
+def valid_formulas(panel: Panel, strategy: Strategy, formulas: Sequence[str]) -> list[str]:
+    """The ``formulas`` that parse and type-check on ``panel`` (its fields and series)."""
+    scorer = _scorer(panel, strategy)
+    return [f for f in formulas if scorer.prepare(f) is not None]
 
 
 def alpha_signals(panel: Panel, strategy: Strategy, alphas: Sequence[str]) -> np.ndarray:
@@ -243,6 +252,7 @@ def allocate(
             records=member_records,
             probation=probation,
             in_sample_sharpe=_in_sample(panel, strategy, earned, window, market),
+            exposures=exposures_of(panel, strategy, flat, benchmark),
         )
     pool = found.signals[kept][:, window]
     signal, combo = _combine(pool, earned, window, strategy)
@@ -265,6 +275,13 @@ def allocate(
         member_records,
         probation,
         _in_sample(panel, strategy, earned, window, market, pool, combo),
+        exposures_of(
+            panel,
+            strategy,
+            weights,
+            benchmark,
+            forecasts(standardize(signal), market.risks[0], sizing.information_coefficient),
+        ),
     )
 
 
@@ -316,6 +333,20 @@ def _in_sample(
     )
 
 
+def exposures_of(
+    panel: Panel,
+    strategy: Strategy,
+    weights: np.ndarray,
+    benchmark: np.ndarray,
+    forecast: np.ndarray | None = None,
+) -> tuple[ClassExposure, ...]:
+    """``weights``' exposures per class of each stored group on the decision row, active
+    beyond what the strategy's construction holds with no information."""
+    neutral = construction(strategy.portfolio.kind).neutral(benchmark)
+    rows = {name: codes[-1] for name, codes in panel.groups.items()}
+    return class_exposures(rows, weights, neutral, forecast)
+
+
 def decision_market(
     panel: Panel,
     strategy: Strategy,
@@ -326,9 +357,8 @@ def decision_market(
     risk of the benchmark's window (for a construction that needs one), the assets'
     classes (``risk_parity_group``), the weights held before and the costs."""
     rules = strategy.portfolio
-    risks = ()
-    if construction(rules.kind).needs_risk:
-        risks = (shrunk_risk(panel.returns[-rules.volatility_months :]),)
+    # every construction's forecasts (its exposures) read the risk model; the tilt trades on it
+    risks = (shrunk_risk(panel.returns[-rules.volatility_months :]),)
     classes = panel.groups[rules.risk_parity_group][-1] if rules.risk_parity_group else None
     assets = panel.assets.astype(str)
     held = None if previous is None else np.array([previous.get(a, 0.0) for a in assets])

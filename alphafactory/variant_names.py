@@ -20,7 +20,8 @@ from alphafactory.ml.models import MODEL_NAMES
 SEPARATOR = "@"
 BENCHMARKS = ("risk_parity", "equal_weight", "60_40")
 GENERATORS = ("random", "library")
-DEFAULT_NAMES = ("pool10", "pool25", "pool100", *GENERATORS, *BENCHMARKS)
+BASELINES = ("tsmom", "classic")
+DEFAULT_NAMES = ("pool10", "pool25", "pool100", *GENERATORS, *BASELINES, *BENCHMARKS)
 COMBINATION_PREFIX = "combo_"
 _POOL = re.compile(r"^pool([1-9][0-9]{0,3})$")
 
@@ -35,6 +36,7 @@ class VariantKind(StrEnum):
     CONSTRUCTION = "construction"  # a portfolio construction's name
     MODEL = "model"  # an [ml] model's alpha alone
     GENERATOR = "generator"  # candidates of its own: random, library
+    BASELINE = "baseline"  # published signals, traded as the strategy trades: tsmom, classic
     BENCHMARK = "benchmark"  # no alpha: risk_parity, equal_weight, 60_40
 
 
@@ -64,6 +66,7 @@ def parse(name: str) -> Variant:
         (VariantKind.CONSTRUCTION, CONSTRUCTIONS),
         (VariantKind.MODEL, MODEL_NAMES),
         (VariantKind.GENERATOR, GENERATORS),
+        (VariantKind.BASELINE, BASELINES),
         (VariantKind.BENCHMARK, BENCHMARKS),
     ):
         if name in known:
@@ -88,6 +91,7 @@ def names_help() -> str:
             *CONSTRUCTIONS,
             f"a model of [ml] models ({', '.join(MODEL_NAMES)})",
             *GENERATORS,
+            *BASELINES,
             *BENCHMARKS,
         )
     )

@@ -13,6 +13,12 @@ Variants that share the strategy's generation and evaluation (its request's alph
 - ``equal_weight``: every asset of the universe outside ``benchmark_excludes`` alike;
 - ``60_40``: 60% in ``[variants] stocks``, 40% in ``[variants] bonds`` (equal within).
 
+Baselines, the published signals a quant compares a new alpha with, combined by the
+strategy's method and traded with its construction, no admission and no pool record
+(``alphafactory.library``'s classic family): ``tsmom`` (time-series momentum, 12-1 months
+over volatility) alone, and ``classic`` (it with cross-asset momentum and the term and
+credit spreads, level and change).
+
 Variants with generation of their own, at the strategy's candidate count (each its own
 requests, evaluations and pool): ``random`` (formulas drawn at random from the grammar)
 and ``library`` (the known factors and their one-move variations), see
@@ -22,14 +28,24 @@ and ``library`` (the known factors and their one-move variations), see
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from alphafactory.decision import Allocation, allocate, benchmark_weights
+from alphafactory.decision import (
+    Allocation,
+    allocate,
+    alpha_signals,
+    benchmark_weights,
+    exposures_of,
+    valid_formulas,
+)
+from alphafactory.library import CLASSIC_FAMILY, LIBRARY, TIME_SERIES_MOMENTUM
 from alphafactory.ml.candidate import is_ml, parse_candidate
 from alphafactory.panel import Panel
 from alphafactory.variant_names import (
+    BASELINES,
     BENCHMARKS,
     SEPARATOR,
     VariantError,
@@ -63,6 +79,12 @@ def derive(strategy: Strategy, name: str) -> Strategy:
         update["combination"] = strategy.combination.model_copy(update={"method": variant.argument})
     elif variant.kind is VariantKind.CONSTRUCTION:
         update["portfolio"] = strategy.portfolio.model_copy(update={"kind": variant.argument})
+    elif variant.kind is VariantKind.BASELINE:
+        # every signal traded from its first decision, none pruned: the baseline is the set
+        formulas = baseline_formulas(name)
+        update["pool"] = strategy.pool.model_copy(
+            update={"size": len(formulas), "max_correlation": 1.0, "probation": 0}
+        )
     elif variant.kind is VariantKind.GENERATOR:
         update["generation"] = strategy.generation.model_copy(update={"source": name})
         update["ml"] = strategy.ml.model_copy(update={"models": ()})
@@ -87,6 +109,15 @@ def allocation_variants(strategy: Strategy) -> list[tuple[str, Strategy]]:
     """(name, variant) of the variants allocated from the strategy's own request."""
     names = strategy.variants.names
     return [(n, derive(strategy, n)) for n in names if not parse(n).own_requests]
+
+
+def baseline_formulas(name: str) -> list[str]:
+    """The formulas of baseline variant ``name`` (module doc)."""
+    if name == "tsmom":
+        return [TIME_SERIES_MOMENTUM]
+    if name == "classic":
+        return [entry.text for entry in LIBRARY if entry.family == CLASSIC_FAMILY]
+    raise VariantError(f"{name!r} is not a baseline variant ({', '.join(BASELINES)})")
 
 
 def variant_alphas(name: str, formulas: list[str]) -> list[int]:
@@ -141,10 +172,17 @@ def decide(
     variant holds its benchmark; an ML variant allocates its model's alpha alone; every
     other the alphas, each admitted in the direction of its t-statistic."""
     assets = panel.assets.astype(str).tolist()
-    if variant and parse(variant).kind is VariantKind.BENCHMARK:
+    kind = parse(variant).kind if variant else None
+    if kind is VariantKind.BASELINE:
+        return _baseline(panel, strategy, variant, previous)
+    if kind is VariantKind.BENCHMARK:
         mix = benchmark_weights(panel, strategy, len(panel.returns))
         weights = benchmark_allocation(panel, strategy, variant, mix)
-        return Allocation(dict(zip(assets, weights.tolist(), strict=True)), {})
+        return Allocation(
+            dict(zip(assets, weights.tolist(), strict=True)),
+            {},
+            exposures=exposures_of(panel, strategy, weights, mix),
+        )
     mine = variant_alphas(variant, list(alphas))
     t = np.nan_to_num(np.asarray(t_stats, dtype=np.float64)[mine], nan=0.0)
     return allocate(
@@ -157,3 +195,17 @@ def decide(
         members=members,
         previous=previous,
     )
+
+
+def _baseline(
+    panel: Panel, strategy: Strategy, name: str, previous: Mapping[str, float] | None
+) -> Allocation:
+    """Baseline ``name``'s signals that this panel can compute, combined and traded as
+    the strategy (derived already) would: a fresh set at every decision, so nothing
+    enters or retires a pool."""
+    formulas = valid_formulas(panel, strategy, baseline_formulas(name))
+    signals = alpha_signals(panel, strategy, formulas)
+    found = allocate(
+        panel, strategy, formulas, np.ones(len(formulas)), signals=signals, previous=previous
+    )
+    return replace(found, entered={}, retired={}, records={}, probation=())

@@ -174,21 +174,14 @@ def _variant(conn, strategy, name, strategy_id, allocations, returns) -> dict:
     from storage.walkforward_reads import pools_of
 
     variant = parse(name)
-    if variant.kind is VariantKind.BENCHMARK:
+    if variant.kind in (VariantKind.BENCHMARK, VariantKind.BASELINE):
+        # nothing generated, admitted or pooled: a baseline trades its fixed signals
+        pools = pools_of(conn, strategy_id) if variant.kind is VariantKind.BASELINE else {}
         return {
-            "kind": "benchmark",
+            "kind": variant.kind.value,
             "alpha_survival": None,
-            "mean_pool_size": 0.0,
-            "trials": None,
-            "accepted": None,
-            "qualified": None,
-            "hit_rate": None,
-            "noise_qualified_rate": None,
-            "noise_hit_rate": None,
-            "pool_entered": None,
-            "pool_retired": None,
-            "retired_mean_oos_periods": None,
-            "retired_mean_oos_ic": None,
+            "mean_pool_size": float(np.mean([len(pools.get(a.as_of, {})) for a in allocations])),
+            **dict.fromkeys(_NOT_SEARCHED),
         }
     # a pool variant's alphas were evaluated under the strategy, a generator's under itself
     evaluated_as = strategy_id if variant.own_requests else strategy.id
@@ -234,6 +227,21 @@ def _admissions(conn, evaluated_as: str, allocations) -> dict:
             sum(a.noise_admitted for a in twinned) / twin_trials if twin_trials else None
         ),
     }
+
+
+# the report's search figures, null for a variant that searched nothing
+_NOT_SEARCHED = (
+    "trials",
+    "accepted",
+    "qualified",
+    "hit_rate",
+    "noise_qualified_rate",
+    "noise_hit_rate",
+    "pool_entered",
+    "pool_retired",
+    "retired_mean_oos_periods",
+    "retired_mean_oos_ic",
+)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from alphafactory import telemetry
 from alphafactory.admission import admit
 from alphafactory.decision import alpha_signals
 from alphafactory.events import BacktestResults, EventError, Rebalance, decode
+from alphafactory.formula import canonical, formula_hash
 from alphafactory.panel import Panel
 from alphafactory.pool import NO_RECORD, Member
 from alphafactory.strategy import Strategy
@@ -49,7 +50,7 @@ from storage.allocations import (
     lock_strategy,
     write_allocation,
 )
-from storage.factors import evaluations, replace_alpha_pool
+from storage.factors import evaluations, replace_alpha_pool, upsert_factors
 from storage.outbox import OutboxEvent
 from storage.pool_members import active_members, record_pool_changes
 from storage.requests import (
@@ -253,6 +254,7 @@ def _write(
     )
     hashes = dict(zip(alphas["formula"], alphas["formula_hash"], strict=True))
     hashes |= {m.formula: m.formula_hash for m in members}
+    hashes |= _stored_baseline(conn, [f for f in result.pool if f not in hashes])
     _record_pool(conn, strategy, request, result, hashes)
     replace_alpha_pool(
         conn,
@@ -272,6 +274,7 @@ def _write(
         event=_rebalance(allocation_id, strategy.id, request, result.weights, len(result.pool)),
         signal=result.signal or None,
         in_sample_sharpe=result.in_sample_sharpe,
+        exposures=result.exposures,
     )
     log.info(
         "allocated %s for %s as of %s: %d alpha(s) of %d admitted",
@@ -281,6 +284,14 @@ def _write(
         len(result.pool),
         len(alphas),
     )
+
+
+def _stored_baseline(conn: psycopg.Connection, formulas: list[str]) -> dict[str, str]:
+    """A baseline variant's formulas (not candidates of any request) stored as factors,
+    so its pool can name them: formula -> its hash."""
+    hashes = {f: formula_hash(f) for f in formulas}
+    upsert_factors(conn, [(hashes[f], canonical(f), "library") for f in formulas])
+    return hashes
 
 
 def _record_pool(conn, strategy: Strategy, request: RequestRecord, result, hashes) -> None:

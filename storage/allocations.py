@@ -11,17 +11,29 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
 import pandas as pd
 import psycopg
 
+from alphafactory.exposures import ClassExposure as Exposure
 from storage.db import require_aware, require_date, require_finite, require_text
 from storage.errors import ConflictError, InvalidRecordError
 from storage.outbox import OutboxEvent, enqueue
 
+EXPOSURE_COLUMNS = [
+    "strategy_id",
+    "allocation_id",
+    "as_of",
+    "decision_time",
+    "group_name",
+    "class_code",
+    "weight",
+    "active_weight",
+    "forecast_return",
+]
 VIEW_COLUMNS = [
     "strategy_id",
     "allocation_id",
@@ -59,6 +71,7 @@ def write_allocation(
     event: OutboxEvent | None = None,
     signal: Mapping[str, float] | None = None,
     in_sample_sharpe: float | None = None,
+    exposures: Sequence[Exposure] = (),
 ) -> AllocationResult:
     """Write an allocation, its positions and (optionally) its outbox event atomically.
 
@@ -70,7 +83,8 @@ def write_allocation(
     the latest decision is what ``trading.latest_target_positions`` shows. ``signal``: the
     combined signal per asset the weights were built from (non-finite values stored as
     null), None for an allocation with no alpha; ``in_sample_sharpe``: the same position's
-    Sharpe over the decision's training window (None: not measured).
+    Sharpe over the decision's training window (None: not measured); ``exposures``: its
+    weight, active weight and forecast return per class (``trading.class_exposures``).
     """
     as_of = require_date(as_of, "as_of")
     positions = _positions(weights, allocation_id)
@@ -103,6 +117,23 @@ def write_allocation(
             """,
             (allocation_id, [a for a, _ in positions], [w for _, w in positions]),
         )
+        if exposures:
+            conn.execute(
+                """
+                INSERT INTO core.allocation_exposures (allocation_id, group_name, class_code,
+                    weight, active_weight, forecast_return)
+                SELECT %s, * FROM unnest(%s::text[], %s::int[], %s::float8[], %s::float8[],
+                                         %s::float8[])
+                """,
+                (
+                    allocation_id,
+                    [require_text(e.group, "exposure group") for e in exposures],
+                    [e.code for e in exposures],
+                    [require_finite(e.weight, f"weight of class {e.code}") for e in exposures],
+                    [require_finite(e.active_weight, "active weight") for e in exposures],
+                    [_finite_or_none(e.forecast_return) for e in exposures],
+                ),
+            )
         if event is not None:
             enqueue(conn, event=event)
     return AllocationResult(allocation_id, created=True)
@@ -192,6 +223,23 @@ def held_before(
         (strategy_id, decision_time),
     ).fetchone()
     return None if row is None else target_positions(conn, allocation_id=row[0])
+
+
+def latest_class_exposures(
+    conn: psycopg.Connection, *, strategy_id: str | None = None
+) -> pd.DataFrame:
+    """Rows of ``trading.latest_class_exposures``, as a trading desk sees them."""
+    rows = conn.execute(
+        """
+        SELECT strategy_id, allocation_id, as_of, decision_time, group_name, class_code,
+               weight, active_weight, forecast_return
+        FROM trading.latest_class_exposures
+        WHERE %(strategy)s::text IS NULL OR strategy_id = %(strategy)s::text
+        ORDER BY strategy_id, group_name, class_code
+        """,
+        {"strategy": strategy_id},
+    ).fetchall()
+    return pd.DataFrame(rows, columns=EXPOSURE_COLUMNS)
 
 
 def latest_target_positions(

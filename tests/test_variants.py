@@ -87,3 +87,42 @@ def test_the_plain_benchmarks_weights():
     missing = strategy(stocks=["NOPE"], bonds=ASSETS[:1])
     with pytest.raises(VariantError, match=r"none of \['NOPE'\]"):
         benchmark_allocation(PANEL, missing, "60_40", risk_parity)
+
+
+def test_a_baseline_trades_the_classic_signals_as_the_strategy_trades():
+    """``tsmom`` and ``classic`` combine the published signals the panel can compute (its
+    series are not the bundled ones: the two momentum signals) by the strategy's method,
+    traded with its construction, every one from the first decision, no pool record."""
+    from alphafactory.decision import allocate, alpha_signals
+    from alphafactory.library import TIME_SERIES_MOMENTUM
+    from alphafactory.variants import baseline_formulas, decide
+
+    panel = synthetic_market(n_assets=6, n_dates=120, seed=2, frequency="M").panel
+    base = Strategy.model_validate(
+        {
+            "id": "s",
+            "alpha": {"training_months": 48},
+            "portfolio": {"kind": "long_only"},
+            "variants": {"names": ["tsmom", "classic"]},
+        }
+    )
+    tsmom = derive(base, "tsmom")
+    assert (tsmom.pool.size, tsmom.pool.probation, tsmom.portfolio) == (1, 0, base.portfolio)
+    assert baseline_formulas("tsmom") == [TIME_SERIES_MOMENTUM]
+    empty = np.empty((0, *panel.shape))
+    alone = decide(panel, tsmom, "tsmom", [], [], signals=empty, members=())
+    assert list(alone.pool) == [TIME_SERIES_MOMENTUM]
+    assert alone.entered == {} and alone.retired == {} and alone.probation == ()
+    direct = allocate(
+        panel,
+        tsmom,
+        [TIME_SERIES_MOMENTUM],
+        [1.0],
+        signals=alpha_signals(panel, tsmom, [TIME_SERIES_MOMENTUM]),
+    )
+    assert alone.weights == pytest.approx(direct.weights, abs=1e-12)
+    classic = decide(panel, derive(base, "classic"), "classic", [], [], signals=empty)
+    assert len(classic.pool) == 2 and TIME_SERIES_MOMENTUM in classic.pool
+    assert sum(classic.weights.values()) == pytest.approx(1.0)
+    with pytest.raises(VariantError, match="'best' is not a baseline variant"):
+        baseline_formulas("best")

@@ -77,10 +77,12 @@ def _json(value) -> str:
 
 
 def run_positions(args, settings: Settings) -> int:
+    from storage.allocations import latest_class_exposures
     from storage.operations import latest_positions
 
     with _connect(settings) as conn:
         rows = latest_positions(conn, args.strategy)
+        exposures = latest_class_exposures(conn, strategy_id=args.strategy)
     if args.json:
         by_strategy: dict[str, dict] = {}
         for row in rows:
@@ -95,6 +97,17 @@ def run_positions(args, settings: Settings) -> int:
                 },
             )
             entry["weights"][row.asset] = row.weight
+        for row in exposures.itertuples():
+            if row.strategy_id in by_strategy:  # per class of each group (trading.class_exposures)
+                by_strategy[row.strategy_id].setdefault("exposures", []).append(
+                    {
+                        "group": row.group_name,
+                        "class_code": int(row.class_code),
+                        "weight": row.weight,
+                        "active_weight": row.active_weight,
+                        "forecast_return": row.forecast_return,
+                    }
+                )
         print(_json({"strategies": by_strategy}))
         return 0
     if not rows:

@@ -174,14 +174,21 @@ def request_detail(request: Request, request_id: str) -> HTMLResponse:
 
 @router.get("/positions", response_class=HTMLResponse)
 def positions(request: Request) -> HTMLResponse:
+    from storage.allocations import latest_class_exposures
     from storage.operations import latest_positions
 
     with _connection(request) as conn:
         rows = latest_positions(conn)
+        exposures = latest_class_exposures(conn)
     strategies: dict[str, dict] = {}
     for row in rows:
-        entry = strategies.setdefault(row.strategy_id, {"first": row, "weights": {}})
+        entry = strategies.setdefault(
+            row.strategy_id, {"first": row, "weights": {}, "exposures": []}
+        )
         entry["weights"][row.asset] = row.weight
+    for exposure in exposures.itertuples():
+        if exposure.strategy_id in strategies:
+            strategies[exposure.strategy_id]["exposures"].append(exposure)
     figure = figures.positions_bars(rows) if rows else None
     return render(
         request,

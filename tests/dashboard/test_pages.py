@@ -71,6 +71,8 @@ def test_positions_alphas_and_failures(client, seeded):
     positions = page(client, "/positions")
     assert 'id="plot-positions" data-figure="' in positions
     assert seeded.allocation_id in positions and all(a in positions for a in seeded.weights)
+    # the exposures per class of the market's stored group, for the trading desk
+    assert 'class="exposures"' in positions and "<td>sector</td>" in positions
 
     alphas = html.unescape(page(client, "/alphas"))
     assert seeded.formulas and all(formula in alphas for formula in seeded.formulas)

@@ -50,6 +50,13 @@ def test_positions_prints_the_latest_weights_per_strategy(service_env, decided):
     (printed,) = json.loads(result.stdout)["strategies"].items()
     assert printed[0] == mine.id and printed[1]["allocation_id"] == allocation_id
     assert printed[1]["weights"] == weights and printed[1]["as_of"] == str(request.as_of)
+    # beside them, the exposure per class of the market's stored group (sector): the
+    # classes' weights add up to the book, their active weights to what it moved
+    exposures = printed[1]["exposures"]
+    assert {e["group"] for e in exposures} == {"sector"} and len(exposures) >= 2
+    assert sum(e["weight"] for e in exposures) == pytest.approx(sum(weights.values()))
+    assert all(set(e) == {"group", "class_code", "weight", "active_weight", "forecast_return"}
+               for e in exposures)  # fmt: skip
     text = command(service_env, "positions", "--strategy", mine.id).stdout
     assert allocation_id in text and all(asset in text for asset in weights)
     none = command(service_env, "positions", "--strategy", "nobody", "--json")

@@ -10,6 +10,8 @@ import threading
 import numpy as np
 import pytest
 
+from alphafactory.formula import formula_hash
+from alphafactory.library import TIME_SERIES_MOMENTUM
 from alphafactory.variants import generator_variants
 from consumers.allocation import AllocationContext, allocate_request
 from consumers.evaluation import EvaluationContext, evaluate_chunk
@@ -23,6 +25,8 @@ VARIANTS = (
     "long_short",
     "random",
     "library",
+    "tsmom",
+    "classic",
     "risk_parity",
     "equal_weight",
 )
@@ -97,6 +101,14 @@ def test_variants_are_allocated_under_their_own_ids(
         ).fetchall()
     )
     assert pools[f"{base.id}@pool1"] == 1 and 1 < pools[f"{base.id}@pool3"] <= 3
+    # the baselines trade the classic signals this market can compute (its series are
+    # not the bundled ones: time-series and cross-asset momentum), stored as factors
+    assert pools[f"{base.id}@tsmom"] == 1 and pools[f"{base.id}@classic"] == 2
+    origin = conn.execute(
+        "SELECT origin FROM core.factors WHERE formula_hash = %s",
+        (formula_hash(TIME_SERIES_MOMENTUM),),
+    ).fetchone()
+    assert origin == ("library",)
     assert pools[base.id] <= base.pool.size
     combined = conn.execute(
         "SELECT weight FROM core.alpha_pools WHERE strategy_id = %s AND decision_time = "

@@ -10,9 +10,12 @@ from datetime import UTC, date, datetime, time
 import psycopg
 import pytest
 
+from alphafactory.exposures import ClassExposure
 from storage.allocations import (
     AllocationResult,
     allocation_id_for,
+    held_before,
+    latest_class_exposures,
     latest_target_positions,
     target_positions,
     write_allocation,
@@ -31,6 +34,7 @@ def allocate(conn, strategy, trigger, *, allocation_id=None, as_of=date(2024, 3,
         trigger_event_id=trigger,
         weights=kw.pop("weights", {"EQ": 0.6, "BOND": -0.6}),
         event=kw.pop("event", None),
+        exposures=kw.pop("exposures", ()),
     )
 
 
@@ -131,6 +135,45 @@ def test_views_show_every_allocation_and_the_latest_per_strategy(app_conn, conne
         "SELECT count(*) FROM trading.target_positions WHERE strategy_id = %s", (strategy,)
     ).fetchone()[0]
     assert rows == 1 + 2 + 2
+
+
+def test_class_exposures_are_read_beside_the_latest_positions(app_conn, connect_as, unique):
+    strategy = unique("s")
+    first = [ClassExposure("asset_class", 0, 1.0, 0.2, 0.001)]
+    allocate(
+        app_conn, strategy, unique("jan"), as_of=date(2024, 1, 31), weights={"EQ": 1.0},
+        exposures=first,
+    )  # fmt: skip
+    newest = [
+        ClassExposure("asset_class", 0, 0.5, -0.1, float("nan")),  # no forecast: null
+        ClassExposure("asset_class", 1, 0.5, 0.1, -0.002),
+    ]
+    feb = allocate(
+        app_conn, strategy, unique("feb"), as_of=date(2024, 2, 29),
+        weights={"EQ": 0.5, "BOND": 0.5}, exposures=newest,
+    )  # fmt: skip
+    latest = latest_class_exposures(app_conn, strategy_id=strategy)
+    assert set(latest["allocation_id"]) == {feb.allocation_id}
+    assert latest["class_code"].tolist() == [0, 1]
+    assert latest["active_weight"].tolist() == [-0.1, 0.1]
+    assert latest["forecast_return"].isna().tolist() == [True, False]
+    assert latest["forecast_return"].iloc[1] == -0.002
+    reader = connect_as("trading")  # the desk's role reads every allocation's too
+    rows = reader.execute(
+        "SELECT count(*), count(forecast_return) FROM trading.class_exposures "
+        "WHERE strategy_id = %s",
+        (strategy,),
+    ).fetchone()
+    assert rows == (3, 2)  # the missing forecast stored as null
+    # what a strategy holds when deciding: its last allocation decided before then
+    held = held_before(
+        app_conn, strategy_id=strategy, decision_time=datetime(2024, 2, 29, 23, 0, tzinfo=UTC)
+    )
+    assert held == {"BOND": 0.5, "EQ": 0.5}
+    early = held_before(
+        app_conn, strategy_id=strategy, decision_time=datetime(2024, 1, 31, 13, 30, tzinfo=UTC)
+    )
+    assert early is None
 
 
 def test_latest_is_the_latest_decision_not_the_last_commit(app_conn, unique):
