@@ -126,6 +126,8 @@ class Universe(_Section):
     # the universe's cash asset, if it has one: its return is the risk-free rate that
     # reports measure Sharpe ratios over (``sharpe_over_cash``)
     cash: str = ""
+    # what the data cannot show (survivorship, revised values...): stated in every report
+    caveats: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _group_with_codes(self) -> Universe:

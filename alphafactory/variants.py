@@ -33,14 +33,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from alphafactory.decision import (
-    Allocation,
-    allocate,
-    alpha_signals,
-    benchmark_weights,
-    exposures_of,
-    valid_formulas,
-)
+from alphafactory.decision import Allocation, allocate, alpha_signals, valid_formulas
+from alphafactory.decision_inputs import benchmark_weights, exposures_of
 from alphafactory.library import CLASSIC_FAMILY, LIBRARY, TIME_SERIES_MOMENTUM
 from alphafactory.ml.candidate import is_ml, parse_candidate
 from alphafactory.panel import Panel

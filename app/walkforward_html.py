@@ -43,6 +43,8 @@ that met the definition and survived the control; OOS IC: the mean rank IC betwe
 combined signal traded at each decision and the returns of the
 period it was held, with its Newey-West t. Net: the same figures after costs ({{
 r.settings.get("costs", "not recorded") }}), the benchmark paying its own.</p>
+{% if r.settings.get("data_caveats") %}<p>What the data cannot show:</p><ul id="caveats">
+{% for caveat in r.settings.data_caveats %}<li>{{ caveat }}</li>{% endfor %}</ul>{% endif %}
 <h2>Out of sample</h2>
 <table id="variants"><tr><th>variant</th><th>rebalances</th><th>cumulative</th>
 <th>CAGR</th><th>volatility</th><th>Sharpe</th><th>max drawdown</th><th>turnover</th>

@@ -21,7 +21,7 @@ import pandas as pd
 from alphafactory.admission import describe
 from alphafactory.constructions import construction
 from alphafactory.costs import describe_costs
-from alphafactory.decision import trading_costs
+from alphafactory.decision_inputs import trading_costs
 from alphafactory.metrics import infer_periods_per_year
 from alphafactory.settings import Settings
 from alphafactory.strategy import Strategy
@@ -90,6 +90,7 @@ def build_report(settings: Settings, strategy: Strategy, plan) -> tuple[dict, di
             ),
             "periods_per_year": periods_per_year,
             "costs": describe_costs(strategy.costs),
+            "data_caveats": list(strategy.universe.caveats),
         },
     }
     return report, series

@@ -188,7 +188,8 @@ def _follow(conn, strategy_id: str, event) -> Outcome:
 
 def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: Path) -> None:
     from alphafactory.costs import describe_costs
-    from alphafactory.decision import benchmark_weights, trading_costs
+    from alphafactory.decision_inputs import benchmark_weights, trading_costs
+    from alphafactory.metrics import infer_periods_per_year
     from alphafactory.performance import held_returns, summarize
 
     done = [o for o in outcomes if o.allocation_id]
@@ -217,10 +218,13 @@ def report(settings: Settings, strategy, panel, outcomes: list[Outcome], plot: P
                 costs=costs,
             )
     print(f"    costs: {describe_costs(strategy.costs)} (net: after them)")
-    columns = ("months", "total", "annual", "vol", "sharpe", "maxDD")
+    for caveat in strategy.universe.caveats:
+        print(f"    caveat: {caveat}")
+    periods_per_year = infer_periods_per_year(panel.dates)
+    columns = ("periods", "total", "annual", "vol", "sharpe", "maxDD")
     print(f"    {'':24s} " + " ".join(f"{c:>8}" for c in columns))
     for name, values in series.items():
-        p = summarize(values, 12)
+        p = summarize(values, periods_per_year)
         print(
             f"    {name:24s} {p.periods:8d} {p.total_return:8.2%} {p.annual_return:8.2%} "
             f"{p.annual_volatility:8.2%} {p.sharpe:8.2f} {p.max_drawdown:8.2%}"

@@ -1,6 +1,7 @@
 """Out-of-sample performance for the dashboard: each active strategy's allocations (and
 its variants') held until the next one, against the strategy's risk-parity benchmark at
-the same decisions, from the stored market returns.
+the same decisions, from the stored market returns; every figure gross and net of the
+strategy's costs (``[costs]``), with the caveats its data carries (``[universe] caveats``).
 
 The returns are the walk-forward report's own (``app.walkforward_report``: the same
 held-allocation and benchmark code, the last allocation held to the newest stored
@@ -21,6 +22,7 @@ from alphafactory.settings import Settings
 
 log = logging.getLogger("alphafactory.dashboard")
 BENCHMARK = "benchmark (risk parity)"
+NET = " net"  # a series after costs
 ALL_HISTORY = 1_000_000  # panel rows: every stored date
 
 
@@ -30,6 +32,7 @@ class StrategyPerformance:
     series: dict[str, pd.Series] = field(default_factory=dict)  # name -> return per date
     summary: list[dict] = field(default_factory=list)  # a row per series
     note: str | None = None  # why there is nothing to show
+    caveats: tuple[str, ...] = ()  # what the strategy's data cannot show
 
 
 class PerformanceCache:
@@ -72,6 +75,7 @@ class PerformanceCache:
 def compute(conn, strategy, stored: dict[str, list]) -> StrategyPerformance:
     """``strategy``'s result from its ``stored`` allocations (strategy or variant id ->
     allocations in decision order)."""
+    from alphafactory.decision_inputs import trading_costs
     from alphafactory.metrics.factor import infer_periods_per_year
     from app.walkforward_report import benchmark_returns, held_allocation_returns
     from consumers.market_data import strategy_panel
@@ -82,36 +86,45 @@ def compute(conn, strategy, stored: dict[str, list]) -> StrategyPerformance:
         panel = strategy_panel(
             conn, strategy, datetime.now(UTC), history_rows=ALL_HISTORY, twin_rows=False
         )
-        series = {
-            strategy_id: held_allocation_returns(panel, allocations, hold_last=None)
-            for strategy_id, allocations in stored.items()
-            if allocations
-        }
+        rates = trading_costs(panel, strategy)
+        series, net = {}, {}
+        for strategy_id, allocations in stored.items():
+            if allocations:
+                series[strategy_id] = held_allocation_returns(panel, allocations, hold_last=None)
+                net[strategy_id + NET] = held_allocation_returns(
+                    panel, allocations, hold_last=None, costs=rates
+                )
         if stored.get(strategy.id):
             series[BENCHMARK] = benchmark_returns(
                 panel, strategy, stored[strategy.id], hold_last=None
+            )
+            net[BENCHMARK + NET] = benchmark_returns(
+                panel, strategy, stored[strategy.id], hold_last=None, costs=rates
             )
         periods_per_year = infer_periods_per_year(panel.dates)
     except (ValueError, KeyError) as error:  # no market data yet, or none for an asset held
         log.warning("performance of %s: %s", strategy.id, error)
         return StrategyPerformance(strategy.id, note=f"cannot compute: {error}")
     series = {name: values for name, values in series.items() if len(values)}
+    net = {name: values for name, values in net.items() if len(values)}
     if not series:
         return StrategyPerformance(
             strategy.id, note="no return stored yet after the first allocation"
         )
-    return StrategyPerformance(
-        strategy.id, series, _summary(series, series.get(BENCHMARK), periods_per_year)
-    )
+    # every figure gross and net of the strategy's costs, the benchmark paying its own
+    rows = _summary(series, BENCHMARK, periods_per_year)
+    rows += _summary(net, BENCHMARK + NET, periods_per_year)
+    return StrategyPerformance(strategy.id, series, rows, caveats=strategy.universe.caveats)
 
 
-def _summary(series: dict[str, pd.Series], benchmark, periods_per_year: int) -> list[dict]:
+def _summary(series: dict[str, pd.Series], benchmark_name: str, periods_per_year) -> list[dict]:
     from alphafactory.performance import summarize
 
+    benchmark = series.get(benchmark_name)
     rows = []
     for name, values in series.items():
         row = {"name": name, **summarize(values, periods_per_year).to_dict()}
-        if benchmark is not None and name != BENCHMARK:
+        if benchmark is not None and name != benchmark_name:
             excess = (values - benchmark.reindex(values.index)).dropna()
             row["excess_annual_return"] = summarize(excess, periods_per_year).annual_return
         rows.append(row)

@@ -86,6 +86,8 @@ def test_performance_and_the_walkforward_report_are_plotted(client, strategy):
     performance = page(client, "/performance")
     assert strategy.id in performance and 'id="plot-performance-1"' in performance
     assert "benchmark (risk parity)" in performance
+    # each series again net of the strategy's costs (the default 10 bp a unit traded)
+    assert "benchmark (risk parity) net" in performance and f"{strategy.id} net" in performance
     assert f'src="/static/plotly-{plotly.__version__}.min.js"' in performance
 
     walkforward = page(client, "/walkforward")

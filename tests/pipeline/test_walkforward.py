@@ -54,6 +54,7 @@ def _strategy(trigger: str) -> str:
 id = "{STRATEGY_ID}"
 [universe]
 data = "store"
+caveats = ["synthetic: a market made for this test"]
 [alpha]
 definition = "hac_tstat > -100"
 # plumbing, not statistics: every candidate that meets the definition is admitted
@@ -279,6 +280,7 @@ def test_the_report_holds_the_contract_and_every_variant_reads_as_a_strategy(run
     assert report["settings"]["admission_control"].startswith("none: ")
     assert report["settings"]["periods_per_year"] == 12
     assert report["settings"]["costs"] == "10 bp a unit of weight traded"
+    assert report["settings"]["data_caveats"] == ["synthetic: a market made for this test"]
     versions = report["models"]
     assert [m["version"] for m in versions] == [1, 2]
     for model in versions:
@@ -301,6 +303,8 @@ def test_the_report_page_renders_its_plots_in_chromium(runs):
     page = runs["home"] / "b" / "out" / "report.html"
     text = page.read_text()
     assert "http://" not in text and "https://" not in text  # self-contained
+    assert "<li>synthetic: a market made for this test</li>" in text  # the data's caveats
+    assert "net HAC t" in text  # every figure after costs too
     images = rendered_images(page)
     assert set(images) == {"growth", "drawdown", "decay"}
     for name, (complete, width, height, shown) in images.items():
