@@ -14,9 +14,10 @@ prints per variant: trials, admitted and the rate, the out-of-sample IC of what 
 with its t, and the excess return's t; then the targets:
 
 - planted, every seed: the pool's ``oos_ic_t`` >= 3 and above the random baseline's by
-  at least 1.5;
+  at least 1.5 (issue 30); the strategy's excess HAC t net of costs >= 3 and above the
+  random baseline's (issue 31);
 - null, every seed: fewer than 0.2% of the candidates admitted, and every variant's
-  |``oos_ic_t``| and |``excess_hac_tstat``| below 2.
+  |``oos_ic_t``| and |``excess_hac_tstat``| (gross and net) below 2.
 
 ``--record FILE`` writes the machine, the command and every run's numbers as JSON.
 """
@@ -46,7 +47,7 @@ from alphafactory.data.macro_markets import (  # noqa: E402
 from benchmarks.factor_eval_cli import cpu_model  # noqa: E402
 
 ALPHAFACTORY = str(Path(sys.executable).parent / "alphafactory")
-VARIANTS = "pool25,random,risk_parity"
+VARIANTS = "pool25,random,tsmom,risk_parity"
 STRATEGY = """
 id = "planted"
 description = "A tilt of the planted market's class risk parity (benchmarks/planted_walkforward.py)"
@@ -68,8 +69,12 @@ max_correlation = 0.7
 [portfolio]
 kind = "tilt"
 tilt_limit = 0.05
+tracking_error = 0.03
+class_limit = 0.10
 risk_parity_group = "{group}"
 benchmark_excludes = ["CASH"]
+[costs]
+default_bps = 10
 [triggers]
 series = ["MAC00"]
 [rebalance]
@@ -144,8 +149,13 @@ def _run(kind: str, seed: int, args) -> dict:
         "oracle_ir": oracle_information_ratio(market, f"{args.first}-01"),
         "wall_minutes": wall / 60,
         "admission_control": report["settings"]["admission_control"],
+        "costs": report["settings"].get("costs"),
         "variants": {
             name: {k: v.get(k) for k in (*keys, "information_ratio", "mean_pool_size")}
+            | {
+                "net_excess_hac_tstat": (v.get("net") or {}).get("excess_hac_tstat"),
+                "net_information_ratio": (v.get("net") or {}).get("information_ratio"),
+            }
             for name, v in report["variants"].items()
         },
     }
@@ -178,14 +188,16 @@ def _print_run(run: dict) -> None:
         f"\n{run['market']} seed {run['seed']}: oracle IR {_num(run['oracle_ir'])}, "
         f"{run['wall_minutes']:.1f} min; control {run['admission_control']}"
     )
-    print("| variant | trials | admitted | rate | OOS IC | OOS IC t | excess t | IR |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    headers = ("variant", "trials", "admitted", "rate", "OOS IC", "OOS IC t", "excess t", "IR")
+    print("| " + " | ".join((*headers, "net t", "net IR")) + " |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, v in run["variants"].items():
         rate = f"{v['hit_rate']:.3%}" if v.get("hit_rate") is not None else ""
         print(
             f"| {name} | {v.get('trials') or ''} | {v.get('accepted') or ''} | {rate} | "
             f"{_num(v.get('oos_ic'), 3)} | {_num(v.get('oos_ic_t'))} | "
-            f"{_num(v.get('excess_hac_tstat'))} | {_num(v.get('information_ratio'))} |"
+            f"{_num(v.get('excess_hac_tstat'))} | {_num(v.get('information_ratio'))} | "
+            f"{_num(v.get('net_excess_hac_tstat'))} | {_num(v.get('net_information_ratio'))} |"
         )
 
 
@@ -198,6 +210,13 @@ def _targets(runs: list[dict]) -> list[str]:
             t, base = pool.get("oos_ic_t") or float("nan"), random.get("oos_ic_t") or 0.0
             ok = t >= 3 and t - base >= 1.5
             lines.append(f"{name}: pool oos_ic_t {t:.2f} vs random {base:.2f}: {_pass(ok)}")
+            net = pool.get("net_excess_hac_tstat") or float("nan")
+            net_base = random.get("net_excess_hac_tstat") or 0.0
+            ok = net >= 3 and net > net_base
+            lines.append(
+                f"{name}: pool's excess t net of costs {net:.2f} vs random {net_base:.2f}: "
+                f"{_pass(ok)}"
+            )
         else:
             trials = sum(v.get("trials") or 0 for v in run["variants"].values())
             accepted = sum(v.get("accepted") or 0 for v in run["variants"].values())
@@ -205,7 +224,7 @@ def _targets(runs: list[dict]) -> list[str]:
             worst = max(
                 abs(v.get(k) or 0.0)
                 for v in run["variants"].values()
-                for k in ("oos_ic_t", "excess_hac_tstat")
+                for k in ("oos_ic_t", "excess_hac_tstat", "net_excess_hac_tstat")
             )
             ok = rate < 0.002 and worst < 2
             lines.append(f"{name}: admitted {rate:.3%}, largest |t| {worst:.2f}: {_pass(ok)}")
