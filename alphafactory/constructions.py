@@ -54,6 +54,9 @@ class Sizing:
     class_limit: float = 0.1  # tilt: the largest move of a class from the benchmark
     risk_aversion: float = 1.0
     information_coefficient: float = 0.05  # a standardised signal's forecast (Grinold)
+    # tilt, every row at once: rounds raising the closed form toward the budget (0 for
+    # scoring candidates, where only its direction counts; more where its size does)
+    budget_rounds: int = 0
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ class Tilt(Construction):
             list(market.risks),
             tracking_error=sizing.tracking_error,
             asset_limit=sizing.tilt_limit,
+            rounds=sizing.budget_rounds,
         )
         return (np.maximum(benchmark + active, 0.0)).reshape(signals.shape)
 

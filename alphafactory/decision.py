@@ -29,7 +29,7 @@ long-short).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -329,7 +329,8 @@ def _in_sample(
         forward,
         strategy.portfolio.kind,
         periods_per_year=periods_per_year,
-        sizing=position_rule(strategy, periods_per_year).sizing,
+        # sized as the decision's optimiser sizes it: the closed form raised to the budget
+        sizing=replace(position_rule(strategy, periods_per_year).sizing, budget_rounds=3),
         market=Market(market.benchmark, market.risks),
     )
 

@@ -11,7 +11,7 @@ from sklearn.covariance import LedoitWolf
 
 from alphafactory.optimiser import TiltProblem, budgeted_tilts, solve_tilt
 from alphafactory.portfolio import risk_parity
-from alphafactory.risk import forecasts, shrunk_risk
+from alphafactory.risk import forecasts, risk_rows, shrunk_risk
 
 RNG = np.random.default_rng(31)
 # 22 equity portfolios, two bonds, oil and cash: four classes, as the bundled universe
@@ -125,6 +125,15 @@ def test_the_closed_form_a_candidate_is_scored_on_keeps_the_limits_and_the_direc
         np.testing.assert_allclose(active.sum(axis=1), 0.0, atol=1e-10)
         assert (problem.risk.variance(active) <= budget**2 * (1 + 1e-9)).all()
         shifts.extend(np.bincount(CLASSES, weights=a, minlength=4) for a in active)
+        # raised toward the budget (the in-sample record's sizing), the same limits hold
+        # and more of the budget is spent
+        filled = budgeted_tilts(
+            alpha, problem.benchmark, [problem.risk], tracking_error=budget, asset_limit=LIMIT,
+            rounds=3,
+        )  # fmt: skip
+        assert (np.abs(filled) <= np.minimum(LIMIT, problem.benchmark) + 1e-12).all()
+        assert (problem.risk.variance(filled) <= budget**2 * (1 + 1e-9)).all()
+        assert problem.risk.variance(filled).mean() > problem.risk.variance(active).mean()
         for row in range(10):
             solved = solve_tilt(replace(problem, alpha=alpha[row])) - problem.benchmark
             agreement.append(np.corrcoef(solved, active[row])[0, 1])
@@ -145,3 +154,35 @@ def test_the_closed_form_builds_each_row_against_its_own_benchmark_and_risk():
         np.testing.assert_allclose(together[:, t], alone, atol=1e-15)
     with pytest.raises(ValueError, match="2 risk models and 3 benchmarks for 3 rows"):
         budgeted_tilts(alpha, benchmarks, risks[:2], tracking_error=0.005, asset_limit=LIMIT)
+
+
+def test_the_risk_of_every_row_is_the_ledoit_wolf_estimate_of_its_window():
+    """``risk_rows`` computes every window's shrinkage at once; each row is scikit-learn's
+    Ledoit-Wolf intensity on that window's standardised returns, however short the
+    window (the first rows), with missing returns, a riskless asset and one that
+    stops reporting."""
+    from sklearn.covariance import ledoit_wolf_shrinkage
+
+    returns = _market(60)
+    returns[5:9, 2] = np.nan
+    returns[40:, 7] = np.nan  # stops: fewer than two returns in the last windows
+    models = risk_rows(returns, 24, first=0)
+    assert len(models) == 60
+    for t, model in enumerate(models):
+        window = returns[max(0, t + 1 - 24) : t + 1]
+        finite = np.isfinite(window)
+        count = finite.sum(axis=0)
+        centred = np.where(finite, window - np.nanmean(window, axis=0), 0.0)
+        vol = np.sqrt((centred**2).sum(axis=0) / np.maximum(count - 1, 1))
+        risky = (count >= 2) & (vol > 1e-10)
+        np.testing.assert_array_equal(model.usable, count >= 2, err_msg=f"row {t}")
+        if len(window) < 2:
+            assert not model.specific.any()
+            continue
+        scores = centred[:, risky] / vol[risky]
+        shrinkage = ledoit_wolf_shrinkage(scores, assume_centered=True) if risky.sum() > 1 else 0
+        direct = (1 - shrinkage) * (scores.T @ scores) / len(window)
+        direct += shrinkage * np.eye(risky.sum())
+        got = model.covariance()[np.ix_(risky, risky)]
+        np.testing.assert_allclose(got, direct * np.outer(vol[risky], vol[risky]), rtol=1e-9)
+        assert not model.covariance()[~risky].any()
