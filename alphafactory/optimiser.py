@@ -45,11 +45,14 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from alphafactory.risk import RISKLESS_VOL, SOLVE_FLOOR, RiskModel
+from alphafactory.risk import RISKLESS_VOL, RiskModel
 
 # bisection steps of the closed form's projection onto the boxes (to tell which assets sit
 # at a bound; the last step is exact)
 PROJECTION_STEPS = 20
+# the diagonal a solve keeps at least, relative to the mean variance: with no shrinkage
+# and fewer rows than assets the sample covariance is singular
+SOLVE_FLOOR = 1e-4
 
 
 class OptimisationError(ValueError):
@@ -206,7 +209,8 @@ class _Stack:
 
     def solve(self, vectors: np.ndarray, columns: np.ndarray) -> np.ndarray:
         """``S_t^-1 v`` of (..., T, N) vectors over each row's ``columns`` (T, N) (zero
-        elsewhere): ``RiskModel.solve`` for every row at once (Woodbury)."""
+        elsewhere), every row at once: the Woodbury identity on the factor form, the
+        diagonal floored at ``SOLVE_FLOOR`` of the row's mean variance."""
         loadings = self.loadings * columns[:, None, :]
         variance = (loadings**2).sum(axis=1) + self.specific * columns
         count = columns.sum(axis=1, keepdims=True)

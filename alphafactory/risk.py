@@ -5,8 +5,8 @@ form, per decision or per row of a window, and forecasts from a standardised sig
 identity by the Ledoit-Wolf intensity (scikit-learn's estimate on the standardised
 returns), scaled back by each asset's volatility. With a window of ``K`` rows that is
 ``K`` loadings plus a diagonal, exactly (:class:`RiskModel`), so an optimisation over
-thousands of assets stays small and the covariance's inverse is a ``K x K`` solve
-(:meth:`RiskModel.solve`, the Woodbury identity). :func:`risk_rows` gives the model a
+thousands of assets stays small and the covariance's inverse is a ``K x K`` solve (the
+Woodbury identity, ``alphafactory.optimiser``). :func:`risk_rows` gives the model a
 decision at each row of a panel would use: the same windows as the risk-parity benchmark
 (``portfolio.risk_parity_rows``). :func:`forecasts` turns a standardised signal into
 expected returns by Grinold's rule (information coefficient x volatility x score).
@@ -22,9 +22,6 @@ import numpy as np
 # below this volatility an asset is riskless (cash whose constant return rounds to a
 # volatility of 1e-19): inverse volatility would give it all the risk parity
 RISKLESS_VOL = 1e-10
-# the diagonal a solve keeps at least, relative to the mean variance: with no shrinkage
-# and fewer rows than assets the sample covariance is singular
-SOLVE_FLOOR = 1e-4
 
 
 @dataclass(frozen=True)
@@ -45,19 +42,6 @@ class RiskModel:
         """``a' S a`` of each row of ``active`` (..., N)."""
         factor = np.asarray(active) @ self.loadings.T
         return (factor**2).sum(axis=-1) + (np.asarray(active) ** 2 * self.specific).sum(axis=-1)
-
-    def solve(self, vectors: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """``S^-1 v`` for each row of ``vectors`` (..., M) over the assets ``columns``
-        (a boolean (N,) mask of M assets): the Woodbury identity on the factor form,
-        the diagonal floored at ``SOLVE_FLOOR`` of the mean variance."""
-        loadings = self.loadings[:, columns]
-        variance = (loadings**2).sum(axis=0) + self.specific[columns]
-        floor = SOLVE_FLOOR * max(float(variance.mean()) if len(variance) else 0.0, 1e-300)
-        diagonal = np.maximum(self.specific[columns], floor)
-        scaled = np.asarray(vectors, dtype=np.float64) / diagonal
-        inner = np.eye(len(loadings)) + (loadings / diagonal) @ loadings.T
-        correction = np.linalg.solve(inner, loadings @ scaled.reshape(-1, len(diagonal)).T)
-        return scaled - (correction.T @ loadings).reshape(scaled.shape) / diagonal
 
 
 def shrunk_risk(returns: np.ndarray) -> RiskModel:
