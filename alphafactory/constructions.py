@@ -11,8 +11,9 @@ What a construction knows:
 - ``positions``: the weights built from signals (..., N), every row at once (what a
   candidate is scored on, and the in-sample record); a missing signal value is neutral;
 - ``decide``: the weights of the decision row, against the :class:`Market` there (the
-  holdings before, what trading costs): ``positions`` of that row unless the
-  construction optimises (the tilt, ``alphafactory.optimiser``);
+  holdings before, what trading costs): each built-in construction optimises the same
+  forecasts under its own constraints (``alphafactory.optimiser``), where ``positions``
+  is the closed form pointing the same way;
 - ``neutral``: what a signal with no information would hold (the benchmark for a tilt,
   equal weights for long-only, nothing for long-short): what a candidate is judged
   beyond, and what the allocation holds with no alpha (``without_alpha``);
@@ -33,7 +34,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from alphafactory.optimiser import OptimisationError, TiltProblem, budgeted_tilts, solve_tilt
+from alphafactory.closed_form import budgeted_tilts
+from alphafactory.optimiser import (
+    BookProblem,
+    OptimisationError,
+    TiltProblem,
+    solve_book,
+    solve_tilt,
+)
 from alphafactory.registry import Registry
 from alphafactory.risk import RiskModel, forecasts
 
@@ -48,7 +56,9 @@ class Sizing:
     """A strategy's ``[portfolio]`` sizes a construction reads (alphafactory.strategy
     documents each)."""
 
-    gross: float = 1.0  # long_short: the sum of absolute weights
+    gross: float = 1.0  # long_short: the sum of absolute weights (at most, when optimised)
+    net: float = 0.0  # long_short's decision: the sum of weights
+    name_limit: float = 1.0  # the books' decisions: the largest |weight| of one asset
     tilt_limit: float = 0.1  # tilt: the largest move of an asset from the benchmark
     tracking_error: float = 0.03 / np.sqrt(12)  # tilt: the active risk budget, per period
     class_limit: float = 0.1  # tilt: the largest move of a class from the benchmark
@@ -126,12 +136,18 @@ def unit_long_short(signals: np.ndarray) -> np.ndarray:
 
 class LongShort(Construction):
     name = "long_short"
-    summary = "the demeaned signal, absolute weights summing to gross"
+    summary = (
+        "a book of gross at most and net weight, optimised on the forecasts; every row "
+        "scored: the demeaned signal"
+    )
     judged_on_position = False
     excess_over_cash = True
 
     def positions(self, signals, sizing, market):
         return sizing.gross * unit_long_short(signals)
+
+    def decide(self, signal, sizing, market):
+        return _optimised_book(signal, sizing, market, long_only=False)
 
     def neutral(self, benchmark):
         return np.zeros_like(benchmark)
@@ -139,13 +155,19 @@ class LongShort(Construction):
 
 class LongOnly(Construction):
     name = "long_only"
-    summary = "the long side of the demeaned signal, weights summing to 1"
+    summary = (
+        "a fully invested book without shorts, optimised on the forecasts; every row "
+        "scored: the long side of the demeaned signal"
+    )
 
     def positions(self, signals, sizing, market):
         longs = np.maximum(unit_long_short(signals), 0.0)
         total = longs.sum(axis=-1, keepdims=True)
         equal = np.full_like(longs, 1.0 / longs.shape[-1])
         return np.divide(longs, total, out=equal, where=total > 0)
+
+    def decide(self, signal, sizing, market):
+        return _optimised_book(signal, sizing, market, long_only=True)
 
     def neutral(self, benchmark):
         return np.full_like(benchmark, 1.0 / np.shape(benchmark)[-1])
@@ -189,9 +211,7 @@ class Tilt(Construction):
 
     def decide(self, signal, sizing, market):
         benchmark = _benchmark_of(market, np.shape(signal)[-1])
-        if len(market.risks) != 1:
-            raise PortfolioError("a tilt's decision needs the risk model of its row")
-        risk = market.risks[0]
+        risk = _decision_risk(market, "a tilt")
         problem = TiltProblem(
             benchmark=benchmark,
             alpha=forecasts(standardize(signal), risk, sizing.information_coefficient),
@@ -211,6 +231,31 @@ class Tilt(Construction):
 
     def neutral(self, benchmark):
         return np.array(benchmark, dtype=np.float64)
+
+
+def _optimised_book(signal, sizing: Sizing, market: Market, *, long_only: bool) -> np.ndarray:
+    risk = _decision_risk(market, "a long-only book" if long_only else "a long-short book")
+    problem = BookProblem(
+        alpha=forecasts(standardize(signal), risk, sizing.information_coefficient),
+        risk=risk,
+        long_only=long_only,
+        gross=sizing.gross,
+        net=sizing.net,
+        name_limit=sizing.name_limit,
+        risk_aversion=sizing.risk_aversion,
+        previous=market.previous,
+        costs=market.costs,
+    )
+    try:
+        return solve_book(problem)
+    except OptimisationError as error:
+        raise PortfolioError(str(error)) from error
+
+
+def _decision_risk(market: Market, what: str) -> RiskModel:
+    if len(market.risks) != 1:
+        raise PortfolioError(f"{what}'s decision needs the risk model of its row")
+    return market.risks[0]
 
 
 def _benchmark_of(market: Market, assets: int) -> np.ndarray:

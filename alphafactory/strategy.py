@@ -278,6 +278,10 @@ class Portfolio(_Section):
     # a construction of alphafactory.constructions
     kind: Annotated[str, _registered(constructions.construction)] = "long_short"
     gross: float = Field(1.0, gt=0, le=10)
+    # long_short's decision: the book's net weight (its sum; |net| <= gross); long_short's
+    # and long_only's decisions: the largest |weight| of one asset
+    net: float = Field(0.0, ge=-10, le=10)
+    name_limit: float = Field(1.0, gt=0, le=10)
     # tilt: the largest move of one asset from the benchmark (and no more than the
     # asset's benchmark weight either way: alphafactory.optimiser says why)
     tilt_limit: float = Field(0.1, ge=0, le=1)
@@ -295,6 +299,15 @@ class Portfolio(_Section):
     # weight (cash, say: a tilt can still move into them)
     risk_parity_group: str = ""
     benchmark_excludes: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _net_within_gross(self) -> Portfolio:
+        if abs(self.net) > self.gross:
+            raise ValueError(
+                f"portfolio.net {self.net:g} is more than the book's gross {self.gross:g}: "
+                "expected |net| <= gross"
+            )
+        return self
 
 
 class Costs(_Section):

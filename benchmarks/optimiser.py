@@ -10,7 +10,7 @@ by class, and ``--decisions`` decisions with fresh random signals (and the previ
 decision's weights paying 10 bp a trade): the first decision's time (cvxpy imported),
 the median of the later ones (each writes and solves its problem), the shrunk risk model's
 estimate, the closed form's time for the same decision
-(``optimiser.budgeted_tilts``, one row) as the reference, and the closed form of
+(``closed_form.budgeted_tilts``, one row) as the reference, and the closed form of
 ``--candidates`` signals over ``--rows`` rows with a risk model per row (a decision's
 scoring of its candidates; fewer where they would pass 20 million values, the most the
 scorer stacks at once). Prints a table and the machine; ``--record`` writes the
@@ -30,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alphafactory.optimiser import TiltProblem, budgeted_tilts, solve_tilt  # noqa: E402
+from alphafactory.closed_form import budgeted_tilts  # noqa: E402
+from alphafactory.optimiser import TiltProblem, solve_tilt  # noqa: E402
 from alphafactory.portfolio import risk_parity  # noqa: E402
 from alphafactory.risk import forecasts, risk_rows, shrunk_risk  # noqa: E402
 from benchmarks.factor_eval_cli import cpu_model  # noqa: E402

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn.covariance import LedoitWolf
 
-from alphafactory.optimiser import TiltProblem, budgeted_tilts, solve_tilt
+from alphafactory.closed_form import budgeted_tilts
+from alphafactory.optimiser import TiltProblem, solve_tilt
 from alphafactory.portfolio import risk_parity
 from alphafactory.risk import forecasts, risk_rows, shrunk_risk
 
