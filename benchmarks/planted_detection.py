@@ -18,7 +18,11 @@ decision's own point-in-time panel, 120 training months as benchmarks/planted_wa
   2 or more (the definition's bar) and at or above the bar a lone true alpha must clear
   among ``--candidates`` trials under the default control (Benjamini-Yekutieli at 0.10:
   |t| >= 4.18 for 500), and at the loosest bar the null target allows (|t| >= 3.09:
-  noise passes 0.2% of the time, with no allowance for the search at all).
+  noise passes 0.2% of the time, with no allowance for the search at all);
+- ``tilt``: what the strategy's decision (its construction, risk model and costs) earns
+  over its benchmark trading the planted formulas' combination and, as the
+  construction's ceiling, the planted expected returns: the excess HAC t gross and net
+  of costs, and the information ratio (the issue-31 target is a net t of 3).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scipy.stats import norm  # noqa: E402
 
 from alphafactory.admission import admit  # noqa: E402
+from alphafactory.constructions import construction  # noqa: E402
 from alphafactory.data.macro_markets import (  # noqa: E402
     CLASS_GROUP,
     PLANTED_STRENGTH,
@@ -45,9 +50,15 @@ from alphafactory.data.macro_markets import (  # noqa: E402
     oracle_information_ratio,
 )
 from alphafactory.decision import alpha_signals, decision_panel, evaluate_formulas  # noqa: E402
-from alphafactory.performance import held_asset_returns, held_periods  # noqa: E402
+from alphafactory.decision_inputs import (  # noqa: E402
+    benchmark_weights,
+    decision_market,
+    position_rule,
+    trading_costs,
+)
+from alphafactory.performance import held_asset_returns, held_periods, held_returns  # noqa: E402
 from alphafactory.strategy import Strategy  # noqa: E402
-from alphafactory.walkforward import out_of_sample_ic  # noqa: E402
+from alphafactory.walkforward import out_of_sample_ic, variant_record  # noqa: E402
 from benchmarks.factor_eval_cli import cpu_model  # noqa: E402
 from benchmarks.planted_walkforward import STRATEGY  # noqa: E402
 
@@ -69,8 +80,9 @@ def main() -> int:
     bar = admission_bar(args.candidates, strategy)
     print(f"a lone true alpha among {args.candidates} trials needs |t| >= {bar:.2f}")
     print("| seed | oracle IR | ceiling IC t | planted formulas IC t | median in-sample |t| "
-          f"| share >= 2 | share >= {NULL_BAR:.2f} | share >= bar |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f"| share >= 2 | share >= {NULL_BAR:.2f} | share >= bar "
+          "| tilt on the formulas: t, net t, IR | tilt on the ceiling: t, net t, IR |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     runs = []
     for seed in (int(s) for s in args.seeds.split(",")):
         market = macro_market(seed=seed, n_planted=args.planted, strength=args.strength)
@@ -81,7 +93,8 @@ def main() -> int:
             f"| {seed} | {run['oracle_ir']:.2f} | {run['ceiling_ic_t']:.2f} | "
             f"{run['planted_ic_t']:.2f} | {run['median_in_sample_t']:.2f} | "
             f"{run['share_above_2']:.0%} | {run['share_above_null_bar']:.1%} | "
-            f"{run['share_above_bar']:.1%} |"
+            f"{run['share_above_bar']:.1%} | {_traded(run['tilt_formulas'])} | "
+            f"{_traded(run['tilt_ceiling'])} |"
         )
     if args.record:
         record = {
@@ -94,6 +107,13 @@ def main() -> int:
         args.record.write_text(json.dumps(record, indent=1))
         print(f"recorded in {args.record}")
     return 0
+
+
+def _traded(record: dict) -> str:
+    return (
+        f"{record['excess_hac_tstat']:.2f}, {record['net_excess_hac_tstat']:.2f}, "
+        f"{record['information_ratio']:.2f}"
+    )
 
 
 def admission_bar(trials: int, strategy: Strategy) -> float:
@@ -115,7 +135,7 @@ def measure(market, strategy: Strategy, bar: float) -> dict:
     decisions = pd.DatetimeIndex(trigger[(trigger >= "1990-01-01") & (trigger < "2017-01-01")])
     decisions = decisions + pd.Timedelta(minutes=1)
     formulas = list(market.planted)
-    combined, in_sample = [], []
+    combined, in_sample, panels = [], [], []
     history = strategy.alpha.training_months + 60
     for when in decisions:
         visible = releases[releases["released_at"] <= when]
@@ -124,6 +144,7 @@ def measure(market, strategy: Strategy, bar: float) -> dict:
         spread = np.nanstd(last, axis=1, keepdims=True)
         z = (last - np.nanmean(last, axis=1, keepdims=True)) / np.where(spread > 0, spread, 1)
         combined.append(np.nanmean(z, axis=0))
+        panels.append(panel)
         if when.month == 6:  # the in-sample evidence once a year is enough to see its size
             scored = evaluate_formulas(panel, strategy, formulas)
             in_sample += [abs(e.metrics.hac_tstat) for e in scored if e.metrics is not None]
@@ -134,7 +155,11 @@ def measure(market, strategy: Strategy, bar: float) -> dict:
          for s in starts]
     )  # fmt: skip
     in_sample = np.array([t for t in in_sample if np.isfinite(t)])
-    return {
+    traded = {
+        name: trade(market, strategy, panels, decisions, signals)
+        for name, signals in (("tilt_formulas", combined), ("tilt_ceiling", expected))
+    }
+    return traded | {
         "decisions": len(decisions),
         "ceiling_ic_t": out_of_sample_ic(expected, held)["oos_ic_t"],
         "planted_ic_t": out_of_sample_ic(np.array(combined), held)["oos_ic_t"],
@@ -143,6 +168,34 @@ def measure(market, strategy: Strategy, bar: float) -> dict:
         "share_above_2": float((in_sample >= 2).mean()),
         "share_above_null_bar": float((in_sample >= NULL_BAR).mean()),
     }
+
+
+def trade(market, strategy: Strategy, panels, decisions, signals) -> dict:
+    """The strategy's decisions on ``signals`` (one row per decision) held over the
+    market: its record against the benchmark, gross and net of costs."""
+    kind = construction(strategy.portfolio.kind)
+    sizing = position_rule(strategy).sizing
+    assets = market.panel.assets.astype(str)
+    held, benchmark, previous = [], [], None
+    for panel, signal in zip(panels, signals, strict=True):
+        mix = benchmark_weights(panel, strategy, len(panel.returns))
+        weights = kind.decide(
+            np.nan_to_num(signal), sizing, decision_market(panel, strategy, mix, previous)
+        )
+        previous = dict(zip(assets, weights.tolist(), strict=True))
+        held.append(previous)
+        benchmark.append(dict(zip(assets, mix.tolist(), strict=True)))
+    costs = trading_costs(panels[-1], strategy)
+    dates, returns = market.panel.dates, market.panel.returns
+    record = {}
+    for prefix, rates in (("", None), ("net_", costs)):
+        mine, mixes = (
+            held_returns(dates, assets, returns, decisions, w, costs=rates)
+            for w in (held, benchmark)
+        )
+        figures = variant_record(mine, mixes, held, periods_per_year=12)
+        record |= {f"{prefix}{k}": figures[k] for k in ("excess_hac_tstat", "information_ratio")}
+    return record
 
 
 if __name__ == "__main__":

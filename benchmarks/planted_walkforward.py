@@ -5,6 +5,7 @@ twins with the same noise and no signal (null), several seeds each.
     .venv/bin/python benchmarks/planted_walkforward.py [--seeds 0,1,2]
         [--markets planted,null] [--from 1990-01] [--to 2016-12] [--candidates 500]
         [--retrain-every 36] [--planted 6] [--strength 0.10] [--port-offset 100]
+        [--variants pool25,random,tsmom,risk_parity]
         [--out /tmp/alphafactory-planted] [--record FILE]
 
 Per run it writes the market's panel and release files and a store strategy (a tilt of
@@ -93,6 +94,7 @@ def main() -> int:
     parser.add_argument("--planted", type=int, default=6, help="planted formulas")
     parser.add_argument("--port-offset", type=int, default=100, help="the run's stack ports")
     parser.add_argument("--strength", type=float, default=PLANTED_STRENGTH)
+    parser.add_argument("--variants", default=VARIANTS, help="the targets read pool25 and random")
     parser.add_argument("--out", type=Path, default=Path("/tmp/alphafactory-planted"))
     parser.add_argument("--record", type=Path, help="write every run's numbers here (JSON)")
     args = parser.parse_args()
@@ -132,7 +134,7 @@ def _run(kind: str, seed: int, args) -> dict:
         ALPHAFACTORY, "walkforward", "--strategy", "planted", "--from", args.first,
         "--to", args.last, "--out", str(out / "run"), "--panel", str(panel_file),
         "--releases", str(releases_file), "--candidates", str(args.candidates),
-        "--retrain-every", str(args.retrain_every), "--variants", VARIANTS,
+        "--retrain-every", str(args.retrain_every), "--variants", args.variants,
         "--port-offset", str(args.port_offset),
     ]  # fmt: skip
     env = os.environ | {"ALPHAFACTORY_PIPELINE__STRATEGIES_DIR": str(strategies)}
