@@ -1,6 +1,6 @@
-"""How long one decision's risk-budgeted tilt takes (issue 31: under 100 ms for 30 assets,
-under 2 s for 3,000), against its closed form (what candidates are scored on), measured
-in the same run.
+"""How long one decision's optimisation takes (issue 31: under 100 ms for 30 assets,
+under 2 s for 3,000): the risk-budgeted tilt against its closed form (what candidates
+are scored on), measured in the same run, and the long-short and long-only books.
 
     .venv/bin/python benchmarks/optimiser.py [--assets 30,300,3000] [--window 36]
         [--decisions 10] [--record FILE]
@@ -13,8 +13,9 @@ estimate, the closed form's time for the same decision
 (``closed_form.budgeted_tilts``, one row) as the reference, and the closed form of
 ``--candidates`` signals over ``--rows`` rows with a risk model per row (a decision's
 scoring of its candidates; fewer where they would pass 20 million values, the most the
-scorer stacks at once). Prints a table and the machine; ``--record`` writes the
-numbers as JSON.
+scorer stacks at once); then the median decision of a long-short book (gross 1, name
+limit 5%) and of a long-only one (name limit 5%) on the same forecasts. Prints a table
+and the machine; ``--record`` writes the numbers as JSON.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alphafactory.closed_form import budgeted_tilts  # noqa: E402
-from alphafactory.optimiser import TiltProblem, solve_tilt  # noqa: E402
+from alphafactory.optimiser import BookProblem, TiltProblem, solve_book, solve_tilt  # noqa: E402
 from alphafactory.portfolio import risk_parity  # noqa: E402
 from alphafactory.risk import forecasts, risk_rows, shrunk_risk  # noqa: E402
 from benchmarks.factor_eval_cli import cpu_model  # noqa: E402
@@ -53,7 +54,7 @@ def measure(n: int, window: int, decisions: int, candidates: int, rows: int, see
     returns = 0.004 + 0.04 * (0.7 * common + 0.7 * rng.normal(size=(window, n)))
     benchmark = risk_parity(returns, classes)
     risk, estimate_s = _timed(shrunk_risk, returns)
-    previous, solve_s, reference_s = None, [], []
+    previous, solve_s, reference_s, book_s = None, [], [], {False: [], True: []}
     for _ in range(decisions):
         signal = rng.standard_normal(n)
         problem = TiltProblem(
@@ -78,6 +79,9 @@ def measure(n: int, window: int, decisions: int, candidates: int, rows: int, see
             asset_limit=0.05,
         )
         reference_s.append(seconds)
+        for long_only in book_s:
+            book = BookProblem(problem.alpha, risk, long_only=long_only, name_limit=0.05)
+            book_s[long_only].append(_timed(solve_book, book)[1])
     # the scorer takes candidates a stack at a time: at most ~20 million values at once
     candidates = max(1, min(candidates, STACK_VALUES // (rows * n)))
     history = 0.004 + 0.04 * rng.normal(size=(rows + window, n))
@@ -101,6 +105,8 @@ def measure(n: int, window: int, decisions: int, candidates: int, rows: int, see
         "scoring": {"candidates": candidates, "rows": rows},
         "scoring_risk_rows_s": rows_s,
         "scoring_closed_form_s": scoring_s,
+        "long_short_median_s": float(np.median(book_s[False][1:])),
+        "long_only_median_s": float(np.median(book_s[True][1:])),
     }
 
 
@@ -122,16 +128,18 @@ def main(argv=None) -> int:
     scoring = f"{args.candidates} candidates x {args.rows} rows"
     print(
         "| assets | first decision | later decisions (median) | risk model | closed form | "
-        f"risk per row, {args.rows} rows | closed form, {scoring} |"
+        f"risk per row, {args.rows} rows | closed form, {scoring} | long-short | long-only |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(
             f"| {row['assets']} | {row['first_decision_s'] * 1e3:.1f} ms | "
             f"{row['later_decision_median_s'] * 1e3:.1f} ms | {row['risk_model_s'] * 1e3:.1f} ms"
             f" | {row['closed_form_median_s'] * 1e3:.2f} ms | "
             f"{row['scoring_risk_rows_s'] * 1e3:.0f} ms | {row['scoring_closed_form_s']:.2f} s "
-            f"({row['scoring']['candidates']} candidates) |"
+            f"({row['scoring']['candidates']} candidates) | "
+            f"{row['long_short_median_s'] * 1e3:.1f} ms | "
+            f"{row['long_only_median_s'] * 1e3:.1f} ms |"
         )
     if args.record:
         args.record.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
