@@ -224,10 +224,7 @@ class Tilt(Construction):
             previous=market.previous,
             costs=market.costs,
         )
-        try:
-            return solve_tilt(problem)
-        except OptimisationError as error:
-            raise PortfolioError(str(error)) from error
+        return _solved(solve_tilt, problem)
 
     def neutral(self, benchmark):
         return np.array(benchmark, dtype=np.float64)
@@ -246,8 +243,12 @@ def _optimised_book(signal, sizing: Sizing, market: Market, *, long_only: bool) 
         previous=market.previous,
         costs=market.costs,
     )
+    return _solved(solve_book, problem)
+
+
+def _solved(solve, problem) -> np.ndarray:
     try:
-        return solve_book(problem)
+        return solve(problem)
     except OptimisationError as error:
         raise PortfolioError(str(error)) from error
 
