@@ -215,6 +215,7 @@ def allocate(
         Candidates(list(alphas), np.asarray(scores, dtype=float), signs, signals),
         retire_after=strategy.pool.retire_after,
         retire_below=strategy.pool.retire_below,
+        retire_t=strategy.pool.retire_t,
     )
     window = slice(-strategy.alpha.training_months - 1, None)
     rules = strategy.pool

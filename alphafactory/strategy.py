@@ -31,9 +31,10 @@ A strategy's sections (every key has a default except ``id``)::
                   source = "model" (or "random" / "library": the baselines, see
                   inference.baselines; set by the variants of those names)
     [pool]        size = 25, max_correlation = 0.7, retire_after = 12,
-                  retire_below = 0.0 and probation = 6 (the pool persists; a member with
-                  retire_after periods of out-of-sample record retires when its mean rank
-                  IC is not above retire_below; a member is traded once probation periods
+                  retire_below = 0.0, retire_t = -1.0 and probation = 6 (the pool persists;
+                  a member with retire_after periods of out-of-sample record retires when
+                  its mean rank IC is not above retire_below and its t not above
+                  retire_t; a member is traded once probation periods
                   of that record have a mean above retire_below, see alphafactory.pool)
     [ml]          models = [] (e.g. ["ridge", "lightgbm"]: a supervised alpha each, a
                   candidate of every request), features = ["library"], lags = [0],
@@ -248,9 +249,11 @@ class Pool(_Section):
     max_correlation: float = Field(0.7, gt=0, le=1)
     # the pool persists across decisions (alphafactory.pool): a member with at least
     # retire_after periods of out-of-sample record retires when its mean out-of-sample
-    # rank IC is not above retire_below
+    # rank IC is not above retire_below and that mean's HAC t is not above retire_t
+    # (the record is evidence against it; alphafactory.pool says why not the mean alone)
     retire_after: int = Field(12, ge=1, le=1200)
     retire_below: float = Field(0.0, ge=-1, le=1)
+    retire_t: float = Field(-1.0, ge=-10, le=10)
     # an alpha is traded only after probation periods of out-of-sample record with a mean
     # rank IC above retire_below (0: from its admission)
     probation: int = Field(6, ge=0, le=1200)

@@ -22,7 +22,12 @@ decision's own point-in-time panel, 120 training months as benchmarks/planted_wa
 - ``tilt``: what the strategy's decision (its construction, risk model and costs) earns
   over its benchmark trading the planted formulas' combination and, as the
   construction's ceiling, the planted expected returns: the excess HAC t gross and net
-  of costs, and the information ratio (the issue-31 target is a net t of 3).
+  of costs, and the information ratio (the issue-31 target is a net t of 3);
+- ``retired``: how often the pool's retirement rule (``alphafactory.pool.retirement``)
+  retires a planted formula with a positive out-of-sample IC within three years of
+  entering (entries every six months from 1990), under the strategy's rule and under the
+  old one (the mean alone, ``retire_t`` = +inf), and the same for the formulas' records
+  with the skill taken out (each demeaned and shuffled in time).
 """
 
 from __future__ import annotations
@@ -56,7 +61,10 @@ from alphafactory.decision_inputs import (  # noqa: E402
     position_rule,
     trading_costs,
 )
+from alphafactory.metrics.crosssection import rank_ic  # noqa: E402
+from alphafactory.metrics.series import series_stats  # noqa: E402
 from alphafactory.performance import held_asset_returns, held_periods, held_returns  # noqa: E402
+from alphafactory.pool import Record, retirement  # noqa: E402
 from alphafactory.strategy import Strategy  # noqa: E402
 from alphafactory.walkforward import out_of_sample_ic, variant_record  # noqa: E402
 from benchmarks.factor_eval_cli import cpu_model  # noqa: E402
@@ -96,6 +104,7 @@ def main() -> int:
             f"{run['share_above_bar']:.1%} | {_traded(run['tilt_formulas'])} | "
             f"{_traded(run['tilt_ceiling'])} |"
         )
+        print(f"  retired within three years: {run['retired']}")
     if args.record:
         record = {
             "machine": f"CPU {cpu_model()}, {os.cpu_count()} cores",
@@ -135,7 +144,7 @@ def measure(market, strategy: Strategy, bar: float) -> dict:
     decisions = pd.DatetimeIndex(trigger[(trigger >= "1990-01-01") & (trigger < "2017-01-01")])
     decisions = decisions + pd.Timedelta(minutes=1)
     formulas = list(market.planted)
-    combined, in_sample, panels = [], [], []
+    combined, in_sample, panels, each = [], [], [], []
     history = strategy.alpha.training_months + 60
     for when in decisions:
         visible = releases[releases["released_at"] <= when]
@@ -144,6 +153,7 @@ def measure(market, strategy: Strategy, bar: float) -> dict:
         spread = np.nanstd(last, axis=1, keepdims=True)
         z = (last - np.nanmean(last, axis=1, keepdims=True)) / np.where(spread > 0, spread, 1)
         combined.append(np.nanmean(z, axis=0))
+        each.append(last)
         panels.append(panel)
         if when.month == 6:  # the in-sample evidence once a year is enough to see its size
             scored = evaluate_formulas(panel, strategy, formulas)
@@ -159,6 +169,10 @@ def measure(market, strategy: Strategy, bar: float) -> dict:
         name: trade(market, strategy, panels, decisions, signals)
         for name, signals in (("tilt_formulas", combined), ("tilt_ceiling", expected))
     }
+    ics = np.array(
+        [[rank_ic(row[k], held[d]) for d, row in enumerate(each)] for k in range(len(formulas))]
+    )
+    traded["retired"] = retired_shares(ics, strategy)
     return traded | {
         "decisions": len(decisions),
         "ceiling_ic_t": out_of_sample_ic(expected, held)["oos_ic_t"],
@@ -168,6 +182,42 @@ def measure(market, strategy: Strategy, bar: float) -> dict:
         "share_above_2": float((in_sample >= 2).mean()),
         "share_above_null_bar": float((in_sample >= NULL_BAR).mean()),
     }
+
+
+RETIRED_WITHIN = 36  # months
+
+
+def retired_shares(ics: np.ndarray, strategy: Strategy, seed: int = 0) -> dict:
+    """The share of entries (every six months, each planted formula with a positive
+    out-of-sample IC) retired within ``RETIRED_WITHIN`` months, by the strategy's rule
+    and by the mean alone; and the same for the records without their skill."""
+    skilled = [x[np.isfinite(x)] for x in ics if np.nanmean(x) > 0]
+    rng = np.random.default_rng(seed)
+    unskilled = [rng.permutation(x - x.mean()) for x in skilled]
+    rules = strategy.pool
+    out = {}
+    for name, records in (("planted", skilled), ("without skill", unskilled)):
+        for rule, retire_t in (("rule", rules.retire_t), ("mean alone", float("inf"))):
+            lives = [
+                _life(x[start:], rules, retire_t)
+                for x in records
+                for start in range(0, len(x) - 60, 6)
+            ]
+            out[f"{name}, {rule}"] = float(np.mean(np.array(lives) <= RETIRED_WITHIN))
+    return out
+
+
+def _life(ics: np.ndarray, rules, retire_t: float) -> int:
+    """Periods until a member with this record from its entry retires (its length if never)."""
+    n = len(ics)
+    prefixes = np.where(np.arange(n)[None, :] <= np.arange(n)[:, None], ics[None, :], np.nan)
+    t_stats = series_stats(prefixes, 1)["hac_tstat"]
+    for j in range(rules.retire_after - 1, n):
+        record = Record(j + 1, float(ics[: j + 1].mean()), float(t_stats[j]))
+        rule = {"retire_after": rules.retire_after, "retire_below": rules.retire_below}
+        if retirement(record, True, retire_t=retire_t, **rule):
+            return j + 1
+    return n
 
 
 def trade(market, strategy: Strategy, panels, decisions, signals) -> dict:

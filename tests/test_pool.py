@@ -63,6 +63,15 @@ def test_retirement_waits_for_the_record_then_judges_it():
     assert "no longer evaluates" in retirement(young, False, retire_after=12, retire_below=0.0)
 
 
+def test_a_mean_not_above_zero_retires_only_with_a_t_that_counts_against_it():
+    """A member that passed the control is kept through a stretch with a mean at or
+    below zero unless the record's t says it has no skill (alphafactory.pool)."""
+    rules = {"retire_after": 12, "retire_below": 0.0, "retire_t": -1.0}
+    assert retirement(Record(12, -0.01, -0.3), True, **rules) == ""
+    assert "(t -1.40)" in retirement(Record(30, -0.03, -1.4), True, **rules)
+    assert retirement(Record(30, 0.01, -1.4), True, **rules) == ""  # a positive mean stays
+
+
 def test_mature_members_are_weighted_by_their_record():
     weights = record_weights(
         np.array([0.5, -0.3, 0.2]),
