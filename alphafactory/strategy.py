@@ -42,8 +42,11 @@ A strategy's sections (every key has a default except ``id``)::
     [combination] method = "ic_weighted" (a method of alphafactory.combinations: equal |
                   ic_weighted | ridge | lightgbm), ridge_alpha = 1.0
     [portfolio]   kind = "long_short" (a construction of alphafactory.constructions:
-                  long_short | long_only | tilt), gross = 1.0,
-                  tilt_limit = 0.1, volatility_months = 36
+                  long_short | long_only | tilt), gross = 1.0, net = 0.0 and
+                  name_limit = 1.0 (the books), tilt_limit = 0.1, tracking_error =
+                  0.03, class_limit = 0.1 (the tilt), risk_aversion = 1.0,
+                  information_coefficient = 0.05, volatility_months = 36 (each
+                  construction's decision optimises these forecasts: alphafactory.optimiser)
     [triggers]    series = ["us_core_cpi", ...] (a release of any triggers a rebalance),
                   schedule = "" (or "monthly": a request at each month end),
                   market = "" (or "period_close": once all of the universe's market.data
