@@ -224,10 +224,11 @@ def allocate(
         found.signals[:, window],
         max_correlation=rules.max_correlation,
         size=rules.size,
+        settled=np.array([r is not None for r in found.records], dtype=bool),
     )
     held = {m.formula for m in members}
     retired = found.retired | {
-        f: "crowded out of the pool by its size or a more correlated member"
+        f: "crowded out of the pool by its size"
         for k, f in enumerate(found.formulas)
         if f in held and k not in kept
     }

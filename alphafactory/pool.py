@@ -27,7 +27,11 @@ alpha lived about one rebalance and nothing it did afterwards counted. Here:
 - **Order**: members first, oldest first (the longest survivors), then the decision's new
   admissions by |HAC t|; the usual pruning (correlation, size) then keeps the pool, so a
   new alpha that only repeats a member does not enter, and a member crowded out of the
-  size retires.
+  size retires. Correlation gates entry only: members are not pruned against each other.
+  Their correlation drifts as the window moves, and when it did, on the planted markets
+  the planted family's newest member crossed the bar against an older relative a month
+  or two after entering, again and again, so no member of the family finished its
+  probation (68 of 122 retirements on seed 0 were such evictions).
 - **Probation** (``[pool] probation``): an alpha is traded only once its own record, all of
   it on data that neither the generator that wrote it nor its admission saw, holds at least
   ``probation`` periods and its ``oos_ic`` is above ``retire_below``. Until then it is a

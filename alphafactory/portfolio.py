@@ -35,9 +35,18 @@ NO_MARKET = Market()  # no benchmark, no risk model: enough for long-short and l
 
 
 def prune(
-    scores: np.ndarray, signals: np.ndarray, *, max_correlation: float, size: int
+    scores: np.ndarray,
+    signals: np.ndarray,
+    *,
+    max_correlation: float,
+    size: int,
+    settled: np.ndarray | None = None,
 ) -> list[int]:
-    """Indices of the kept alphas, best score first (``signals``: (k, dates, assets))."""
+    """Indices of the kept alphas, best score first (``signals``: (k, dates, assets)).
+    An alpha correlated beyond ``max_correlation`` with one kept before it is left out,
+    unless it is ``settled`` (a boolean per alpha: the pool's members), which only the
+    size can leave out: the correlation of two members drifts as the window moves, and a
+    member evicted when it crosses the bar loses its record (alphafactory.pool)."""
     scores = np.asarray(scores, dtype=np.float64)
     if signals.shape[0] != len(scores):
         raise PortfolioError(f"{len(scores)} scores for {signals.shape[0]} signals")
@@ -49,7 +58,7 @@ def prune(
     for index in np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable"):
         if norms[index] == 0:
             continue  # no cross-section anywhere: nothing to allocate on
-        if kept:
+        if kept and not (settled is not None and settled[index]):
             corr = flat[kept] @ flat[index] / (norms[kept] * norms[index])
             if np.abs(corr).max() > max_correlation:
                 continue

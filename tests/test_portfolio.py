@@ -44,6 +44,13 @@ def test_prune_keeps_the_best_of_correlated_alphas_and_stops_at_the_pool_size():
     assert prune(scores, signals, max_correlation=1.0, size=10) == [1, 0, 2, 3, 4]
     flat = np.stack([np.zeros_like(base), base])
     assert prune(np.array([9.0, 1.0]), flat, max_correlation=0.7, size=5) == [1]
+    # a settled member is not pruned for its correlation with another; the size still binds
+    settled = np.array([True, True, False, False, False])
+    kept = prune(scores, signals, max_correlation=0.7, size=10, settled=settled)
+    assert kept == [1, 0, 2, 3, 4]
+    assert prune(scores, signals, max_correlation=0.7, size=1, settled=settled) == [1]
+    new_copy = prune(scores, signals, max_correlation=0.7, size=10, settled=~settled)
+    assert new_copy == [1, 2, 3, 4]  # a new alpha repeating a member still does not enter
 
 
 def test_ic_weights_are_each_alphas_mean_ic_normalised_and_flip_backward_alphas():
