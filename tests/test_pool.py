@@ -117,6 +117,20 @@ def test_a_new_admission_enters_unless_it_repeats_a_member(market):
     assert decided.records[market.planted[0]].oos_periods < 12
 
 
+def test_members_are_not_evicted_for_their_correlation_with_each_other(market):
+    """Correlation gates entry: a relative of a member is not admitted, but two members
+    (their correlation drifted up as the window moved) both stay."""
+    planted = market.planted[2]
+    relative = f"2 * {planted}"  # the same signal: correlation 1
+    older = Member(planted, datetime(2004, 6, 21, tzinfo=UTC), 1.0)
+    younger = Member(relative, datetime(2005, 6, 20, tzinfo=UTC), 1.0)
+    decided = _decide(market, "2006-06-20", [older, younger])
+    assert decided.retired == {}
+    assert {planted, relative} <= set(decided.pool) | set(decided.probation)
+    fresh = _decide(market, "2006-06-20", [older], [relative], scores=[9.0])
+    assert fresh.entered == {} and relative not in fresh.probation
+
+
 def test_an_alpha_is_traded_only_once_its_own_record_confirms_it(market):
     """Probation: new admissions and members with fewer than ``probation`` periods of
     record, or a record at or below ``retire_below``, are held with no weight."""
